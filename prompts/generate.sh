@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Regenerate the Mandarin voice prompts of the hotline gateway.
+#
+# Output: one WAV per prompt in this directory, 8000 Hz, 16-bit signed PCM,
+# mono (the native format of the gateway's media engine).
+#
+# Needs espeak-ng and sox (Debian/Ubuntu: apt-get install espeak-ng sox).
+# This script installs nothing itself. It can be run from any directory.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+missing=()
+for tool in espeak-ng sox; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "generate.sh: missing tool(s): ${missing[*]}" >&2
+    echo "generate.sh: install them with: apt-get install espeak-ng sox" >&2
+    exit 1
+fi
+
+# Voice: Mandarin. "cmn-latn-pinyin" is the same Mandarin voice as "cmn",
+# except for how it reads Latin letters. With espeak-ng 1.51 (Debian 12), the
+# plain "cmn" voice reads the pinyin that its dictionary produces as
+# *English* ("您" comes out as "nin two"). "cmn-latn-pinyin" reads it
+# correctly. Use plain cmn only if the pinyin voice is missing.
+VOICE=cmn-latn-pinyin
+if ! espeak-ng --voices=cmn 2>/dev/null | grep -q 'cmn-Latn-pinyin'; then
+    VOICE=cmn
+fi
+SPEED=150
+
+tmpdir="$(mktemp -d)"
+trap 'rm -rf "$tmpdir"' EXIT
+
+# Speak TEXT with espeak-ng and write NAME.wav in the gateway format.
+# sox effects, in order: trim the silence espeak-ng leaves at both ends
+# (about 0.4 s at the end, which would make fragments joined with digits,
+# such as "您前面还有" + 三 + "位来电者在等候", sound halting), peak-normalise
+# to -3 dBFS so all prompts play at the same level, resample to 8 kHz with the very-high-quality resampler,
+# then pad a fixed 50 ms of silence before and 200 ms after.
+say() {
+    local name="$1" text="$2"
+    espeak-ng -v "$VOICE" -s "$SPEED" -w "$tmpdir/tmp.wav" "$text"
+    sox -R "$tmpdir/tmp.wav" -r 8000 -b 16 -c 1 -e signed-integer "$name.wav" \
+        silence 1 0.005 0.1% reverse silence 1 0.005 0.1% reverse \
+        gain -n -3 rate -v 8000 pad 0.05 0.2
+    rm -f "$tmpdir/tmp.wav"
+    echo "  $name.wav"
+}
+
+echo "Generating prompts in $(pwd) (espeak-ng voice $VOICE, speed $SPEED)"
+
+# Numbers are written as Chinese characters: espeak-ng reads "12345" as a
+# (wrong) quantity, while the hotline's name is spoken digit by digit, with
+# 幺 for 1 as usual in telephony: "幺二三四五".
+say welcome               "您好，欢迎致电幺二三四五政务服务便民热线。"
+say merged_into_12345     "您拨打的号码已并入幺二三四五政务服务便民热线，正在为您转接。"
+say queue_position        "您前面还有"
+say queue_callers         "位来电者在等候"
+# "约为" would be read with the wrong tone (wèi), so plain "约" is used.
+say estimated_wait        "预计等待时间约"
+say minutes               "分钟"
+say please_hold           "坐席正忙，请您稍候。"
+say leader_session_choice "现在是热线问政时间，部门负责人正在接听来电。继续等待请按一，登记回电工单请按二。"
+say ticket_created        "您的诉求已登记，工单号是"
+say ticket_due            "承办部门将在三个工作日内办理并回复您。"
+say transfer_notice       "正在为您转接，请稍候。"
+say emergency_redirect    "正在为您转接紧急服务。"
+say goodbye               "感谢您的来电，再见。"
+
+# Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
+# telephony convention that keeps it distinct from 七 (qī) on a poor line.
+digits=(零 幺 二 三 四 五 六 七 八 九)
+for i in "${!digits[@]}"; do
+    say "digit_$i" "${digits[$i]}"
+done
+
+# Hold music: not speech. Four soft sine chords (I-vi-IV-V in C major, kept
+# above ~290 Hz so they survive the narrow telephone band), 2.5 s each with
+# gentle fade in/out, played twice: 20 s that start and end in near silence
+# so the file loops without a click. Peak -12 dBFS.
+chords=(
+    "E4 G4 C5"   # C major
+    "E4 A4 C5"   # A minor
+    "F4 A4 C5"   # F major
+    "D4 G4 B4"   # G major
+)
+parts=()
+n=0
+for chord in "${chords[@]}"; do
+    read -r a b c <<<"$chord"
+    f="$tmpdir/chord$n.wav"
+    sox -R -n -r 8000 -b 16 -c 3 "$f" synth 2.5 sine "$a" sine "$b" sine "$c" \
+        remix - fade h 0.5 2.5 0.8
+    parts+=("$f")
+    n=$((n + 1))
+done
+sox -R "${parts[@]}" "${parts[@]}" -r 8000 -b 16 -c 1 -e signed-integer hold_music.wav \
+    gain -n -12
+echo "  hold_music.wav"
+
+echo "Done."

@@ -1,0 +1,143 @@
+//! `routing.toml`: parsing, validation and the shared, reloadable table.
+//!
+//! Loading is all-or-nothing: a table with any error is refused whole, with
+//! every error located (file, line, column, reason), and whatever table was
+//! running stays in force ([`reload`]).
+
+mod error;
+pub mod reload;
+mod schema;
+mod validate;
+
+pub use error::{ConfigError, Diagnostic, Severity};
+pub use reload::SharedTable;
+pub use validate::DEFAULT_METRICS_LISTEN;
+
+use crate::routing::Table;
+use error::Reporter;
+use std::path::Path;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// A table that passed validation, with the warnings it raised.
+#[derive(Debug)]
+pub struct Loaded {
+    pub table: Table,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates a routing table file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates table text; `path` names the file in errors and anchors
+/// relative paths (the prompts directory).
+pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+    let mut r = Reporter::new(path, text);
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        for e in syntax {
+            r.error(e.span().unwrap_or(0..0), e.message().to_string());
+        }
+        return Err(r.into_error());
+    }
+    let mut unknown: Vec<Vec<Segment>> = Vec::new();
+    let de = toml::Deserializer::from(root.clone());
+    let raw: Result<schema::RawConfig, _> = serde_ignored::deserialize(de, |p| {
+        let mut segs = Vec::new();
+        collect_path(&p, &mut segs);
+        unknown.push(segs);
+    });
+    for segs in &unknown {
+        let (span, name) = locate_key(&root, segs);
+        r.error(span, format!("unknown key `{name}`"));
+    }
+    let raw = match raw {
+        Ok(raw) => raw,
+        Err(e) => {
+            r.error(e.span().unwrap_or(0..0), e.message().to_string());
+            return Err(r.into_error());
+        }
+    };
+    match validate::build(&raw, path, &mut r) {
+        Some(table) => {
+            let warnings = r.finish()?;
+            Ok(Loaded { table, warnings })
+        }
+        None => Err(r.into_error()),
+    }
+}
+
+#[derive(Debug)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// serde_ignored's path, root first, without the wrappers `Spanned` adds.
+fn collect_path(p: &serde_ignored::Path<'_>, out: &mut Vec<Segment>) {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => {}
+        P::Seq { parent, index } => {
+            collect_path(parent, out);
+            out.push(Segment::Index(*index));
+        }
+        P::Map { parent, key } => {
+            collect_path(parent, out);
+            if !key.starts_with("$__serde_spanned_private") {
+                out.push(Segment::Key(key.clone()));
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            collect_path(parent, out)
+        }
+    }
+}
+
+/// Finds the span of the key a path names, and its dotted name.
+fn locate_key(root: &Spanned<DeTable<'_>>, segs: &[Segment]) -> (std::ops::Range<usize>, String) {
+    let mut name = String::new();
+    let mut span = root.span();
+    let mut value: Option<&DeValue<'_>> = None;
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    for seg in segs {
+        match seg {
+            Segment::Key(k) => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(k);
+                let found = table.and_then(|t| t.iter().find(|(key, _)| key.get_ref() == k));
+                match found {
+                    Some((key, v)) => {
+                        span = key.span();
+                        value = Some(v.get_ref());
+                    }
+                    None => value = None,
+                }
+            }
+            Segment::Index(i) => {
+                name.push_str(&format!("[{i}]"));
+                let item = match value {
+                    Some(DeValue::Array(a)) => a.get(*i),
+                    _ => None,
+                };
+                if let Some(item) = item {
+                    span = item.span();
+                }
+                value = item.map(|v| v.get_ref());
+            }
+        }
+        table = match value {
+            Some(DeValue::Table(t)) => Some(t),
+            _ => None,
+        };
+    }
+    (span, name)
+}

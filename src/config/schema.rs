@@ -1,0 +1,199 @@
+//! The shape of `routing.toml` as written, before validation. Every value an
+//! operator can get wrong is kept with its source span, so the validator can
+//! say where; unknown keys are collected separately (see [`super::load`]).
+//! The README's "routing.toml reference" documents each key.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+pub struct RawConfig {
+    /// 责任单位: every unit a line, emergency number or session may name.
+    #[serde(default)]
+    pub units: Vec<S<String>>,
+    pub gateway: S<RawGateway>,
+    #[serde(default)]
+    pub metrics: Option<S<RawMetrics>>,
+    #[serde(default)]
+    pub media: Option<S<RawMedia>>,
+    #[serde(default)]
+    pub trunks: Vec<S<RawTrunk>>,
+    #[serde(default)]
+    pub queues: Vec<S<RawQueue>>,
+    #[serde(default)]
+    pub lines: Vec<S<RawLine>>,
+    #[serde(default)]
+    pub emergency: Vec<S<RawEmergency>>,
+    #[serde(default)]
+    pub seats: Vec<S<RawSeat>>,
+    #[serde(default)]
+    pub leader: Option<S<RawLeader>>,
+    pub calendar: S<RawCalendar>,
+    #[serde(default)]
+    pub callers: Option<S<RawCallers>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGateway {
+    pub name: String,
+    pub country_code: S<String>,
+    pub area_code: S<String>,
+    pub timezone: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawMetrics {
+    pub listen: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawMedia {
+    pub prompts_dir: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawTrunk {
+    pub id: S<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub role: S<String>,
+    pub uri: S<String>,
+    #[serde(default)]
+    pub level: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawQueue {
+    pub id: S<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub skill: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLine {
+    pub number: S<String>,
+    pub name: String,
+    #[serde(default)]
+    pub unit: Option<S<String>>,
+    pub mode: S<String>,
+    #[serde(default)]
+    pub remark: Option<String>,
+    #[serde(default)]
+    pub routes_as: Option<S<String>>,
+    #[serde(default)]
+    pub announcement: Option<S<String>>,
+    #[serde(default)]
+    pub queue: Option<S<String>>,
+    #[serde(default)]
+    pub skill: Option<S<String>>,
+    #[serde(default)]
+    pub expert_seat: Option<S<bool>>,
+    #[serde(default)]
+    pub level: Option<S<String>>,
+    #[serde(default)]
+    pub trunk: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEmergency {
+    pub number: S<String>,
+    pub name: String,
+    #[serde(default)]
+    pub unit: Option<S<String>>,
+    #[serde(default)]
+    pub trunk: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSeat {
+    pub id: S<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub skills: Vec<S<String>>,
+    #[serde(default)]
+    pub expert_for: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLeader {
+    pub queue: S<String>,
+    #[serde(default)]
+    pub lines: Vec<S<String>>,
+    #[serde(default)]
+    pub ticket_due_working_days: Option<S<u32>>,
+    #[serde(default)]
+    pub start: Option<S<String>>,
+    #[serde(default)]
+    pub end: Option<S<String>>,
+    #[serde(default)]
+    pub sessions: Vec<S<RawSession>>,
+    #[serde(default)]
+    pub rules: Vec<S<RawRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSession {
+    pub date: S<String>,
+    pub unit: S<String>,
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub start: Option<S<String>>,
+    #[serde(default)]
+    pub end: Option<S<String>>,
+    #[serde(default)]
+    pub lines: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRule {
+    pub name: String,
+    pub weekday: S<String>,
+    pub weeks_of_month: Vec<S<i64>>,
+    pub from: S<String>,
+    pub until: S<String>,
+    #[serde(default)]
+    pub if_holiday: Option<S<String>>,
+    #[serde(default)]
+    pub unit: Option<S<String>>,
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub start: Option<S<String>>,
+    #[serde(default)]
+    pub end: Option<S<String>>,
+    #[serde(default)]
+    pub lines: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCalendar {
+    #[serde(default)]
+    pub weekend: Option<Vec<S<String>>>,
+    pub years: Vec<S<i64>>,
+    #[serde(default)]
+    pub holidays: Vec<S<RawDays>>,
+    #[serde(default)]
+    pub workdays: Vec<S<RawDays>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDays {
+    pub name: String,
+    /// `2023-10-01` or a range `2023-09-29..2023-10-06`.
+    pub dates: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCallers {
+    #[serde(default)]
+    pub barred: Vec<S<String>>,
+}

@@ -1,0 +1,1086 @@
+//! From the raw schema to a [`Table`]: every check `hotline check` runs, each
+//! error reported with its place in the file, all of them in one pass.
+
+use super::error::Reporter;
+use super::schema::*;
+use crate::routing::table::{EmergencyLine, LeaderSession, Line, Queue, Resolved, Seat, Trunk};
+use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
+use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Default metrics address: loopback only, never open to the world by default.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9090";
+
+fn parse_date(r: &mut Reporter, s: &S<String>, what: &str) -> Option<NaiveDate> {
+    match NaiveDate::parse_from_str(s.get_ref().trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            r.error(
+                s.span(),
+                format!("bad {what} `{}`: expected a date YYYY-MM-DD", s.get_ref()),
+            );
+            None
+        }
+    }
+}
+
+fn parse_time(r: &mut Reporter, s: &S<String>, what: &str) -> Option<NaiveTime> {
+    let t = s.get_ref().trim();
+    match NaiveTime::parse_from_str(t, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
+    {
+        Ok(t) => Some(t),
+        Err(_) => {
+            r.error(
+                s.span(),
+                format!(
+                    "bad {what} `{}`: expected a time HH:MM (24-hour)",
+                    s.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn parse_weekday(s: &str) -> Option<Weekday> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "monday" | "mon" => Some(Weekday::Mon),
+        "tuesday" | "tue" => Some(Weekday::Tue),
+        "wednesday" | "wed" => Some(Weekday::Wed),
+        "thursday" | "thu" => Some(Weekday::Thu),
+        "friday" | "fri" => Some(Weekday::Fri),
+        "saturday" | "sat" => Some(Weekday::Sat),
+        "sunday" | "sun" => Some(Weekday::Sun),
+        _ => None,
+    }
+}
+
+/// A dialable number as the table must write it: digits, canonical form.
+fn check_number(r: &mut Reporter, plan: &NumberingPlan, s: &S<String>) -> Option<Number> {
+    let raw = s.get_ref();
+    let n = match Number::from_digits(raw) {
+        Ok(n) => n,
+        Err(e) => {
+            r.error(s.span(), format!("bad number `{raw}`: {e}"));
+            return None;
+        }
+    };
+    match plan.normalize(raw) {
+        Ok(c) if c == n => Some(n),
+        Ok(c) => {
+            r.error(
+                s.span(),
+                format!("write number `{raw}` in canonical form `{c}` (callers dialing `{raw}` reach `{c}`)"),
+            );
+            None
+        }
+        Err(e) => {
+            r.error(s.span(), format!("bad number `{raw}`: {e}"));
+            None
+        }
+    }
+}
+
+struct Ctx<'a> {
+    units: FxHashSet<&'a str>,
+}
+
+impl Ctx<'_> {
+    fn check_unit(&self, r: &mut Reporter, unit: &S<String>) {
+        if !self.units.contains(unit.get_ref().as_str()) {
+            r.error(
+                unit.span(),
+                format!(
+                    "unknown unit `{}`: add it to `units` at the top of the file",
+                    unit.get_ref()
+                ),
+            );
+        }
+    }
+}
+
+/// Per-session source spans, for overlap errors.
+struct SessionOrigin {
+    span: std::ops::Range<usize>,
+}
+
+pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<Table> {
+    let base_dir = source.parent().unwrap_or(Path::new("."));
+
+    // [gateway]
+    let g = raw.gateway.get_ref();
+    let country = g.country_code.get_ref().trim();
+    if country.is_empty() || country.len() > 3 || !country.bytes().all(|b| b.is_ascii_digit()) {
+        r.error(
+            g.country_code.span(),
+            format!("bad country_code `{country}`: 1 to 3 digits, without `+`"),
+        );
+    }
+    let area = g.area_code.get_ref().trim();
+    let area_digits = area.strip_prefix('0').unwrap_or("");
+    if area_digits.is_empty() || !area_digits.bytes().all(|b| b.is_ascii_digit()) {
+        r.error(
+            g.area_code.span(),
+            format!("bad area_code `{area}`: digits with the trunk prefix, e.g. `0735`"),
+        );
+    }
+    let plan = NumberingPlan {
+        country_code: country.to_string(),
+        area_code: area_digits.to_string(),
+    };
+    let tz: chrono_tz::Tz = match g.timezone.get_ref().parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            r.error(
+                g.timezone.span(),
+                format!(
+                    "unknown timezone `{}`: use an IANA name such as `Asia/Shanghai`",
+                    g.timezone.get_ref()
+                ),
+            );
+            chrono_tz::Asia::Shanghai
+        }
+    };
+
+    // units
+    let mut ctx = Ctx {
+        units: FxHashSet::default(),
+    };
+    for u in &raw.units {
+        if u.get_ref().trim().is_empty() {
+            r.error(u.span(), "empty unit name");
+        } else if !ctx.units.insert(u.get_ref().as_str()) {
+            r.error(u.span(), format!("duplicate unit `{}`", u.get_ref()));
+        }
+    }
+
+    // [metrics], [media]
+    let metrics_listen = match &raw.metrics {
+        None => DEFAULT_METRICS_LISTEN.parse().ok(),
+        Some(m) => match m.get_ref().listen.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                let l = &m.get_ref().listen;
+                r.error(
+                    l.span(),
+                    format!(
+                        "bad metrics listen address `{}`: expected IP:PORT",
+                        l.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let prompts_dir = match &raw.media {
+        Some(m) => base_dir.join(m.get_ref().prompts_dir.get_ref()),
+        None => base_dir.join("prompts"),
+    };
+
+    // [[trunks]]
+    let mut trunks: Vec<Trunk> = Vec::new();
+    let mut trunk_ids: FxHashMap<&str, u32> = FxHashMap::default();
+    for t in &raw.trunks {
+        let t = t.get_ref();
+        let role = match t.role.get_ref().as_str() {
+            "carrier" => Some(TrunkRole::Carrier),
+            "sub_centre" => Some(TrunkRole::SubCentre),
+            "emergency" => Some(TrunkRole::Emergency),
+            other => {
+                r.error(
+                    t.role.span(),
+                    format!("unknown trunk role `{other}`: one of carrier, sub_centre, emergency"),
+                );
+                None
+            }
+        };
+        let level = match &t.level {
+            None => None,
+            Some(l) => match l.get_ref().as_str() {
+                "city" => Some(Level::City),
+                "provincial" => Some(Level::Provincial),
+                other => {
+                    r.error(
+                        l.span(),
+                        format!("unknown level `{other}`: city or provincial"),
+                    );
+                    None
+                }
+            },
+        };
+        if role == Some(TrunkRole::SubCentre) && t.level.is_none() {
+            r.error(
+                t.role.span(),
+                format!(
+                    "sub_centre trunk `{}` needs a level (city or provincial)",
+                    t.id.get_ref()
+                ),
+            );
+        }
+        if role.is_some() && role != Some(TrunkRole::SubCentre) && t.level.is_some() {
+            r.error(
+                t.level.as_ref().map_or(t.role.span(), |l| l.span()),
+                "level applies to sub_centre trunks only",
+            );
+        }
+        let uri = t.uri.get_ref().trim();
+        let lower = uri.to_ascii_lowercase();
+        if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || uri.len() <= 5 {
+            r.error(
+                t.uri.span(),
+                format!("bad trunk uri `{uri}`: expected a SIP URI such as `sip:127.0.0.1:5080`"),
+            );
+        }
+        if trunk_ids
+            .insert(t.id.get_ref(), trunks.len() as u32)
+            .is_some()
+        {
+            r.error(
+                t.id.span(),
+                format!("duplicate trunk id `{}`", t.id.get_ref()),
+            );
+        }
+        trunks.push(Trunk {
+            id: t.id.get_ref().clone(),
+            name: t.name.clone().unwrap_or_else(|| t.id.get_ref().clone()),
+            uri: uri.to_string(),
+            role: role.unwrap_or(TrunkRole::Carrier),
+            level,
+        });
+    }
+    if !trunks.iter().any(|t| t.role == TrunkRole::Carrier) && !raw.trunks.is_empty() {
+        r.warn(
+            raw.trunks[0].span(),
+            "no carrier trunk: no calls will be accepted",
+        );
+    }
+    let lookup_trunk = |r: &mut Reporter, id: &S<String>, role: TrunkRole| -> Option<u32> {
+        match trunk_ids.get(id.get_ref().as_str()) {
+            None => {
+                r.error(id.span(), format!("unknown trunk `{}`", id.get_ref()));
+                None
+            }
+            Some(&i) if trunks[i as usize].role != role => {
+                r.error(
+                    id.span(),
+                    format!("trunk `{}` is not a {:?} trunk", id.get_ref(), role),
+                );
+                None
+            }
+            Some(&i) => Some(i),
+        }
+    };
+
+    // [[queues]]
+    let mut queues: Vec<Queue> = Vec::new();
+    let mut queue_ids: FxHashMap<&str, u32> = FxHashMap::default();
+    for q in &raw.queues {
+        let q = q.get_ref();
+        if queue_ids
+            .insert(q.id.get_ref(), queues.len() as u32)
+            .is_some()
+        {
+            r.error(
+                q.id.span(),
+                format!("duplicate queue id `{}`", q.id.get_ref()),
+            );
+        }
+        if q.skill.get_ref().trim().is_empty() {
+            r.error(q.skill.span(), "empty skill");
+        }
+        queues.push(Queue {
+            id: q.id.get_ref().clone(),
+            name: q.name.clone().unwrap_or_else(|| q.id.get_ref().clone()),
+            skill: q.skill.get_ref().clone(),
+        });
+    }
+    let lookup_queue = |r: &mut Reporter, id: &S<String>| -> Option<u32> {
+        let found = queue_ids.get(id.get_ref().as_str()).copied();
+        if found.is_none() {
+            r.error(id.span(), format!("unknown queue `{}`", id.get_ref()));
+        }
+        found
+    };
+
+    // [[emergency]]
+    let mut emergency: Vec<EmergencyLine> = Vec::new();
+    let mut emergency_index: FxHashMap<u64, u32> = FxHashMap::default();
+    let emergency_trunks: Vec<u32> = (0..trunks.len() as u32)
+        .filter(|&i| trunks[i as usize].role == TrunkRole::Emergency)
+        .collect();
+    for e in &raw.emergency {
+        let e = e.get_ref();
+        let number = check_number(r, &plan, &e.number);
+        if let Some(u) = &e.unit {
+            ctx.check_unit(r, u);
+        }
+        let trunk = match &e.trunk {
+            Some(t) => lookup_trunk(r, t, TrunkRole::Emergency),
+            None if emergency_trunks.len() == 1 => Some(emergency_trunks[0]),
+            None => {
+                r.error(
+                    e.number.span(),
+                    format!(
+                        "emergency number `{}` needs `trunk`: there are {} emergency trunks",
+                        e.number.get_ref(),
+                        emergency_trunks.len()
+                    ),
+                );
+                None
+            }
+        };
+        if let Some(n) = number
+            && emergency_index
+                .insert(n.key(), emergency.len() as u32)
+                .is_some()
+        {
+            r.error(e.number.span(), format!("duplicate emergency number `{n}`"));
+        }
+        emergency.push(EmergencyLine {
+            number: e.number.get_ref().clone(),
+            name: e.name.clone(),
+            unit: e.unit.as_ref().map(|u| u.get_ref().clone()),
+            trunk: trunk.unwrap_or(0),
+        });
+    }
+
+    // [[lines]], first pass: numbers and modes.
+    let mut lines: Vec<Line> = Vec::new();
+    let mut line_index: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut main_line: Option<u32> = None;
+    for (i, l) in raw.lines.iter().enumerate() {
+        let l = l.get_ref();
+        let number = check_number(r, &plan, &l.number);
+        if let Some(n) = number {
+            if emergency_index.contains_key(&n.key()) {
+                r.error(l.number.span(), format!(
+                    "emergency number `{n}` given to a line: emergency numbers are never queued; list them under [[emergency]] only"));
+            } else if line_index.insert(n.key(), i as u32).is_some() {
+                r.error(l.number.span(), format!("duplicate number `{n}`"));
+            }
+        }
+        let mode = match l.mode.get_ref().as_str() {
+            "main" => Mode::Main,
+            "whole_merge" => Mode::WholeMerge,
+            "dual_number" => Mode::DualNumber,
+            "sub_centre" => Mode::SubCentre,
+            other => {
+                r.error(
+                    l.mode.span(),
+                    format!(
+                        "unknown mode `{other}`: one of main, whole_merge, dual_number, sub_centre"
+                    ),
+                );
+                Mode::WholeMerge
+            }
+        };
+        if mode == Mode::Main {
+            if main_line.is_some() {
+                r.error(
+                    l.mode.span(),
+                    "a second main line: exactly one line has mode = \"main\"",
+                );
+            } else {
+                main_line = Some(i as u32);
+            }
+        }
+        if let Some(u) = &l.unit {
+            ctx.check_unit(r, u);
+        }
+        if let Some(a) = &l.announcement {
+            let name = a.get_ref();
+            let valid_name = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid_name {
+                r.error(
+                    a.span(),
+                    format!("bad announcement `{name}`: a prompt name such as `merged_into_12345`"),
+                );
+            } else if !prompts_dir.join(format!("{name}.wav")).is_file() {
+                r.error(
+                    a.span(),
+                    format!(
+                        "announcement `{name}`: no file {}",
+                        prompts_dir.join(format!("{name}.wav")).display()
+                    ),
+                );
+            }
+        }
+        lines.push(Line {
+            number: l.number.get_ref().clone(),
+            name: l.name.clone(),
+            unit: l.unit.as_ref().map(|u| u.get_ref().clone()),
+            mode,
+            remark: l.remark.clone(),
+            routes_as: l.routes_as.as_ref().map(|x| x.get_ref().clone()),
+            resolved: Resolved::Line(i as u32),
+            announcement: l.announcement.as_ref().map(|a| a.get_ref().clone()),
+            queue: None,
+            skill: l.skill.as_ref().map(|s| s.get_ref().clone()),
+            expert_seat: l.expert_seat.as_ref().is_some_and(|e| *e.get_ref()),
+            expert_seats: Vec::new(),
+            level: None,
+            trunk: None,
+            sessions: Vec::new(),
+        });
+    }
+    if main_line.is_none() {
+        r.error(
+            raw.gateway.span(),
+            "no main line: one [[lines]] entry needs mode = \"main\" (the 12345 line)",
+        );
+    }
+
+    // Second pass: mode-specific keys.
+    for (i, l) in raw.lines.iter().enumerate() {
+        let l = l.get_ref();
+        let mode = lines[i].mode;
+        let routed = l.routes_as.is_some();
+        let misplaced = |r: &mut Reporter, span: std::ops::Range<usize>, key: &str, modes: &str| {
+            r.error(span, format!("`{key}` applies to {modes} lines only"));
+        };
+        match (&l.queue, mode) {
+            (Some(q), Mode::Main | Mode::WholeMerge) => lines[i].queue = lookup_queue(r, q),
+            (Some(q), _) => misplaced(r, q.span(), "queue", "main and whole_merge"),
+            (None, Mode::Main) => r.error(l.mode.span(), "the main line needs `queue`"),
+            (None, _) => {}
+        }
+        match (&l.skill, mode) {
+            (Some(s), Mode::DualNumber) if s.get_ref().trim().is_empty() => {
+                r.error(s.span(), "empty skill")
+            }
+            (Some(_), Mode::DualNumber) => {}
+            (Some(s), _) => misplaced(r, s.span(), "skill", "dual_number"),
+            (None, Mode::DualNumber) if !routed => {
+                r.error(
+                    l.mode.span(),
+                    format!(
+                        "dual_number line `{}` needs `skill` (which seats answer it)",
+                        l.number.get_ref()
+                    ),
+                );
+            }
+            (None, _) => {}
+        }
+        if let Some(e) = &l.expert_seat
+            && mode != Mode::DualNumber
+        {
+            misplaced(r, e.span(), "expert_seat", "dual_number");
+        }
+        match (&l.level, mode) {
+            (Some(lv), Mode::SubCentre) => {
+                let level = match lv.get_ref().as_str() {
+                    "city" => Some(Level::City),
+                    "provincial" => Some(Level::Provincial),
+                    other => {
+                        r.error(
+                            lv.span(),
+                            format!("unknown level `{other}`: city or provincial"),
+                        );
+                        None
+                    }
+                };
+                lines[i].level = level;
+                lines[i].trunk = match (&l.trunk, level) {
+                    (Some(t), _) => {
+                        let t = lookup_trunk(r, t, TrunkRole::SubCentre);
+                        if let (Some(ti), Some(level)) = (t, level)
+                            && trunks[ti as usize].level != Some(level)
+                        {
+                            r.error(
+                                l.trunk.as_ref().map_or(lv.span(), |t| t.span()),
+                                format!(
+                                    "trunk `{}` is not a {} sub-centre trunk",
+                                    trunks[ti as usize].id,
+                                    level.as_str()
+                                ),
+                            );
+                        }
+                        t
+                    }
+                    (None, Some(level)) => {
+                        let found: Vec<u32> = (0..trunks.len() as u32)
+                            .filter(|&t| {
+                                trunks[t as usize].role == TrunkRole::SubCentre
+                                    && trunks[t as usize].level == Some(level)
+                            })
+                            .collect();
+                        if found.len() != 1 {
+                            r.error(lv.span(), format!(
+                                "{} sub-centre line `{}` needs `trunk`: there are {} {} sub-centre trunks",
+                                level.as_str(), l.number.get_ref(), found.len(), level.as_str()));
+                        }
+                        found.first().copied()
+                    }
+                    (None, None) => None,
+                };
+            }
+            (Some(lv), _) => misplaced(r, lv.span(), "level", "sub_centre"),
+            (None, Mode::SubCentre) if !routed => {
+                r.error(
+                    l.mode.span(),
+                    format!(
+                        "sub_centre line `{}` needs `level` (city or provincial)",
+                        l.number.get_ref()
+                    ),
+                );
+            }
+            (None, _) => {}
+        }
+        if let Some(t) = &l.trunk
+            && mode != Mode::SubCentre
+        {
+            misplaced(r, t.span(), "trunk", "sub_centre");
+        }
+    }
+    // Whole-merge lines without their own queue fold into the main line's.
+    let main_queue = main_line.and_then(|m| lines[m as usize].queue);
+    for l in lines.iter_mut() {
+        if l.mode == Mode::WholeMerge && l.queue.is_none() {
+            l.queue = main_queue;
+        }
+    }
+
+    // "routes as" chains: every target known, no cycles.
+    for (i, l) in raw.lines.iter().enumerate() {
+        let Some(target) = &l.get_ref().routes_as else {
+            continue;
+        };
+        let mut seen = BTreeSet::from([i]);
+        let mut at = target;
+        let resolved = loop {
+            let key = Number::from_digits(at.get_ref())
+                .map(|n| n.key())
+                .unwrap_or(0);
+            if let Some(&e) = emergency_index.get(&key) {
+                break Some(Resolved::Emergency(e));
+            }
+            let Some(&j) = line_index.get(&key) else {
+                if at.span() == target.span() {
+                    r.error(
+                        target.span(),
+                        format!(
+                            "routes_as `{}`: no such line or emergency number",
+                            target.get_ref()
+                        ),
+                    );
+                }
+                break None;
+            };
+            let j = j as usize;
+            if !seen.insert(j) {
+                if j == i {
+                    r.error(
+                        target.span(),
+                        format!(
+                            "routes_as cycle: `{}` routes as `{}`, which leads back to `{}`",
+                            l.get_ref().number.get_ref(),
+                            target.get_ref(),
+                            l.get_ref().number.get_ref()
+                        ),
+                    );
+                }
+                break None;
+            }
+            match &raw.lines[j].get_ref().routes_as {
+                Some(next) => at = next,
+                None => break Some(Resolved::Line(j as u32)),
+            }
+        };
+        if let Some(res) = resolved {
+            lines[i].resolved = res;
+        }
+    }
+
+    // [[seats]]
+    let mut seats: Vec<Seat> = Vec::new();
+    let mut seat_ids: FxHashSet<&str> = FxHashSet::default();
+    for s in &raw.seats {
+        let s = s.get_ref();
+        if s.id.get_ref().trim().is_empty() {
+            r.error(s.id.span(), "empty seat id");
+        } else if !seat_ids.insert(s.id.get_ref()) {
+            r.error(
+                s.id.span(),
+                format!("duplicate seat id `{}`", s.id.get_ref()),
+            );
+        }
+        for sk in &s.skills {
+            if sk.get_ref().trim().is_empty() {
+                r.error(sk.span(), "empty skill");
+            }
+        }
+        for e in &s.expert_for {
+            let key = Number::from_digits(e.get_ref())
+                .map(|n| n.key())
+                .unwrap_or(0);
+            match line_index.get(&key) {
+                None => r.error(
+                    e.span(),
+                    format!(
+                        "seat `{}` is expert for unknown line `{}`",
+                        s.id.get_ref(),
+                        e.get_ref()
+                    ),
+                ),
+                Some(&li) => {
+                    let line = &mut lines[li as usize];
+                    if line.mode != Mode::DualNumber || !line.expert_seat {
+                        r.error(e.span(), format!(
+                            "seat `{}` is expert for `{}`, which is not a dual_number line with expert_seat = true",
+                            s.id.get_ref(), e.get_ref()));
+                    } else {
+                        line.expert_seats.push(s.id.get_ref().clone());
+                    }
+                }
+            }
+        }
+        seats.push(Seat {
+            id: s.id.get_ref().clone(),
+            name: s.name.clone().unwrap_or_else(|| s.id.get_ref().clone()),
+            skills: s.skills.iter().map(|x| x.get_ref().clone()).collect(),
+            expert_for: s.expert_for.iter().map(|x| x.get_ref().clone()).collect(),
+        });
+    }
+    let has_skill = |skill: &str| seats.iter().any(|s| s.skills.iter().any(|k| k == skill));
+    for (i, l) in lines.iter().enumerate() {
+        let span = raw.lines[i].get_ref().number.span();
+        if l.expert_seat && l.expert_seats.is_empty() {
+            r.warn(
+                span.clone(),
+                format!(
+                    "line `{}` has expert_seat = true but no seat lists it in expert_for",
+                    l.number
+                ),
+            );
+        }
+        if let Some(skill) = &l.skill
+            && !has_skill(skill)
+        {
+            r.warn(
+                span,
+                format!("no seat has skill `{skill}` of line `{}`", l.number),
+            );
+        }
+    }
+    for (i, q) in queues.iter().enumerate() {
+        if !has_skill(&q.skill) {
+            r.warn(
+                raw.queues[i].get_ref().skill.span(),
+                format!("no seat has skill `{}` of queue `{}`", q.skill, q.id),
+            );
+        }
+    }
+
+    // [calendar]
+    let c = raw.calendar.get_ref();
+    let weekend: Vec<Weekday> = match &c.weekend {
+        None => vec![Weekday::Sat, Weekday::Sun],
+        Some(days) => days
+            .iter()
+            .filter_map(|d| {
+                let w = parse_weekday(d.get_ref());
+                if w.is_none() {
+                    r.error(d.span(), format!("unknown weekday `{}`", d.get_ref()));
+                }
+                w
+            })
+            .collect(),
+    };
+    let mut years = BTreeSet::new();
+    for y in &c.years {
+        match i32::try_from(*y.get_ref()) {
+            Ok(v) if (1900..=2200).contains(&v) => {
+                if !years.insert(v) {
+                    r.error(y.span(), format!("duplicate year {v}"));
+                }
+            }
+            _ => r.error(y.span(), format!("bad year {}", y.get_ref())),
+        }
+    }
+    let mut day_sets: [BTreeMap<NaiveDate, std::ops::Range<usize>>; 2] =
+        [BTreeMap::new(), BTreeMap::new()];
+    for (k, list) in [&c.holidays, &c.workdays].into_iter().enumerate() {
+        for entry in list {
+            let dates = &entry.get_ref().dates;
+            let label = &entry.get_ref().name;
+            let text = dates.get_ref();
+            let (a, b) = text.split_once("..").unwrap_or((text, text));
+            let a = parse_date(r, &S::new(dates.span(), a.to_string()), "date");
+            let b = parse_date(r, &S::new(dates.span(), b.to_string()), "date");
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            if b < a {
+                r.error(
+                    dates.span(),
+                    format!("date range `{text}` ends before it starts"),
+                );
+                continue;
+            }
+            for d in a.iter_days().take_while(|d| *d <= b) {
+                if !years.contains(&d.year()) {
+                    r.error(
+                        dates.span(),
+                        format!("{d} is in {}, which is not in calendar.years", d.year()),
+                    );
+                    break;
+                }
+                if day_sets[k].insert(d, dates.span()).is_some() {
+                    r.error(dates.span(), format!("{d} ({label}) is listed twice"));
+                }
+            }
+        }
+    }
+    for (d, span) in &day_sets[1] {
+        if day_sets[0].contains_key(d) {
+            r.error(
+                span.clone(),
+                format!("{d} is both a holiday and a make-up working day"),
+            );
+        }
+        if !weekend.contains(&d.weekday()) {
+            r.warn(
+                span.clone(),
+                format!("make-up working day {d} is not a weekend day"),
+            );
+        }
+    }
+    let calendar = WorkCalendar::new(
+        tz,
+        &weekend,
+        day_sets[0].keys().copied(),
+        day_sets[1].keys().copied(),
+        years.iter().copied(),
+    );
+
+    // [leader]: dated sessions and recurring rules.
+    let mut sessions: Vec<LeaderSession> = Vec::new();
+    let mut origins: Vec<SessionOrigin> = Vec::new();
+    let mut ticket_due_working_days = 3;
+    if let Some(leader) = &raw.leader {
+        let lr = leader.get_ref();
+        let queue = lookup_queue(r, &lr.queue);
+        if let Some(n) = &lr.ticket_due_working_days {
+            ticket_due_working_days = *n.get_ref();
+        }
+        let default_start = match &lr.start {
+            Some(s) => parse_time(r, s, "start time"),
+            None => NaiveTime::from_hms_opt(9, 0, 0),
+        };
+        let default_end = match &lr.end {
+            Some(s) => parse_time(r, s, "end time"),
+            None => NaiveTime::from_hms_opt(11, 0, 0),
+        };
+        let main_number = main_line.map(|m| lines[m as usize].number.clone());
+        let check_lines = |r: &mut Reporter, list: &[S<String>]| -> Vec<String> {
+            let mut out = Vec::new();
+            for l in list {
+                let n = l.get_ref();
+                let key = Number::from_digits(n).map(|x| x.key()).unwrap_or(0);
+                if emergency_index.contains_key(&key) {
+                    r.error(l.span(), format!("emergency number `{n}` given to a leader-session queue: emergency numbers are never queued"));
+                } else if let Some(&li) = line_index.get(&key) {
+                    if let Some(via) = &lines[li as usize].routes_as {
+                        r.error(
+                            l.span(),
+                            format!("line `{n}` routes as `{via}`: name `{via}` instead"),
+                        );
+                    } else {
+                        out.push(n.clone());
+                    }
+                } else {
+                    r.error(l.span(), format!("unknown line `{n}`"));
+                }
+            }
+            out
+        };
+        let default_lines = if lr.lines.is_empty() {
+            main_number.into_iter().collect()
+        } else {
+            check_lines(r, &lr.lines)
+        };
+        let times = |r: &mut Reporter,
+                     start: &Option<S<String>>,
+                     end: &Option<S<String>>,
+                     span: std::ops::Range<usize>| {
+            let s = match start {
+                Some(s) => parse_time(r, s, "start time"),
+                None => default_start,
+            };
+            let e = match end {
+                Some(e) => parse_time(r, e, "end time"),
+                None => default_end,
+            };
+            match (s, e) {
+                (Some(s), Some(e)) if s < e => Some((s, e)),
+                (Some(s), Some(e)) => {
+                    let at = end.as_ref().map_or(span, |e| e.span());
+                    r.error(at, format!("session ends ({e}) before it starts ({s})"));
+                    None
+                }
+                _ => None,
+            }
+        };
+        for s in &lr.sessions {
+            let sr = s.get_ref();
+            let date = parse_date(r, &sr.date, "session date");
+            ctx.check_unit(r, &sr.unit);
+            let t = times(r, &sr.start, &sr.end, s.span());
+            let lines_for = match &sr.lines {
+                Some(l) => check_lines(r, l),
+                None => default_lines.clone(),
+            };
+            if let (Some(date), Some((start, end)), Some(queue)) = (date, t, queue) {
+                if !calendar.covers(date) {
+                    r.warn(
+                        sr.date.span(),
+                        format!(
+                            "session on {date}: the calendar does not cover {}",
+                            date.year()
+                        ),
+                    );
+                }
+                sessions.push(LeaderSession {
+                    unit: Some(sr.unit.get_ref().clone()),
+                    leader: sr.leader.clone(),
+                    title: sr.title.clone(),
+                    date,
+                    start,
+                    end,
+                    starts_at: calendar.instant(date, start),
+                    ends_at: calendar.instant(date, end),
+                    queue,
+                    lines: lines_for,
+                    rule: None,
+                    moved_from: None,
+                });
+                origins.push(SessionOrigin { span: s.span() });
+            }
+        }
+        for rule in &lr.rules {
+            let rr = rule.get_ref();
+            let weekday = parse_weekday(rr.weekday.get_ref());
+            if weekday.is_none() {
+                r.error(
+                    rr.weekday.span(),
+                    format!("unknown weekday `{}`", rr.weekday.get_ref()),
+                );
+            }
+            let mut weeks = Vec::new();
+            for w in &rr.weeks_of_month {
+                match u8::try_from(*w.get_ref()) {
+                    Ok(v @ 1..=5) => weeks.push(v),
+                    _ => r.error(
+                        w.span(),
+                        format!("bad week of month {}: 1 to 5", w.get_ref()),
+                    ),
+                }
+            }
+            if rr.weeks_of_month.is_empty() {
+                r.error(rule.span(), "weeks_of_month is empty");
+            }
+            let from = parse_date(r, &rr.from, "rule start date");
+            let until = parse_date(r, &rr.until, "rule end date");
+            #[derive(PartialEq)]
+            enum OnHoliday {
+                Next,
+                Skip,
+                Keep,
+            }
+            let on_holiday = match rr.if_holiday.as_ref().map(|h| (h, h.get_ref().as_str())) {
+                None | Some((_, "next_working_day")) => Some(OnHoliday::Next),
+                Some((_, "skip")) => Some(OnHoliday::Skip),
+                Some((_, "keep")) => Some(OnHoliday::Keep),
+                Some((h, other)) => {
+                    r.error(
+                        h.span(),
+                        format!("unknown if_holiday `{other}`: next_working_day, skip or keep"),
+                    );
+                    None
+                }
+            };
+            if let Some(u) = &rr.unit {
+                ctx.check_unit(r, u);
+            }
+            let t = times(r, &rr.start, &rr.end, rule.span());
+            let lines_for = match &rr.lines {
+                Some(l) => check_lines(r, l),
+                None => default_lines.clone(),
+            };
+            let (
+                Some(weekday),
+                Some(from),
+                Some(until),
+                Some(on_holiday),
+                Some((start, end)),
+                Some(queue),
+            ) = (weekday, from, until, on_holiday, t, queue)
+            else {
+                continue;
+            };
+            if until < from {
+                r.error(
+                    rr.until.span(),
+                    format!("rule ends ({until}) before it starts ({from})"),
+                );
+                continue;
+            }
+            if let Some(y) = (from.year()..=until.year()).find(|y| !years.contains(y)) {
+                r.error(rule.span(), format!(
+                    "rule `{}` runs in {y}, which calendar.years does not cover: its holidays are unknown", rr.name));
+                continue;
+            }
+            let mut month = NaiveDate::from_ymd_opt(from.year(), from.month(), 1);
+            while let Some(first) = month.filter(|m| *m <= until) {
+                for &n in &weeks {
+                    let Some(date) = NaiveDate::from_weekday_of_month_opt(
+                        first.year(),
+                        first.month(),
+                        weekday,
+                        n,
+                    ) else {
+                        continue;
+                    };
+                    if date < from || date > until {
+                        continue;
+                    }
+                    let (held, moved_from) =
+                        if calendar.is_working_day(date) || on_holiday == OnHoliday::Keep {
+                            (date, None)
+                        } else if on_holiday == OnHoliday::Skip {
+                            continue;
+                        } else {
+                            (calendar.next_working_day(date), Some(date))
+                        };
+                    sessions.push(LeaderSession {
+                        unit: rr.unit.as_ref().map(|u| u.get_ref().clone()),
+                        leader: rr.leader.clone(),
+                        title: rr.title.clone(),
+                        date: held,
+                        start,
+                        end,
+                        starts_at: calendar.instant(held, start),
+                        ends_at: calendar.instant(held, end),
+                        queue,
+                        lines: lines_for.clone(),
+                        rule: Some(rr.name.clone()),
+                        moved_from,
+                    });
+                    origins.push(SessionOrigin { span: rule.span() });
+                }
+                month = first.checked_add_months(chrono::Months::new(1));
+            }
+        }
+    }
+
+    // Overlaps: one unit's leader cannot be in two sessions, and one line
+    // cannot be captured by two sessions at once.
+    let mut order: Vec<usize> = (0..sessions.len()).collect();
+    order.sort_by_key(|&i| (sessions[i].starts_at, i));
+    let mut reported = FxHashSet::default();
+    for (pos, &i) in order.iter().enumerate() {
+        for &j in &order[pos + 1..] {
+            let (a, b) = (&sessions[i], &sessions[j]);
+            if b.starts_at >= a.ends_at {
+                break;
+            }
+            let shared_line = a.lines.iter().find(|l| b.lines.contains(l));
+            let name = |s: &LeaderSession| {
+                s.unit
+                    .clone()
+                    .or_else(|| s.rule.clone())
+                    .unwrap_or_default()
+            };
+            let what = if a.unit.is_some() && a.unit == b.unit {
+                format!("sessions of unit `{}` overlap", name(a))
+            } else if let Some(l) = shared_line {
+                format!(
+                    "sessions of `{}` and `{}` overlap on line `{l}`",
+                    name(a),
+                    name(b)
+                )
+            } else {
+                continue;
+            };
+            if reported.insert((i.min(j), i.max(j))) {
+                let later = if origins[j].span.start >= origins[i].span.start {
+                    j
+                } else {
+                    i
+                };
+                r.error(
+                    origins[later].span.clone(),
+                    format!(
+                        "{what}: {} {}–{} and {} {}–{}",
+                        a.date,
+                        a.start.format("%H:%M"),
+                        a.end.format("%H:%M"),
+                        b.date,
+                        b.start.format("%H:%M"),
+                        b.end.format("%H:%M")
+                    ),
+                );
+            }
+        }
+    }
+    for (idx, s) in sessions.iter().enumerate() {
+        for n in &s.lines {
+            let key = Number::from_digits(n).map(|x| x.key()).unwrap_or(0);
+            if let Some(&li) = line_index.get(&key) {
+                lines[li as usize].sessions.push((
+                    s.starts_at.timestamp(),
+                    s.ends_at.timestamp(),
+                    idx as u32,
+                ));
+            }
+        }
+    }
+    for l in lines.iter_mut() {
+        l.sessions.sort_unstable();
+    }
+
+    // [callers]
+    let mut barred_callers = FxHashSet::default();
+    if let Some(c) = &raw.callers {
+        for b in &c.get_ref().barred {
+            match plan.normalize(b.get_ref()) {
+                Ok(n) => {
+                    barred_callers.insert(n.key());
+                }
+                Err(e) => r.error(
+                    b.span(),
+                    format!("bad barred caller `{}`: {e}", b.get_ref()),
+                ),
+            }
+        }
+    }
+
+    if !r.errors.is_empty() {
+        return None;
+    }
+    Some(Table {
+        source: source.to_path_buf(),
+        name: g.name.clone(),
+        numbering: plan,
+        main_line: main_line?,
+        lines,
+        emergency,
+        trunks,
+        queues,
+        seats,
+        units: raw.units.iter().map(|u| u.get_ref().clone()).collect(),
+        sessions,
+        calendar,
+        ticket_due_working_days,
+        metrics_listen: metrics_listen?,
+        prompts_dir,
+        line_index,
+        emergency_index,
+        barred_callers,
+    })
+}

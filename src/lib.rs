@@ -1,0 +1,24 @@
+//! hotline — a SIP/RTP call-routing gateway for consolidated public-service
+//! hotlines (12345 政务服务便民热线).
+//!
+//! Where a call goes, in one minute:
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`config`] | `routing.toml`: schema, validation with file/line errors, the shared table and its atomic reload |
+//! | [`routing`] | the pure decision: (dialed number, caller, instant, table) → where the call goes; number normalisation; working-day calendar |
+//! | [`metrics`] | Prometheus metrics, one registry per daemon |
+//! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
+//! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
+//!
+//! Still to come, each as its own module beside these: `sip` (sans-I/O
+//! messages, transactions, dialogs, and transport drivers), `call` (the
+//! per-call B2BUA state machine and the routing loop), `media` (RTP, G.711,
+//! prompts, DTMF, mixing, recording), `acd` (queues, seats, leader sessions
+//! on the wire) and `tickets` (the crash-safe callback store).
+
+pub mod admin;
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+pub mod routing;

@@ -1,0 +1,186 @@
+//! The `hotline` command: `check`, `route` and `serve`.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use hotline::config::{self, ConfigError};
+use hotline::routing;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "hotline",
+    version,
+    about = "SIP call-routing gateway for consolidated 12345 hotlines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a routing table: exit 0, or list every error with file, line and reason.
+    Check {
+        #[arg(default_value = "routing.toml")]
+        file: PathBuf,
+    },
+    /// Explain what a call to NUMBER would do.
+    Route {
+        #[arg(long, default_value = "routing.toml")]
+        config: PathBuf,
+        /// The instant of the call, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The caller's number.
+        #[arg(long)]
+        from: Option<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// The dialed number, in any form (12345, 07352912345, tel:+86-735-2912345, sip:…).
+        number: String,
+    },
+    /// Run the gateway: load the table, serve metrics, reload on SIGHUP or file change.
+    Serve {
+        #[arg(long, default_value = "routing.toml")]
+        config: PathBuf,
+        /// Metrics address, overriding `[metrics] listen` (default 127.0.0.1:9090).
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+        /// Seconds between checks of the table file for changes.
+        #[arg(long, default_value_t = 1.0)]
+        watch_interval: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Route {
+            config,
+            at,
+            from,
+            json,
+            number,
+        } => match route(&config, at.as_deref(), from.as_deref(), json, &number) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve {
+            config,
+            metrics_listen,
+            watch_interval,
+        } => {
+            init_tracing();
+            let opts = hotline::daemon::ServeOptions {
+                config,
+                metrics_listen,
+                watch_interval: Duration::from_secs_f64(watch_interval.max(0.05)),
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(hotline::daemon::serve(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let t = &loaded.table;
+            let from_rules = t.sessions.iter().filter(|s| s.rule.is_some()).count();
+            println!(
+                "{}: ok: {} lines, {} emergency numbers, {} trunks, {} queues, {} seats, {} leader sessions ({} from rules), calendar {}",
+                file.display(),
+                t.lines.len(),
+                t.emergency.len(),
+                t.trunks.len(),
+                t.queues.len(),
+                t.seats.len(),
+                t.sessions.len(),
+                from_rules,
+                t.calendar
+                    .years()
+                    .map(|y| y.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid { errors, warnings }) => {
+            for d in warnings.iter().chain(errors.iter()) {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "{}: {} error{}; table refused",
+                file.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::from(1)
+        }
+        Err(e @ ConfigError::Io { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn route(
+    config_path: &std::path::Path,
+    at: Option<&str>,
+    from: Option<&str>,
+    json: bool,
+    number: &str,
+) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let table = loaded.table;
+    let at: DateTime<Utc> = match at {
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .with_context(|| {
+                format!("--at `{s}`: expected an RFC 3339 instant, e.g. 2023-02-22T09:30:00+08:00")
+            })?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let d = routing::route(&table, number, from, at);
+    if json {
+        let v = routing::explain::to_json(&table, &d, number, from, at);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", routing::explain::to_text(&table, &d, number, at));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,214 @@
+//! The compiled routing table: what `routing.toml` says, validated, indexed
+//! and with every "routes as" chain and leader-session rule already resolved,
+//! so that a decision is a few lookups. Built only by [`crate::config`].
+
+use super::calendar::WorkCalendar;
+use super::number::NumberingPlan;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How a legacy hotline was folded into 12345 (归并方式).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The 12345 main line itself.
+    Main,
+    /// 整体并入: number cancelled, calls fold into the 12345 queues.
+    WholeMerge,
+    /// 双号并行: number kept, calls transferred directly to seats managed by 12345.
+    DualNumber,
+    /// 设分中心: number and seats stay at a sub-centre reached over a trunk.
+    SubCentre,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Main => "main",
+            Mode::WholeMerge => "whole_merge",
+            Mode::DualNumber => "dual_number",
+            Mode::SubCentre => "sub_centre",
+        }
+    }
+}
+
+/// City-level (市级) or provincial (省级) sub-centre.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    City,
+    Provincial,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::City => "city",
+            Level::Provincial => "provincial",
+        }
+    }
+}
+
+/// What a trunk is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkRole {
+    /// The carrier trunk calls arrive from.
+    Carrier,
+    SubCentre,
+    Emergency,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub id: String,
+    pub name: String,
+    pub uri: String,
+    pub role: TrunkRole,
+    pub level: Option<Level>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub id: String,
+    pub name: String,
+    /// Seats with this skill answer the queue.
+    pub skill: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub id: String,
+    pub name: String,
+    pub skills: Vec<String>,
+    /// Lines this seat is the expert seat (专家座席) for.
+    pub expert_for: Vec<String>,
+}
+
+/// Where a line's chain of "routes as" ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// Index into [`Table::lines`].
+    Line(u32),
+    /// Index into [`Table::emergency`].
+    Emergency(u32),
+}
+
+/// One dialable number of the merger list, or the 12345 main line.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub number: String,
+    pub name: String,
+    /// 责任单位: the unit a work order for this line goes to.
+    pub unit: Option<String>,
+    pub mode: Mode,
+    pub remark: Option<String>,
+    /// "已归并到12315": this number routes as another one.
+    pub routes_as: Option<String>,
+    /// Where the chain of `routes_as` ends (itself when there is none).
+    pub resolved: Resolved,
+    pub announcement: Option<String>,
+    /// Index into [`Table::queues`] for main and whole-merge lines.
+    pub queue: Option<u32>,
+    /// Dual-number lines: seats with this skill answer after the expert seat.
+    pub skill: Option<String>,
+    pub expert_seat: bool,
+    /// Ids of the seats that are this line's expert seats.
+    pub expert_seats: Vec<String>,
+    /// Sub-centre lines: level and the trunk (index into [`Table::trunks`]).
+    pub level: Option<Level>,
+    pub trunk: Option<u32>,
+    /// Leader sessions that capture calls to this line, sorted, non-overlapping:
+    /// (start, end, index into [`Table::sessions`]) with times as Unix seconds.
+    pub sessions: Vec<(i64, i64, u32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmergencyLine {
+    pub number: String,
+    pub name: String,
+    pub unit: Option<String>,
+    /// Index into [`Table::trunks`].
+    pub trunk: u32,
+}
+
+/// One leader session (热线问政): the head of a unit answers in person.
+#[derive(Debug, Clone)]
+pub struct LeaderSession {
+    /// The unit whose head answers; a recurring rule may leave it to a rota
+    /// kept outside the table, and then tickets go to the main line's unit.
+    pub unit: Option<String>,
+    pub leader: Option<String>,
+    pub title: Option<String>,
+    pub date: NaiveDate,
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Index into [`Table::queues`]: where callers who wait are queued.
+    pub queue: u32,
+    /// Canonical numbers whose calls the session captures.
+    pub lines: Vec<String>,
+    /// For sessions made by a recurring rule: the rule's name, and the date
+    /// the rule gave before a holiday moved it.
+    pub rule: Option<String>,
+    pub moved_from: Option<NaiveDate>,
+}
+
+/// The whole validated table. Immutable: a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub source: PathBuf,
+    pub name: String,
+    pub numbering: NumberingPlan,
+    pub main_line: u32,
+    pub lines: Vec<Line>,
+    pub emergency: Vec<EmergencyLine>,
+    pub trunks: Vec<Trunk>,
+    pub queues: Vec<Queue>,
+    pub seats: Vec<Seat>,
+    pub units: Vec<String>,
+    pub sessions: Vec<LeaderSession>,
+    pub calendar: WorkCalendar,
+    /// Working days a leader-session callback ticket is due in.
+    pub ticket_due_working_days: u32,
+    pub metrics_listen: SocketAddr,
+    pub prompts_dir: PathBuf,
+    pub(crate) line_index: FxHashMap<u64, u32>,
+    pub(crate) emergency_index: FxHashMap<u64, u32>,
+    pub(crate) barred_callers: FxHashSet<u64>,
+}
+
+impl Table {
+    pub fn line(&self, number: &str) -> Option<&Line> {
+        let n = super::Number::from_digits(number).ok()?;
+        self.line_index
+            .get(&n.key())
+            .map(|&i| &self.lines[i as usize])
+    }
+
+    pub fn emergency_line(&self, number: &str) -> Option<&EmergencyLine> {
+        let n = super::Number::from_digits(number).ok()?;
+        self.emergency_index
+            .get(&n.key())
+            .map(|&i| &self.emergency[i as usize])
+    }
+
+    pub fn trunk(&self, id: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.id == id)
+    }
+
+    pub fn carrier_trunks(&self) -> impl Iterator<Item = &Trunk> {
+        self.trunks.iter().filter(|t| t.role == TrunkRole::Carrier)
+    }
+
+    pub fn main_line(&self) -> &Line {
+        &self.lines[self.main_line as usize]
+    }
+
+    pub fn barred_caller_count(&self) -> usize {
+        self.barred_callers.len()
+    }
+}
