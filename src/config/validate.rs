@@ -711,9 +711,17 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             let dates = &entry.get_ref().dates;
             let label = &entry.get_ref().name;
             let text = dates.get_ref();
-            let (a, b) = text.split_once("..").unwrap_or((text, text));
-            let a = parse_date(r, &S::new(dates.span(), a.to_string()), "date");
-            let b = parse_date(r, &S::new(dates.span(), b.to_string()), "date");
+            // A single date is parsed (and, if bad, reported) once.
+            let (a, b) = match text.split_once("..") {
+                Some((a, b)) => (
+                    parse_date(r, &S::new(dates.span(), a.to_string()), "date"),
+                    parse_date(r, &S::new(dates.span(), b.to_string()), "date"),
+                ),
+                None => {
+                    let d = parse_date(r, dates, "date");
+                    (d, d)
+                }
+            };
             let (Some(a), Some(b)) = (a, b) else { continue };
             if b < a {
                 r.error(

@@ -150,7 +150,10 @@ mod tests {
     /// The 2023 official calendar (国办发明电〔2022〕16号).
     fn cal_2023() -> WorkCalendar {
         let mut holidays = vec![d("2023-01-01"), d("2023-01-02"), d("2023-04-05")];
-        let range = |a: &str, b: &str| d(a).iter_days().take_while(move |x| *x <= d(b));
+        let range = |a: &str, b: &str| {
+            let end = d(b);
+            d(a).iter_days().take_while(move |x| *x <= end)
+        };
         holidays.extend(range("2023-01-21", "2023-01-27"));
         holidays.extend(range("2023-04-29", "2023-05-03"));
         holidays.extend(range("2023-06-22", "2023-06-24"));

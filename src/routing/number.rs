@@ -155,10 +155,10 @@ impl DialString {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
+    // `get` rather than slicing: the input may hold multi-byte characters.
+    match s.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => s.get(prefix.len()..),
+        _ => None,
     }
 }
 
@@ -245,8 +245,10 @@ impl NumberingPlan {
         {
             return Number::from_digits(local);
         }
-        // Mobiles (1xx) and national service numbers need no trunk prefix.
-        if national.starts_with('1') {
+        // Mobiles and 1xxxx service numbers need no trunk prefix; nor do short
+        // codes such as 96119 (a national number with an area code has at
+        // least 9 digits, so anything shorter was a short code).
+        if national.starts_with('1') || national.len() <= 8 {
             return Number::from_digits(national);
         }
         let mut n = Number::from_digits("0")?;
@@ -319,6 +321,8 @@ mod tests {
         assert_eq!(norm("0735110").unwrap(), "110");
         assert_eq!(norm("+86735119").unwrap(), "119");
         assert_eq!(norm("sip:120@host").unwrap(), "120");
+        assert_eq!(norm("+8696119").unwrap(), "96119");
+        assert_eq!(norm("sip:+86735122@host").unwrap(), "122");
     }
 
     #[test]
@@ -370,6 +374,54 @@ mod tests {
                 for c in alphabet {
                     let _ = norm(&format!("{a}{b}{c}"));
                 }
+            }
+        }
+        // And 200,000 pseudo-random strings of URI-ish and multi-byte pieces
+        // (a fixed-seed xorshift, so a failure reproduces).
+        let pieces = [
+            "sip:",
+            "tel:",
+            "<",
+            ">",
+            "@",
+            ";",
+            "phone-context=",
+            "+",
+            "86",
+            "0735",
+            "%",
+            "%2B",
+            "%E9",
+            "-",
+            " ",
+            "1",
+            "2345",
+            "é",
+            "号",
+            "\u{0}",
+            "\"",
+            ":",
+            "?",
+            "00",
+            "\u{fffd}",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            let mut s = String::new();
+            for _ in 0..(x % 9) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if let Ok(n) = norm(&s) {
+                assert!(
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+                    "{s:?} → {n:?}"
+                );
             }
         }
     }

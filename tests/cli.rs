@@ -1,0 +1,144 @@
+//! The `hotline` command as a user runs it: `check` and `route`.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use support::*;
+
+fn hotline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(args)
+        .current_dir(REPO)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_table() {
+    let (code, out, _) = hotline(&["check"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("routing.toml: ok: 45 lines, 4 emergency numbers"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_lists_every_error_with_file_and_line() {
+    let table = TempTable::new("cli-check");
+    let broken = table
+        .text
+        .replace("number = \"12300\"", "number = \"12396\"")
+        .replace("routes_as = \"119\"", "routes_as = \"999\"")
+        .replace(
+            "mode = \"whole_merge\"\nremark = \"已暂停服务\"",
+            "mode = \"whole_merge\"\nremark = \"已暂停服务\"\ncolour = \"red\"",
+        );
+    table.write(&broken);
+    let (code, _, err) = hotline(&["check", table.path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let line_of = |needle: &str| broken[..broken.find(needle).unwrap()].lines().count() + 1;
+    let p = table.path.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{p}:{}:",
+            line_of("number = \"12396\"\nname = \"全国电信")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("duplicate number `12396`"), "{err}");
+    assert!(
+        err.contains(&format!("{p}:{}:", line_of("routes_as = \"999\""))),
+        "{err}"
+    );
+    assert!(err.contains("routes_as `999`"), "{err}");
+    assert!(
+        err.contains("unknown key `lines[0].colour`") || err.contains("colour"),
+        "{err}"
+    );
+    // 4 suspended lines each got the unknown key, plus two errors above.
+    assert!(err.contains("6 errors; table refused"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_file_says_so() {
+    let (code, _, err) = hotline(&["check", "/nonexistent/routing.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/nonexistent/routing.toml: cannot read"),
+        "{err}"
+    );
+}
+
+fn route_json(args: &[&str]) -> Value {
+    let mut a = vec!["route", "--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = hotline(&a);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn route_json_explains_each_kind() {
+    let at = "2026-11-20T10:00:00+08:00";
+    let v = route_json(&["--at", at, "tel:+86-735-2912345"]);
+    assert_eq!(v["kind"], "queue");
+    assert_eq!(v["line"], "2912345");
+    assert_eq!(v["unit"], "北湖区人民政府");
+    assert_eq!(v["target"]["queue"], "general");
+    assert_eq!(v["announcement"], Value::Null);
+
+    let v = route_json(&["--at", at, "12349"]);
+    assert_eq!(v["announcement"], "merged_into_12345");
+
+    let v = route_json(&["--at", at, "sip:12331@gw;user=phone"]);
+    assert_eq!(v["kind"], "direct");
+    assert_eq!(v["line"], "12315");
+    assert_eq!(v["target"]["expert_seats"][0], "8104");
+
+    let v = route_json(&["--at", at, "12366"]);
+    assert_eq!(v["kind"], "sub_centre");
+    assert_eq!(v["target"]["uri"], "sip:127.0.0.1:5091");
+    assert_eq!(v["three_way_transfer"], true);
+    assert_eq!(v["sub_centre_level"], "city");
+
+    let v = route_json(&["--at", at, "96119"]);
+    assert_eq!(v["kind"], "emergency");
+    assert_eq!(v["line"], "119");
+    assert_eq!(v["target"]["uri"], "sip:127.0.0.1:5093");
+
+    let v = route_json(&["--at", at, "--from", "13800000000", "88888"]);
+    assert_eq!(v["kind"], "reject");
+    assert_eq!(v["reject"]["status"], 404);
+    assert_eq!(v["caller"], "13800000000");
+}
+
+#[test]
+fn route_json_during_a_leader_session_names_unit_leader_and_ticket_due() {
+    let v = route_json(&["--at", "2023-04-12T09:15:00+08:00", "12345"]);
+    assert_eq!(v["kind"], "leader_session");
+    assert_eq!(v["unit"], "市公安局");
+    assert_eq!(v["leader"], "吴起");
+    assert_eq!(v["session"]["title"], "常务副局长");
+    assert_eq!(v["target"]["queue"], "leader");
+    // Wed Apr 12 → Thu 13, Fri 14, Mon 17.
+    assert_eq!(v["ticket"]["due_date"], "2023-04-17");
+    assert_eq!(v["ticket"]["due"], "2023-04-18T00:00:00+08:00");
+}
+
+#[test]
+fn route_text_is_readable_and_a_bad_instant_is_an_error() {
+    let (code, out, _) = hotline(&["route", "--at", "2026-11-20T10:00:00+08:00", "12348"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("decision:     direct"), "{out}");
+    assert!(out.contains("expert seat(s) [8101]"), "{out}");
+    let (code, _, err) = hotline(&["route", "--at", "yesterday", "12345"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("RFC 3339"), "{err}");
+}

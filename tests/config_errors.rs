@@ -1,0 +1,984 @@
+//! `routing.toml` validation errors, end to end through `hotline::config::parse`.
+//!
+//! Each test takes the shipped `routing.toml`, makes one targeted edit (a
+//! replacement of a snippet that must occur exactly once, so a test cannot pass
+//! by editing nothing), and checks that the table is refused with the expected
+//! error, located on the right line of the edited text, in the right file, and
+//! naming the offending value.
+
+use hotline::config::{ConfigError, Diagnostic, Severity, parse};
+use std::path::Path;
+
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/routing.toml");
+
+fn path() -> &'static Path {
+    Path::new(PATH)
+}
+
+fn shipped() -> String {
+    std::fs::read_to_string(PATH).expect("read the shipped routing.toml")
+}
+
+/// `text` with the one occurrence of `from` replaced by `to`.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "snippet {from:?} must occur exactly once in the text being edited"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// 1-based line and column (in characters) where the only occurrence of
+/// `needle` starts.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    assert_eq!(
+        text.matches(needle).count(),
+        1,
+        "needle {needle:?} must occur exactly once in the edited text"
+    );
+    let at = text.find(needle).unwrap();
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..at].chars().count() + 1;
+    (line, column)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    position_of(text, needle).0
+}
+
+fn render(ds: &[Diagnostic]) -> String {
+    ds.iter().map(|d| format!("  {d}\n")).collect()
+}
+
+/// The errors refusing `text`, after checking what every error must satisfy.
+fn errors_of(text: &str) -> Vec<Diagnostic> {
+    match parse(text, path()) {
+        Ok(loaded) => panic!(
+            "the edited table was accepted (warnings:\n{})",
+            render(&loaded.warnings)
+        ),
+        Err(ConfigError::Invalid { errors, warnings }) => {
+            assert!(!errors.is_empty(), "refused without an error");
+            for d in &errors {
+                assert_eq!(d.file, path(), "error names the wrong file: {d}");
+                assert_eq!(d.severity, Severity::Error, "{d}");
+                assert!(d.line >= 1 && d.column >= 1, "{d}");
+            }
+            for w in &warnings {
+                assert_eq!(w.severity, Severity::Warning, "{w}");
+            }
+            errors
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn has(errors: &[Diagnostic], line: usize, message_part: &str) -> bool {
+    errors
+        .iter()
+        .any(|d| d.line == line && d.message.contains(message_part))
+}
+
+#[track_caller]
+fn assert_has(errors: &[Diagnostic], line: usize, message_part: &str) {
+    assert!(
+        has(errors, line, message_part),
+        "expected an error on line {line} containing {message_part:?}; got:\n{}",
+        render(errors)
+    );
+}
+
+/// Applies `edit` to the shipped file and expects an error on the line where
+/// `needle` (unique in the edited text) starts, whose message contains
+/// `message_part`. Returns the edited text and all its errors.
+#[track_caller]
+fn expect_error(
+    edit: impl Fn(&str) -> String,
+    needle: &str,
+    message_part: &str,
+) -> (String, Vec<Diagnostic>) {
+    let text = edit(&shipped());
+    let line = line_of(&text, needle);
+    let errors = errors_of(&text);
+    assert_has(&errors, line, message_part);
+    (text, errors)
+}
+
+/// Like [`expect_error`], and the error is the only one, at the exact column
+/// where `needle` starts.
+#[track_caller]
+fn expect_only_error(edit: impl Fn(&str) -> String, needle: &str, message_part: &str) {
+    let text = edit(&shipped());
+    let (line, column) = position_of(&text, needle);
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected exactly one error; got:\n{}",
+        render(&errors)
+    );
+    let d = &errors[0];
+    assert!(
+        d.line == line && d.column == column && d.message.contains(message_part),
+        "expected {line}:{column} containing {message_part:?}; got:\n{}",
+        render(&errors)
+    );
+}
+
+// ── The shipped file ─────────────────────────────────────────────────────────
+
+#[test]
+fn shipped_table_is_valid() {
+    let text = shipped();
+    let loaded = match parse(&text, path()) {
+        Ok(l) => l,
+        Err(e) => panic!("shipped routing.toml refused:\n{e}"),
+    };
+    let t = &loaded.table;
+    assert_eq!(t.lines.len(), 45, "44 merged numbers plus 12345");
+    assert_eq!(t.emergency.len(), 4);
+    let mut emergency: Vec<&str> = t.emergency.iter().map(|e| e.number.as_str()).collect();
+    emergency.sort_unstable();
+    assert_eq!(emergency, ["110", "119", "120", "122"]);
+    assert_eq!(t.lines[t.main_line as usize].number, "12345");
+    assert_eq!(t.source, path());
+    assert!(t.prompts_dir.ends_with("prompts"));
+    assert!(
+        loaded.warnings.is_empty(),
+        "shipped file has warnings:\n{}",
+        render(&loaded.warnings)
+    );
+    // The same text parses the same way twice (no hidden state).
+    let again = parse(&text, path()).expect("second parse");
+    assert_eq!(again.table.lines.len(), 45);
+    assert_eq!(again.warnings, loaded.warnings);
+}
+
+// ── TOML syntax ──────────────────────────────────────────────────────────────
+
+#[test]
+fn syntax_error_is_located() {
+    // An unterminated string on the timezone line.
+    let (text, errors) = expect_error(
+        |t| {
+            replace_once(
+                t,
+                "timezone = \"Asia/Shanghai\"",
+                "timezone = \"Asia/Shanghai",
+            )
+        },
+        "timezone = \"Asia/Shanghai",
+        "invalid basic string",
+    );
+    // Syntax errors stop before validation: nothing else is reported.
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+    assert_eq!(errors[0].line, line_of(&text, "timezone = "));
+}
+
+#[test]
+fn syntax_error_missing_value_is_located() {
+    let (_, errors) = expect_error(
+        |t| replace_once(t, "area_code = \"0735\"", "area_code = "),
+        "area_code = ",
+        "string values must be quoted",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn duplicate_key_is_located_at_the_second() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "area_code = \"0735\"\n",
+                "area_code = \"0735\"\narea_code = \"0736\"\n",
+            )
+        },
+        "area_code = \"0736\"",
+        "duplicate key",
+    );
+}
+
+#[test]
+fn wrong_value_type_is_located() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "remark = \"设专家座席\"\nexpert_seat = true\n\n[[lines]]\nnumber = \"12333\"",
+                "remark = \"设专家座席\"\nexpert_seat = \"yes\"\n\n[[lines]]\nnumber = \"12333\"",
+            )
+        },
+        "\"yes\"",
+        "invalid type: string \"yes\", expected a boolean",
+    );
+}
+
+#[test]
+fn missing_required_key_is_located_at_its_table() {
+    expect_only_error(
+        |t| replace_once(t, "area_code = \"0735\"\n", ""),
+        "[gateway]",
+        "missing field `area_code`",
+    );
+}
+
+// ── Unknown keys ─────────────────────────────────────────────────────────────
+
+#[test]
+fn unknown_top_level_key() {
+    expect_only_error(
+        |t| replace_once(t, "\nunits = [", "\ncolour = \"red\"\nunits = ["),
+        "colour = \"red\"",
+        "unknown key `colour`",
+    );
+}
+
+#[test]
+fn unknown_key_in_a_line_entry() {
+    let anchor = "number = \"12369\"\n";
+    let edit = |t: &str| replace_once(t, anchor, &format!("{anchor}nmae = \"typo\"\n"));
+    let text = edit(&shipped());
+    // Which [[lines]] entry it is, counted from the edited text.
+    let index = text[..text.find(anchor).unwrap()]
+        .matches("[[lines]]")
+        .count()
+        - 1;
+    expect_only_error(
+        edit,
+        "nmae = ",
+        &format!("unknown key `lines[{index}].nmae`"),
+    );
+}
+
+#[test]
+fn unknown_key_in_a_leader_session() {
+    let session = "{ date = \"2023-03-08\", unit = \"市卫生健康委员会\", leader = \"刘英\", title = \"主任\" }";
+    let edit = |t: &str| {
+        replace_once(
+            t,
+            session,
+            "{ date = \"2023-03-08\", unit = \"市卫生健康委员会\", leader = \"刘英\", room = \"301\", title = \"主任\" }",
+        )
+    };
+    let text = edit(&shipped());
+    let at = text.find("room = ").unwrap();
+    let index = text[text.find("sessions = [").unwrap()..at]
+        .matches("{ date")
+        .count()
+        - 1;
+    assert_eq!(index, 1, "the second session of the shipped file");
+    expect_only_error(
+        edit,
+        "room = ",
+        &format!("unknown key `leader.sessions[{index}].room`"),
+    );
+}
+
+#[test]
+fn unknown_key_in_calendar() {
+    expect_only_error(
+        |t| replace_once(t, "[calendar]\n", "[calendar]\nregion = \"CN\"\n"),
+        "region = ",
+        "unknown key `calendar.region`",
+    );
+}
+
+#[test]
+fn unknown_key_in_a_leader_rule() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "if_holiday = \"next_working_day\"\n",
+                "if_holiday = \"next_working_day\"\nroom = \"301\"\n",
+            )
+        },
+        "room = ",
+        "unknown key `leader.rules[0].room`",
+    );
+}
+
+#[test]
+fn unknown_key_in_gateway() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "area_code = \"0735\"\n",
+                "area_code = \"0735\"\narea = \"0735\"\n",
+            )
+        },
+        "area = ",
+        "unknown key `gateway.area`",
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_one_go() {
+    let mut text = shipped();
+    text = replace_once(&text, "\nunits = [", "\ncolour = \"red\"\nunits = [");
+    text = replace_once(
+        &text,
+        "number = \"12369\"\n",
+        "number = \"12369\"\nnmae = \"x\"\n",
+    );
+    text = replace_once(
+        &text,
+        "{ date = \"2023-03-08\", unit = \"市卫生健康委员会\",",
+        "{ date = \"2023-03-08\", room = \"301\", unit = \"市卫生健康委员会\",",
+    );
+    text = replace_once(&text, "[calendar]\n", "[calendar]\nregion = \"CN\"\n");
+    text = replace_once(
+        &text,
+        "number = \"12322\"\nname = \"全国防震减灾公益服务电话\"\nunit = \"市地震局\"\nmode = \"whole_merge\"",
+        "number = \"12322\"\nname = \"全国防震减灾公益服务电话\"\nunit = \"市地震局\"\nmode = \"merged\"",
+    );
+    text = replace_once(&text, "\"Asia/Shanghai\"", "\"Asia/Beijing\"");
+    let errors = errors_of(&text);
+    let expected = [
+        (line_of(&text, "colour = "), "unknown key `colour`"),
+        (line_of(&text, "nmae = "), ".nmae`"),
+        (line_of(&text, "room = "), "leader.sessions[1].room"),
+        (line_of(&text, "region = "), "calendar.region"),
+        (line_of(&text, "mode = \"merged\""), "unknown mode `merged`"),
+        (
+            line_of(&text, "\"Asia/Beijing\""),
+            "unknown timezone `Asia/Beijing`",
+        ),
+    ];
+    for (line, part) in expected {
+        assert_has(&errors, line, part);
+    }
+    assert_eq!(
+        errors.len(),
+        expected.len(),
+        "exactly the six errors; got:\n{}",
+        render(&errors)
+    );
+}
+
+// ── Numbers ──────────────────────────────────────────────────────────────────
+
+#[test]
+fn duplicate_line_number() {
+    // 12300 becomes a second 12301: the later entry is the duplicate.
+    let edit = |t: &str| replace_once(t, "number = \"12300\"", "number = \"12301\"");
+    let text = edit(&shipped());
+    let first = text.find("number = \"12301\"").unwrap();
+    let second = first + 1 + text[first + 1..].find("number = \"12301\"").unwrap();
+    let line = text[..second].matches('\n').count() + 1;
+    assert!(line > text[..first].matches('\n').count() + 1);
+    let errors = errors_of(&text);
+    assert_has(&errors, line, "duplicate number `12301`");
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn number_not_in_canonical_form() {
+    expect_only_error(
+        |t| replace_once(t, "number = \"2912345\"", "number = \"07352912345\""),
+        "\"07352912345\"",
+        "write number `07352912345` in canonical form `2912345`",
+    );
+}
+
+#[test]
+fn number_with_non_digits() {
+    expect_only_error(
+        |t| replace_once(t, "number = \"12300\"", "number = \"123OO\""),
+        "\"123OO\"",
+        "bad number `123OO`",
+    );
+}
+
+#[test]
+fn emergency_number_given_to_a_line() {
+    expect_only_error(
+        |t| replace_once(t, "number = \"12300\"", "number = \"110\""),
+        "\"110\"\nname = \"全国电信用户申诉渠道咨询电话\"",
+        "emergency number `110` given to a line",
+    );
+}
+
+#[test]
+fn emergency_number_in_leader_lines() {
+    expect_only_error(
+        |t| replace_once(t, "lines = [\"12345\"]", "lines = [\"12345\", \"110\"]"),
+        "\"110\"]",
+        "emergency number `110` given to a leader-session queue",
+    );
+}
+
+// ── routes_as ────────────────────────────────────────────────────────────────
+
+#[test]
+fn routes_as_unknown_target() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "remark = \"由119兼职接听\"\nroutes_as = \"119\"",
+                "remark = \"由119兼职接听\"\nroutes_as = \"12999\"",
+            )
+        },
+        "\"12999\"",
+        "routes_as `12999`: no such line",
+    );
+}
+
+#[test]
+fn routes_as_two_line_cycle() {
+    // 12330 → 12315 already; make 12315 → 12330.
+    let edit = |t: &str| {
+        replace_once(
+            t,
+            "skill = \"market_regulation\"\nremark = \"设专家座席\"",
+            "skill = \"market_regulation\"\nroutes_as = \"12330\"\nremark = \"设专家座席\"",
+        )
+    };
+    let text = edit(&shipped());
+    let errors = errors_of(&text);
+    let at_12330 = line_of(
+        &text,
+        "remark = \"已归并到12315\"\nroutes_as = \"12315\"\n\n[[lines]]\nnumber = \"12331\"",
+    ) + 1;
+    assert_has(
+        &errors,
+        at_12330,
+        "`12330` routes as `12315`, which leads back to `12330`",
+    );
+    assert_has(
+        &errors,
+        line_of(&text, "routes_as = \"12330\""),
+        "`12315` routes as `12330`, which leads back to `12315`",
+    );
+    assert!(
+        errors.iter().all(|d| d.message.contains("routes_as cycle")),
+        "{}",
+        render(&errors)
+    );
+    // 12331, 12358 and 12365 run into the cycle without being in it.
+    assert_eq!(errors.len(), 2, "{}", render(&errors));
+}
+
+#[test]
+fn routes_as_self_cycle() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "number = \"12322\"\nname = \"全国防震减灾公益服务电话\"\nunit = \"市地震局\"\nmode = \"whole_merge\"\n",
+                "number = \"12322\"\nname = \"全国防震减灾公益服务电话\"\nunit = \"市地震局\"\nmode = \"whole_merge\"\nroutes_as = \"12322\"\n",
+            )
+        },
+        "\"12322\"\n\n",
+        "routes_as cycle: `12322` routes as `12322`",
+    );
+}
+
+// ── Seats ────────────────────────────────────────────────────────────────────
+
+#[test]
+fn seat_expert_for_unknown_line() {
+    expect_only_error(
+        |t| replace_once(t, "expert_for = [\"12348\"]", "expert_for = [\"12399\"]"),
+        "\"12399\"",
+        "seat `8101` is expert for unknown line `12399`",
+    );
+}
+
+#[test]
+fn seat_expert_for_line_without_expert_seat() {
+    // 12369 is dual_number without expert_seat; 12345 is not dual_number.
+    let edit = |t: &str| {
+        replace_once(
+            t,
+            "expert_for = [\"12333\"]",
+            "expert_for = [\"12333\", \"12369\", \"12345\"]",
+        )
+    };
+    let text = edit(&shipped());
+    let errors = errors_of(&text);
+    let line = line_of(&text, "\"12369\", \"12345\"]");
+    assert_has(
+        &errors,
+        line,
+        "seat `8102` is expert for `12369`, which is not a dual_number line with expert_seat = true",
+    );
+    assert_has(
+        &errors,
+        line,
+        "seat `8102` is expert for `12345`, which is not",
+    );
+    assert_eq!(errors.len(), 2, "{}", render(&errors));
+    // Each error points at its own value on that line.
+    let (_, col_12369) = position_of(&text, "\"12369\", \"12345\"]");
+    let col_12345 = col_12369 + "\"12369\", ".chars().count();
+    let mut cols: Vec<usize> = errors.iter().map(|d| d.column).collect();
+    cols.sort_unstable();
+    assert_eq!(cols, [col_12369, col_12345]);
+}
+
+// ── Units ────────────────────────────────────────────────────────────────────
+
+#[test]
+fn line_unit_not_in_units() {
+    expect_only_error(
+        |t| replace_once(t, "unit = \"市地震局\"", "unit = \"市地震监测中心\""),
+        "\"市地震监测中心\"",
+        "unknown unit `市地震监测中心`",
+    );
+}
+
+#[test]
+fn leader_session_unit_unknown() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "unit = \"市邮政管理局\", leader = \"彭立\"",
+                "unit = \"市邮政局\", leader = \"彭立\"",
+            )
+        },
+        "\"市邮政局\"",
+        "unknown unit `市邮政局`",
+    );
+}
+
+#[test]
+fn leader_session_names_unknown_line() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "leader = \"彭立\", title = \"局长\" }",
+                "leader = \"彭立\", title = \"局长\", lines = [\"12345\", \"12399\"] }",
+            )
+        },
+        "\"12399\"",
+        "unknown line `12399`",
+    );
+}
+
+// ── Leader-session overlaps ──────────────────────────────────────────────────
+
+const FIRST_SESSION: &str = "  { date = \"2023-02-22\", unit = \"市交通运输局\", leader = \"李兴志\", title = \"局长\" },\n";
+
+/// The shipped file with `session` added to `[leader] sessions` right after
+/// the first one (市交通运输局, 2023-02-22, 09:00–11:00 on line 12345).
+fn with_session(text: &str, session: &str) -> String {
+    replace_once(
+        text,
+        FIRST_SESSION,
+        &format!("{FIRST_SESSION}  {session},\n"),
+    )
+}
+
+#[test]
+fn dated_sessions_of_one_unit_overlap() {
+    // Same unit, same day, overlapping times, on another line: the unit's
+    // leader cannot be in two places at once.
+    let new = "{ date = \"2023-02-22\", unit = \"市交通运输局\", start = \"10:00\", end = \"12:00\", lines = [\"12328\"] }";
+    let (_, errors) = expect_error(
+        |t| with_session(t, new),
+        new,
+        "sessions of unit `市交通运输局` overlap: 2023-02-22 09:00–11:00 and 2023-02-22 10:00–12:00",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn sessions_of_two_units_overlap_on_a_line() {
+    let new = "{ date = \"2023-02-22\", unit = \"市发改委\", start = \"10:30\", end = \"12:00\" }";
+    let (_, errors) = expect_error(
+        |t| with_session(t, new),
+        new,
+        "sessions of `市交通运输局` and `市发改委` overlap on line `12345`: 2023-02-22 09:00–11:00 and 2023-02-22 10:30–12:00",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn sessions_that_do_not_overlap_are_accepted() {
+    // Controls for the two overlap tests: back to back for the same unit, and
+    // at the same time for another unit on another line.
+    let text = with_session(
+        &shipped(),
+        "{ date = \"2023-02-22\", unit = \"市交通运输局\", start = \"11:00\", end = \"12:00\" }",
+    );
+    let text = with_session(
+        &text,
+        "{ date = \"2023-02-22\", unit = \"市发改委\", start = \"10:00\", end = \"11:30\", lines = [\"12328\"] }",
+    );
+    if let Err(e) = parse(&text, path()) {
+        panic!("refused:\n{e}");
+    }
+}
+
+// ── Dates and times ──────────────────────────────────────────────────────────
+
+#[test]
+fn bad_session_date_that_does_not_exist() {
+    expect_only_error(
+        |t| replace_once(t, "{ date = \"2023-02-22\"", "{ date = \"2023-02-30\""),
+        "\"2023-02-30\"",
+        "bad session date `2023-02-30`: expected a date YYYY-MM-DD",
+    );
+}
+
+#[test]
+fn bad_session_date_with_slashes() {
+    expect_only_error(
+        |t| replace_once(t, "{ date = \"2023-02-22\"", "{ date = \"2023/02/22\""),
+        "\"2023/02/22\"",
+        "bad session date `2023/02/22`",
+    );
+}
+
+#[test]
+fn bad_holiday_date() {
+    expect_only_error(
+        |t| replace_once(t, "dates = \"2023-04-05\"", "dates = \"2023/04/05\""),
+        "\"2023/04/05\"",
+        "bad date `2023/04/05`",
+    );
+}
+
+#[test]
+fn bad_holiday_range_end() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "dates = \"2023-06-22..2023-06-24\"",
+                "dates = \"2023-06-22..2023-06-31\"",
+            )
+        },
+        "\"2023-06-22..2023-06-31\"",
+        "bad date `2023-06-31`",
+    );
+}
+
+#[test]
+fn bad_default_start_time() {
+    expect_only_error(
+        |t| replace_once(t, "start = \"09:00\"", "start = \"25:00\""),
+        "\"25:00\"",
+        "bad start time `25:00`: expected a time HH:MM",
+    );
+}
+
+#[test]
+fn bad_session_end_time() {
+    let new = "{ date = \"2023-08-09\", unit = \"市发改委\", end = \"9h\" }";
+    expect_only_error(|t| with_session(t, new), "\"9h\"", "bad end time `9h`");
+}
+
+#[test]
+fn session_ends_before_it_starts() {
+    let new = "{ date = \"2023-08-09\", unit = \"市发改委\", start = \"11:00\", end = \"10:00\" }";
+    expect_only_error(
+        |t| with_session(t, new),
+        "\"10:00\" }",
+        "session ends (10:00:00) before it starts (11:00:00)",
+    );
+}
+
+#[test]
+fn session_starting_after_the_default_end_is_located_at_the_session() {
+    // No `end` of its own: the default 11:00 ends it before its 11:30 start.
+    let new = "{ date = \"2023-08-09\", unit = \"市发改委\", start = \"11:30\" }";
+    expect_only_error(
+        |t| with_session(t, new),
+        new,
+        "session ends (11:00:00) before it starts (11:30:00)",
+    );
+}
+
+#[test]
+fn rule_running_into_an_uncovered_year() {
+    let (_, errors) = expect_error(
+        |t| replace_once(t, "until = \"2018-12-31\"", "until = \"2019-06-30\""),
+        "[[leader.rules]]",
+        "rule `衡阳2018热线问政` runs in 2019, which calendar.years does not cover",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn rule_ending_before_it_starts() {
+    expect_only_error(
+        |t| replace_once(t, "until = \"2018-12-31\"", "until = \"2017-12-31\""),
+        "\"2017-12-31\"",
+        "rule ends (2017-12-31) before it starts (2018-01-01)",
+    );
+}
+
+// ── Calendar ─────────────────────────────────────────────────────────────────
+
+#[test]
+fn holiday_outside_calendar_years() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "dates = \"2018-12-30..2018-12-31\"",
+                "dates = \"2018-12-30..2019-01-01\"",
+            )
+        },
+        "\"2018-12-30..2019-01-01\"",
+        "2019-01-01 is in 2019, which is not in calendar.years",
+    );
+}
+
+#[test]
+fn date_both_holiday_and_workday() {
+    // 2023-10-01 (a Sunday) is inside the 2023-09-29..2023-10-06 holiday.
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "workdays = [\n",
+                "workdays = [\n  { name = \"误填\", dates = \"2023-10-01\" },\n",
+            )
+        },
+        "\"2023-10-01\"",
+        "2023-10-01 is both a holiday and a make-up working day",
+    );
+}
+
+#[test]
+fn reversed_date_range() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "dates = \"2023-09-29..2023-10-06\"",
+                "dates = \"2023-10-06..2023-09-29\"",
+            )
+        },
+        "\"2023-10-06..2023-09-29\"",
+        "date range `2023-10-06..2023-09-29` ends before it starts",
+    );
+}
+
+// ── Modes, trunks, gateway, metrics, media ───────────────────────────────────
+
+#[test]
+fn unknown_mode() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "unit = \"市地震局\"\nmode = \"whole_merge\"",
+                "unit = \"市地震局\"\nmode = \"merge\"",
+            )
+        },
+        "\"merge\"",
+        "unknown mode `merge`",
+    );
+}
+
+#[test]
+fn unknown_trunk_role() {
+    expect_only_error(
+        |t| replace_once(t, "role = \"carrier\"", "role = \"carier\""),
+        "\"carier\"",
+        "unknown trunk role `carier`",
+    );
+}
+
+#[test]
+fn sub_centre_line_without_level() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "remark = \"市级设立分中心\"\nlevel = \"city\"\n",
+                "remark = \"市级设立分中心\"\n",
+            )
+        },
+        "\"sub_centre\"\nremark = \"市级设立分中心\"",
+        "sub_centre line `12366` needs `level`",
+    );
+}
+
+#[test]
+fn sub_centre_trunk_without_level() {
+    let (text, errors) = expect_error(
+        |t| {
+            replace_once(
+                t,
+                "role = \"sub_centre\"\nlevel = \"city\"\n",
+                "role = \"sub_centre\"\n",
+            )
+        },
+        "\"sub_centre\"\nuri = \"sip:127.0.0.1:5091\"",
+        "sub_centre trunk `city_sub_centre` needs a level",
+    );
+    // And so the city line 12366 has no city trunk to go to.
+    assert_has(
+        &errors,
+        line_of(&text, "level = \"city\""),
+        "city sub-centre line `12366` needs `trunk`: there are 0 city sub-centre trunks",
+    );
+    assert_eq!(errors.len(), 2, "{}", render(&errors));
+}
+
+#[test]
+fn queue_on_a_dual_number_line() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "skill = \"environment\"\n",
+                "skill = \"environment\"\nqueue = \"general\"\n",
+            )
+        },
+        "\"general\"\n\n[[lines]]\nnumber = \"12319\"",
+        "`queue` applies to main and whole_merge lines only",
+    );
+}
+
+#[test]
+fn missing_main_line() {
+    let (_, errors) = expect_error(
+        |t| replace_once(t, "mode = \"main\"", "mode = \"whole_merge\""),
+        "[gateway]",
+        "no main line",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn bad_timezone() {
+    expect_only_error(
+        |t| replace_once(t, "\"Asia/Shanghai\"", "\"Asia/Beijing\""),
+        "\"Asia/Beijing\"",
+        "unknown timezone `Asia/Beijing`",
+    );
+}
+
+#[test]
+fn bad_metrics_listen_address() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "listen = \"127.0.0.1:9090\"",
+                "listen = \"localhost:9090\"",
+            )
+        },
+        "\"localhost:9090\"",
+        "bad metrics listen address `localhost:9090`",
+    );
+}
+
+#[test]
+fn announcement_without_a_prompt_file() {
+    let expected_file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("prompts")
+        .join("merged_into_12349.wav");
+    assert!(!expected_file.exists());
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "unit = \"市民政局\"\nmode = \"whole_merge\"\nremark = \"已暂停服务\"\nannouncement = \"merged_into_12345\"",
+                "unit = \"市民政局\"\nmode = \"whole_merge\"\nremark = \"已暂停服务\"\nannouncement = \"merged_into_12349\"",
+            )
+        },
+        "\"merged_into_12349\"",
+        &format!(
+            "announcement `merged_into_12349`: no file {}",
+            expected_file.display()
+        ),
+    );
+}
+
+#[test]
+fn prompts_resolve_against_the_given_path() {
+    // The same text under another directory: none of its 4 announcements exist.
+    let elsewhere = Path::new("/nonexistent-hotline-dir/routing.toml");
+    let text = shipped();
+    let errors = match parse(&text, elsewhere) {
+        Err(ConfigError::Invalid { errors, .. }) => errors,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    assert_eq!(errors.len(), 4, "{}", render(&errors));
+    for d in &errors {
+        assert_eq!(d.file, elsewhere);
+        assert!(
+            d.message
+                .contains("/nonexistent-hotline-dir/prompts/merged_into_12345.wav"),
+            "{d}"
+        );
+    }
+}
+
+// ── Order and rendering ──────────────────────────────────────────────────────
+
+#[test]
+fn errors_are_sorted_by_line_and_rendered_like_a_compiler() {
+    // Made in an order unlike the order the validator finds them: an unknown
+    // key at the very end (found first), a calendar error (found before the
+    // leader section above it), a leader error, and a gateway error.
+    let mut text = shipped();
+    text = replace_once(&text, "barred = []", "barred = []\nblocked = []");
+    text = replace_once(
+        &text,
+        "dates = \"2023-09-29..2023-10-06\"",
+        "dates = \"2023-10-06..2023-09-29\"",
+    );
+    text = replace_once(&text, "start = \"09:00\"", "start = \"25:00\"");
+    text = replace_once(&text, "\"Asia/Shanghai\"", "\"Asia/Beijing\"");
+    let expected_order = [
+        ("\"Asia/Beijing\"", "unknown timezone"),
+        ("\"25:00\"", "bad start time"),
+        ("\"2023-10-06..2023-09-29\"", "ends before it starts"),
+        ("blocked = []", "unknown key `callers.blocked`"),
+    ];
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), expected_order.len(), "{}", render(&errors));
+    for (d, (needle, part)) in errors.iter().zip(expected_order) {
+        let (line, column) = position_of(&text, needle);
+        assert_eq!((d.line, d.column), (line, column), "{d}");
+        assert!(d.message.contains(part), "{d}");
+        assert_eq!(
+            d.to_string(),
+            format!("{PATH}:{line}:{column}: error: {}", d.message)
+        );
+    }
+    assert!(
+        errors
+            .windows(2)
+            .all(|w| (w[0].line, w[0].column) < (w[1].line, w[1].column))
+    );
+
+    let err = parse(&text, path()).unwrap_err();
+    let rendered = err.to_string();
+    let mut lines = rendered.lines();
+    assert_eq!(lines.next(), Some("4 errors in routing table"));
+    let rest: Vec<&str> = lines.collect();
+    let each: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+    assert_eq!(rest, each);
+    assert_eq!(err.diagnostics(), errors.as_slice());
+}
+
+#[test]
+fn one_error_renders_in_the_singular() {
+    let text = replace_once(&shipped(), "\"Asia/Shanghai\"", "\"Asia/Beijing\"");
+    let err = parse(&text, path()).unwrap_err();
+    let (line, column) = position_of(&text, "\"Asia/Beijing\"");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "1 error in routing table\n{PATH}:{line}:{column}: error: unknown timezone `Asia/Beijing`: use an IANA name such as `Asia/Shanghai`"
+        )
+    );
+}

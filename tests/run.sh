@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The one test command (README "Run the tests"): installs what the tests need
+# on a fresh Debian machine, then runs the whole suite. Extra arguments go to
+# `cargo test` (e.g. `tests/run.sh routing`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+# The end-to-end tests drive `kill` (procps) to send SIGHUP to the daemon.
+command -v kill >/dev/null 2>&1 || need_apt+=(procps)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+exec cargo test --locked "$@"

@@ -1,0 +1,186 @@
+//! `hotline serve` as a real process: metrics on loopback, reload when the
+//! file changes and on SIGHUP, and a bad table refused while the running one
+//! stays in force.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn scrape(port: u16) -> Option<String> {
+    match http_get(port, "/metrics")? {
+        (200, body) => Some(body),
+        _ => None,
+    }
+}
+
+fn wait_metric(d: &Daemon, port: u16, series: &str, want: f64) {
+    let got = wait_for(LIMIT, || {
+        let body = scrape(port)?;
+        (metric(&body, series)? == want).then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "{series} never became {want}; last scrape:\n{}\nlog:\n{}",
+        scrape(port).unwrap_or_default(),
+        d.log_text()
+    );
+}
+
+/// The 12385 entry, removed to make a valid table with one line fewer.
+fn without_12385(text: &str) -> String {
+    let start = text
+        .find("[[lines]]\nnumber = \"12385\"")
+        .expect("12385 entry");
+    let end = start + text[start..].find("\n\n").unwrap() + 2;
+    let mut s = text.to_string();
+    s.replace_range(start..end, "");
+    s
+}
+
+fn with_duplicate_number(text: &str) -> String {
+    let s = text.replace("number = \"12300\"", "number = \"12396\"");
+    assert_ne!(s, text);
+    s
+}
+
+/// A daemon on a private copy of the shipped table, up and serving metrics.
+fn start(name: &str, watch_interval: &str) -> (TempTable, Daemon, u16) {
+    let table = TempTable::new(name);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start(
+        &[
+            "serve",
+            "--config",
+            table.path.to_str().unwrap(),
+            "--metrics-listen",
+            &listen,
+            "--watch-interval",
+            watch_interval,
+        ],
+        table.dir.join("daemon.log"),
+    );
+    wait_metric(&d, port, "hotline_routing_lines", 45.0);
+    (table, d, port)
+}
+
+#[test]
+fn file_changes_reload_and_a_bad_table_keeps_the_running_one() {
+    let (table, d, port) = start("watch", "0.1");
+    let body = scrape(port).unwrap();
+    assert_eq!(
+        metric(&body, "hotline_routing_reloads_total{result=\"ok\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&body, "hotline_routing_reloads_total{result=\"error\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&body, "hotline_routing_leader_sessions"), Some(39.0));
+
+    // A valid edit goes live.
+    table.write(&without_12385(&table.text));
+    wait_metric(&d, port, "hotline_routing_lines", 44.0);
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"ok\"}",
+        1.0,
+    );
+
+    // A broken edit is refused, counted and logged with file and line; the
+    // 44-line table stays.
+    table.write(&with_duplicate_number(&without_12385(&table.text)));
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"error\"}",
+        1.0,
+    );
+    let body = scrape(port).unwrap();
+    assert_eq!(metric(&body, "hotline_routing_lines"), Some(44.0));
+    let log = wait_for(LIMIT, || {
+        let l = d.log_text();
+        l.contains("duplicate number `12396`").then_some(l)
+    })
+    .expect("the refusal is logged");
+    assert!(
+        log.contains(&format!("{}:", table.path.display())),
+        "log names the file:\n{log}"
+    );
+    assert!(log.contains("running table kept"), "{log}");
+
+    // Still alive and serving.
+    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(http_get(port, "/nope").map(|r| r.0), Some(404));
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_table_on_sighup_is_refused() {
+    // A watch interval of an hour: only SIGHUP can trigger these reloads.
+    let (table, d, port) = start("hup", "3600");
+
+    table.write(&without_12385(&table.text));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        metric(&scrape(port).unwrap(), "hotline_routing_lines"),
+        Some(45.0),
+        "no reload without a trigger"
+    );
+    d.signal("HUP");
+    wait_metric(&d, port, "hotline_routing_lines", 44.0);
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"ok\"}",
+        1.0,
+    );
+
+    table.write("this is [not toml");
+    d.signal("HUP");
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"error\"}",
+        1.0,
+    );
+    assert_eq!(
+        metric(&scrape(port).unwrap(), "hotline_routing_lines"),
+        Some(44.0)
+    );
+
+    std::fs::remove_file(&table.path).unwrap();
+    d.signal("HUP");
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"error\"}",
+        2.0,
+    );
+    assert_eq!(
+        metric(&scrape(port).unwrap(), "hotline_routing_lines"),
+        Some(44.0)
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_bad_table() {
+    let table = TempTable::new("badstart");
+    table.write(&with_duplicate_number(&table.text));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args([
+            "serve",
+            "--config",
+            table.path.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("duplicate number `12396`"), "{err}");
+}

@@ -1,0 +1,134 @@
+//! Helpers shared by the end-to-end tests: a temporary copy of the shipped
+//! table, a free loopback port, a daemon that is always stopped by its PID,
+//! and a tiny HTTP GET.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A private directory holding a copy of routing.toml whose prompts point
+/// back at the repository's prompts/.
+pub struct TempTable {
+    pub dir: PathBuf,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl TempTable {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hotline-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = std::fs::read_to_string(Path::new(REPO).join("routing.toml")).unwrap();
+        let prompts = Path::new(REPO).join("prompts");
+        let text = shipped.replace(
+            "prompts_dir = \"prompts\"",
+            &format!("prompts_dir = {:?}", prompts.display().to_string()),
+        );
+        assert_ne!(text, shipped);
+        let path = dir.join("routing.toml");
+        std::fs::write(&path, &text).unwrap();
+        TempTable { dir, path, text }
+    }
+
+    /// Replaces the file atomically (write + rename), as operators should.
+    pub fn write(&self, text: &str) {
+        let tmp = self.dir.join("routing.toml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+}
+
+impl Drop for TempTable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (by its own PID) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(args: &[&str], log: PathBuf) -> Self {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start hotline");
+        Daemon { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` over HTTP/1.0; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The value of one sample in a Prometheus text exposition.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Polls `f` until it returns Some, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
