@@ -102,11 +102,13 @@ fn run_concurrent(
     let writer = reloading.then(|| {
         let shared = shared.clone();
         let stop = stop.clone();
-        let spare = spare.clone();
+        // Two prebuilt tables, swapped in turn: the writer's loop is the
+        // atomic store alone, as in a reload after validation.
+        let tables = [Arc::new(spare.clone()), shared.load()];
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                shared.replace(spare.clone());
+                shared.replace(tables[(swaps % 2) as usize].clone());
                 swaps += 1;
                 std::thread::sleep(Duration::from_micros(100));
             }

@@ -69,7 +69,7 @@ impl SharedTable {
     }
 
     /// Swaps in a table built elsewhere.
-    pub fn replace(&self, table: Table) {
-        self.current.store(Arc::new(table));
+    pub fn replace(&self, table: impl Into<Arc<Table>>) {
+        self.current.store(table.into());
     }
 }
