@@ -22,13 +22,16 @@ pub struct ServeOptions {
     pub watch_interval: Duration,
 }
 
-/// Applies one reload and accounts for it in logs and metrics.
-pub fn reload(shared: &SharedTable, metrics: &Metrics, text: Option<&str>, trigger: &str) -> bool {
-    let result = match text {
-        Some(t) => shared.reload_text(t),
-        None => shared.reload(),
-    };
-    match result {
+/// Applies one reload of `text` (the file as read, or why it could not be
+/// read) and accounts for it in logs and metrics. Returns whether it went live.
+pub fn reload(
+    shared: &SharedTable,
+    metrics: &Metrics,
+    text: Result<&str, ConfigError>,
+    trigger: &str,
+    serving_metrics_on: SocketAddr,
+) -> bool {
+    match text.and_then(|t| shared.reload_text(t)) {
         Ok(warnings) => {
             for w in &warnings {
                 tracing::warn!(trigger, "{w}");
@@ -43,6 +46,13 @@ pub fn reload(shared: &SharedTable, metrics: &Metrics, text: Option<&str>, trigg
                 sessions = table.sessions.len(),
                 "routing table reloaded"
             );
+            if table.metrics_listen != serving_metrics_on {
+                tracing::warn!(
+                    configured = %table.metrics_listen,
+                    serving = %serving_metrics_on,
+                    "[metrics] listen changed: it takes effect at the next restart"
+                );
+            }
             true
         }
         Err(e) => {
@@ -69,7 +79,10 @@ pub fn reload(shared: &SharedTable, metrics: &Metrics, text: Option<&str>, trigg
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let (shared, warnings) = SharedTable::open(&opts.config)?;
+    // Signals first: a SIGHUP during start-up must not kill the daemon.
+    let signals = Signals::install()?;
+    let (bytes, text) = crate::config::read(&opts.config)?;
+    let (shared, warnings) = SharedTable::open_text(&opts.config, &text)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -89,7 +102,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "metrics listening on http://{}/metrics", listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "metrics listening on http://{bound}/metrics");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(crate::admin::serve(
@@ -97,77 +111,138 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         metrics.clone(),
         stop_rx.clone(),
     ));
+    let Signals { hangup, shutdown } = signals;
     let watcher = tokio::spawn(watch_table(
-        shared.clone(),
-        metrics.clone(),
-        opts.watch_interval,
-        stop_rx.clone(),
+        Watch {
+            shared: shared.clone(),
+            metrics: metrics.clone(),
+            interval: opts.watch_interval,
+            serving_metrics_on: listen,
+            compare_listen: opts.metrics_listen.is_none(),
+            seen: bytes,
+        },
+        hangup,
+        stop_rx,
     ));
 
-    wait_for_shutdown().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = tokio::join!(admin, watcher);
     Ok(())
 }
 
-#[cfg(unix)]
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// The process signals the daemon acts on, installed before anything else.
+struct Signals {
+    hangup: Hangup,
+    shutdown: Shutdown,
+}
+
+struct Hangup(#[cfg(unix)] tokio::signal::unix::Signal);
+struct Shutdown(#[cfg(unix)] tokio::signal::unix::Signal);
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hangup: Hangup(signal(SignalKind::hangup())?),
+            shutdown: Shutdown(signal(SignalKind::terminate())?),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> anyhow::Result<Self> {
+        Ok(Signals {
+            hangup: Hangup(),
+            shutdown: Shutdown(),
+        })
     }
 }
 
-#[cfg(not(unix))]
-async fn wait_for_shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if self.0.recv().await.is_some() {
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+impl Shutdown {
+    /// Until SIGINT or SIGTERM.
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let mut term = self.0;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+struct Watch {
+    shared: SharedTable,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    serving_metrics_on: SocketAddr,
+    /// Whether a changed `[metrics] listen` is worth a warning (not when the
+    /// address came from the command line).
+    compare_listen: bool,
+    /// The file's bytes as last loaded or refused.
+    seen: Vec<u8>,
+}
+
+impl Watch {
+    fn apply(&self, text: Result<String, ConfigError>, trigger: &str) {
+        let listen = if self.compare_listen {
+            self.serving_metrics_on
+        } else {
+            // Compare the table with itself: never warns.
+            self.shared.load().metrics_listen
+        };
+        match text {
+            Ok(t) => reload(&self.shared, &self.metrics, Ok(&t), trigger, listen),
+            Err(e) => reload(&self.shared, &self.metrics, Err(e), trigger, listen),
+        };
+    }
 }
 
 /// Reloads on SIGHUP, and when the file's content changes (checked every
 /// `interval`; a change must hold still for one more short look, so a file
 /// caught half-written is not loaded).
-async fn watch_table(
-    shared: SharedTable,
-    metrics: Arc<Metrics>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let path = shared.path().to_path_buf();
-    let mut seen = tokio::fs::read(&path).await.ok();
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .expect("install SIGHUP handler");
-    let mut tick = tokio::time::interval(interval);
+async fn watch_table(mut w: Watch, mut hup: Hangup, mut stop: watch::Receiver<bool>) {
+    let path = w.shared.path().to_path_buf();
+    let mut tick = tokio::time::interval(w.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        #[cfg(unix)]
-        let hup_recv = hup.recv();
-        #[cfg(not(unix))]
-        let hup_recv = std::future::pending::<Option<()>>();
         tokio::select! {
             _ = stop.changed() => return,
-            _ = hup_recv => {
-                let now = tokio::fs::read(&path).await.ok();
-                let text = now.as_deref().map(String::from_utf8_lossy);
-                reload(&shared, &metrics, text.as_deref(), "sighup");
-                seen = now;
+            _ = hup.recv() => {
+                let read = crate::config::read(&path);
+                if let Ok((bytes, _)) = &read {
+                    w.seen = bytes.clone();
+                }
+                w.apply(read.map(|(_, t)| t), "sighup");
             }
             _ = tick.tick() => {
                 let Ok(now) = tokio::fs::read(&path).await else { continue };
-                if seen.as_deref() == Some(now.as_slice()) {
+                if now == w.seen {
                     continue;
                 }
-                tokio::time::sleep(interval.min(Duration::from_millis(250))).await;
+                tokio::time::sleep(w.interval.min(Duration::from_millis(250))).await;
                 let Ok(settled) = tokio::fs::read(&path).await else { continue };
                 if settled != now {
                     continue; // still being written: look again next tick
                 }
-                let text = String::from_utf8_lossy(&settled).into_owned();
-                reload(&shared, &metrics, Some(&text), "file_change");
-                seen = Some(settled);
+                let text = crate::config::decode(&path, settled.clone());
+                w.seen = settled;
+                w.apply(text, "file_change");
             }
         }
     }

@@ -83,7 +83,15 @@ fn main() -> ExitCode {
             let opts = hotline::daemon::ServeOptions {
                 config,
                 metrics_listen,
-                watch_interval: Duration::from_secs_f64(watch_interval.max(0.05)),
+                watch_interval: match Duration::try_from_secs_f64(
+                    watch_interval.clamp(0.05, 86_400.0),
+                ) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        eprintln!("error: --watch-interval must be a number of seconds");
+                        return ExitCode::from(2);
+                    }
+                },
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

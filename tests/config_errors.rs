@@ -982,3 +982,97 @@ fn one_error_renders_in_the_singular() {
         )
     );
 }
+
+// ── Safety limits found in review ───────────────────────────────────────────
+
+#[test]
+fn a_missing_national_emergency_number_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "[[emergency]]\nnumber = \"122\"\nname = \"交通事故报警\"\nunit = \"市公安局交通警察支队\"\n",
+                "",
+            )
+        },
+        "[gateway]",
+        "emergency number `122` is missing",
+    );
+}
+
+#[test]
+fn an_emergency_number_moved_from_emergency_to_a_line_is_refused() {
+    // Without the safety net this table would queue calls to 110.
+    let (_, errors) = expect_error(
+        |t| {
+            let t = replace_once(
+                t,
+                "[[emergency]]\nnumber = \"110\"\nname = \"匪警\"\nunit = \"市公安局\"\n",
+                "",
+            );
+            replace_once(&t, "number = \"12300\"", "number = \"110\"")
+        },
+        "[gateway]",
+        "emergency number `110` is missing",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+}
+
+#[test]
+fn ticket_deadline_out_of_range() {
+    for bad in ["0", "100"] {
+        expect_only_error(
+            |t| {
+                replace_once(
+                    t,
+                    "ticket_due_working_days = 3",
+                    &format!("ticket_due_working_days = {bad}"),
+                )
+            },
+            &format!("{bad}\nstart = \"09:00\""),
+            &format!("ticket_due_working_days = {bad}: 1 to 60"),
+        );
+    }
+}
+
+#[test]
+fn a_weekend_of_seven_days_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "weekend = [\"saturday\", \"sunday\"]",
+                "weekend = [\"monday\", \"tuesday\", \"wednesday\", \"thursday\", \"friday\", \"saturday\", \"sunday\"]",
+            )
+        },
+        "\"monday\", \"tuesday\"",
+        "no working day",
+    );
+}
+
+#[test]
+fn a_session_with_an_empty_lines_list_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "{ date = \"2023-03-08\", unit = \"市卫生健康委员会\", leader = \"刘英\", title = \"主任\" }",
+                "{ date = \"2023-03-08\", unit = \"市卫生健康委员会\", leader = \"刘英\", title = \"主任\", lines = [] }",
+            )
+        },
+        "{ date = \"2023-03-08\"",
+        "`lines` is empty",
+    );
+}
+
+#[test]
+fn a_rule_session_moved_into_an_uncovered_year_is_refused() {
+    // The 5th Monday of December 2018 is Dec 31, a holiday; the next working
+    // day is in 2019, which the calendar does not cover.
+    let rule = "[[leader.rules]]\nname = \"year end\"\nweekday = \"monday\"\nweeks_of_month = [5]\nfrom = \"2018-12-01\"\nuntil = \"2018-12-31\"\nunit = \"市司法局\"\n\n";
+    expect_only_error(
+        |t| replace_once(t, "[calendar]\n", &format!("{rule}[calendar]\n")),
+        "[[leader.rules]]\nname = \"year end\"",
+        "moves to 2019-01-01",
+    );
+}

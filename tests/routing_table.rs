@@ -546,3 +546,29 @@ fn metrics_listen_on_loopback_by_default() {
     assert!(t.metrics_listen.ip().is_loopback());
     assert_eq!(t.metrics_listen.port(), 9090);
 }
+
+#[test]
+fn another_citys_12345_is_not_a_local_county_line() {
+    let t = shipped();
+    // Xi'an (029) and Chengdu (028) 12345 look like 0735's 2912345 and
+    // 2812345 once their trunk prefix is gone: they must keep it.
+    for dialed in [
+        "02912345",
+        "+862912345",
+        "0086 29 12345",
+        "02812345",
+        "tel:+86-28-12345",
+    ] {
+        let d = route(&t, dialed, None, at(WEEKDAY));
+        assert_eq!(d.kind, Kind::Reject, "{dialed}");
+        assert_eq!(d.reject.unwrap().status, 404, "{dialed}");
+    }
+}
+
+#[test]
+fn a_barred_caller_still_reaches_119_through_96119() {
+    let t = shipped_with(|s| s.replace("barred = []", r#"barred = ["13800000000"]"#));
+    let d = route(&t, "96119", Some("13800000000"), at(WEEKDAY));
+    assert_eq!(d.kind, Kind::Emergency);
+    assert_eq!(d.line, Some("119"));
+}

@@ -184,3 +184,27 @@ fn serve_refuses_to_start_on_a_bad_table() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("duplicate number `12396`"), "{err}");
 }
+
+#[test]
+fn a_table_saved_in_another_encoding_is_refused_on_reload() {
+    let (table, d, port) = start("gbk", "0.1");
+    // 郴州 in GBK: not UTF-8.
+    let mut bytes = table.text.clone().into_bytes();
+    bytes.extend_from_slice(b"\n# \xb3\xbb\xd6\xdd\n");
+    std::fs::write(&table.path, &bytes).unwrap();
+    wait_metric(
+        &d,
+        port,
+        "hotline_routing_reloads_total{result=\"error\"}",
+        1.0,
+    );
+    assert_eq!(
+        metric(&scrape(port).unwrap(), "hotline_routing_lines"),
+        Some(45.0)
+    );
+    let log = wait_for(LIMIT, || {
+        let l = d.log_text();
+        l.contains("not UTF-8").then_some(l)
+    });
+    assert!(log.is_some(), "{}", d.log_text());
+}

@@ -28,11 +28,33 @@ pub struct Loaded {
 
 /// Reads and validates a routing table file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let (_, text) = read(path)?;
+    parse(&text, path)
+}
+
+/// Reads a table file: its bytes and its text, which must be UTF-8.
+pub fn read(path: &Path) -> Result<(Vec<u8>, String), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path)
+    let text = decode(path, bytes.clone())?;
+    Ok((bytes, text))
+}
+
+/// A table file's bytes as text: UTF-8 or refused (a GBK-saved file would
+/// otherwise load with its Chinese names garbled).
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|e| ConfigError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 (byte {}): save the file as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        ),
+    })
 }
 
 /// Validates table text; `path` names the file in errors and anchors

@@ -19,7 +19,13 @@ pub struct SharedTable {
 impl SharedTable {
     /// Loads the table at `path`; fails when it is invalid.
     pub fn open(path: &Path) -> Result<(Self, Vec<Diagnostic>), ConfigError> {
-        let loaded = super::load(path)?;
+        let (_, text) = super::read(path)?;
+        Self::open_text(path, &text)
+    }
+
+    /// Like [`open`](Self::open), with the file's text already read.
+    pub fn open_text(path: &Path, text: &str) -> Result<(Self, Vec<Diagnostic>), ConfigError> {
+        let loaded = super::parse(text, path)?;
         Ok((
             SharedTable {
                 path: path.to_path_buf(),
@@ -54,10 +60,7 @@ impl SharedTable {
     /// Re-reads the file; on success swaps the new table in, on error keeps
     /// the running one and returns every error.
     pub fn reload(&self) -> Result<Vec<Diagnostic>, ConfigError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| ConfigError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        let (_, text) = super::read(&self.path)?;
         self.reload_text(&text)
     }
 

@@ -11,6 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// The national emergency numbers (110 police, 119 fire, 120 ambulance,
+/// 122 traffic accidents): every table must route them as emergencies.
+pub const NATIONAL_EMERGENCY_NUMBERS: [&str; 4] = ["110", "119", "120", "122"];
+
+/// Most working days a ticket deadline may be set to.
+const MAX_TICKET_DUE_WORKING_DAYS: u32 = 60;
+
 /// Default metrics address: loopback only, never open to the world by default.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9090";
 
@@ -346,6 +353,18 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             unit: e.unit.as_ref().map(|u| u.get_ref().clone()),
             trunk: trunk.unwrap_or(0),
         });
+    }
+    // A safety net, not routing data: a table that forgets one of the
+    // national emergency numbers would turn those calls away (or, listed as
+    // a line, queue them). The table still says where they go.
+    for n in NATIONAL_EMERGENCY_NUMBERS {
+        let key = Number::from_digits(n).map(|x| x.key()).unwrap_or(0);
+        if !emergency_index.contains_key(&key) {
+            r.error(
+                raw.gateway.span(),
+                format!("emergency number `{n}` is missing: list 110, 119, 120 and 122 under [[emergency]]"),
+            );
+        }
     }
 
     // [[lines]], first pass: numbers and modes.
@@ -693,6 +712,22 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             })
             .collect(),
     };
+    // With no working day, recurring sessions cannot be placed: report the
+    // cause once rather than every session it would collide.
+    let no_working_day = weekend
+        .iter()
+        .map(|d| d.num_days_from_monday())
+        .collect::<BTreeSet<_>>()
+        .len()
+        >= 7;
+    if no_working_day {
+        let span = c
+            .weekend
+            .as_ref()
+            .and_then(|w| w.first())
+            .map_or(raw.calendar.span(), |d| d.span());
+        r.error(span, "a weekend of all seven days leaves no working day");
+    }
     let mut years = BTreeSet::new();
     for y in &c.years {
         match i32::try_from(*y.get_ref()) {
@@ -775,6 +810,10 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         let queue = lookup_queue(r, &lr.queue);
         if let Some(n) = &lr.ticket_due_working_days {
             ticket_due_working_days = *n.get_ref();
+            if !(1..=MAX_TICKET_DUE_WORKING_DAYS).contains(&ticket_due_working_days) {
+                r.error(n.span(), format!(
+                    "ticket_due_working_days = {ticket_due_working_days}: 1 to {MAX_TICKET_DUE_WORKING_DAYS}"));
+            }
         }
         let default_start = match &lr.start {
             Some(s) => parse_time(r, s, "start time"),
@@ -785,8 +824,17 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             None => NaiveTime::from_hms_opt(11, 0, 0),
         };
         let main_number = main_line.map(|m| lines[m as usize].number.clone());
-        let check_lines = |r: &mut Reporter, list: &[S<String>]| -> Vec<String> {
+        let check_lines = |r: &mut Reporter,
+                           list: &[S<String>],
+                           span_of_empty: std::ops::Range<usize>|
+         -> Vec<String> {
             let mut out = Vec::new();
+            if list.is_empty() {
+                r.error(
+                    span_of_empty,
+                    "`lines` is empty: leave it out for the default lines",
+                );
+            }
             for l in list {
                 let n = l.get_ref();
                 let key = Number::from_digits(n).map(|x| x.key()).unwrap_or(0);
@@ -810,7 +858,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         let default_lines = if lr.lines.is_empty() {
             main_number.into_iter().collect()
         } else {
-            check_lines(r, &lr.lines)
+            check_lines(r, &lr.lines, leader.span())
         };
         let times = |r: &mut Reporter,
                      start: &Option<S<String>>,
@@ -840,7 +888,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             ctx.check_unit(r, &sr.unit);
             let t = times(r, &sr.start, &sr.end, s.span());
             let lines_for = match &sr.lines {
-                Some(l) => check_lines(r, l),
+                Some(l) => check_lines(r, l, s.span()),
                 None => default_lines.clone(),
             };
             if let (Some(date), Some((start, end)), Some(queue)) = (date, t, queue) {
@@ -870,7 +918,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
                 origins.push(SessionOrigin { span: s.span() });
             }
         }
-        for rule in &lr.rules {
+        for rule in lr.rules.iter().filter(|_| !no_working_day) {
             let rr = rule.get_ref();
             let weekday = parse_weekday(rr.weekday.get_ref());
             if weekday.is_none() {
@@ -917,7 +965,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             }
             let t = times(r, &rr.start, &rr.end, rule.span());
             let lines_for = match &rr.lines {
-                Some(l) => check_lines(r, l),
+                Some(l) => check_lines(r, l, rule.span()),
                 None => default_lines.clone(),
             };
             let (
@@ -965,6 +1013,12 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
                         } else {
                             (calendar.next_working_day(date), Some(date))
                         };
+                    if !calendar.covers(held) {
+                        r.error(rule.span(), format!(
+                            "rule `{}`: the session of {date} moves to {held}, in a year calendar.years does not cover",
+                            rr.name));
+                        continue;
+                    }
                     sessions.push(LeaderSession {
                         unit: rr.unit.as_ref().map(|u| u.get_ref().clone()),
                         leader: rr.leader.clone(),

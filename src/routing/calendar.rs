@@ -115,13 +115,19 @@ impl WorkCalendar {
     /// The instant a local wall-clock time on `date` happens.
     pub fn instant(&self, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
         let naive = date.and_time(time);
-        // China has no DST; for zones that do, a skipped time takes the later
-        // mapping and an ambiguous one the earlier.
+        // China has no DST; for zones that do, an ambiguous time takes the
+        // earlier mapping and a skipped one moves forward by the hour the clocks jumped.
         match self.tz.from_local_datetime(&naive) {
             chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
                 t.with_timezone(&Utc)
             }
-            chrono::LocalResult::None => self.tz.from_utc_datetime(&naive).with_timezone(&Utc),
+            chrono::LocalResult::None => {
+                let later = naive + chrono::Duration::hours(1);
+                self.tz
+                    .from_local_datetime(&later)
+                    .earliest()
+                    .map_or_else(|| Utc.from_utc_datetime(&naive), |t| t.with_timezone(&Utc))
+            }
         }
     }
 

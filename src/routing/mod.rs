@@ -7,9 +7,9 @@
 //! 2. an emergency number (110/119/120/122 as the table lists them) goes to
 //!    the emergency trunk, before anything else, barred caller or not;
 //! 3. a number the table does not list is a `reject` (404);
-//! 4. a barred caller (harassment floods) is a `reject` (403);
-//! 5. the "routes as" chain is followed to the line whose rules apply
-//!    (it may end at an emergency number: 96119 → 119);
+//! 4. the "routes as" chain is followed to the line whose rules apply; one
+//!    that ends at an emergency number (96119 → 119) is an emergency call;
+//! 5. a barred caller (harassment floods) is a `reject` (403);
 //! 6. a leader session live on that line at this instant makes it a
 //!    `leader_session` (queue for the leader or take a callback ticket);
 //! 7. otherwise the line's mode decides: main and whole-merge lines `queue`,
@@ -153,17 +153,18 @@ pub fn route<'t>(
             "Not Found: number not served by this hotline",
         );
     };
+    let dialed_line = &table.lines[li as usize];
+    let line = match dialed_line.resolved {
+        // Routes as an emergency number (96119 → 119): emergency, barred or not.
+        Resolved::Emergency(e) => return Decision::emergency(table, number, e, Some(dialed_line)),
+        Resolved::Line(i) => &table.lines[i as usize],
+    };
     if let Some(c) = caller
         && let Ok(c) = table.numbering.normalize(c)
         && table.barred_callers.contains(&c.key())
     {
         return Decision::reject(Some(number), 403, "Forbidden: caller barred");
     }
-    let dialed_line = &table.lines[li as usize];
-    let line = match dialed_line.resolved {
-        Resolved::Emergency(e) => return Decision::emergency(table, number, e, Some(dialed_line)),
-        Resolved::Line(i) => &table.lines[i as usize],
-    };
     let announcement = dialed_line
         .announcement
         .as_deref()

@@ -245,10 +245,15 @@ impl NumberingPlan {
         {
             return Number::from_digits(local);
         }
-        // Mobiles and 1xxxx service numbers need no trunk prefix; nor do short
-        // codes such as 96119 (a national number with an area code has at
-        // least 9 digits, so anything shorter was a short code).
-        if national.starts_with('1') || national.len() <= 8 {
+        // Mobiles (11 digits, 13x–19x) and short codes (12345, 10086, 96119,
+        // 95xxx: at most 6 digits, starting 1 or 9) take no trunk prefix.
+        // Everything else is a number in another area and keeps `0` + area
+        // code: `02912345` is Xi'an's 12345, not this area's 2912345, and
+        // `01065529999` is Beijing, not a 106 SMS number.
+        let b = national.as_bytes();
+        let mobile = b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
+        let short_code = b.len() <= 6 && matches!(b[0], b'1' | b'9');
+        if mobile || short_code {
             return Number::from_digits(national);
         }
         let mut n = Number::from_digits("0")?;
@@ -333,6 +338,16 @@ mod tests {
         assert_eq!(norm("13812345678").unwrap(), "13812345678");
         assert_eq!(norm("+442079460000").unwrap(), "00442079460000");
         assert_eq!(norm("00442079460000").unwrap(), "00442079460000");
+        // Another city's 12345 is not this area's 7-digit local number.
+        assert_eq!(norm("02912345").unwrap(), "02912345");
+        assert_eq!(norm("+862912345").unwrap(), "02912345");
+        assert_eq!(norm("0086 29 12345").unwrap(), "02912345");
+        assert_eq!(norm("073412345").unwrap(), "073412345");
+        // Beijing keeps its 010; service numbers with +86 do not need it.
+        assert_eq!(norm("+861065529999").unwrap(), "01065529999");
+        assert_eq!(norm("01012345").unwrap(), "01012345");
+        assert_eq!(norm("+8610086").unwrap(), "10086");
+        assert_eq!(norm("+8695588").unwrap(), "95588");
     }
 
     #[test]
