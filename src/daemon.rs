@@ -24,12 +24,15 @@ pub struct ServeOptions {
 
 /// Applies one reload of `text` (the file as read, or why it could not be
 /// read) and accounts for it in logs and metrics. Returns whether it went live.
+/// `serving_metrics_on` is the metrics address taken from the table at
+/// start-up (None when the command line chose it): a reload that changes it
+/// is told to need a restart.
 pub fn reload(
     shared: &SharedTable,
     metrics: &Metrics,
     text: Result<&str, ConfigError>,
     trigger: &str,
-    serving_metrics_on: SocketAddr,
+    serving_metrics_on: Option<SocketAddr>,
 ) -> bool {
     match text.and_then(|t| shared.reload_text(t)) {
         Ok(warnings) => {
@@ -46,10 +49,12 @@ pub fn reload(
                 sessions = table.sessions.len(),
                 "routing table reloaded"
             );
-            if table.metrics_listen != serving_metrics_on {
+            if let Some(serving) = serving_metrics_on
+                && table.metrics_listen != serving
+            {
                 tracing::warn!(
                     configured = %table.metrics_listen,
-                    serving = %serving_metrics_on,
+                    serving = %serving,
                     "[metrics] listen changed: it takes effect at the next restart"
                 );
             }
@@ -117,8 +122,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             shared: shared.clone(),
             metrics: metrics.clone(),
             interval: opts.watch_interval,
-            serving_metrics_on: listen,
-            compare_listen: opts.metrics_listen.is_none(),
+            serving_metrics_on: opts.metrics_listen.is_none().then_some(listen),
             seen: bytes,
         },
         hangup,
@@ -190,26 +194,21 @@ struct Watch {
     shared: SharedTable,
     metrics: Arc<Metrics>,
     interval: Duration,
-    serving_metrics_on: SocketAddr,
-    /// Whether a changed `[metrics] listen` is worth a warning (not when the
-    /// address came from the command line).
-    compare_listen: bool,
+    /// See [`reload`].
+    serving_metrics_on: Option<SocketAddr>,
     /// The file's bytes as last loaded or refused.
     seen: Vec<u8>,
 }
 
 impl Watch {
     fn apply(&self, text: Result<String, ConfigError>, trigger: &str) {
-        let listen = if self.compare_listen {
-            self.serving_metrics_on
-        } else {
-            // Compare the table with itself: never warns.
-            self.shared.load().metrics_listen
-        };
-        match text {
-            Ok(t) => reload(&self.shared, &self.metrics, Ok(&t), trigger, listen),
-            Err(e) => reload(&self.shared, &self.metrics, Err(e), trigger, listen),
-        };
+        reload(
+            &self.shared,
+            &self.metrics,
+            text.as_deref().map_err(clone_io),
+            trigger,
+            self.serving_metrics_on,
+        );
     }
 }
 
@@ -245,5 +244,20 @@ async fn watch_table(mut w: Watch, mut hup: Hangup, mut stop: watch::Receiver<bo
                 w.apply(text, "file_change");
             }
         }
+    }
+}
+
+/// The only error `config::read` gives is `Io`, and `io::Error` is not
+/// `Clone`: rebuild it with the same kind and message.
+fn clone_io(e: &ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Io { path, source } => ConfigError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        ConfigError::Invalid { errors, warnings } => ConfigError::Invalid {
+            errors: errors.clone(),
+            warnings: warnings.clone(),
+        },
     }
 }

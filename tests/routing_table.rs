@@ -445,6 +445,17 @@ until = "2025-10-31"
 unit = "市司法局"
 "#;
 
+/// The sessions the `test rule` produced, in date order.
+fn test_rule_sessions(t: &Table) -> Vec<&hotline::routing::LeaderSession> {
+    let mut held: Vec<_> = t
+        .sessions
+        .iter()
+        .filter(|s| s.rule.as_deref() == Some("test rule"))
+        .collect();
+    held.sort_by_key(|s| s.date);
+    held
+}
+
 fn with_rule(rule: &str) -> Table {
     shipped_with(|s| s.replace("\n[calendar]\n", &format!("\n{rule}\n[calendar]\n")))
 }
@@ -454,11 +465,7 @@ fn a_rule_session_on_a_holiday_moves_to_the_next_working_day() {
     // 2nd Wednesday of October 2025 is Oct 8, the last day of the National Day
     // holiday: the session moves to Thursday Oct 9.
     let t = with_rule(RULE_2025);
-    let held: Vec<_> = t
-        .sessions
-        .iter()
-        .filter(|s| s.rule.as_deref() == Some("test rule"))
-        .collect();
+    let held = test_rule_sessions(&t);
     assert_eq!(held.len(), 2);
     assert_eq!(held[0].date.to_string(), "2025-09-10");
     assert_eq!(held[1].date.to_string(), "2025-10-09");
@@ -486,11 +493,7 @@ fn a_moved_session_may_land_on_a_make_up_saturday() {
             .replace("2025-09-01", "2023-01-01")
             .replace("2025-10-31", "2023-01-31"),
     );
-    let held: Vec<_> = t
-        .sessions
-        .iter()
-        .filter(|s| s.rule.as_deref() == Some("test rule"))
-        .collect();
+    let held = test_rule_sessions(&t);
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].date.to_string(), "2023-01-28");
     assert_eq!(
@@ -502,11 +505,7 @@ fn a_moved_session_may_land_on_a_make_up_saturday() {
 #[test]
 fn a_rule_may_skip_holidays_instead() {
     let t = with_rule(&RULE_2025.replace("unit = ", "if_holiday = \"skip\"\nunit = "));
-    let held: Vec<_> = t
-        .sessions
-        .iter()
-        .filter(|s| s.rule.as_deref() == Some("test rule"))
-        .collect();
+    let held = test_rule_sessions(&t);
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].date.to_string(), "2025-09-10");
 }
