@@ -2,11 +2,13 @@
 //! SIGHUP and when the file changes. Shutdown is one `watch` channel handed
 //! to every task; SIGINT or SIGTERM flips it.
 //!
-//! The SIP side joins here in the next step; the routing table it will read
-//! is the [`SharedTable`] built below.
+//! The SIP side (sockets, then the routing loop in [`crate::call::engine`])
+//! reads the same [`SharedTable`], so a reload reaches the next call.
 
+use crate::call::engine::Engine;
 use crate::config::{ConfigError, SharedTable};
 use crate::metrics::Metrics;
+use crate::sip::transport::Transport;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub struct ServeOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// How often the table file is checked for changes.
     pub watch_interval: Duration,
+    /// Overrides `[sip] listen_udp` and `listen_tcp` (one address for both).
+    pub sip_listen: Option<SocketAddr>,
 }
 
 /// Applies one reload of `text` (the file as read, or why it could not be
@@ -95,6 +99,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let table = shared.load();
     metrics.observe_table(&table, chrono::Utc::now().timestamp());
     let listen = opts.metrics_listen.unwrap_or(table.metrics_listen);
+    let sip = table.sip.clone();
     tracing::info!(
         path = %opts.config.display(),
         lines = table.lines.len(),
@@ -109,6 +114,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "metrics listening on http://{bound}/metrics");
+
+    let (udp, tcp) = match opts.sip_listen {
+        Some(a) => (Some(a), Some(a)),
+        None => (sip.listen_udp, sip.listen_tcp),
+    };
+    let (transport, sip_listener) = Transport::bind(udp, tcp)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for SIP on {udp:?} / {tcp:?}: {e}"))?;
+    let bound_sip = transport.udp_local().or(transport.tcp_local());
+    let local = advertised(sip.advertise, bound_sip);
+    tracing::info!(udp = ?transport.udp_local(), tcp = ?transport.tcp_local(), advertise = %local, "SIP listening");
+    let engine = Engine::new(shared.clone(), metrics.clone(), transport.clone(), local);
+    transport.run(sip_listener, engine.clone(), 2);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(crate::admin::serve(
@@ -134,6 +152,24 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::join!(admin, watcher);
     Ok(())
+}
+
+/// `host:port` for Via and Contact: the configured address, else the bound
+/// one, else loopback (a daemon on 0.0.0.0 without `advertise` is only
+/// reachable correctly from this host; a warning says so).
+fn advertised(advertise: Option<std::net::IpAddr>, bound: Option<SocketAddr>) -> String {
+    let port = bound.map_or(5060, |b| b.port());
+    let ip = match (advertise, bound) {
+        (Some(ip), _) => ip,
+        (None, Some(b)) if !b.ip().is_unspecified() => b.ip(),
+        _ => {
+            tracing::warn!(
+                "listening on every address without [sip] advertise: writing 127.0.0.1 in Via and Contact"
+            );
+            std::net::IpAddr::from([127, 0, 0, 1])
+        }
+    };
+    SocketAddr::new(ip, port).to_string()
 }
 
 /// The process signals the daemon acts on, installed before anything else.

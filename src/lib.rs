@@ -18,7 +18,9 @@
 //! on the wire) and `tickets` (the crash-safe callback store).
 
 pub mod admin;
+pub mod call;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod routing;
+pub mod sip;

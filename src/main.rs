@@ -54,6 +54,9 @@ enum Command {
         /// Seconds between checks of the table file for changes.
         #[arg(long, default_value_t = 1.0)]
         watch_interval: f64,
+        /// SIP address for UDP and TCP, overriding `[sip] listen_udp`/`listen_tcp`.
+        #[arg(long)]
+        sip_listen: Option<SocketAddr>,
     },
 }
 
@@ -78,11 +81,13 @@ fn main() -> ExitCode {
             config,
             metrics_listen,
             watch_interval,
+            sip_listen,
         } => {
             init_tracing();
             let opts = hotline::daemon::ServeOptions {
                 config,
                 metrics_listen,
+                sip_listen,
                 watch_interval: match Duration::try_from_secs_f64(
                     watch_interval.clamp(0.05, 86_400.0),
                 ) {

@@ -2,7 +2,10 @@
 //! process-global default), so tests can run several side by side.
 
 use crate::routing::Table;
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -14,6 +17,22 @@ pub struct Metrics {
     pub routing_leader_sessions: IntGauge,
     /// Unix time of the last table that loaded.
     pub routing_loaded_timestamp: IntGauge,
+    /// `hotline_calls_total{kind,line,result}`: finished calls.
+    pub calls: IntCounterVec,
+    pub active_calls: IntGauge,
+    /// `hotline_sip_requests_total{method}`: requests received.
+    pub sip_requests: IntCounterVec,
+    /// `hotline_sip_responses_total{code}`: responses received.
+    pub sip_responses: IntCounterVec,
+    /// Messages refused by the parser (answered 400 or dropped).
+    pub sip_parse_errors: IntCounter,
+    pub registered_seats: IntGauge,
+    /// INVITE received → 200 OK relayed to the caller.
+    pub call_setup_seconds: Histogram,
+    /// `hotline_sip_auth_failures_total{reason}`.
+    pub auth_failures: IntCounterVec,
+    /// INVITEs refused because the source is no configured trunk.
+    pub untrusted_invites: IntCounter,
 }
 
 impl Metrics {
@@ -42,11 +61,70 @@ impl Metrics {
             "Unix time the running routing table was loaded",
         )
         .expect("valid metric");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let calls = counter_vec(
+            "hotline_calls_total",
+            "Finished calls by routing kind, dialed line and result",
+            &["kind", "line", "result"],
+        );
+        let active_calls =
+            IntGauge::new("hotline_active_calls", "Calls in progress").expect("valid metric");
+        let sip_requests = counter_vec(
+            "hotline_sip_requests_total",
+            "SIP requests received, by method (unknown methods as \"other\")",
+            &["method"],
+        );
+        let sip_responses = counter_vec(
+            "hotline_sip_responses_total",
+            "SIP responses received, by status code",
+            &["code"],
+        );
+        let sip_parse_errors = IntCounter::new(
+            "hotline_sip_parse_errors_total",
+            "SIP messages refused as malformed (answered 400 or dropped)",
+        )
+        .expect("valid metric");
+        let registered_seats = IntGauge::new(
+            "hotline_registered_seats",
+            "Seats with at least one live registration",
+        )
+        .expect("valid metric");
+        let call_setup_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "hotline_call_setup_seconds",
+                "From the caller's INVITE to the answer relayed back",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0,
+            ]),
+        )
+        .expect("valid metric");
+        let auth_failures = counter_vec(
+            "hotline_sip_auth_failures_total",
+            "Failed seat authentications by reason",
+            &["reason"],
+        );
+        let untrusted_invites = IntCounter::new(
+            "hotline_sip_untrusted_invites_total",
+            "INVITEs refused 403 because their source is no configured trunk",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(routing_reloads.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(routing_lines.clone()),
             Box::new(routing_leader_sessions.clone()),
             Box::new(routing_loaded_timestamp.clone()),
+            Box::new(calls.clone()),
+            Box::new(active_calls.clone()),
+            Box::new(sip_requests.clone()),
+            Box::new(sip_responses.clone()),
+            Box::new(sip_parse_errors.clone()),
+            Box::new(registered_seats.clone()),
+            Box::new(call_setup_seconds.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(untrusted_invites.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -59,6 +137,15 @@ impl Metrics {
             routing_lines,
             routing_leader_sessions,
             routing_loaded_timestamp,
+            calls,
+            active_calls,
+            sip_requests,
+            sip_responses,
+            sip_parse_errors,
+            registered_seats,
+            call_setup_seconds,
+            auth_failures,
+            untrusted_invites,
         }
     }
 

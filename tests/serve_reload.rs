@@ -60,6 +60,8 @@ fn start(name: &str, watch_interval: &str) -> (TempTable, Daemon, u16) {
             &listen,
             "--watch-interval",
             watch_interval,
+            "--sip-listen",
+            &format!("127.0.0.1:{}", free_port()),
         ],
         table.dir.join("daemon.log"),
     );

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub media: Option<S<RawMedia>>,
     #[serde(default)]
+    pub sip: Option<S<RawSip>>,
+    #[serde(default)]
     pub trunks: Vec<S<RawTrunk>>,
     #[serde(default)]
     pub queues: Vec<S<RawQueue>>,
@@ -48,6 +50,35 @@ pub struct RawMetrics {
     pub listen: S<String>,
 }
 
+/// `[sip]`: listening addresses, digest realm, RFC 3261 timers, ring limits.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSip {
+    #[serde(default)]
+    pub listen_udp: Option<S<String>>,
+    #[serde(default)]
+    pub listen_tcp: Option<S<String>>,
+    /// The address written in Via and Contact when listening on 0.0.0.0.
+    #[serde(default)]
+    pub advertise: Option<S<String>>,
+    #[serde(default)]
+    pub realm: Option<S<String>>,
+    /// Digest challenges offered, most preferred first.
+    #[serde(default)]
+    pub digest_algorithms: Option<Vec<S<String>>>,
+    #[serde(default)]
+    pub t1_ms: Option<S<u64>>,
+    #[serde(default)]
+    pub t2_ms: Option<S<u64>>,
+    #[serde(default)]
+    pub t4_ms: Option<S<u64>>,
+    #[serde(default)]
+    pub seat_ring_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub max_ring_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub max_register_expires: Option<S<u64>>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct RawMedia {
     pub prompts_dir: S<String>,
@@ -62,6 +93,10 @@ pub struct RawTrunk {
     pub uri: S<String>,
     #[serde(default)]
     pub level: Option<S<String>>,
+    /// Source addresses allowed to send calls on this trunk; defaults to
+    /// the URI's host when it is an IP address.
+    #[serde(default)]
+    pub sources: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +151,10 @@ pub struct RawSeat {
     pub skills: Vec<S<String>>,
     #[serde(default)]
     pub expert_for: Vec<S<String>>,
+    /// Digest password the seat's phone registers with. A seat without one
+    /// cannot register.
+    #[serde(default)]
+    pub password: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,13 +3,16 @@
 
 use super::error::Reporter;
 use super::schema::*;
-use crate::routing::table::{EmergencyLine, LeaderSession, Line, Queue, Resolved, Seat, Trunk};
+use crate::routing::table::{
+    EmergencyLine, LeaderSession, Line, Queue, Resolved, Seat, SipSettings, Trunk,
+};
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 /// The national emergency numbers (110 police, 119 fire, 120 ambulance,
 /// 122 traffic accidents): every table must route them as emergencies.
@@ -183,6 +186,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             }
         },
     };
+    let sip = build_sip(raw.sip.as_ref().map(|s| s.get_ref()), r);
     let prompts_dir = match &raw.media {
         Some(m) => base_dir.join(m.get_ref().prompts_dir.get_ref()),
         None => base_dir.join("prompts"),
@@ -251,12 +255,42 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
                 format!("duplicate trunk id `{}`", t.id.get_ref()),
             );
         }
+        let target = crate::sip::message::SipUriView::parse(uri)
+            .and_then(|v| Some(SocketAddr::new(v.ip()?, v.port.unwrap_or(5060))));
+        let mut sources = Vec::new();
+        for src in &t.sources {
+            match src.get_ref().parse::<IpAddr>() {
+                Ok(ip) => sources.push(ip),
+                Err(_) => r.error(
+                    src.span(),
+                    format!(
+                        "bad trunk source `{}`: expected an IP address",
+                        src.get_ref()
+                    ),
+                ),
+            }
+        }
+        if sources.is_empty() {
+            match target {
+                Some(a) => sources.push(a.ip()),
+                None if role == Some(TrunkRole::Carrier) => r.error(
+                    t.uri.span(),
+                    format!(
+                        "carrier trunk `{}` names a host, not an IP address: list the addresses it sends from in `sources`",
+                        t.id.get_ref()
+                    ),
+                ),
+                None => {}
+            }
+        }
         trunks.push(Trunk {
             id: t.id.get_ref().clone(),
             name: t.name.clone().unwrap_or_else(|| t.id.get_ref().clone()),
             uri: uri.to_string(),
             role: role.unwrap_or(TrunkRole::Carrier),
             level,
+            target,
+            sources,
         });
     }
     if !trunks.iter().any(|t| t.role == TrunkRole::Carrier) && !raw.trunks.is_empty() {
@@ -665,7 +699,19 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             name: s.name.clone().unwrap_or_else(|| s.id.get_ref().clone()),
             skills: s.skills.iter().map(|x| x.get_ref().clone()).collect(),
             expert_for: s.expert_for.iter().map(|x| x.get_ref().clone()).collect(),
+            password: s.password.as_ref().map(|p| p.get_ref().clone()),
         });
+        if let Some(p) = &s.password
+            && p.get_ref().len() < 8
+        {
+            r.error(
+                p.span(),
+                format!(
+                    "seat `{}` password is shorter than 8 characters",
+                    s.id.get_ref()
+                ),
+            );
+        }
     }
     let has_skill = |skill: &str| seats.iter().any(|s| s.skills.iter().any(|k| k == skill));
     for (i, l) in lines.iter().enumerate() {
@@ -1140,9 +1186,145 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         calendar,
         ticket_due_working_days,
         metrics_listen: metrics_listen?,
+        sip: sip?,
         prompts_dir,
         line_index,
         emergency_index,
         barred_callers,
+    })
+}
+
+/// `[sip]` with its defaults: UDP and TCP on port 5060 of every address,
+/// RFC 3261's T1/T2/T4, 20 s per seat, 60 s of ringing in all.
+fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
+    let default = RawSip::default();
+    let raw = raw.unwrap_or(&default);
+    let mut ok = true;
+    let mut addr = |v: &Option<S<String>>, default: &str, what: &str| -> Option<SocketAddr> {
+        match v {
+            None => default.parse().ok(),
+            Some(v) if v.get_ref().is_empty() || v.get_ref() == "off" => None,
+            Some(v) => match v.get_ref().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    ok = false;
+                    r.error(
+                        v.span(),
+                        format!(
+                            "bad {what} address `{}`: expected IP:PORT or \"off\"",
+                            v.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    };
+    let listen_udp = addr(&raw.listen_udp, "0.0.0.0:5060", "sip listen_udp");
+    let listen_tcp = addr(&raw.listen_tcp, "0.0.0.0:5060", "sip listen_tcp");
+    let mut ms = |v: &Option<S<u64>>, default: u64, min: u64, max: u64, what: &str| -> u64 {
+        match v {
+            None => default,
+            Some(v) if (min..=max).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                ok = false;
+                r.error(
+                    v.span(),
+                    format!("{what} = {} is out of range {min}..={max}", v.get_ref()),
+                );
+                default
+            }
+        }
+    };
+    let t1 = ms(&raw.t1_ms, 500, 10, 10_000, "t1_ms");
+    let t2 = ms(&raw.t2_ms, 4_000, 100, 60_000, "t2_ms");
+    let t4 = ms(&raw.t4_ms, 5_000, 100, 60_000, "t4_ms");
+    let seat_ring = ms(&raw.seat_ring_seconds, 20, 1, 600, "seat_ring_seconds");
+    let max_ring = ms(&raw.max_ring_seconds, 60, 1, 3_600, "max_ring_seconds");
+    let max_expires = ms(
+        &raw.max_register_expires,
+        3_600,
+        60,
+        86_400,
+        "max_register_expires",
+    );
+    if t2 < t1 {
+        ok = false;
+        let span = raw
+            .t2_ms
+            .as_ref()
+            .or(raw.t1_ms.as_ref())
+            .map_or(0..0, |v| v.span());
+        r.error(span, "t2_ms must not be shorter than t1_ms");
+    }
+    let advertise = match &raw.advertise {
+        None => None,
+        Some(v) => match v.get_ref().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                ok = false;
+                r.error(
+                    v.span(),
+                    format!(
+                        "bad sip advertise `{}`: expected an IP address",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let mut digest_algorithms = Vec::new();
+    for a in raw.digest_algorithms.iter().flatten() {
+        let alg = match a.get_ref().to_ascii_uppercase().as_str() {
+            "SHA-256" => crate::sip::digest::Algorithm::Sha256,
+            "MD5" => crate::sip::digest::Algorithm::Md5,
+            _ => {
+                ok = false;
+                r.error(
+                    a.span(),
+                    format!("unknown digest algorithm `{}`: SHA-256 or MD5", a.get_ref()),
+                );
+                continue;
+            }
+        };
+        if digest_algorithms.contains(&alg) {
+            ok = false;
+            r.error(
+                a.span(),
+                format!("digest algorithm `{}` listed twice", a.get_ref()),
+            );
+        }
+        digest_algorithms.push(alg);
+    }
+    if raw.digest_algorithms.as_ref().is_some_and(|l| l.is_empty()) {
+        ok = false;
+        r.error(
+            0..0,
+            "[sip] digest_algorithms must name at least one algorithm",
+        );
+    }
+    if digest_algorithms.is_empty() {
+        digest_algorithms = vec![
+            crate::sip::digest::Algorithm::Sha256,
+            crate::sip::digest::Algorithm::Md5,
+        ];
+    }
+    let realm = raw
+        .realm
+        .as_ref()
+        .map_or_else(|| "hotline".to_string(), |v| v.get_ref().clone());
+    ok.then_some(SipSettings {
+        listen_udp,
+        listen_tcp,
+        advertise,
+        realm,
+        digest_algorithms,
+        t1: Duration::from_millis(t1),
+        t2: Duration::from_millis(t2),
+        t4: Duration::from_millis(t4),
+        seat_ring: Duration::from_secs(seat_ring),
+        max_ring: Duration::from_secs(max_ring),
+        max_register_expires: max_expires as u32,
     })
 }

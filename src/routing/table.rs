@@ -6,8 +6,9 @@ use super::calendar::WorkCalendar;
 use super::number::NumberingPlan;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How a legacy hotline was folded into 12345 (归并方式).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -68,6 +69,10 @@ pub struct Trunk {
     pub uri: String,
     pub role: TrunkRole,
     pub level: Option<Level>,
+    /// Where requests to this trunk go, when the URI names an IP address.
+    pub target: Option<SocketAddr>,
+    /// Source addresses allowed to send calls on this trunk.
+    pub sources: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +90,31 @@ pub struct Seat {
     pub skills: Vec<String>,
     /// Lines this seat is the expert seat (专家座席) for.
     pub expert_for: Vec<String>,
+    /// Digest password from configuration; `None` means the seat cannot
+    /// register.
+    pub password: Option<String>,
+}
+
+/// `[sip]`: how the gateway speaks SIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipSettings {
+    pub listen_udp: Option<SocketAddr>,
+    pub listen_tcp: Option<SocketAddr>,
+    /// The address peers reach us at, written in Via and Contact.
+    pub advertise: Option<IpAddr>,
+    /// Digest realm seats authenticate in.
+    pub realm: String,
+    /// Digest algorithms challenged, most preferred first (RFC 8760 §2.4).
+    pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    /// How long one seat rings before the next is tried.
+    pub seat_ring: Duration,
+    /// How long a caller may hear ringing in all before the call fails.
+    pub max_ring: Duration,
+    /// The longest registration granted.
+    pub max_register_expires: u32,
 }
 
 /// Where a line's chain of "routes as" ends.
@@ -175,6 +205,7 @@ pub struct Table {
     /// Working days a leader-session callback ticket is due in.
     pub ticket_due_working_days: u32,
     pub metrics_listen: SocketAddr,
+    pub sip: SipSettings,
     pub prompts_dir: PathBuf,
     pub(crate) line_index: FxHashMap<u64, u32>,
     pub(crate) emergency_index: FxHashMap<u64, u32>,

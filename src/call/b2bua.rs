@@ -1,0 +1,1304 @@
+//! One call, as a back-to-back user agent: the caller's leg (A, where we
+//! are the UAS) and the leg we place (B, where we are the UAC), each its own
+//! dialog with its own transactions, joined here.
+//!
+//! Sans-I/O: [`Call`] is fed messages, "now" and timer expiries, and returns
+//! [`Output`]s (bytes to send, seats to free). The engine's per-call task
+//! drives it; tests drive it directly. It owns the list of targets to try
+//! in turn (expert seat, then skilled seats; or one trunk) so a seat that is
+//! busy, refuses or does not answer in time passes the call to the next.
+//!
+//! RFC 3261 sections: §8.2.6 responses, §9 CANCEL, §12 dialogs, §13 INVITE,
+//! §15 BYE, §17 transactions (in [`crate::sip::transaction`]).
+
+use super::registrar::Registrar;
+use crate::sip::message::{Message, Method, Name, NameAddr, StartLine};
+use crate::sip::transaction::{
+    Action, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, Timers,
+    Transport as Reliability,
+};
+use crate::sip::transport::Peer;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Where the second leg may go, tried in order.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Out over a trunk: the Request-URI and where to send it.
+    Trunk { id: String, uri: String, peer: Peer },
+    /// A seat, if registered and free when its turn comes.
+    Seat { id: String },
+}
+
+/// Settings a call needs from the daemon.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub timers: Timers,
+    /// Our address as written in Via and Contact (`host:port`).
+    pub local: String,
+    pub seat_ring: Duration,
+    pub max_ring: Duration,
+}
+
+/// What the driver must do.
+#[derive(Debug)]
+pub enum Output {
+    Send(Peer, Bytes),
+    /// The call now also answers to this Call-ID (its B leg).
+    Bind(String),
+}
+
+/// How the call ended, for `hotline_calls_total{result}` and the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered and later hung up.
+    Completed,
+    /// The caller hung up before an answer.
+    Cancelled,
+    /// Nobody answered: every target refused, was busy, or rang out.
+    NoAnswer,
+    /// The far side refused with a final response we relayed.
+    Failed,
+    /// No target could be tried at all (no seat free, trunk unreachable).
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Failed => "failed",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Ringing a target (or about to).
+    Setup,
+    /// Both legs answered.
+    Connected,
+    /// Over: waiting only for transactions to finish their linger timers.
+    Ended,
+}
+
+/// The caller's side: we are the UAS.
+struct LegA {
+    invite: Message,
+    peer: Peer,
+    tx: ServerInvite,
+    branch: String,
+    local_tag: String,
+    /// Our From when we send requests to A: A's To plus our tag.
+    local_addr: String,
+    /// Our To when we send requests to A: A's From.
+    remote_addr: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    invite_cseq: u32,
+    answered: bool,
+}
+
+/// The side we place: we are the UAC.
+struct LegB {
+    target: Target,
+    call_id: String,
+    peer: Peer,
+    invite: Message,
+    tx: ClientInvite,
+    branch: String,
+    local_addr: String,
+    remote_addr: String,
+    remote_tag: Option<String>,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    provisional: bool,
+    cancel_pending: bool,
+    cancelled: bool,
+    ring_deadline: Instant,
+    answered: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+enum Purpose {
+    Cancel,
+    Bye,
+    /// A request relayed from the other leg: its response goes back to
+    /// the server transaction with this branch there.
+    Relay {
+        server_branch: String,
+    },
+}
+
+enum ServerTx {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+enum ClientTx {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+struct Server {
+    side: Side,
+    branch: String,
+    method: Method,
+    request: Message,
+    tx: ServerTx,
+}
+
+struct Client {
+    side: Side,
+    branch: String,
+    method: Method,
+    request: Message,
+    tx: ClientTx,
+    purpose: Purpose,
+}
+
+pub struct Call {
+    pub id: u64,
+    settings: Settings,
+    phase: Phase,
+    a: LegA,
+    b: Option<LegB>,
+    targets: VecDeque<Target>,
+    servers: Vec<Server>,
+    clients: Vec<Client>,
+    started: Instant,
+    max_ring_at: Instant,
+    answered_at: Option<Instant>,
+    outcome: Option<Outcome>,
+    /// The final status answered to the caller when the call failed.
+    pub final_status: Option<u16>,
+    out: Vec<Output>,
+    counter: u32,
+}
+
+fn reliability(peer: Peer) -> Reliability {
+    if peer.is_reliable() {
+        Reliability::Reliable
+    } else {
+        Reliability::Unreliable
+    }
+}
+
+impl Call {
+    /// A call for an INVITE that arrived at `now`. Sends `100 Trying` at
+    /// once (§17.2.1) and starts on the first target; with no target,
+    /// answers `status reason` to the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        id: u64,
+        settings: Settings,
+        invite: Message,
+        peer: Peer,
+        targets: Vec<Target>,
+        no_target: (u16, &str),
+        registrar: &Registrar,
+        now: Instant,
+    ) -> (Call, Vec<Output>) {
+        let branch = invite.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let local_tag = tag(id, 0);
+        let to = invite
+            .header(&Name::To)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let from = invite
+            .header(&Name::From)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let remote_target = invite
+            .header(&Name::Contact)
+            .and_then(|c| NameAddr::parse(c).ok().map(|a| a.uri.to_string()))
+            .unwrap_or_else(|| format!("sip:{}", peer.addr));
+        let route_set = invite
+            .headers_named(&Name::RecordRoute)
+            .map(|v| v.to_string())
+            .collect();
+        let invite_cseq = invite.cseq().map_or(0, |c| c.0);
+        let mut call = Call {
+            id,
+            phase: Phase::Setup,
+            a: LegA {
+                tx: ServerInvite::new(reliability(peer), settings.timers, now),
+                invite,
+                peer,
+                branch,
+                local_addr: format!("{to};tag={local_tag}"),
+                local_tag,
+                remote_addr: from,
+                remote_target,
+                route_set,
+                local_cseq: 0,
+                invite_cseq,
+                answered: false,
+            },
+            b: None,
+            targets: targets.into(),
+            servers: Vec::new(),
+            clients: Vec::new(),
+            started: now,
+            max_ring_at: now + settings.max_ring,
+            answered_at: None,
+            outcome: None,
+            final_status: None,
+            settings,
+            out: Vec::new(),
+            counter: 0,
+        };
+        call.respond_a(100, "Trying", None, now);
+        if !call.try_next_target(registrar, now) {
+            call.fail_a(no_target.0, no_target.1, Outcome::Unavailable, now);
+        }
+        let out = std::mem::take(&mut call.out);
+        (call, out)
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// Seconds from the INVITE to the answer, once answered.
+    pub fn setup_time(&self) -> Option<Duration> {
+        self.answered_at.map(|t| t - self.started)
+    }
+
+    /// The B leg's Call-ID, if one was placed.
+    pub fn b_call_id(&self) -> Option<&str> {
+        self.b.as_ref().map(|b| b.call_id.as_str())
+    }
+
+    /// The seat the call is on or ringing, if any.
+    pub fn seat(&self) -> Option<&str> {
+        match self.b.as_ref().map(|b| &b.target) {
+            Some(Target::Seat { id }) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Whether nothing is left to do: the call is over and every
+    /// transaction has finished lingering.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.a.tx.is_terminated()
+            && self.b.as_ref().is_none_or(|b| b.tx.is_terminated())
+            && self.servers.iter().all(|s| s.is_terminated())
+            && self.clients.iter().all(|c| c.is_terminated())
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = Some(d.map_or(t, |d| d.min(t)));
+            }
+        };
+        consider(self.a.tx.deadline());
+        if let Some(b) = &self.b {
+            consider(b.tx.deadline());
+            if self.phase == Phase::Setup && !b.answered && !b.cancelled {
+                consider(Some(b.ring_deadline.min(self.max_ring_at)));
+            }
+        }
+        if self.phase == Phase::Setup && self.b.is_none() {
+            consider(Some(self.max_ring_at));
+        }
+        for s in &self.servers {
+            consider(s.deadline());
+        }
+        for c in &self.clients {
+            consider(c.deadline());
+        }
+        d
+    }
+
+    /// A message for this call arrived from `peer`.
+    pub fn on_message(
+        &mut self,
+        msg: Message,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        let from_b = self
+            .b
+            .as_ref()
+            .is_some_and(|b| msg.call_id().is_some_and(|c| c.as_str() == b.call_id));
+        let side = if from_b { Side::B } else { Side::A };
+        if msg.is_request() {
+            self.on_request(side, msg, peer, registrar, now);
+        } else {
+            self.on_response(side, msg, registrar, now);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn on_timer(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if let Some(action) = self.a.tx.on_timer(now) {
+            match action {
+                Action::Transmit(bytes) => self.out.push(Output::Send(self.a.peer, bytes)),
+                Action::AckTimeout if self.a.answered => {
+                    // §13.3.1.4: no ACK for our 2xx: end the session.
+                    tracing::info!(
+                        call = self.id,
+                        "caller never acknowledged the answer; ending"
+                    );
+                    self.hang_up_both(now);
+                }
+                _ => {}
+            }
+        }
+        if let Some(b) = &mut self.b
+            && let Some(action) = b.tx.on_timer(now)
+        {
+            match action {
+                Action::Transmit(bytes) => self.out.push(Output::Send(b.peer, bytes)),
+                Action::Timeout | Action::TransportError => {
+                    // Timer B: the target never answered at all (§17.1.1.2).
+                    self.on_b_failure(408, "Request Timeout", registrar, now);
+                }
+                _ => {}
+            }
+        }
+        // Ring limits: the seat's turn, then the caller's patience.
+        if self.phase == Phase::Setup
+            && let Some(b) = &self.b
+            && !b.answered
+            && !b.cancelled
+        {
+            if now >= self.max_ring_at {
+                tracing::info!(call = self.id, "max ring time reached");
+                self.cancel_b(now);
+                self.targets.clear();
+                self.fail_a(
+                    480,
+                    "Temporarily Unavailable (no answer)",
+                    Outcome::NoAnswer,
+                    now,
+                );
+            } else if now >= b.ring_deadline {
+                tracing::info!(
+                    call = self.id,
+                    "target did not answer in time; trying the next"
+                );
+                self.cancel_b(now);
+                if !self.try_next_target(registrar, now) {
+                    self.fail_a(
+                        480,
+                        "Temporarily Unavailable (no answer)",
+                        Outcome::NoAnswer,
+                        now,
+                    );
+                }
+            }
+        }
+        for i in 0..self.servers.len() {
+            let peer = self.peer(self.servers[i].side);
+            if let Some(Action::Transmit(bytes)) = self.servers[i].on_timer(now) {
+                self.out.push(Output::Send(peer, bytes));
+            }
+        }
+        for i in 0..self.clients.len() {
+            let side = self.clients[i].side;
+            let peer = self.peer(side);
+            match self.clients[i].on_timer(now) {
+                Some(Action::Transmit(bytes)) => self.out.push(Output::Send(peer, bytes)),
+                Some(Action::Timeout) | Some(Action::TransportError) => {
+                    let code = 408;
+                    self.client_final(i, code, "Request Timeout", None, now);
+                }
+                _ => {}
+            }
+        }
+        self.gc();
+        std::mem::take(&mut self.out)
+    }
+
+    fn peer(&self, side: Side) -> Peer {
+        match side {
+            Side::A => self.a.peer,
+            Side::B => self.b.as_ref().map_or(self.a.peer, |b| b.peer),
+        }
+    }
+
+    fn gc(&mut self) {
+        self.servers.retain(|s| !s.is_terminated());
+        self.clients.retain(|c| !c.is_terminated());
+    }
+
+    // ── Leg A ────────────────────────────────────────────────────────────
+
+    fn respond_a(&mut self, code: u16, reason: &str, relay: Option<&Message>, now: Instant) {
+        let mut resp = self
+            .a
+            .invite
+            .response(code, reason, Some(&self.a.local_tag));
+        if code > 100 {
+            let contact = format!("<sip:hotline@{}>", self.settings.local);
+            resp.push(Name::Contact, contact);
+            for rr in &self.a.route_set {
+                resp.push(Name::RecordRoute, rr.clone());
+            }
+        }
+        if let Some(src) = relay {
+            copy_body(src, &mut resp);
+        }
+        let bytes = resp.encode();
+        if let Some(Action::Transmit(bytes)) = self.a.tx.send_response(code, bytes, now) {
+            self.out.push(Output::Send(self.a.peer, bytes));
+        }
+        if (200..300).contains(&code) {
+            self.a.answered = true;
+        }
+    }
+
+    /// Ends the setup with a final failure to the caller.
+    fn fail_a(&mut self, code: u16, reason: &str, outcome: Outcome, now: Instant) {
+        if self.phase != Phase::Setup {
+            return;
+        }
+        self.respond_a(code, reason, None, now);
+        self.final_status = Some(code);
+        self.end(outcome);
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if self.outcome.is_none() {
+            self.outcome = Some(outcome);
+        }
+        self.phase = Phase::Ended;
+    }
+
+    // ── Leg B ────────────────────────────────────────────────────────────
+
+    /// Places the B leg to the next target that can take it. False when
+    /// none is left.
+    fn try_next_target(&mut self, registrar: &Registrar, now: Instant) -> bool {
+        while let Some(target) = self.targets.pop_front() {
+            let (uri, peer) = match &target {
+                Target::Trunk { uri, peer, .. } => (uri.clone(), *peer),
+                Target::Seat { id } => {
+                    let Some(binding) = registrar.lookup(id, now).into_iter().next() else {
+                        continue;
+                    };
+                    if !registrar.try_reserve(id, self.id) {
+                        continue;
+                    }
+                    (binding.uri, binding.peer)
+                }
+            };
+            self.place_b(target, uri, peer, now);
+            return true;
+        }
+        false
+    }
+
+    fn place_b(&mut self, target: Target, uri: String, peer: Peer, now: Instant) {
+        self.counter += 1;
+        let n = self.counter;
+        let call_id = format!("{:x}-{n}@hotline", self.id);
+        let branch = self.branch();
+        let local_tag = tag(self.id, n);
+        let caller = self
+            .a
+            .invite
+            .from()
+            .map(|f| crate::sip::message::uri_number(f.uri).unwrap_or_default())
+            .unwrap_or_default();
+        let local_addr = format!(
+            "<sip:{}@{}>;tag={local_tag}",
+            sanitize_user(&caller),
+            self.settings.local
+        );
+        let remote_addr = format!("<{uri}>");
+        let mut invite = Message::request(Method::Invite, uri.clone());
+        invite
+            .push(Name::Via, self.via(peer, &branch))
+            .push(Name::MaxForwards, max_forwards(&self.a.invite))
+            .push(Name::From, local_addr.clone())
+            .push(Name::To, remote_addr.clone())
+            .push(Name::CallId, call_id.clone())
+            .push(Name::CSeq, "1 INVITE")
+            .push(
+                Name::Contact,
+                format!("<sip:hotline@{}>", self.settings.local),
+            )
+            .push(Name::Allow, ALLOW);
+        copy_body(&self.a.invite, &mut invite);
+        let bytes = invite.encode();
+        tracing::info!(call = self.id, target = ?target, b_call_id = %call_id, "placing second leg");
+        self.out.push(Output::Bind(call_id.clone()));
+        self.out.push(Output::Send(peer, bytes.clone()));
+        let tx = ClientInvite::new(bytes, reliability(peer), self.settings.timers, now);
+        let ring = match target {
+            Target::Seat { .. } => self.settings.seat_ring,
+            Target::Trunk { .. } => self.settings.max_ring,
+        };
+        self.b = Some(LegB {
+            target,
+            call_id,
+            peer,
+            invite,
+            tx,
+            branch,
+            local_addr,
+            remote_addr,
+            remote_tag: None,
+            remote_target: uri,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            provisional: false,
+            cancel_pending: false,
+            cancelled: false,
+            ring_deadline: now + ring,
+            answered: false,
+        });
+    }
+
+    fn via(&mut self, peer: Peer, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            peer.transport_name(),
+            self.settings.local
+        )
+    }
+
+    fn branch(&mut self) -> String {
+        self.counter += 1;
+        format!("z9hG4bK{:x}.{}.{:x}", self.id, self.counter, random_u32())
+    }
+
+    /// CANCELs the ringing B leg (§9.1): only after a provisional; before
+    /// one, the CANCEL waits for it.
+    fn cancel_b(&mut self, now: Instant) {
+        let Some(b) = &mut self.b else { return };
+        if b.answered || b.cancelled {
+            return;
+        }
+        b.cancelled = true;
+        if !b.provisional {
+            b.cancel_pending = true;
+            return;
+        }
+        self.send_cancel_b(now);
+    }
+
+    fn send_cancel_b(&mut self, now: Instant) {
+        let Some(b) = &mut self.b else { return };
+        b.cancel_pending = false;
+        let mut cancel = Message::request(Method::Cancel, b.remote_target_for_cancel());
+        for h in &b.invite.headers {
+            match h.name {
+                Name::Via | Name::From | Name::To | Name::CallId | Name::MaxForwards => {
+                    cancel.headers.push(h.clone())
+                }
+                _ => {}
+            }
+        }
+        cancel.push(Name::CSeq, "1 CANCEL");
+        let bytes = cancel.encode();
+        let peer = b.peer;
+        let branch = b.branch.clone();
+        self.out.push(Output::Send(peer, bytes.clone()));
+        let tx = ClientNonInvite::new(bytes, reliability(peer), self.settings.timers, now);
+        self.clients.push(Client {
+            side: Side::B,
+            branch,
+            method: Method::Cancel,
+            request: cancel,
+            tx: ClientTx::NonInvite(tx),
+            purpose: Purpose::Cancel,
+        });
+    }
+
+    /// The B leg failed with `code`: try the next target while the call
+    /// is still setting up, else tell the caller.
+    fn on_b_failure(&mut self, code: u16, reason: &str, registrar: &Registrar, now: Instant) {
+        let cancelled = self.b.as_ref().is_some_and(|b| b.cancelled);
+        if let Some(b) = &self.b
+            && let Target::Seat { id } = &b.target
+        {
+            registrar.release(id, self.id);
+        }
+        if self.phase != Phase::Setup {
+            return;
+        }
+        let is_seat = matches!(
+            self.b.as_ref().map(|b| &b.target),
+            Some(Target::Seat { .. })
+        );
+        if cancelled && self.outcome.is_some() {
+            return;
+        }
+        // Seats that are busy, refuse or time out pass the call on; a
+        // trunk's answer is the far end's and is relayed as it is.
+        if is_seat && now < self.max_ring_at && self.try_next_target(registrar, now) {
+            return;
+        }
+        if is_seat {
+            let (c, r) = if code == 486 || code == 600 {
+                (486, "Busy Here (every seat for this line is busy)")
+            } else {
+                (480, "Temporarily Unavailable (no seat answered)")
+            };
+            self.fail_a(c, r, Outcome::NoAnswer, now);
+        } else {
+            self.fail_a(code, reason, Outcome::Failed, now);
+        }
+    }
+
+    fn on_response(&mut self, side: Side, msg: Message, registrar: &Registrar, now: Instant) {
+        let Some(code) = msg.code() else { return };
+        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let method = msg.cseq().map(|c| c.1);
+        // The initial INVITE on leg B.
+        if side == Side::B
+            && let Some(b) = &self.b
+            && branch == b.branch
+            && method == Some(Method::Invite)
+        {
+            self.on_b_invite_response(msg, code, registrar, now);
+            return;
+        }
+        let Some(i) = self.clients.iter().position(|c| {
+            c.side == side && c.branch == branch && Some(&c.method) == method.as_ref()
+        }) else {
+            return;
+        };
+        let action = self.clients[i].on_response(code, now);
+        if code >= 200 && matches!(action, Some(Action::Deliver) | Some(Action::DeliverAndAck)) {
+            let reason = reason_of(&msg);
+            self.client_final(i, code, &reason, Some(&msg), now);
+        } else if (100..200).contains(&code) && matches!(action, Some(Action::Deliver)) {
+            // Provisional to a relayed request: relay it (not 100).
+            if code > 100 {
+                self.relay_response(i, code, &reason_of(&msg), &msg, now);
+            }
+        }
+        if matches!(action, Some(Action::SendAck) | Some(Action::DeliverAndAck)) {
+            // Non-2xx to a relayed re-INVITE: ACK it hop by hop.
+            let request = self.clients[i].request.clone();
+            let ack = ack_for_failure(&request, &msg);
+            self.out.push(Output::Send(self.peer(side), ack.encode()));
+        }
+        if (200..300).contains(&code) && self.clients[i].method == Method::Invite {
+            // 2xx to a relayed re-INVITE: ACK it ourselves (§13.2.2.4).
+            let cseq = self.clients[i].request.cseq().map_or(1, |c| c.0);
+            let ack = self.in_dialog_request(side, Method::Ack, Some(cseq));
+            self.out.push(Output::Send(self.peer(side), ack.encode()));
+        }
+    }
+
+    fn on_b_invite_response(
+        &mut self,
+        msg: Message,
+        code: u16,
+        registrar: &Registrar,
+        now: Instant,
+    ) {
+        let Some(b) = &mut self.b else { return };
+        let action = b.tx.on_response(code, now);
+        match action {
+            Some(Action::SendAck) | Some(Action::DeliverAndAck) => {
+                let ack = ack_for_failure(&b.invite, &msg);
+                self.out.push(Output::Send(b.peer, ack.encode()));
+            }
+            _ => {}
+        }
+        let delivered = matches!(action, Some(Action::Deliver) | Some(Action::DeliverAndAck));
+        let Some(b) = &mut self.b else { return };
+        if (100..200).contains(&code) {
+            if !delivered {
+                return;
+            }
+            b.provisional = true;
+            if b.cancel_pending {
+                self.send_cancel_b(now);
+                return;
+            }
+            let cancelled = b.cancelled;
+            if code > 100 && !cancelled && self.phase == Phase::Setup {
+                let reason = reason_of(&msg);
+                self.respond_a(code, &reason, Some(&msg), now);
+            }
+        } else if (200..300).contains(&code) {
+            // Learn the dialog (§12.1.2) — on every 2xx, so a retransmitted
+            // one is ACKed again (RFC 6026 §7.2).
+            if let Some(to) = msg.to()
+                && let Some(t) = to.tag()
+            {
+                b.remote_tag = Some(t.to_string());
+                b.remote_addr = msg
+                    .header(&Name::To)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+            }
+            if let Some(c) = msg
+                .header(&Name::Contact)
+                .and_then(|c| NameAddr::parse(c).ok())
+            {
+                b.remote_target = c.uri.to_string();
+            }
+            b.route_set = msg
+                .headers_named(&Name::RecordRoute)
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let ack = self.in_dialog_request(Side::B, Method::Ack, Some(1));
+            let peer = self.peer(Side::B);
+            self.out.push(Output::Send(peer, ack.encode()));
+            let Some(b) = &mut self.b else { return };
+            if b.answered {
+                return; // a retransmission: ACKed again above, nothing else
+            }
+            b.answered = true;
+            if b.cancelled || self.phase != Phase::Setup {
+                // Answered after we gave up on it (§9.1 race): hang up.
+                self.send_bye(Side::B, now);
+                return;
+            }
+            self.phase = Phase::Connected;
+            self.answered_at = Some(now);
+            let reason = reason_of(&msg);
+            self.respond_a(code, &reason, Some(&msg), now);
+            tracing::info!(call = self.id, "answered");
+        } else if delivered {
+            let reason = reason_of(&msg);
+            if b.cancelled && code == 487 {
+                // Our CANCEL worked; the next target (if any) was already
+                // tried by whoever cancelled.
+                if let Target::Seat { id } = &b.target {
+                    registrar.release(id, self.id);
+                }
+                return;
+            }
+            self.on_b_failure(code, &reason, registrar, now);
+        }
+    }
+
+    /// A final response to one of our non-INVITE (or re-INVITE) requests.
+    fn client_final(
+        &mut self,
+        i: usize,
+        code: u16,
+        reason: &str,
+        msg: Option<&Message>,
+        now: Instant,
+    ) {
+        match &self.clients[i].purpose {
+            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Relay { .. } => {
+                let empty;
+                let msg = match msg {
+                    Some(m) => m,
+                    None => {
+                        empty = Message::request(Method::Ack, "sip:x");
+                        &empty
+                    }
+                };
+                self.relay_response(i, code, reason, msg, now);
+            }
+        }
+    }
+
+    fn relay_response(&mut self, i: usize, code: u16, reason: &str, msg: &Message, now: Instant) {
+        let Purpose::Relay { server_branch } = &self.clients[i].purpose else {
+            return;
+        };
+        let other = other(self.clients[i].side);
+        let Some(s) = self
+            .servers
+            .iter_mut()
+            .find(|s| s.side == other && s.branch == *server_branch)
+        else {
+            return;
+        };
+        let tag = match other {
+            Side::A => None,
+            Side::B => None,
+        };
+        let mut resp = s.request.response(code, reason, tag);
+        copy_body(msg, &mut resp);
+        if code > 100 && (200..300).contains(&code) {
+            resp.push(
+                Name::Contact,
+                format!("<sip:hotline@{}>", self.settings.local),
+            );
+        }
+        let bytes = resp.encode();
+        let peer = match other {
+            Side::A => self.a.peer,
+            Side::B => self.b.as_ref().map_or(self.a.peer, |b| b.peer),
+        };
+        if let Some(Action::Transmit(bytes)) = s.send_response(code, bytes, now) {
+            self.out.push(Output::Send(peer, bytes));
+        }
+    }
+
+    // ── In-dialog requests ───────────────────────────────────────────────
+
+    fn on_request(
+        &mut self,
+        side: Side,
+        msg: Message,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) {
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let _ = peer;
+        match (&method, side) {
+            (Method::Invite, Side::A) if branch == self.a.branch => {
+                // A retransmitted initial INVITE.
+                if let Some(Action::Transmit(bytes)) = self.a.tx.on_request(now) {
+                    self.out.push(Output::Send(self.a.peer, bytes));
+                }
+                return;
+            }
+            (Method::Ack, Side::A) => {
+                if branch == self.a.branch {
+                    self.a.tx.on_ack(now); // ACK of a non-2xx final
+                } else if msg.cseq().is_some_and(|c| c.0 == self.a.invite_cseq) {
+                    self.a.tx.on_ack_2xx(now);
+                } else {
+                    self.ack_relayed_invite(side, &msg, now);
+                }
+                return;
+            }
+            (Method::Ack, Side::B) => {
+                self.ack_relayed_invite(side, &msg, now);
+                return;
+            }
+            (Method::Cancel, Side::A) => {
+                let ok = msg.response(200, "OK", None).encode();
+                self.out.push(Output::Send(self.a.peer, ok));
+                if branch == self.a.branch && self.phase == Phase::Setup {
+                    tracing::info!(call = self.id, "caller cancelled");
+                    self.cancel_b(now);
+                    self.targets.clear();
+                    if let Some(Target::Seat { id }) = self.b.as_ref().map(|b| &b.target)
+                        && self.b.as_ref().is_some_and(|b| !b.provisional)
+                    {
+                        // No provisional yet: the seat is freed when the
+                        // CANCEL goes out or the INVITE times out.
+                        let _ = id;
+                    }
+                    self.respond_a(487, "Request Terminated", None, now);
+                    self.final_status = Some(487);
+                    self.end(Outcome::Cancelled);
+                }
+                return;
+            }
+            _ => {}
+        }
+        // Retransmission of a request we already have a transaction for.
+        if let Some(s) = self
+            .servers
+            .iter_mut()
+            .find(|s| s.side == side && s.branch == branch && s.method == method)
+        {
+            let action = s.on_request(now);
+            if let Some(Action::Transmit(bytes)) = action {
+                self.out.push(Output::Send(peer, bytes));
+            }
+            return;
+        }
+        let tx = match method {
+            Method::Invite => ServerTx::Invite(ServerInvite::new(
+                reliability(peer),
+                self.settings.timers,
+                now,
+            )),
+            _ => ServerTx::NonInvite(ServerNonInvite::new(
+                reliability(peer),
+                self.settings.timers,
+                now,
+            )),
+        };
+        self.servers.push(Server {
+            side,
+            branch: branch.clone(),
+            method: method.clone(),
+            request: msg.clone(),
+            tx,
+        });
+        let s = self.servers.len() - 1;
+        if method == Method::Invite {
+            let trying = msg.response(100, "Trying", None).encode();
+            if let Some(Action::Transmit(b)) = self.servers[s].send_response(100, trying, now) {
+                self.out.push(Output::Send(peer, b));
+            }
+        }
+        if method == Method::Bye {
+            let ok = msg.response(200, "OK", None).encode();
+            if let Some(Action::Transmit(b)) = self.servers[s].send_response(200, ok, now) {
+                self.out.push(Output::Send(peer, b));
+            }
+            tracing::info!(call = self.id, from = ?side, "hang-up");
+            if self.phase == Phase::Connected {
+                self.send_bye(other(side), now);
+                self.end(Outcome::Completed);
+            } else if side == Side::B && self.phase == Phase::Setup {
+                // An early-dialog BYE from the target: treat as failure.
+                self.on_b_failure(480, "Temporarily Unavailable", registrar, now);
+            }
+            self.release_seat(registrar);
+            return;
+        }
+        // Other in-dialog requests cross to the other leg once connected.
+        if self.phase != Phase::Connected {
+            let resp = msg.response(491, "Request Pending", None).encode();
+            if let Some(Action::Transmit(b)) = self.servers[s].send_response(491, resp, now) {
+                self.out.push(Output::Send(peer, b));
+            }
+            return;
+        }
+        let to = other(side);
+        let mut relayed = self.in_dialog_request(to, method.clone(), None);
+        copy_body(&msg, &mut relayed);
+        let out_branch = relayed.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let bytes = relayed.encode();
+        let to_peer = self.peer(to);
+        self.out.push(Output::Send(to_peer, bytes.clone()));
+        let tx = match method {
+            Method::Invite => ClientTx::Invite(ClientInvite::new(
+                bytes,
+                reliability(to_peer),
+                self.settings.timers,
+                now,
+            )),
+            _ => ClientTx::NonInvite(ClientNonInvite::new(
+                bytes,
+                reliability(to_peer),
+                self.settings.timers,
+                now,
+            )),
+        };
+        self.clients.push(Client {
+            side: to,
+            branch: out_branch,
+            method,
+            request: relayed,
+            tx,
+            purpose: Purpose::Relay {
+                server_branch: branch,
+            },
+        });
+    }
+
+    /// The ACK for a 2xx we relayed to a re-INVITE: stop retransmitting it.
+    fn ack_relayed_invite(&mut self, side: Side, msg: &Message, now: Instant) {
+        let cseq = msg.cseq().map(|c| c.0);
+        for s in &mut self.servers {
+            if s.side == side
+                && s.method == Method::Invite
+                && s.request.cseq().map(|c| c.0) == cseq
+                && let ServerTx::Invite(tx) = &mut s.tx
+            {
+                tx.on_ack_2xx(now);
+                tx.on_ack(now);
+            }
+        }
+    }
+
+    fn release_seat(&self, registrar: &Registrar) {
+        if let Some(Target::Seat { id }) = self.b.as_ref().map(|b| &b.target) {
+            registrar.release(id, self.id);
+        }
+    }
+
+    /// Ends an answered call from our side: BYE on both legs.
+    fn hang_up_both(&mut self, now: Instant) {
+        if self.phase == Phase::Connected {
+            self.send_bye(Side::A, now);
+            self.send_bye(Side::B, now);
+            self.end(Outcome::Completed);
+        }
+    }
+
+    /// Hang up everything, for shutdown or an operator's request.
+    pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        match self.phase {
+            Phase::Connected => self.hang_up_both(now),
+            Phase::Setup => {
+                self.cancel_b(now);
+                self.targets.clear();
+                self.fail_a(
+                    503,
+                    "Service Unavailable (shutting down)",
+                    Outcome::Unavailable,
+                    now,
+                );
+            }
+            Phase::Ended => {}
+        }
+        self.release_seat(registrar);
+        std::mem::take(&mut self.out)
+    }
+
+    fn send_bye(&mut self, side: Side, now: Instant) {
+        let bye = self.in_dialog_request(side, Method::Bye, None);
+        let branch = bye.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let bytes = bye.encode();
+        let peer = self.peer(side);
+        self.out.push(Output::Send(peer, bytes.clone()));
+        let tx = ClientNonInvite::new(bytes, reliability(peer), self.settings.timers, now);
+        self.clients.push(Client {
+            side,
+            branch,
+            method: Method::Bye,
+            request: bye,
+            tx: ClientTx::NonInvite(tx),
+            purpose: Purpose::Bye,
+        });
+    }
+
+    /// A request inside the dialog of one leg (§12.2.1.1). `cseq` given
+    /// for ACK (it reuses the INVITE's); otherwise the next local CSeq.
+    fn in_dialog_request(&mut self, side: Side, method: Method, cseq: Option<u32>) -> Message {
+        let branch = self.branch();
+        let peer = self.peer(side);
+        let via = self.via(peer, &branch);
+        let (target, routes, from, to, call_id, number) = match side {
+            Side::A => {
+                let a = &mut self.a;
+                let n = cseq.unwrap_or_else(|| {
+                    a.local_cseq += 1;
+                    a.local_cseq
+                });
+                let call_id = a
+                    .invite
+                    .call_id()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                // Requests to A go in A's dialog: its Record-Route is our
+                // route set in order (§12.1.1).
+                (
+                    a.remote_target.clone(),
+                    a.route_set.clone(),
+                    a.local_addr.clone(),
+                    a.remote_addr.clone(),
+                    call_id,
+                    n,
+                )
+            }
+            Side::B => {
+                let Some(b) = self.b.as_mut() else {
+                    return Message::request(method, "sip:invalid");
+                };
+                let n = cseq.unwrap_or_else(|| {
+                    b.local_cseq += 1;
+                    b.local_cseq
+                });
+                (
+                    b.remote_target.clone(),
+                    b.route_set.clone(),
+                    b.local_addr.clone(),
+                    b.remote_addr.clone(),
+                    b.call_id.clone(),
+                    n,
+                )
+            }
+        };
+        let mut m = Message::request(method.clone(), target);
+        m.push(Name::Via, via)
+            .push(Name::MaxForwards, "70")
+            .push(Name::From, from)
+            .push(Name::To, to)
+            .push(Name::CallId, call_id);
+        for r in routes {
+            m.push(Name::Route, r);
+        }
+        let mut cseq_value = String::with_capacity(16);
+        let _ = write!(cseq_value, "{number} {method}");
+        m.push(Name::CSeq, cseq_value);
+        if method != Method::Ack {
+            m.push(
+                Name::Contact,
+                format!("<sip:hotline@{}>", self.settings.local),
+            );
+        }
+        m
+    }
+}
+
+impl LegB {
+    /// A CANCEL's Request-URI is the INVITE's (§9.1).
+    fn remote_target_for_cancel(&self) -> String {
+        match &self.invite.start {
+            StartLine::Request { uri, .. } => uri.to_string(),
+            StartLine::Response { .. } => self.remote_target.clone(),
+        }
+    }
+}
+
+impl Server {
+    fn is_terminated(&self) -> bool {
+        match &self.tx {
+            ServerTx::Invite(t) => t.is_terminated(),
+            ServerTx::NonInvite(t) => t.is_terminated(),
+        }
+    }
+    fn deadline(&self) -> Option<Instant> {
+        match &self.tx {
+            ServerTx::Invite(t) => t.deadline(),
+            ServerTx::NonInvite(t) => t.deadline(),
+        }
+    }
+    fn on_timer(&mut self, now: Instant) -> Option<Action> {
+        match &mut self.tx {
+            ServerTx::Invite(t) => t.on_timer(now),
+            ServerTx::NonInvite(t) => t.on_timer(now),
+        }
+    }
+    fn on_request(&mut self, now: Instant) -> Option<Action> {
+        match &mut self.tx {
+            ServerTx::Invite(t) => t.on_request(now),
+            ServerTx::NonInvite(t) => t.on_request(now),
+        }
+    }
+    fn send_response(&mut self, code: u16, bytes: Bytes, now: Instant) -> Option<Action> {
+        match &mut self.tx {
+            ServerTx::Invite(t) => t.send_response(code, bytes, now),
+            ServerTx::NonInvite(t) => t.send_response(code, bytes, now),
+        }
+    }
+}
+
+impl Client {
+    fn is_terminated(&self) -> bool {
+        match &self.tx {
+            ClientTx::Invite(t) => t.is_terminated(),
+            ClientTx::NonInvite(t) => t.is_terminated(),
+        }
+    }
+    fn deadline(&self) -> Option<Instant> {
+        match &self.tx {
+            ClientTx::Invite(t) => t.deadline(),
+            ClientTx::NonInvite(t) => t.deadline(),
+        }
+    }
+    fn on_timer(&mut self, now: Instant) -> Option<Action> {
+        match &mut self.tx {
+            ClientTx::Invite(t) => t.on_timer(now),
+            ClientTx::NonInvite(t) => t.on_timer(now),
+        }
+    }
+    fn on_response(&mut self, code: u16, now: Instant) -> Option<Action> {
+        match &mut self.tx {
+            ClientTx::Invite(t) => t.on_response(code, now),
+            ClientTx::NonInvite(t) => t.on_response(code, now),
+        }
+    }
+}
+
+fn other(side: Side) -> Side {
+    match side {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    }
+}
+
+/// Methods we take part in; sent in Allow (and with 405).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+
+fn reason_of(msg: &Message) -> String {
+    match &msg.start {
+        StartLine::Response { reason, .. } => reason.to_string(),
+        StartLine::Request { .. } => String::new(),
+    }
+}
+
+fn copy_body(from: &Message, to: &mut Message) {
+    if from.body.is_empty() {
+        return;
+    }
+    if let Some(ct) = from.header(&Name::ContentType) {
+        to.set(Name::ContentType, ct.clone());
+    }
+    to.body = from.body.clone();
+}
+
+fn max_forwards(invite: &Message) -> String {
+    let mf = invite
+        .header(&Name::MaxForwards)
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(70);
+    mf.saturating_sub(1).to_string()
+}
+
+/// The ACK for a non-2xx final response (§17.1.1.3): same branch, Call-ID,
+/// From and Request-URI as the INVITE, To from the response, CSeq ACK.
+fn ack_for_failure(invite: &Message, response: &Message) -> Message {
+    let uri = match &invite.start {
+        StartLine::Request { uri, .. } => uri.clone(),
+        StartLine::Response { .. } => "sip:invalid".into(),
+    };
+    let mut ack = Message::request(Method::Ack, uri);
+    if let Some(via) = invite.header(&Name::Via) {
+        ack.push(Name::Via, via.clone());
+    }
+    for name in [Name::MaxForwards, Name::From, Name::CallId] {
+        if let Some(v) = invite.header(&name) {
+            ack.push(name, v.clone());
+        }
+    }
+    if let Some(to) = response.header(&Name::To) {
+        ack.push(Name::To, to.clone());
+    }
+    for r in invite.headers_named(&Name::Route) {
+        ack.push(Name::Route, r.clone());
+    }
+    let n = invite.cseq().map_or(1, |c| c.0);
+    ack.push(Name::CSeq, format!("{n} ACK"));
+    ack
+}
+
+/// Keeps a caller number safe to put in a SIP URI user part.
+fn sanitize_user(user: &str) -> String {
+    let clean: String = user
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "+-.*#".contains(*c))
+        .collect();
+    if clean.is_empty() {
+        "anonymous".to_string()
+    } else {
+        clean
+    }
+}
+
+fn tag(call: u64, n: u32) -> String {
+    format!("{call:x}{n:x}{:08x}", random_u32())
+}
+
+/// Tags and branches must be unique, not secret (RFC 3261 §19.3 wants
+/// 32 bits of randomness); a failing system RNG falls back to the clock.
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        return nanos;
+    }
+    u32::from_le_bytes(b)
+}

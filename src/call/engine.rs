@@ -1,0 +1,571 @@
+//! The routing loop: every SIP message the sockets receive comes here.
+//!
+//! A message is parsed once, counted, and either answered on the spot
+//! (OPTIONS, REGISTER, errors) or handed to its call's task by Call-ID
+//! through a concurrent map — no lock is held across an `.await`, and no
+//! global lock sits between a datagram and its routing decision: the table
+//! is read through its atomic snapshot. Each call runs as its own task
+//! owning a sans-I/O [`Call`], so one call's events are handled in order
+//! and a slow or broken call never holds up another.
+
+use super::b2bua::{ALLOW, Call, Outcome, Output, Settings, Target};
+use super::registrar::{RegisterError, Registrar, Update};
+use crate::config::SharedTable;
+use crate::metrics::Metrics;
+use crate::routing::{self, Kind, Table, TrunkRole};
+use crate::sip::digest::{Algorithm, AuthError, Authenticator, FailureThrottle, ThrottlePolicy};
+use crate::sip::message::{Message, Method, Name, NameAddr, uri_number};
+use crate::sip::transaction::Timers;
+use crate::sip::transport::{Peer, Sink, Transport};
+use bytes::Bytes;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Events queued to one call's task before it applies back-pressure.
+const CALL_QUEUE: usize = 64;
+
+type Event = (Message, Peer);
+
+pub struct Engine {
+    table: SharedTable,
+    metrics: Arc<Metrics>,
+    transport: Transport,
+    pub registrar: Registrar,
+    auth: Authenticator,
+    throttle: Mutex<FailureThrottle>,
+    calls: DashMap<String, mpsc::Sender<Event>>,
+    next_id: AtomicU64,
+    /// `host:port` we write in Via and Contact.
+    local: String,
+    this: Weak<Engine>,
+}
+
+impl Engine {
+    pub fn new(
+        table: SharedTable,
+        metrics: Arc<Metrics>,
+        transport: Transport,
+        local: String,
+    ) -> Arc<Engine> {
+        let realm = table.guard().sip.realm.clone();
+        Arc::new_cyclic(|this| Engine {
+            table,
+            metrics,
+            transport,
+            registrar: Registrar::new(),
+            auth: Authenticator::with_random_secret(realm, Duration::from_secs(300)),
+            throttle: Mutex::new(FailureThrottle::new(ThrottlePolicy::default())),
+            calls: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            local,
+            this: this.clone(),
+        })
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn send(&self, peer: Peer, msg: &Message) {
+        self.transport.send(peer, msg.encode());
+    }
+
+    fn reply(&self, req: &Message, peer: Peer, code: u16, reason: &str) {
+        let mut resp = req.response(code, reason, Some("hl"));
+        if code == 405 || code == 501 || (code == 200 && req.method() == Some(&Method::Options)) {
+            resp.push(Name::Allow, ALLOW);
+        }
+        self.send(peer, &resp);
+    }
+
+    fn handle(&self, bytes: Bytes, peer: Peer) {
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.sip_parse_errors.inc();
+                tracing::info!(from = %peer.addr, reason = e.reason, "malformed SIP message");
+                if let Some(resp) = e.response {
+                    self.send(peer, &resp);
+                }
+                return;
+            }
+        };
+        match msg.method() {
+            Some(m) => self
+                .metrics
+                .sip_requests
+                .with_label_values(&[m.metric_label()])
+                .inc(),
+            None => {
+                let code = msg.code().unwrap_or(0);
+                let mut buf = [0u8; 3];
+                let label = code_label(code, &mut buf);
+                self.metrics.sip_responses.with_label_values(&[label]).inc();
+            }
+        }
+        let Some(call_id) = msg.call_id().cloned() else {
+            return;
+        };
+        // An existing call: its task takes it from here.
+        let existing = self.calls.get(call_id.as_str()).map(|tx| tx.clone());
+        if let Some(tx) = existing {
+            if let Err(e) = tx.try_send((msg, peer)) {
+                tracing::warn!(call_id = %call_id, error = %e, "call queue full; message dropped");
+            }
+            return;
+        }
+        let Some(method) = msg.method().cloned() else {
+            return; // a response for no call of ours: stray or late
+        };
+        let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+        match method {
+            Method::Invite if !in_dialog => self.new_call(msg, peer),
+            Method::Ack => {} // for nothing we know: absorbed (§17.2.3)
+            Method::Options if !in_dialog => self.reply(&msg, peer, 200, "OK"),
+            Method::Register => self.register(&msg, peer),
+            Method::Other(_) => self.reply(&msg, peer, 501, "Not Implemented"),
+            Method::Invite
+            | Method::Bye
+            | Method::Cancel
+            | Method::Info
+            | Method::Update
+            | Method::Options
+            | Method::Prack => self.reply(&msg, peer, 481, "Call/Transaction Does Not Exist"),
+            _ => self.reply(&msg, peer, 405, "Method Not Allowed"),
+        }
+    }
+
+    fn new_call(&self, msg: Message, peer: Peer) {
+        let table = self.table.guard();
+        let trusted = table
+            .trunks
+            .iter()
+            .any(|t| t.sources.contains(&peer.addr.ip()));
+        if !trusted {
+            self.metrics.untrusted_invites.inc();
+            tracing::info!(from = %peer.addr, "INVITE from an address that is no configured trunk");
+            self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
+            return;
+        }
+        if msg
+            .header(&Name::MaxForwards)
+            .is_some_and(|v| v.as_str() == "0")
+        {
+            self.reply(&msg, peer, 483, "Too Many Hops");
+            return;
+        }
+        let dialed = msg
+            .request_uri()
+            .and_then(|u| uri_number(u))
+            .or_else(|| msg.to().and_then(|t| uri_number(t.uri)))
+            .unwrap_or_default();
+        let caller = msg.from().and_then(|f| uri_number(f.uri));
+        let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
+        let kind = decision.kind;
+        let line = decision.line.unwrap_or("unknown").to_string();
+        let (targets, no_target) = targets_for(&table, &decision, &line);
+
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("call", id, kind = kind.as_str(), line = %line);
+        let _enter = span.enter();
+        tracing::info!(from = %peer.addr, dialed = %dialed, caller = caller.as_deref().unwrap_or("-"), "new call");
+        let settings = Settings {
+            timers: Timers {
+                t1: table.sip.t1,
+                t2: table.sip.t2,
+                t4: table.sip.t4,
+            },
+            local: self.local.clone(),
+            seat_ring: table.sip.seat_ring,
+            max_ring: table.sip.max_ring,
+        };
+        drop(table);
+        let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
+            return;
+        };
+        let now = Instant::now();
+        let (call, out) = Call::start(
+            id,
+            settings,
+            msg,
+            peer,
+            targets,
+            (no_target.0, &no_target.1),
+            &self.registrar,
+            now,
+        );
+        let (tx, rx) = mpsc::channel(CALL_QUEUE);
+        self.calls.insert(a_call_id.clone(), tx.clone());
+        self.metrics.active_calls.inc();
+        let Some(engine) = self.this.upgrade() else {
+            return;
+        };
+        drop(_enter);
+        let labels = CallLabels {
+            kind,
+            line: metric_line(&engine.table.guard(), &line),
+        };
+        tokio::spawn(
+            async move {
+                engine.run_call(call, out, a_call_id, tx, rx, labels).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn run_call(
+        self: Arc<Self>,
+        mut call: Call,
+        first: Vec<Output>,
+        a_call_id: String,
+        tx: mpsc::Sender<Event>,
+        mut rx: mpsc::Receiver<Event>,
+        labels: CallLabels,
+    ) {
+        let mut bound = vec![a_call_id];
+        let mut counted = false;
+        let mut out = first;
+        loop {
+            for o in out.drain(..) {
+                match o {
+                    Output::Send(peer, bytes) => self.transport.send(peer, bytes),
+                    Output::Bind(call_id) => {
+                        self.calls.insert(call_id.clone(), tx.clone());
+                        bound.push(call_id);
+                    }
+                }
+            }
+            if !counted && let Some(outcome) = call.outcome() {
+                counted = true;
+                self.count(&call, outcome, &labels);
+            }
+            if call.is_finished() {
+                break;
+            }
+            let deadline = call.deadline();
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some((msg, peer)) => out = call.on_message(msg, peer, &self.registrar, Instant::now()),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
+            }
+        }
+        if !counted {
+            self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
+        }
+        if let Some(seat) = call.seat() {
+            self.registrar.release(seat, call.id);
+        }
+        for id in bound {
+            self.calls.remove(&id);
+        }
+    }
+
+    fn count(&self, call: &Call, outcome: Outcome, labels: &CallLabels) {
+        self.metrics.active_calls.dec();
+        self.metrics
+            .calls
+            .with_label_values(&[labels.kind.as_str(), &labels.line, outcome.as_str()])
+            .inc();
+        if let Some(t) = call.setup_time() {
+            self.metrics.call_setup_seconds.observe(t.as_secs_f64());
+        }
+        tracing::info!(
+            outcome = outcome.as_str(),
+            status = call.final_status,
+            "call ended"
+        );
+    }
+
+    // ── REGISTER (RFC 3261 §10.3) ────────────────────────────────────────
+
+    fn register(&self, msg: &Message, peer: Peer) {
+        let now = Instant::now();
+        let ip = peer.addr.ip();
+        let allowed = self
+            .throttle
+            .lock()
+            .map(|mut t| t.allowed(ip, now))
+            .unwrap_or(true);
+        if !allowed {
+            self.metrics
+                .auth_failures
+                .with_label_values(&["throttled"])
+                .inc();
+            self.reply(msg, peer, 403, "Forbidden (too many failed attempts)");
+            return;
+        }
+        let Some(seat) = msg.to().and_then(|t| uri_number(t.uri)) else {
+            self.reply(msg, peer, 400, "Bad Request (To has no user)");
+            return;
+        };
+        let table = self.table.guard();
+        let password = table
+            .seats
+            .iter()
+            .find(|s| s.id == seat)
+            .and_then(|s| s.password.clone());
+        let max_expires = table.sip.max_register_expires;
+        drop(table);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(authorization) = msg.header(&Name::Authorization) else {
+            self.challenge(msg, peer, unix, false);
+            return;
+        };
+        let verified = self.auth.verify(authorization, "REGISTER", unix, |user| {
+            // Credentials are for the seat in To, and only from configuration.
+            (user == seat).then(|| password.clone()).flatten()
+        });
+        let allowed_algorithms = self.table.guard().sip.digest_algorithms.clone();
+        let verified = verified.and_then(|v| {
+            if allowed_algorithms.contains(&v.algorithm) {
+                Ok(v)
+            } else {
+                Err(AuthError::UnsupportedAlgorithm)
+            }
+        });
+        match verified {
+            Ok(_) => {
+                if let Ok(mut t) = self.throttle.lock() {
+                    t.record_success(ip);
+                }
+            }
+            Err(AuthError::StaleNonce) => {
+                self.challenge(msg, peer, unix, true);
+                return;
+            }
+            Err(e) => {
+                let reason = match e {
+                    AuthError::WrongPassword => "wrong_password",
+                    AuthError::UnknownUser => "unknown_user",
+                    AuthError::BadNonce => "bad_nonce",
+                    AuthError::WrongRealm => "wrong_realm",
+                    _ => "malformed",
+                };
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&[reason])
+                    .inc();
+                if e.counts_as_failure()
+                    && let Ok(mut t) = self.throttle.lock()
+                {
+                    t.record_failure(ip, now);
+                }
+                tracing::info!(from = %peer.addr, seat = %seat, error = %e, "registration refused");
+                self.reply(msg, peer, 403, "Forbidden (bad credentials)");
+                return;
+            }
+        }
+
+        // Which contacts, for how long (§10.3 steps 6–8).
+        let header_expires = msg
+            .header(&Name::Expires)
+            .and_then(|v| v.parse::<u32>().ok());
+        let contacts: Vec<&bytesstr::BytesStr> = msg.headers_named(&Name::Contact).collect();
+        let star = contacts.iter().any(|c| c.as_str() == "*");
+        let (cid, cseq) = (
+            msg.call_id().map(|c| c.to_string()).unwrap_or_default(),
+            msg.cseq().map_or(0, |c| c.0),
+        );
+        let result = if star {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                self.reply(msg, peer, 400, "Bad Request (Contact: * needs Expires: 0)");
+                return;
+            }
+            self.registrar
+                .register(&seat, Update::RemoveAll, peer, &cid, cseq, now)
+        } else if contacts.is_empty() {
+            Ok(self
+                .registrar
+                .lookup(&seat, now)
+                .into_iter()
+                .map(|b| {
+                    let left = b.expires_at.saturating_duration_since(now).as_secs() as u32;
+                    (b.uri, left)
+                })
+                .collect())
+        } else {
+            let mut list = Vec::with_capacity(contacts.len());
+            for c in &contacts {
+                let Ok(addr) = NameAddr::parse(c) else {
+                    self.reply(msg, peer, 400, "Bad Request (malformed Contact)");
+                    return;
+                };
+                let expires = addr
+                    .param("expires")
+                    .and_then(|e| e.parse::<u32>().ok())
+                    .or(header_expires)
+                    .unwrap_or(3600);
+                if expires > 0 && expires < MIN_EXPIRES {
+                    let mut resp = msg.response(423, "Interval Too Brief", Some("hl"));
+                    resp.push(Name::Other("Min-Expires".into()), MIN_EXPIRES.to_string());
+                    self.send(peer, &resp);
+                    return;
+                }
+                list.push((addr.uri.to_string(), expires.min(max_expires)));
+            }
+            self.registrar
+                .register(&seat, Update::Contacts(&list), peer, &cid, cseq, now)
+        };
+        match result {
+            Err(RegisterError::OutOfOrder) => {
+                self.reply(
+                    msg,
+                    peer,
+                    500,
+                    "Server Internal Error (out-of-order REGISTER)",
+                );
+            }
+            Ok(bindings) => {
+                let mut resp = msg.response(200, "OK", Some("hl"));
+                for (uri, left) in bindings {
+                    resp.push(Name::Contact, format!("<{uri}>;expires={left}"));
+                }
+                self.send(peer, &resp);
+                self.metrics
+                    .registered_seats
+                    .set(self.registrar.registered_count(now) as i64);
+                tracing::info!(seat = %seat, from = %peer.addr, "registration updated");
+            }
+        }
+    }
+
+    fn challenge(&self, msg: &Message, peer: Peer, unix: u64, stale: bool) {
+        let mut resp = msg.response(401, "Unauthorized", Some("hl"));
+        // `challenge` gives SHA-256 then MD5; offer them in the configured
+        // order (some phones read only the first challenge).
+        let [sha256, md5] = self.auth.challenge(unix, stale);
+        for alg in &self.table.guard().sip.digest_algorithms {
+            let value = match alg {
+                Algorithm::Sha256 => sha256.clone(),
+                Algorithm::Md5 => md5.clone(),
+            };
+            resp.push(Name::WwwAuthenticate, value);
+        }
+        self.send(peer, &resp);
+    }
+}
+
+/// Shortest registration accepted (RFC 3261 §10.3 step 7, 423).
+const MIN_EXPIRES: u32 = 60;
+
+impl Sink for Engine {
+    fn received(&self, bytes: Bytes, peer: Peer) {
+        self.handle(bytes, peer);
+    }
+
+    fn framing_lost(&self, peer: Peer, reason: &'static str) {
+        self.metrics.sip_parse_errors.inc();
+        tracing::info!(from = %peer.addr, reason, "closing TCP connection: framing lost");
+    }
+}
+
+struct CallLabels {
+    kind: Kind,
+    line: String,
+}
+
+/// Lines are a bounded label set: the table's numbers, or "unknown".
+fn metric_line(table: &Table, line: &str) -> String {
+    if table.line(line).is_some() || table.emergency_line(line).is_some() {
+        line.to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
+fn code_label(code: u16, buf: &mut [u8; 3]) -> &str {
+    if !(100..=699).contains(&code) {
+        return "other";
+    }
+    buf[0] = b'0' + (code / 100) as u8;
+    buf[1] = b'0' + (code / 10 % 10) as u8;
+    buf[2] = b'0' + (code % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("other")
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The ordered targets a decision offers, and what to answer when none
+/// can take the call.
+fn targets_for(
+    table: &Table,
+    d: &routing::Decision<'_>,
+    line: &str,
+) -> (Vec<Target>, (u16, String)) {
+    let trunk_target = |t: &routing::Trunk, number: &str| -> Option<Target> {
+        let addr = t.target?;
+        Some(Target::Trunk {
+            id: t.id.clone(),
+            uri: format!("sip:{number}@{addr}"),
+            peer: Peer::udp(addr),
+        })
+    };
+    let seats_with = |skill: &str, first: &[String]| -> Vec<Target> {
+        let mut out: Vec<Target> = first
+            .iter()
+            .map(|id| Target::Seat { id: id.clone() })
+            .collect();
+        for s in &table.seats {
+            if s.skills.iter().any(|k| k == skill) && !first.contains(&s.id) {
+                out.push(Target::Seat { id: s.id.clone() });
+            }
+        }
+        out
+    };
+    match (d.kind, &d.target) {
+        (Kind::Reject, _) => {
+            let r = d.reject.unwrap_or(routing::Reject {
+                status: 404,
+                reason: "Not Found",
+            });
+            (Vec::new(), (r.status, r.reason.to_string()))
+        }
+        (_, routing::Target::Trunk(t)) => {
+            let role = match t.role {
+                TrunkRole::Emergency => "emergency",
+                TrunkRole::SubCentre => "sub-centre",
+                TrunkRole::Carrier => "carrier",
+            };
+            (
+                trunk_target(t, line).into_iter().collect(),
+                (
+                    503,
+                    format!("Service Unavailable ({role} trunk has no address)"),
+                ),
+            )
+        }
+        (
+            _,
+            routing::Target::Seats {
+                expert_seats,
+                skill,
+            },
+        ) => (
+            seats_with(skill, expert_seats),
+            (486, format!("Busy Here (no free seat for {line})")),
+        ),
+        (_, routing::Target::Queue(q)) => (
+            // Until the queue exists (ACD), a queued call is offered to a
+            // free seat with the queue's skill, or refused as busy.
+            seats_with(&q.skill, &[]),
+            (
+                486,
+                "Busy Here (all 12345 seats are busy; queueing is not yet available)".to_string(),
+            ),
+        ),
+        (_, routing::Target::None) => (Vec::new(), (480, "Temporarily Unavailable".to_string())),
+    }
+}

@@ -1,0 +1,1541 @@
+//! Digest authentication for SIP, sans-I/O.
+//!
+//! The registrar challenges seats (agent phones) with `401` + `WWW-Authenticate`
+//! and checks their `Authorization` header, as RFC 3261 §22 prescribes: HTTP
+//! digest of RFC 2617, with the SHA-256 algorithm and the challenge ordering of
+//! RFC 7616 / RFC 8760 §2.4. Old phones that answer in the RFC 2069 form
+//! (no `qop`) are still accepted; `qop=auth-int` and the `-sess` algorithms are
+//! refused with [`AuthError::UnsupportedQop`] / [`AuthError::UnsupportedAlgorithm`]
+//! since we never offer them.
+//!
+//! Three parts:
+//!
+//! * [`Authenticator`] issues challenges and verifies responses. Nonces are
+//!   stateless: each carries its issue time and an HMAC-SHA-256 tag over that
+//!   time and the realm, keyed with a secret that never leaves the process, so
+//!   they can be checked without a table and cannot be forged. The price of
+//!   statelessness is that a nonce can be replayed within its lifetime (no
+//!   `nc` tracking); keep the lifetime short and run SIP over TLS where that
+//!   matters.
+//! * [`FailureThrottle`] blocks source addresses that keep failing, bounded in
+//!   memory so an address scan cannot grow it.
+//! * [`authorization_header`] builds the client side, for tests and for the
+//!   gateway authenticating to a peer.
+//!
+//! Everything is pure: the current time is an argument, credentials come from
+//! the caller (configuration), never from the request.
+//!
+//! The `Authorization` value is parsed here rather than with
+//! `ezk_sip_types::header::typed::DigestResponse`, because that parser keeps
+//! backslash escapes in quoted strings and fails on an escaped quote, matches
+//! the scheme and parameter names case-sensitively (`digest` or `Username=`
+//! are not recognised), and turns `nc` into a number — but the response hash
+//! needs `nc` exactly as the client sent it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use rustc_hash::FxHashMap;
+use sha2::Sha256;
+
+/// Digest hash algorithm (RFC 7616 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// `MD5`: the RFC 2617 default; what most desk phones still speak.
+    Md5,
+    /// `SHA-256` (RFC 7616, RFC 8760).
+    Sha256,
+}
+
+impl Algorithm {
+    /// The token as written in the `algorithm` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    /// Parses the `algorithm` parameter. Tokens are case-insensitive
+    /// (RFC 7616 §3.3 registers them, RFC 7235 compares them so).
+    fn from_token(token: &str) -> Option<Self> {
+        if token.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else if token.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    /// Length of a hex digest: the `response` must have exactly this many digits.
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Md5 => 32,
+            Algorithm::Sha256 => 64,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an `Authorization` header was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Not parseable, or a required parameter is missing or ill-formed.
+    #[error("malformed Authorization header: {0}")]
+    Malformed(String),
+    /// Another scheme (e.g. `Basic`); the caller should challenge.
+    #[error("authorization scheme is not Digest")]
+    NotDigest,
+    /// The credentials are for a realm other than ours.
+    #[error("credentials are for another realm")]
+    WrongRealm,
+    /// The configuration has no password for this username.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The nonce was not issued by this authenticator: forged, garbled, or
+    /// from before a restart with a fresh random secret. Answer with a new
+    /// challenge.
+    #[error("nonce was not issued by this registrar")]
+    BadNonce,
+    /// The response is correct but the nonce has expired: re-challenge with
+    /// `stale=true` so the phone retries without asking its user.
+    #[error("nonce has expired")]
+    StaleNonce,
+    /// The response does not match the configured password.
+    #[error("digest response does not match")]
+    WrongPassword,
+    /// An algorithm other than MD5 or SHA-256 (including the `-sess` variants).
+    #[error("unsupported digest algorithm (only MD5 and SHA-256 are accepted)")]
+    UnsupportedAlgorithm,
+    /// A qop other than `auth`; in particular `auth-int`, whose body hash
+    /// we do not implement and never offer.
+    #[error("unsupported qop (only qop=auth or no qop is accepted; auth-int is not supported)")]
+    UnsupportedQop,
+}
+
+impl AuthError {
+    /// Whether this outcome should count towards [`FailureThrottle`].
+    ///
+    /// A stale nonce came with the right password, and a non-digest header is
+    /// no guess at a password, so neither is held against the source.
+    pub fn counts_as_failure(&self) -> bool {
+        !matches!(self, AuthError::StaleNonce | AuthError::NotDigest)
+    }
+}
+
+fn malformed(reason: impl Into<String>) -> AuthError {
+    AuthError::Malformed(reason.into())
+}
+
+/// A successfully verified `Authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The authenticated username (the configuration key the password came from).
+    pub username: String,
+    /// The algorithm the client used.
+    pub algorithm: Algorithm,
+    /// The `uri` parameter, as the client sent it and as it went into the
+    /// hash; the caller may compare it with the Request-URI.
+    pub uri: String,
+}
+
+/// Issues digest challenges and verifies the answers, for one realm.
+#[derive(Clone)]
+pub struct Authenticator {
+    realm: String,
+    secret: [u8; 32],
+    nonce_lifetime: Duration,
+}
+
+impl fmt::Debug for Authenticator {
+    // Hand-written so the secret never ends up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("realm", &self.realm)
+            .field("secret", &"<redacted>")
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .finish()
+    }
+}
+
+/// Nonce layout: 16 hex digits of issue time (Unix seconds), then the first
+/// 16 bytes of the HMAC tag in hex. Hex only, so it never needs escaping.
+const NONCE_TIME_HEX: usize = 16;
+const NONCE_TAG_BYTES: usize = 16;
+const NONCE_LEN: usize = NONCE_TIME_HEX + 2 * NONCE_TAG_BYTES;
+
+/// Upper bound on the header value we are willing to parse; a real one is a
+/// few hundred bytes, so anything longer is junk and is refused cheaply.
+const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// Upper bound on the number of parameters (duplicate detection is quadratic).
+const MAX_PARAMS: usize = 32;
+
+impl Authenticator {
+    /// An authenticator for `realm`, whose nonces are keyed with `secret` and
+    /// expire (become stale) after `nonce_lifetime`.
+    ///
+    /// Several processes sharing a secret accept each other's nonces.
+    pub fn new(realm: impl Into<String>, secret: [u8; 32], nonce_lifetime: Duration) -> Self {
+        Self {
+            realm: realm.into(),
+            secret,
+            nonce_lifetime,
+        }
+    }
+
+    /// Like [`Authenticator::new`] with a secret from the OS random source.
+    /// Nonces issued before a restart then fail as [`AuthError::BadNonce`],
+    /// which phones recover from by answering the fresh challenge.
+    ///
+    /// # Panics
+    ///
+    /// If the OS has no usable random source: a guessable secret would let
+    /// anyone mint nonces, so there is no safe fallback.
+    pub fn with_random_secret(realm: impl Into<String>, nonce_lifetime: Duration) -> Self {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("OS random source unavailable for the digest secret");
+        Self::new(realm, secret, nonce_lifetime)
+    }
+
+    /// The realm this authenticator challenges for.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// Two `WWW-Authenticate` values for a `401`: SHA-256 first, then MD5, so
+    /// that clients which take the first one they support prefer SHA-256
+    /// (RFC 8760 §2.4, RFC 7616 §3.7). `stale` adds `stale=true`
+    /// (after [`AuthError::StaleNonce`]).
+    pub fn challenge(&self, now_unix_secs: u64, stale: bool) -> [String; 2] {
+        let nonce = self.nonce(now_unix_secs);
+        let realm = quote(&self.realm);
+        let stale = if stale { ", stale=true" } else { "" };
+        [Algorithm::Sha256, Algorithm::Md5].map(|algorithm| {
+            format!(
+                "Digest realm={realm}, nonce=\"{nonce}\", algorithm={algorithm}, qop=\"auth\"{stale}"
+            )
+        })
+    }
+
+    /// Verifies an `Authorization` (or `Proxy-Authorization`) header value
+    /// against the request `method` and the password `password_for` returns
+    /// for the username in the header.
+    ///
+    /// Checks in this order: syntax, realm, algorithm, qop, that the nonce is
+    /// ours, the user, the response, and only then the nonce's age — so
+    /// [`AuthError::StaleNonce`] means "right password, old nonce", exactly
+    /// what `stale=true` tells the client (RFC 7616 §3.3).
+    pub fn verify<P: AsRef<str>>(
+        &self,
+        authorization: &str,
+        method: &str,
+        now_unix_secs: u64,
+        password_for: impl FnOnce(&str) -> Option<P>,
+    ) -> Result<Verified, AuthError> {
+        let creds = Credentials::parse(authorization)?;
+        if creds.realm != self.realm {
+            return Err(AuthError::WrongRealm);
+        }
+        let issued = self.check_nonce(&creds.nonce)?;
+
+        let password = password_for(&creds.username);
+        // Hash even for an unknown user so the reply time does not tell which
+        // usernames exist.
+        let matches = creds.response_matches(password.as_ref().map_or("", |p| p.as_ref()), method);
+        if password.is_none() {
+            return Err(AuthError::UnknownUser);
+        }
+        if !matches {
+            return Err(AuthError::WrongPassword);
+        }
+
+        // Our own nonces are never from the future unless the clock stepped
+        // back; treat a skew either way the same as age.
+        let age = now_unix_secs.abs_diff(issued);
+        if age > self.nonce_lifetime.as_secs() {
+            return Err(AuthError::StaleNonce);
+        }
+
+        Ok(Verified {
+            username: creds.username,
+            algorithm: creds.algorithm,
+            uri: creds.uri,
+        })
+    }
+
+    fn nonce(&self, now_unix_secs: u64) -> String {
+        let tag = self.nonce_tag(now_unix_secs);
+        format!("{now_unix_secs:016x}{}", hex(&tag[..NONCE_TAG_BYTES]))
+    }
+
+    /// HMAC (not a bare hash of secret ‖ data) so that nothing about the tag
+    /// leaks the key or allows extension; the realm is included so a nonce
+    /// from one realm is useless in another that happens to share the secret.
+    fn nonce_tag(&self, issued: u64) -> [u8; 32] {
+        hmac_sha256(
+            &self.secret,
+            &[&issued.to_be_bytes(), self.realm.as_bytes()],
+        )
+    }
+
+    /// Returns the issue time of a nonce we issued, or `BadNonce`.
+    fn check_nonce(&self, nonce: &str) -> Result<u64, AuthError> {
+        if nonce.len() != NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AuthError::BadNonce);
+        }
+        let (time, tag) = nonce.split_at(NONCE_TIME_HEX);
+        let issued = u64::from_str_radix(time, 16).map_err(|_| AuthError::BadNonce)?;
+        let expected = hex(&self.nonce_tag(issued)[..NONCE_TAG_BYTES]);
+        if constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
+            Ok(issued)
+        } else {
+            Err(AuthError::BadNonce)
+        }
+    }
+}
+
+/// Builds a client `Authorization` value (RFC 7616 §3.4).
+///
+/// With `cnonce` set, the answer uses `qop=auth` with that client nonce and
+/// nonce count `nc`; with `None` it is the legacy RFC 2069 form (no qop, `nc`
+/// ignored), for servers that did not offer a qop. A challenge's `opaque`
+/// must be echoed by the caller: append `, opaque="…"`.
+///
+/// Control characters cannot appear in a header value; they are dropped from
+/// the quoted parameters (the hash still covers the originals, so such
+/// credentials fail instead of injecting header lines).
+#[allow(clippy::too_many_arguments)] // mirrors the digest inputs one to one
+pub fn authorization_header(
+    username: &str,
+    password: &str,
+    realm: &str,
+    nonce: &str,
+    method: &str,
+    uri: &str,
+    algorithm: Algorithm,
+    cnonce: Option<&str>,
+    nc: u32,
+) -> String {
+    let nc = format!("{nc:08x}");
+    let qop = cnonce.map(|cnonce| QopAuth {
+        qop: "auth",
+        nc: &nc,
+        cnonce,
+    });
+    let response = ResponseInput {
+        algorithm,
+        username,
+        realm,
+        password,
+        method,
+        uri,
+        nonce,
+        qop,
+    }
+    .response();
+    let mut header = format!(
+        "Digest username={}, realm={}, nonce={}, uri={}, response=\"{response}\", algorithm={algorithm}",
+        quote(username),
+        quote(realm),
+        quote(nonce),
+        quote(uri),
+    );
+    if let Some(cnonce) = cnonce {
+        header.push_str(&format!(", qop=auth, nc={nc}, cnonce={}", quote(cnonce)));
+    }
+    header
+}
+
+// ---------------------------------------------------------------------------
+// Response computation (RFC 7616 §3.4.1–3.4.3, RFC 2617 §3.2.2, RFC 2069 §2.1.2)
+
+struct QopAuth<'a> {
+    /// The qop value as sent (`auth`, in whatever case the client wrote it).
+    qop: &'a str,
+    /// Exactly as sent: the hash covers the text, not the number.
+    nc: &'a str,
+    cnonce: &'a str,
+}
+
+struct ResponseInput<'a> {
+    algorithm: Algorithm,
+    username: &'a str,
+    realm: &'a str,
+    password: &'a str,
+    method: &'a str,
+    uri: &'a str,
+    nonce: &'a str,
+    /// `None`: the RFC 2069 form without qop.
+    qop: Option<QopAuth<'a>>,
+}
+
+impl ResponseInput<'_> {
+    /// The lowercase hex `response` value.
+    fn response(&self) -> String {
+        let alg = self.algorithm;
+        let ha1 = h(alg, &[self.username, self.realm, self.password]);
+        let ha2 = h(alg, &[self.method, self.uri]);
+        match &self.qop {
+            Some(q) => h(alg, &[&ha1, self.nonce, q.nc, q.cnonce, q.qop, &ha2]),
+            None => h(alg, &[&ha1, self.nonce, &ha2]),
+        }
+    }
+}
+
+/// `H(part0 ":" part1 ":" …)` as lowercase hex.
+fn h(algorithm: Algorithm, parts: &[&str]) -> String {
+    fn joined<D: Digest>(parts: &[&str]) -> String {
+        let mut d = D::new();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                d.update(b":");
+            }
+            d.update(part.as_bytes());
+        }
+        hex(&d.finalize())
+    }
+    match algorithm {
+        Algorithm::Md5 => joined::<Md5>(parts),
+        Algorithm::Sha256 => joined::<Sha256>(parts),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// HMAC-SHA-256 (RFC 2104) over the concatenation of `parts`. The key is
+/// shorter than the 64-byte block, so it is only zero-padded.
+fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut ipad = [0x36u8; 64];
+    let mut opad = [0x5cu8; 64];
+    for (i, k) in key.iter().enumerate() {
+        ipad[i] ^= k;
+        opad[i] ^= k;
+    }
+    let mut inner = Sha256::new();
+    inner.update(ipad);
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(opad);
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// Compares without an early exit, so timing does not reveal how many leading
+/// characters of a guess were right. Lengths are public (fixed per algorithm).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// `"…"` with `\` and `"` escaped (RFC 7230 §3.2.6) and control characters
+/// other than HTAB dropped, since they cannot be carried in a header.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_ctl(c) && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Parsing the Authorization value (RFC 7235 §2.1, RFC 7230 §3.2.6, RFC 7616 §3.4)
+
+/// The digest parameters we use, validated.
+#[derive(Debug, PartialEq, Eq)]
+struct QopParams {
+    qop: String,
+    nc: String,
+    cnonce: String,
+}
+
+#[derive(Debug)]
+struct Credentials {
+    username: String,
+    realm: String,
+    nonce: String,
+    uri: String,
+    /// Lowercased, length checked against the algorithm.
+    response: String,
+    algorithm: Algorithm,
+    /// For qop=auth; `None` for the RFC 2069 form.
+    qop: Option<QopParams>,
+}
+
+impl Credentials {
+    fn parse(value: &str) -> Result<Self, AuthError> {
+        if value.len() > MAX_HEADER_LEN {
+            return Err(malformed("header value too long"));
+        }
+        let value = value.trim_matches(is_ws);
+        let scheme_end = value.find(is_ws).unwrap_or(value.len());
+        let (scheme, rest) = value.split_at(scheme_end);
+        if scheme.is_empty() {
+            return Err(malformed("empty header"));
+        }
+        if !scheme.bytes().all(is_tchar) {
+            return Err(malformed("invalid authentication scheme"));
+        }
+        // Scheme names are case-insensitive (RFC 7235 §2.1).
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return Err(AuthError::NotDigest);
+        }
+        let params = parse_params(rest)?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let required = |name: &str| get(name).ok_or_else(|| malformed(format!("missing {name}")));
+
+        if get("username").is_none() && get("username*").is_some() {
+            // RFC 7616 §3.4.4 extended usernames: SIP seats have ASCII names.
+            return Err(malformed("username* is not supported"));
+        }
+        if get("userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            // We never offer userhash (RFC 7616 §3.4.4).
+            return Err(malformed("userhash is not supported"));
+        }
+        let username = required("username")?;
+        let realm = required("realm")?;
+        let nonce = required("nonce")?;
+        let uri = required("uri")?;
+        let response = required("response")?;
+
+        // Absent means MD5 (RFC 2617 §3.2.1).
+        let algorithm = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(token) => Algorithm::from_token(token).ok_or(AuthError::UnsupportedAlgorithm)?,
+        };
+
+        let qop = match get("qop") {
+            None => None,
+            Some(qop) if qop.eq_ignore_ascii_case("auth") => {
+                let nc = required("nc")?;
+                if nc.len() != 8 || !nc.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(malformed("nc must be 8 hex digits"));
+                }
+                let cnonce = required("cnonce")?;
+                if cnonce.is_empty() {
+                    return Err(malformed("empty cnonce"));
+                }
+                Some(QopParams {
+                    qop: qop.to_owned(),
+                    nc: nc.to_owned(),
+                    cnonce: cnonce.to_owned(),
+                })
+            }
+            Some(_) => return Err(AuthError::UnsupportedQop),
+        };
+
+        if response.len() != algorithm.hex_len() || !response.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(malformed(format!(
+                "response must be {} hex digits for {algorithm}",
+                algorithm.hex_len()
+            )));
+        }
+
+        Ok(Self {
+            username: username.to_owned(),
+            realm: realm.to_owned(),
+            nonce: nonce.to_owned(),
+            uri: uri.to_owned(),
+            // RFC 7616 says lowercase hex; tolerate phones that shout.
+            response: response.to_ascii_lowercase(),
+            algorithm,
+            qop,
+        })
+    }
+
+    fn response_matches(&self, password: &str, method: &str) -> bool {
+        let expected = ResponseInput {
+            algorithm: self.algorithm,
+            username: &self.username,
+            realm: &self.realm,
+            password,
+            method,
+            uri: &self.uri,
+            nonce: &self.nonce,
+            qop: self.qop.as_ref().map(|q| QopAuth {
+                qop: &q.qop,
+                nc: &q.nc,
+                cnonce: &q.cnonce,
+            }),
+        }
+        .response();
+        constant_time_eq(expected.as_bytes(), self.response.as_bytes())
+    }
+}
+
+/// Parses `#auth-param`: `name = token / quoted-string`, comma separated,
+/// empty list elements ignored (RFC 7230 §7). Names are returned as written;
+/// quoted values are unescaped. Duplicates are refused, since which one a
+/// client meant is ambiguous.
+fn parse_params(s: &str) -> Result<Vec<(&str, String)>, AuthError> {
+    let b = s.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && is_ws_byte(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut params: Vec<(&str, String)> = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && (is_ws_byte(b[i]) || b[i] == b',') {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+
+        let start = i;
+        while i < b.len() && is_tchar(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return Err(malformed("expected a parameter name"));
+        }
+        let name = &s[start..i];
+        i = skip_ws(i);
+        if b.get(i) != Some(&b'=') {
+            return Err(malformed(format!("expected '=' after {name}")));
+        }
+        i = skip_ws(i + 1);
+
+        let value = if b.get(i) == Some(&b'"') {
+            let (value, len) = parse_quoted(&s[i + 1..])?;
+            i += 1 + len;
+            value
+        } else {
+            let start = i;
+            while i < b.len() && is_tchar(b[i]) {
+                i += 1;
+            }
+            if i == start {
+                return Err(malformed(format!("missing value for {name}")));
+            }
+            s[start..i].to_owned()
+        };
+
+        if params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(malformed(format!("duplicate {name}")));
+        }
+        if params.len() == MAX_PARAMS {
+            return Err(malformed("too many parameters"));
+        }
+        params.push((name, value));
+
+        i = skip_ws(i);
+        match b.get(i) {
+            None => break,
+            Some(b',') => {}
+            Some(_) => return Err(malformed(format!("expected ',' after {name}"))),
+        }
+    }
+    if params.is_empty() {
+        return Err(malformed("no parameters"));
+    }
+    Ok(params)
+}
+
+/// Parses the body of a quoted-string (after the opening quote). Returns the
+/// unescaped value and the number of bytes consumed including the closing quote.
+fn parse_quoted(s: &str) -> Result<(String, usize), AuthError> {
+    let mut value = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, i + 1)),
+            '\\' => match chars.next() {
+                Some((_, e)) if !is_ctl(e) || e == '\t' => value.push(e),
+                Some(_) => return Err(malformed("control character in quoted string")),
+                None => break,
+            },
+            c if is_ctl(c) && c != '\t' => {
+                return Err(malformed("control character in quoted string"));
+            }
+            c => value.push(c),
+        }
+    }
+    Err(malformed("unterminated quoted string"))
+}
+
+/// RFC 7230 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_ctl(c: char) -> bool {
+    c.is_ascii_control()
+}
+
+/// Whitespace between parameters. CR and LF are included because a header
+/// that reaches us still folded (RFC 3261 §7.3.1 LWS) means the same as SP.
+fn is_ws_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn is_ws(c: char) -> bool {
+    c.is_ascii() && is_ws_byte(c as u8)
+}
+
+// ---------------------------------------------------------------------------
+// Failure throttle
+
+/// When [`FailureThrottle`] blocks a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// A source is blocked when it fails more than this many times ...
+    pub max_failures: u32,
+    /// ... within this window, counted from its first failure in the window.
+    pub window: Duration,
+    /// How long a blocked source stays blocked.
+    pub block_for: Duration,
+    /// Most sources tracked at once; beyond it the least recently failing
+    /// unblocked sources are forgotten first.
+    pub max_entries: usize,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            max_failures: 10,
+            window: Duration::from_secs(60),
+            block_for: Duration::from_secs(60),
+            max_entries: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ThrottleEntry {
+    window_start: Instant,
+    failures: u32,
+    last_failure: Instant,
+    blocked_since: Option<Instant>,
+}
+
+/// Per-source-address authentication failure counter: more than
+/// `max_failures` failures within `window` block the address for
+/// `block_for`. Pure: the caller passes `now`.
+///
+/// The window is fixed (it starts at the first failure and is not sliding),
+/// which keeps an entry to a few words. Memory is capped at
+/// `max_entries`; when full, expired entries are dropped, then the
+/// least recently failing ones — blocked sources last — in batches of an
+/// eighth, so a scan from many addresses costs amortised O(log n) per failure.
+///
+/// IPv4-mapped IPv6 addresses count as their IPv4 address, so a dual-stack
+/// socket does not split one source in two.
+#[derive(Debug, Clone, Default)]
+pub struct FailureThrottle {
+    policy: ThrottlePolicy,
+    entries: FxHashMap<IpAddr, ThrottleEntry>,
+}
+
+impl FailureThrottle {
+    /// A throttle with the given policy.
+    pub fn new(policy: ThrottlePolicy) -> Self {
+        Self {
+            policy,
+            entries: FxHashMap::default(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &ThrottlePolicy {
+        &self.policy
+    }
+
+    /// Whether requests from `ip` may be authenticated now. Forgets the
+    /// source once its block has run out, so it starts afresh.
+    pub fn allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let ip = ip.to_canonical();
+        let Some(entry) = self.entries.get(&ip) else {
+            return true;
+        };
+        match entry.blocked_since {
+            Some(since) if self.block_active(since, now) => false,
+            Some(_) => {
+                self.entries.remove(&ip);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Counts a failed authentication from `ip`.
+    pub fn record_failure(&mut self, ip: IpAddr, now: Instant) {
+        let ip = ip.to_canonical();
+        if !self.entries.contains_key(&ip) && self.entries.len() >= self.policy.max_entries {
+            self.make_room(now);
+            if self.entries.len() >= self.policy.max_entries {
+                // Only with max_entries == 0: track nothing.
+                return;
+            }
+        }
+        let policy = self.policy;
+        let entry = self.entries.entry(ip).or_insert(ThrottleEntry {
+            window_start: now,
+            failures: 0,
+            last_failure: now,
+            blocked_since: None,
+        });
+        entry.last_failure = now;
+        if let Some(since) = entry.blocked_since {
+            if now.saturating_duration_since(since) < policy.block_for {
+                // Already blocked; failures meanwhile do not extend the block,
+                // so a phone stuck retrying a wrong password gets out again.
+                return;
+            }
+            entry.blocked_since = None;
+            entry.failures = 0;
+            entry.window_start = now;
+        }
+        if now.saturating_duration_since(entry.window_start) > policy.window {
+            entry.window_start = now;
+            entry.failures = 0;
+        }
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures > policy.max_failures {
+            entry.blocked_since = Some(now);
+        }
+    }
+
+    /// Clears the failure count of `ip` after a successful authentication.
+    /// An active block stays: it is the penalty for the failures before it.
+    pub fn record_success(&mut self, ip: IpAddr) {
+        let ip = ip.to_canonical();
+        if self
+            .entries
+            .get(&ip)
+            .is_some_and(|e| e.blocked_since.is_none())
+        {
+            self.entries.remove(&ip);
+        }
+    }
+
+    /// Drops entries that no longer matter: unblocked ones whose window has
+    /// passed and blocked ones whose block has run out. Called when the map is
+    /// full; a caller may also run it periodically.
+    pub fn prune(&mut self, now: Instant) {
+        let policy = self.policy;
+        self.entries.retain(|_, e| match e.blocked_since {
+            Some(since) => now.saturating_duration_since(since) < policy.block_for,
+            None => now.saturating_duration_since(e.window_start) <= policy.window,
+        });
+    }
+
+    /// Number of tracked sources.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no source is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn block_active(&self, since: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(since) < self.policy.block_for
+    }
+
+    fn make_room(&mut self, now: Instant) {
+        self.prune(now);
+        let cap = self.policy.max_entries;
+        if self.entries.len() < cap || self.entries.is_empty() {
+            return;
+        }
+        // Evict a batch, not one, so the O(n) selection is paid once per
+        // cap/8 insertions. Blocked sources sort after unblocked ones, then
+        // oldest failure first.
+        let evict = (cap / 8).max(1).min(self.entries.len());
+        let mut order: Vec<(bool, Instant, IpAddr)> = self
+            .entries
+            .iter()
+            .map(|(ip, e)| (e.blocked_since.is_some(), e.last_failure, *ip))
+            .collect();
+        order.select_nth_unstable(evict - 1);
+        for (_, _, ip) in &order[..evict] {
+            self.entries.remove(ip);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const REALM: &str = "hotline.example";
+    const LIFETIME: Duration = Duration::from_secs(300);
+    const T0: u64 = 1_750_000_000;
+
+    fn auth() -> Authenticator {
+        Authenticator::new(REALM, [7u8; 32], LIFETIME)
+    }
+
+    fn passwords() -> HashMap<String, String> {
+        HashMap::from([
+            ("1001".to_owned(), "s3cret".to_owned()),
+            ("1002".to_owned(), "other\"pw\\".to_owned()),
+        ])
+    }
+
+    /// Pulls the nonce out of a challenge, as a phone would.
+    fn nonce_of(challenge: &str) -> String {
+        let start = challenge.find("nonce=\"").unwrap() + 7;
+        let end = start + challenge[start..].find('"').unwrap();
+        challenge[start..end].to_owned()
+    }
+
+    fn verify_with(a: &Authenticator, header: &str, now: u64) -> Result<Verified, AuthError> {
+        let pw = passwords();
+        a.verify(header, "REGISTER", now, |u| pw.get(u).map(String::as_str))
+    }
+
+    fn response_of(
+        algorithm: Algorithm,
+        password: &str,
+        method: &str,
+        qop: Option<QopAuth<'_>>,
+    ) -> String {
+        ResponseInput {
+            algorithm,
+            username: "Mufasa",
+            realm: "http-auth@example.org",
+            password,
+            method,
+            uri: "/dir/index.html",
+            nonce: "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            qop,
+        }
+        .response()
+    }
+
+    const RFC7616_CNONCE: &str = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+
+    #[test]
+    fn rfc7616_example_md5_and_sha256() {
+        let qop = || {
+            Some(QopAuth {
+                qop: "auth",
+                nc: "00000001",
+                cnonce: RFC7616_CNONCE,
+            })
+        };
+        assert_eq!(
+            response_of(Algorithm::Md5, "Circle of Life", "GET", qop()),
+            "8ca523f5e9506fed4657c9700eebdbec"
+        );
+        assert_eq!(
+            response_of(Algorithm::Sha256, "Circle of Life", "GET", qop()),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
+        // And through the client builder.
+        let header = authorization_header(
+            "Mufasa",
+            "Circle of Life",
+            "http-auth@example.org",
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "GET",
+            "/dir/index.html",
+            Algorithm::Sha256,
+            Some(RFC7616_CNONCE),
+            1,
+        );
+        assert!(header.contains(
+            "response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""
+        ));
+        assert!(header.contains("nc=00000001"));
+    }
+
+    #[test]
+    fn rfc7616_example_header_parses_and_matches() {
+        // The header exactly as printed in RFC 7616 §3.9.1, still folded.
+        let header = concat!(
+            "Digest username=\"Mufasa\",\r\n",
+            "       realm=\"http-auth@example.org\",\r\n",
+            "       uri=\"/dir/index.html\",\r\n",
+            "       algorithm=SHA-256,\r\n",
+            "       nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\",\r\n",
+            "       nc=00000001,\r\n",
+            "       cnonce=\"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ\",\r\n",
+            "       qop=auth,\r\n",
+            "       response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\",\r\n",
+            "       opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+        );
+        let creds = Credentials::parse(header).unwrap();
+        assert_eq!(creds.username, "Mufasa");
+        assert_eq!(creds.algorithm, Algorithm::Sha256);
+        assert_eq!(creds.uri, "/dir/index.html");
+        assert!(creds.response_matches("Circle of Life", "GET"));
+        assert!(!creds.response_matches("Circle of Life", "POST"));
+        assert!(!creds.response_matches("circle of life", "GET"));
+    }
+
+    #[test]
+    fn rfc2617_example() {
+        let header = r#"Digest username="Mufasa", realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
+        let creds = Credentials::parse(header).unwrap();
+        assert_eq!(creds.algorithm, Algorithm::Md5);
+        assert_eq!(
+            creds.qop,
+            Some(QopParams {
+                qop: "auth".into(),
+                nc: "00000001".into(),
+                cnonce: "0a4f113b".into(),
+            })
+        );
+        assert!(creds.response_matches("Circle Of Life", "GET"));
+        assert!(!creds.response_matches("Circle of Life", "GET"));
+
+        let built = authorization_header(
+            "Mufasa",
+            "Circle Of Life",
+            "testrealm@host.com",
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "GET",
+            "/dir/index.html",
+            Algorithm::Md5,
+            Some("0a4f113b"),
+            1,
+        );
+        assert!(built.contains("response=\"6629fae49393a05397450978507c4ef1\""));
+
+        // A correct response to a nonce we never issued is still refused.
+        let a = Authenticator::new("testrealm@host.com", [1; 32], LIFETIME);
+        let r = a.verify(header, "GET", T0, |_| Some("Circle Of Life"));
+        assert_eq!(r, Err(AuthError::BadNonce));
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2() {
+        // A 4-byte key zero-padded to 32 bytes is the same HMAC key.
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        let tag = hmac_sha256(&key, &[b"what do ya ", b"want for nothing?"]);
+        assert_eq!(
+            hex(&tag),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn challenge_format_and_order() {
+        let a = auth();
+        let [first, second] = a.challenge(T0, false);
+        let nonce = nonce_of(&first);
+        assert_eq!(nonce.len(), NONCE_LEN);
+        assert_eq!(
+            first,
+            format!(
+                "Digest realm=\"hotline.example\", nonce=\"{nonce}\", algorithm=SHA-256, qop=\"auth\""
+            )
+        );
+        assert_eq!(
+            second,
+            format!(
+                "Digest realm=\"hotline.example\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""
+            )
+        );
+        let [stale, _] = a.challenge(T0, true);
+        assert!(stale.ends_with(", qop=\"auth\", stale=true"));
+        // Different times, different nonces; same time, same nonce (stateless).
+        assert_ne!(nonce_of(&a.challenge(T0 + 1, false)[0]), nonce);
+        assert_eq!(nonce_of(&a.challenge(T0, false)[0]), nonce);
+        // The realm is escaped.
+        let odd = Authenticator::new("a\"b", [0; 32], LIFETIME);
+        assert!(odd.challenge(T0, false)[0].starts_with("Digest realm=\"a\\\"b\", "));
+    }
+
+    fn client(
+        a: &Authenticator,
+        user: &str,
+        password: &str,
+        algorithm: Algorithm,
+        issued: u64,
+        cnonce: Option<&str>,
+    ) -> String {
+        let nonce = nonce_of(&a.challenge(issued, false)[0]);
+        authorization_header(
+            user,
+            password,
+            a.realm(),
+            &nonce,
+            "REGISTER",
+            "sip:hotline.example",
+            algorithm,
+            cnonce,
+            1,
+        )
+    }
+
+    #[test]
+    fn round_trip_both_algorithms() {
+        let a = auth();
+        for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
+            let header = client(&a, "1001", "s3cret", algorithm, T0, Some("abc123"));
+            assert_eq!(
+                verify_with(&a, &header, T0 + 10),
+                Ok(Verified {
+                    username: "1001".into(),
+                    algorithm,
+                    uri: "sip:hotline.example".into(),
+                })
+            );
+            // The method is part of the hash.
+            let pw = passwords();
+            assert_eq!(
+                a.verify(&header, "INVITE", T0, |u| pw.get(u).cloned()),
+                Err(AuthError::WrongPassword)
+            );
+        }
+        // Quotes and backslashes in credentials survive escaping.
+        let header = client(&a, "1002", "other\"pw\\", Algorithm::Sha256, T0, Some("x"));
+        assert_eq!(verify_with(&a, &header, T0).unwrap().username, "1002");
+    }
+
+    #[test]
+    fn legacy_no_qop_form() {
+        let a = auth();
+        let header = client(&a, "1001", "s3cret", Algorithm::Md5, T0, None);
+        assert!(!header.contains("qop"));
+        assert_eq!(
+            verify_with(&a, &header, T0).map(|v| v.algorithm),
+            Ok(Algorithm::Md5)
+        );
+        // An RFC 2069 phone does not send algorithm at all: MD5 is implied.
+        let bare = header.replace(", algorithm=MD5", "");
+        assert!(!bare.contains("algorithm"));
+        assert!(verify_with(&a, &bare, T0).is_ok());
+        let wrong = client(&a, "1001", "nope", Algorithm::Md5, T0, None);
+        assert_eq!(verify_with(&a, &wrong, T0), Err(AuthError::WrongPassword));
+    }
+
+    #[test]
+    fn case_insensitive_tokens() {
+        let a = auth();
+        let header = client(&a, "1001", "s3cret", Algorithm::Sha256, T0, Some("c"))
+            .replacen("Digest", "dIGEST", 1)
+            .replace("algorithm=SHA-256", "Algorithm=sha-256")
+            .replace("qop=auth", "QOP=\"auth\"");
+        assert_eq!(
+            verify_with(&a, &header, T0).map(|v| v.algorithm),
+            Ok(Algorithm::Sha256)
+        );
+        // Uppercase hex in the response is tolerated.
+        let header = client(&a, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
+        let start = header.find("response=\"").unwrap() + 10;
+        let upper = format!(
+            "{}{}{}",
+            &header[..start],
+            header[start..start + 32].to_ascii_uppercase(),
+            &header[start + 32..]
+        );
+        assert!(verify_with(&a, &upper, T0).is_ok());
+    }
+
+    #[test]
+    fn wrong_password_unknown_user_wrong_realm() {
+        let a = auth();
+        let header = client(&a, "1001", "guess", Algorithm::Sha256, T0, Some("c"));
+        assert_eq!(verify_with(&a, &header, T0), Err(AuthError::WrongPassword));
+
+        let header = client(&a, "9999", "s3cret", Algorithm::Sha256, T0, Some("c"));
+        assert_eq!(verify_with(&a, &header, T0), Err(AuthError::UnknownUser));
+
+        let other = Authenticator::new("elsewhere", [7u8; 32], LIFETIME);
+        let header = client(&other, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
+        assert_eq!(verify_with(&a, &header, T0), Err(AuthError::WrongRealm));
+    }
+
+    #[test]
+    fn forged_nonces_are_refused() {
+        let a = auth();
+        let genuine = nonce_of(&a.challenge(T0, false)[0]);
+        let build = |nonce: &str| {
+            authorization_header(
+                "1001",
+                "s3cret",
+                REALM,
+                nonce,
+                "REGISTER",
+                "sip:hotline.example",
+                Algorithm::Sha256,
+                Some("c"),
+                1,
+            )
+        };
+        // Another secret, same realm and time.
+        let forger = Authenticator::new(REALM, [8u8; 32], LIFETIME);
+        let forged = nonce_of(&forger.challenge(T0, false)[0]);
+        // Our tag with a moved timestamp (to extend its life).
+        let retimed = format!("{:016x}{}", T0 + 1000, &genuine[NONCE_TIME_HEX..]);
+        // One flipped tag digit.
+        let mut flipped = genuine.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for nonce in [
+            forged.as_str(),
+            retimed.as_str(),
+            flipped.as_str(),
+            "",
+            "abc",
+            &genuine[..NONCE_LEN - 1],
+            &genuine.to_ascii_uppercase(),
+            &format!("{genuine}0"),
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        ] {
+            assert_eq!(
+                verify_with(&a, &build(nonce), T0),
+                Err(AuthError::BadNonce),
+                "nonce {nonce:?}"
+            );
+        }
+        assert!(verify_with(&a, &build(&genuine), T0).is_ok());
+    }
+
+    #[test]
+    fn expired_nonce_is_stale_only_with_right_password() {
+        let a = auth();
+        let good = client(&a, "1001", "s3cret", Algorithm::Sha256, T0, Some("c"));
+        let life = LIFETIME.as_secs();
+        assert!(verify_with(&a, &good, T0 + life).is_ok());
+        assert_eq!(
+            verify_with(&a, &good, T0 + life + 1),
+            Err(AuthError::StaleNonce)
+        );
+        // Clock stepped back past the lifetime: also stale, not accepted.
+        assert_eq!(
+            verify_with(&a, &good, T0 - life - 1),
+            Err(AuthError::StaleNonce)
+        );
+        let bad = client(&a, "1001", "guess", Algorithm::Sha256, T0, Some("c"));
+        assert_eq!(
+            verify_with(&a, &bad, T0 + life + 1),
+            Err(AuthError::WrongPassword)
+        );
+        assert!(!AuthError::StaleNonce.counts_as_failure());
+        assert!(AuthError::WrongPassword.counts_as_failure());
+    }
+
+    #[test]
+    fn unsupported_algorithm_and_qop() {
+        let a = auth();
+        let header = client(&a, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
+        for alg in ["MD5-sess", "SHA-512-256", "SHA-256-sess", "\"\""] {
+            let h = header.replace("algorithm=MD5", &format!("algorithm={alg}"));
+            assert_eq!(
+                verify_with(&a, &h, T0),
+                Err(AuthError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        for qop in [
+            "auth-int",
+            "\"auth-int\"",
+            "auth,auth-int",
+            "\"auth,auth-int\"",
+        ] {
+            let h = header.replace("qop=auth", &format!("qop={qop}"));
+            let r = verify_with(&a, &h, T0);
+            // An unquoted list is a syntax error; a quoted one is an unknown qop.
+            assert!(
+                matches!(r, Err(AuthError::UnsupportedQop | AuthError::Malformed(_))),
+                "{qop}: {r:?}"
+            );
+        }
+        let h = header.replace("qop=auth", "qop=auth-int");
+        assert_eq!(verify_with(&a, &h, T0), Err(AuthError::UnsupportedQop));
+        assert!(AuthError::UnsupportedQop.to_string().contains("auth-int"));
+    }
+
+    #[test]
+    fn not_digest() {
+        let a = auth();
+        for h in [
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+            "Bearer x",
+            "Digestive a=b",
+        ] {
+            assert_eq!(verify_with(&a, h, T0), Err(AuthError::NotDigest), "{h}");
+        }
+        assert!(!AuthError::NotDigest.counts_as_failure());
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let a = auth();
+        let good = client(&a, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
+        assert!(verify_with(&a, &good, T0).is_ok());
+
+        let mut cases: Vec<String> = [
+            "",
+            "   ",
+            "Digest",
+            "Digest ",
+            "Digest ,,,",
+            "Digest username",
+            "Digest username=",
+            "Digest username=\"abc",
+            "Digest username=\"abc\\",
+            "Digest username=\"abc\\\"",
+            "Digest =\"abc\"",
+            "Digest username=\"a\" realm=\"b\"",
+            "Digest username=\"a\"junk",
+            "Digest username=\"a\u{1}\"",
+            "Digest username=\"a\\\u{0}\"",
+            "Digest username=a\u{1}",
+            "Digest username=\u{e9}",
+            "Digest QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+            "Digest username=\"a\", username=\"b\"",
+            "\u{0}\u{1}\u{2}",
+            "Di\u{e9}gest username=\"a\"",
+            "\"Digest\" a=b",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Each required field missing in turn.
+        for field in [
+            "username=",
+            "realm=",
+            "nonce=",
+            "uri=",
+            "response=",
+            "nc=",
+            "cnonce=",
+        ] {
+            let start = good.find(&format!(" {field}")).unwrap();
+            let end = good[start + 1..]
+                .find(", ")
+                .map_or(good.len(), |e| start + 1 + e + 1);
+            cases.push(format!("{}{}", &good[..start], &good[end..]));
+        }
+        cases.push(good.replace("nc=00000001", "nc=1"));
+        cases.push(good.replace("nc=00000001", "nc=0000000g"));
+        cases.push(good.replace("cnonce=\"c\"", "cnonce=\"\""));
+        cases.push(good.replace("response=\"", "response=\"0"));
+        cases.push(good.replace("response=\"", "response=\"zz"));
+        cases.push(good.replace("username=\"1001\"", "username*=UTF-8''1001"));
+        cases.push(format!("{good}, userhash=true"));
+        cases.push(format!("{good}, realm=\"{REALM}\""));
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=x")).collect();
+        cases.push(format!("Digest {}", many.join(", ")));
+        cases.push(format!(
+            "Digest username=\"{}\"",
+            "x".repeat(MAX_HEADER_LEN)
+        ));
+        for case in &cases {
+            let r = verify_with(&a, case, T0);
+            assert!(matches!(r, Err(AuthError::Malformed(_))), "{case:?}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn parser_details() {
+        let params =
+            parse_params(" a=\"x\\\"y\\\\z\" ,, B = tok ,c=\"\", d=\"\u{4e2d}\u{6587}\"\t,")
+                .unwrap();
+        assert_eq!(
+            params,
+            vec![
+                ("a", "x\"y\\z".to_owned()),
+                ("B", "tok".to_owned()),
+                ("c", String::new()),
+                ("d", "\u{4e2d}\u{6587}".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn mangled_headers_never_panic() {
+        let a = auth();
+        let good = client(&a, "1001", "s3cret", Algorithm::Sha256, T0, Some("c\"q"));
+        let boundaries: Vec<usize> = (0..=good.len())
+            .filter(|&i| good.is_char_boundary(i))
+            .collect();
+        for &i in &boundaries {
+            let _ = verify_with(&a, &good[..i], T0);
+            let _ = verify_with(&a, &good[i..], T0);
+        }
+        for (i, _) in good.char_indices() {
+            for sub in ['"', '\\', ',', '=', ' ', '\u{0}', '\u{e9}', 'x'] {
+                let mut s = good.clone();
+                s.replace_range(i..i + 1, &sub.to_string());
+                let _ = verify_with(&a, &s, T0);
+            }
+        }
+    }
+
+    #[test]
+    fn password_lookup_may_return_owned_strings() {
+        let a = auth();
+        let header = client(&a, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
+        let r = a.verify(&header, "REGISTER", T0, |u| {
+            (u == "1001").then(|| String::from("s3cret"))
+        });
+        assert!(r.is_ok());
+        assert_eq!(
+            a.verify(&header, "REGISTER", T0, |_| None::<&str>),
+            Err(AuthError::UnknownUser)
+        );
+    }
+
+    #[test]
+    fn debug_hides_secret() {
+        let a = Authenticator::new(REALM, [0xab; 32], LIFETIME);
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("171") && !dbg.contains("ab, "), "{dbg}");
+        assert!(dbg.contains("redacted"));
+        let r = Authenticator::with_random_secret(REALM, LIFETIME);
+        assert_ne!(r.secret, [0u8; 32]);
+    }
+
+    // --- throttle ---------------------------------------------------------
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    #[test]
+    fn throttle_blocks_after_more_than_n_failures_and_unblocks() {
+        let mut t = FailureThrottle::default();
+        let now = Instant::now();
+        let src = ip(0x0a00_0001);
+        for k in 0..10 {
+            assert!(t.allowed(src, now), "before failure {k}");
+            t.record_failure(src, now + Duration::from_secs(k));
+        }
+        assert!(t.allowed(src, now + Duration::from_secs(10)));
+        t.record_failure(src, now + Duration::from_secs(10));
+        assert!(!t.allowed(src, now + Duration::from_secs(10)));
+        // Failures while blocked do not extend the block.
+        t.record_failure(src, now + Duration::from_secs(40));
+        assert!(!t.allowed(src, now + Duration::from_secs(69)));
+        assert!(t.allowed(src, now + Duration::from_secs(70)));
+        // And it starts afresh.
+        t.record_failure(src, now + Duration::from_secs(71));
+        assert!(t.allowed(src, now + Duration::from_secs(71)));
+    }
+
+    #[test]
+    fn throttle_is_per_ip_and_canonical() {
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 2,
+            ..ThrottlePolicy::default()
+        });
+        let now = Instant::now();
+        let v4 = Ipv4Addr::new(192, 0, 2, 7);
+        for _ in 0..3 {
+            t.record_failure(IpAddr::V4(v4), now);
+        }
+        assert!(!t.allowed(IpAddr::V4(v4), now));
+        assert!(!t.allowed(IpAddr::V6(v4.to_ipv6_mapped()), now));
+        assert!(t.allowed(ip(0xc000_0208), now));
+        assert!(t.allowed(IpAddr::V6(Ipv6Addr::LOCALHOST), now));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn throttle_window_and_success_reset() {
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 2,
+            window: Duration::from_secs(10),
+            ..ThrottlePolicy::default()
+        });
+        let now = Instant::now();
+        let src = ip(1);
+        t.record_failure(src, now);
+        t.record_failure(src, now);
+        // Window over: the third failure opens a new window instead of blocking.
+        t.record_failure(src, now + Duration::from_secs(11));
+        assert!(t.allowed(src, now + Duration::from_secs(11)));
+        t.record_failure(src, now + Duration::from_secs(12));
+        t.record_success(src);
+        t.record_failure(src, now + Duration::from_secs(12));
+        t.record_failure(src, now + Duration::from_secs(12));
+        assert!(t.allowed(src, now + Duration::from_secs(12)));
+        t.record_failure(src, now + Duration::from_secs(12));
+        assert!(!t.allowed(src, now + Duration::from_secs(12)));
+        // Success does not lift an active block.
+        t.record_success(src);
+        assert!(!t.allowed(src, now + Duration::from_secs(13)));
+        // Prune drops expired windows and blocks.
+        t.record_failure(ip(2), now);
+        assert_eq!(t.len(), 2);
+        t.prune(now + Duration::from_secs(30));
+        assert_eq!(t.len(), 1, "only the blocked source is kept");
+        assert!(!t.allowed(src, now + Duration::from_secs(30)));
+        t.prune(now + Duration::from_secs(200));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn throttle_stays_bounded_and_keeps_blocked_sources() {
+        let cap = 1000;
+        let mut t = FailureThrottle::new(ThrottlePolicy {
+            max_failures: 1,
+            max_entries: cap,
+            ..ThrottlePolicy::default()
+        });
+        let now = Instant::now();
+        let attacker = ip(0xdead_beef);
+        t.record_failure(attacker, now);
+        t.record_failure(attacker, now);
+        assert!(!t.allowed(attacker, now));
+        for n in 0..20 * cap as u32 {
+            t.record_failure(ip(n), now + Duration::from_millis(u64::from(n)));
+            assert!(t.len() <= cap);
+        }
+        assert!(t.len() > cap / 2);
+        assert!(!t.allowed(attacker, now + Duration::from_secs(1)));
+        // The newest sources are the ones remembered.
+        let newest = ip(20 * cap as u32 - 1);
+        t.record_failure(newest, now + Duration::from_secs(30));
+        assert!(!t.allowed(newest, now + Duration::from_secs(30)));
+
+        let mut none = FailureThrottle::new(ThrottlePolicy {
+            max_entries: 0,
+            ..ThrottlePolicy::default()
+        });
+        none.record_failure(attacker, now);
+        assert!(none.is_empty());
+    }
+}
