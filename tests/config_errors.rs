@@ -1076,3 +1076,72 @@ fn a_rule_session_moved_into_an_uncovered_year_is_refused() {
         "moves to 2019-01-01",
     );
 }
+
+#[test]
+fn a_bad_sip_listen_address_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "listen_udp = \"0.0.0.0:5060\"",
+                "listen_udp = \"0.0.0.0\"",
+            )
+        },
+        "\"0.0.0.0\"",
+        "bad sip listen_udp address",
+    );
+}
+
+#[test]
+fn t2_shorter_than_t1_is_refused() {
+    expect_only_error(
+        |t| replace_once(t, "t2_ms = 4000", "t2_ms = 400"),
+        "400",
+        "t2_ms must not be shorter than t1_ms",
+    );
+}
+
+#[test]
+fn a_short_seat_password_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "password = \"demo-8001-change-me\"",
+                "password = \"1234\"",
+            )
+        },
+        "\"1234\"",
+        "seat `8001` password is shorter than 8 characters",
+    );
+}
+
+#[test]
+fn an_unknown_digest_algorithm_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "realm = \"hotline.chenzhou\"",
+                "realm = \"hotline.chenzhou\"\ndigest_algorithms = [\"SHA-512\"]",
+            )
+        },
+        "\"SHA-512\"",
+        "unknown digest algorithm `SHA-512`",
+    );
+}
+
+#[test]
+fn a_carrier_trunk_named_by_host_needs_sources() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "uri = \"sip:127.0.0.1:5080\"",
+                "uri = \"sip:carrier.example.net\"",
+            )
+        },
+        "\"sip:carrier.example.net\"",
+        "list the addresses it sends from in `sources`",
+    );
+}

@@ -8,10 +8,14 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # The end-to-end tests drive `kill` (procps) to send SIGHUP to the daemon.
 command -v kill >/dev/null 2>&1 || need_apt+=(procps)
+# SIPp plays the carrier trunk, the seats and the sub-centre trunks in
+# tests/sip_calls.rs; those tests fail (never skip) without it.
+command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installing sip-tester" >&2; exit 1; }
 
 exec cargo test --locked "$@"

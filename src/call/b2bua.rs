@@ -865,7 +865,6 @@ impl Call {
             return;
         };
         let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let _ = peer;
         match (&method, side) {
             (Method::Invite, Side::A) if branch == self.a.branch => {
                 // A retransmitted initial INVITE.
@@ -888,20 +887,19 @@ impl Call {
                 self.ack_relayed_invite(side, &msg, now);
                 return;
             }
+            (Method::Cancel, _) if side == Side::B || branch != self.a.branch => {
+                // §9.2: a CANCEL matching no INVITE transaction.
+                let resp = msg.response(481, "Call/Transaction Does Not Exist", None);
+                self.out.push(Output::Send(peer, resp.encode()));
+                return;
+            }
             (Method::Cancel, Side::A) => {
                 let ok = msg.response(200, "OK", None).encode();
                 self.out.push(Output::Send(self.a.peer, ok));
-                if branch == self.a.branch && self.phase == Phase::Setup {
+                if self.phase == Phase::Setup {
                     tracing::info!(call = self.id, "caller cancelled");
                     self.cancel_b(now);
                     self.targets.clear();
-                    if let Some(Target::Seat { id }) = self.b.as_ref().map(|b| &b.target)
-                        && self.b.as_ref().is_some_and(|b| !b.provisional)
-                    {
-                        // No provisional yet: the seat is freed when the
-                        // CANCEL goes out or the INVITE times out.
-                        let _ = id;
-                    }
                     self.respond_a(487, "Request Terminated", None, now);
                     self.final_status = Some(487);
                     self.end(Outcome::Cancelled);

@@ -1,0 +1,505 @@
+//! End to end over loopback: the real daemon, SIPp as the carrier trunk,
+//! the seats (registering with digest) and the sub-centre and emergency
+//! trunks. Scenario templates live in `tests/sipp/`; each test fills in
+//! its numbers and ports. SIPp must be installed (`tests/run.sh` installs
+//! it): these tests fail, never skip, without it.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{Daemon, REPO, TempTable, free_port, http_get, metric, wait_for};
+
+/// The daemon under test, with the trunk ports SIPp plays.
+struct Gateway {
+    table: TempTable,
+    daemon: Daemon,
+    sip: u16,
+    metrics: u16,
+    city: u16,
+    provincial: u16,
+    emergency: u16,
+}
+
+impl Gateway {
+    fn start(name: &str) -> Gateway {
+        let table = TempTable::new(name);
+        let (city, provincial, emergency) = (free_port(), free_port(), free_port());
+        let text = table
+            .text
+            .replace("sip:127.0.0.1:5091", &format!("sip:127.0.0.1:{city}"))
+            .replace("sip:127.0.0.1:5092", &format!("sip:127.0.0.1:{provincial}"))
+            .replace("sip:127.0.0.1:5093", &format!("sip:127.0.0.1:{emergency}"))
+            // SIPp answers MD5 challenges only, and reads the first one.
+            .replace(
+                "realm = \"hotline.chenzhou\"",
+                "realm = \"hotline.chenzhou\"\ndigest_algorithms = [\"MD5\", \"SHA-256\"]",
+            )
+            .replace("seat_ring_seconds = 20", "seat_ring_seconds = 2")
+            .replace("max_ring_seconds = 60", "max_ring_seconds = 5");
+        table.write(&text);
+        let (sip, metrics) = (free_port(), free_port());
+        let daemon = Daemon::start(
+            &[
+                "serve",
+                "--config",
+                table.path.to_str().unwrap(),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics}"),
+                "--sip-listen",
+                &format!("127.0.0.1:{sip}"),
+            ],
+            table.dir.join("daemon.log"),
+        );
+        let gw = Gateway {
+            table,
+            daemon,
+            sip,
+            metrics,
+            city,
+            provincial,
+            emergency,
+        };
+        gw.wait_metric("hotline_active_calls", 0.0);
+        gw
+    }
+
+    fn dir(&self) -> &Path {
+        &self.table.dir
+    }
+
+    fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = http_get(self.metrics, "/metrics")?;
+        metric(&body, series)
+    }
+
+    fn wait_metric(&self, series: &str, value: f64) {
+        let seen = wait_for(Duration::from_secs(10), || {
+            (self.metric(series) == Some(value)).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "{series} never became {value} (now {:?})\n{}",
+            self.metric(series),
+            self.daemon.log_text()
+        );
+    }
+
+    /// Fills a template from `tests/sipp/` and starts SIPp on it.
+    fn sipp(
+        &self,
+        template: &str,
+        vars: &[(&str, &str)],
+        ip: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Sipp {
+        let text = std::fs::read_to_string(Path::new(REPO).join("tests/sipp").join(template))
+            .expect("scenario template");
+        let mut text = text;
+        for (k, v) in vars {
+            text = text.replace(&format!("@{k}@"), v);
+        }
+        assert!(
+            !text.contains("@\n") && !text.contains("@ "),
+            "unfilled placeholder in {template}"
+        );
+        let name = format!("{}-{port}", template.trim_end_matches(".xml"));
+        let scenario = self.dir().join(format!("{name}.xml"));
+        std::fs::write(&scenario, text).unwrap();
+        let out = std::fs::File::create(self.dir().join(format!("{name}.out"))).unwrap();
+        let remote = format!("127.0.0.1:{}", self.sip);
+        let port = port.to_string();
+        let child = Command::new("sipp")
+            .current_dir(self.dir())
+            .args([
+                remote.as_str(),
+                "-sf",
+                scenario.to_str().unwrap(),
+                "-i",
+                ip,
+                "-p",
+                &port,
+            ])
+            .args([
+                "-m",
+                "1",
+                "-nostdin",
+                "-timeout",
+                "20s",
+                "-timeout_error",
+                "-trace_err",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("sipp is not installed: run tests/run.sh, which installs sip-tester");
+        Sipp {
+            child,
+            name,
+            dir: self.dir().to_path_buf(),
+        }
+    }
+
+    /// Registers seat `id` from 127.0.0.1:`port` and waits until the
+    /// gateway counts it.
+    fn register(&self, id: &str, port: u16) {
+        let registered = self.metric("hotline_registered_seats").unwrap_or(0.0);
+        let password = format!("demo-{id}-change-me");
+        self.sipp(
+            "register.xml",
+            &[("SEAT", id), ("PASSWORD", &password), ("EXPECT", "200")],
+            "127.0.0.1",
+            port,
+            &["-s", id],
+        )
+        .expect_success(self);
+        self.wait_metric("hotline_registered_seats", registered + 1.0);
+    }
+
+    /// A seat phone on the port it registered from.
+    fn seat(&self, id: &str, port: u16, mode: &str, hangup: &str) -> Sipp {
+        self.sipp(
+            "seat.xml",
+            &[("MODE", mode), ("HANGUP", hangup), ("HOLD_MS", "300")],
+            "127.0.0.1",
+            port,
+            &["-s", id],
+        )
+    }
+
+    fn call(&self, dialed: &str, hangup: &str) -> Sipp {
+        self.sipp(
+            "trunk_call.xml",
+            &[("DIALED", dialed), ("HANGUP", hangup)],
+            "127.0.0.1",
+            free_port(),
+            &[],
+        )
+    }
+
+    /// A trunk peer that answers a call for `user` on `port`.
+    fn trunk_uas(&self, user: &str, port: u16) -> Sipp {
+        self.sipp("uas.xml", &[("USER", user)], "127.0.0.1", port, &[])
+    }
+
+    fn calls_total(&self, kind: &str, line: &str, result: &str) -> f64 {
+        self.metric(&format!(
+            "hotline_calls_total{{kind=\"{kind}\",line=\"{line}\",result=\"{result}\"}}"
+        ))
+        .unwrap_or(0.0)
+    }
+}
+
+/// One SIPp process, killed by its own PID if still running when dropped.
+struct Sipp {
+    child: Child,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Sipp {
+    fn expect_success(mut self, gw: &Gateway) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if status.is_some_and(|s| s.success()) {
+            return;
+        }
+        let mut errors = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&self.name)
+                && (file.ends_with("errors.log") || file.ends_with(".out"))
+            {
+                errors += &format!(
+                    "--- {file}\n{}\n",
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                );
+            }
+        }
+        panic!(
+            "SIPp {} ended with {status:?}\n{errors}\n--- daemon log\n{}",
+            self.name,
+            gw.daemon.log_text()
+        );
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_call_to_12348_reaches_the_expert_seat_and_the_seat_hangs_up() {
+    let gw = Gateway::start("expert");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.seat("8101", port, "answer", "seat_bye");
+    let caller = gw.call("12348", "wait_bye");
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+    assert_eq!(gw.metric("hotline_call_setup_seconds_count"), Some(1.0));
+}
+
+#[test]
+fn a_call_to_12333_with_its_expert_seat_busy_reaches_another_skilled_seat() {
+    let gw = Gateway::start("busy-expert");
+    let (expert, other) = (free_port(), free_port());
+    gw.register("8102", expert);
+    gw.register("8201", other);
+    let busy = gw.seat("8102", expert, "busy", "wait_bye");
+    let answering = gw.seat("8201", other, "answer", "wait_bye");
+    let caller = gw.call("12333", "caller_bye");
+    caller.expect_success(&gw);
+    busy.expect_success(&gw);
+    answering.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12333", "completed"), 1.0);
+}
+
+#[test]
+fn sub_centre_lines_go_out_over_their_trunks() {
+    let gw = Gateway::start("sub-centre");
+    let city = gw.trunk_uas("12366", gw.city);
+    gw.call("12366", "caller_bye").expect_success(&gw);
+    city.expect_success(&gw);
+    let provincial = gw.trunk_uas("12360", gw.provincial);
+    gw.call("12360", "caller_bye").expect_success(&gw);
+    provincial.expect_success(&gw);
+    assert_eq!(gw.calls_total("sub_centre", "12366", "completed"), 1.0);
+    assert_eq!(gw.calls_total("sub_centre", "12360", "completed"), 1.0);
+}
+
+#[test]
+fn emergency_calls_reach_the_emergency_trunk() {
+    let gw = Gateway::start("emergency");
+    // 96119 (forest fire) routes as 119.
+    let trunk = gw.trunk_uas("119", gw.emergency);
+    gw.call("96119", "caller_bye").expect_success(&gw);
+    trunk.expect_success(&gw);
+    let trunk = gw.trunk_uas("110", gw.emergency);
+    gw.call("110", "caller_bye").expect_success(&gw);
+    trunk.expect_success(&gw);
+    assert_eq!(gw.calls_total("emergency", "119", "completed"), 1.0);
+    assert_eq!(gw.calls_total("emergency", "110", "completed"), 1.0);
+}
+
+#[test]
+fn the_caller_cancels_while_the_seat_rings() {
+    let gw = Gateway::start("cancel");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.seat("8101", port, "never", "wait_bye");
+    let caller = gw.sipp(
+        "trunk_cancel.xml",
+        &[("DIALED", "12348")],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    );
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12348", "cancelled"), 1.0);
+    gw.wait_metric("hotline_active_calls", 0.0);
+}
+
+#[test]
+fn a_seat_that_never_answers_is_cancelled_and_the_caller_hears_480() {
+    let gw = Gateway::start("no-answer");
+    let port = free_port();
+    // 12315's expert seat; no other market seat is registered.
+    gw.register("8104", port);
+    let seat = gw.seat("8104", port, "never", "wait_bye");
+    let caller = gw.sipp(
+        "trunk_refused.xml",
+        &[("DIALED", "12315"), ("CODE", "480")],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    );
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12315", "no_answer"), 1.0);
+}
+
+#[test]
+fn the_caller_hangs_up_an_answered_call() {
+    let gw = Gateway::start("caller-bye");
+    let port = free_port();
+    gw.register("8001", port);
+    let seat = gw.seat("8001", port, "answer", "wait_bye");
+    // 12345 itself: until queues exist, a free general seat takes it.
+    gw.call("12345", "caller_bye").expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("queue", "12345", "completed"), 1.0);
+}
+
+#[test]
+fn an_invite_from_an_unknown_address_gets_403() {
+    let gw = Gateway::start("acl");
+    gw.sipp(
+        "trunk_refused.xml",
+        &[("DIALED", "12345"), ("CODE", "403")],
+        "127.0.0.2",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    assert_eq!(gw.metric("hotline_sip_untrusted_invites_total"), Some(1.0));
+}
+
+#[test]
+fn a_register_with_a_wrong_password_gets_no_registration() {
+    let gw = Gateway::start("bad-password");
+    gw.sipp(
+        "register.xml",
+        &[
+            ("SEAT", "8101"),
+            ("PASSWORD", "not-the-password"),
+            ("EXPECT", "403"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &["-s", "8101"],
+    )
+    .expect_success(&gw);
+    assert_eq!(gw.metric("hotline_registered_seats"), Some(0.0));
+    assert_eq!(
+        gw.metric("hotline_sip_auth_failures_total{reason=\"wrong_password\"}"),
+        Some(1.0)
+    );
+    // With no seat registered, 12348 is busy, not ringing forever.
+    gw.sipp(
+        "trunk_refused.xml",
+        &[("DIALED", "12348"), ("CODE", "486")],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+}
+
+/// RFC 4475 §3.1.2 over the wire while a call is up: each invalid request
+/// is answered 400 (505 for `badvers`) or dropped, responses are dropped,
+/// the daemon counts them, and the call in progress ends normally.
+#[test]
+fn torture_messages_do_not_disturb_a_call_in_progress() {
+    let gw = Gateway::start("torture");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.sipp(
+        "seat.xml",
+        &[
+            ("MODE", "answer"),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "8000"),
+        ],
+        "127.0.0.1",
+        port,
+        &["-s", "8101"],
+    );
+    let caller = gw.call("12348", "wait_bye");
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+
+    let dir = Path::new(REPO).join("tests/sip/torture/invalid");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut answers: HashMap<String, Option<u16>> = HashMap::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        socket.send_to(&bytes, ("127.0.0.1", gw.sip)).unwrap();
+        let mut buf = [0u8; 4096];
+        let code = socket.recv(&mut buf).ok().and_then(|n| {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+        });
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        answers.insert(name, code);
+    }
+    for (name, code) in &answers {
+        let is_response = std::fs::read(dir.join(format!("{name}.dat")))
+            .unwrap()
+            .starts_with(b"SIP/");
+        match (is_response, code) {
+            (true, None) => {}
+            (false, Some(400)) => {}
+            (false, Some(505)) if name == "badvers" => {}
+            (false, None) => {}
+            _ => panic!("{name}: unexpected answer {code:?}"),
+        }
+    }
+    let answered = answers.values().filter(|c| c.is_some()).count();
+    assert!(
+        answered >= 15,
+        "most invalid requests get a 400: {answers:?}"
+    );
+    let parse_errors = gw.metric("hotline_sip_parse_errors_total").unwrap_or(0.0);
+    assert!(
+        parse_errors >= 19.0,
+        "every torture message counted: {parse_errors}"
+    );
+
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+}
+
+#[test]
+fn options_outside_a_dialog_is_answered_200_and_unknown_methods_501() {
+    let gw = Gateway::start("options");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    for (method, expect) in [
+        ("OPTIONS", "SIP/2.0 200"),
+        ("FROBNICATE", "SIP/2.0 501"),
+        ("SUBSCRIBE", "SIP/2.0 405"),
+    ] {
+        let msg = format!(
+            "{method} sip:hotline@127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{method}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:hotline@127.0.0.1>\r\nCall-ID: {method}-probe\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n",
+            gw.sip
+        );
+        socket
+            .send_to(msg.as_bytes(), ("127.0.0.1", gw.sip))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let n = socket.recv(&mut buf).expect("an answer");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with(expect), "{method}: {text}");
+        if expect != "SIP/2.0 200" || method == "OPTIONS" {
+            assert!(
+                text.contains("Allow: INVITE"),
+                "{method} names what is allowed: {text}"
+            );
+        }
+    }
+}
