@@ -28,7 +28,9 @@ use tracing::Instrument;
 /// Events queued to one call's task before it applies back-pressure.
 const CALL_QUEUE: usize = 64;
 
-type Event = (Message, Peer);
+/// Boxed so a call's queue stays small: tokio allocates its first block of
+/// slots up front, and most calls see only a handful of messages.
+type Event = Box<(Message, Peer)>;
 
 pub struct Engine {
     table: SharedTable,
@@ -113,7 +115,7 @@ impl Engine {
         // An existing call: its task takes it from here.
         let existing = self.calls.get(call_id.as_str()).map(|tx| tx.clone());
         if let Some(tx) = existing {
-            if let Err(e) = tx.try_send((msg, peer)) {
+            if let Err(e) = tx.try_send(Box::new((msg, peer))) {
                 tracing::warn!(call_id = %call_id, error = %e, "call queue full; message dropped");
             }
             return;
@@ -249,7 +251,10 @@ impl Engine {
             let deadline = call.deadline();
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Some((msg, peer)) => out = call.on_message(msg, peer, &self.registrar, Instant::now()),
+                    Some(event) => {
+                        let (msg, peer) = *event;
+                        out = call.on_message(msg, peer, &self.registrar, Instant::now())
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
