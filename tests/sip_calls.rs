@@ -503,3 +503,22 @@ fn options_outside_a_dialog_is_answered_200_and_unknown_methods_501() {
         }
     }
 }
+
+#[test]
+fn a_call_from_the_trunk_over_tcp_completes_both_ways() {
+    let gw = Gateway::start("tcp");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.seat("8101", port, "answer", "seat_bye");
+    // The caller's leg over TCP (framed by Content-Length); the seat's over UDP.
+    gw.sipp(
+        "trunk_call.xml",
+        &[("DIALED", "12348"), ("HANGUP", "wait_bye")],
+        "127.0.0.1",
+        free_port(),
+        &["-t", "t1"],
+    )
+    .expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+}

@@ -1300,3 +1300,7 @@ fn random_u32() -> u32 {
     }
     u32::from_le_bytes(b)
 }
+
+#[cfg(test)]
+#[path = "b2bua_tests.rs"]
+mod tests;

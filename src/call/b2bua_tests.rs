@@ -1,0 +1,2 @@
+//! The call machine driven directly: synthetic messages, synthetic time.
+use super::*;
