@@ -522,3 +522,92 @@ fn a_call_from_the_trunk_over_tcp_completes_both_ways() {
     seat.expect_success(&gw);
     assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
 }
+
+/// Sends a REGISTER for seat 8101 from `socket` and returns the answer.
+fn register_raw(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    cseq: u32,
+    authorization: Option<&str>,
+) -> String {
+    let local = socket.local_addr().unwrap();
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let msg = format!(
+        "REGISTER sip:127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:8101@127.0.0.1>;tag=r1\r\nTo: <sip:8101@127.0.0.1>\r\nCall-ID: throttle-probe\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:8101@{local}>\r\n{auth}Expires: 60\r\nContent-Length: 0\r\n\r\n",
+        sip = gw.sip
+    );
+    socket
+        .send_to(msg.as_bytes(), ("127.0.0.1", gw.sip))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = socket.recv(&mut buf).expect("an answer to REGISTER");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn nonce_of(challenge: &str) -> String {
+    let at = challenge.find("nonce=\"").expect("a nonce") + 7;
+    challenge[at..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn a_burst_of_wrong_passwords_from_one_source_is_throttled() {
+    use hotline::sip::digest::{Algorithm, authorization_header};
+    let gw = Gateway::start("throttle");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let uri = format!("sip:127.0.0.1:{}", gw.sip);
+    let attempt = |cseq: u32, password: &str| -> String {
+        let challenge = register_raw(&gw, &socket, cseq, None);
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        let auth = authorization_header(
+            "8101",
+            password,
+            "hotline.chenzhou",
+            &nonce_of(&challenge),
+            "REGISTER",
+            &uri,
+            Algorithm::Md5,
+            Some("c0ffee"),
+            1,
+        );
+        register_raw(&gw, &socket, cseq + 1, Some(&auth))
+    };
+    // SHA-256 works too (the test table offers MD5 first, SHA-256 second).
+    let challenge = register_raw(&gw, &socket, 1, None);
+    let sha = challenge
+        .lines()
+        .find(|l| l.contains("SHA-256"))
+        .expect("a SHA-256 challenge");
+    let auth = authorization_header(
+        "8101",
+        "demo-8101-change-me",
+        "hotline.chenzhou",
+        &nonce_of(sha),
+        "REGISTER",
+        &uri,
+        Algorithm::Sha256,
+        Some("c0ffee"),
+        1,
+    );
+    let ok = register_raw(&gw, &socket, 2, Some(&auth));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains(";expires=60"), "{ok}");
+
+    for i in 0..11 {
+        let answer = attempt(10 + 2 * i, "wrong-password");
+        assert!(answer.starts_with("SIP/2.0 403"), "attempt {i}: {answer}");
+    }
+    // Now even the right password is refused from this source for a while.
+    let blocked = register_raw(&gw, &socket, 100, None);
+    assert!(
+        blocked.starts_with("SIP/2.0 403") && blocked.contains("too many"),
+        "{blocked}"
+    );
+    assert_eq!(
+        gw.metric("hotline_sip_auth_failures_total{reason=\"wrong_password\"}"),
+        Some(11.0)
+    );
+    assert!(gw.metric("hotline_sip_auth_failures_total{reason=\"throttled\"}") >= Some(1.0));
+}
