@@ -124,6 +124,10 @@ struct LegB {
     cancelled: bool,
     ring_deadline: Instant,
     answered: bool,
+    /// When we stop waiting for a final response after our CANCEL
+    /// (§9.1: 64·T1; a far end may never send its 487).
+    cancel_deadline: Option<Instant>,
+    given_up: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +158,7 @@ enum ClientTx {
 
 struct Server {
     side: Side,
+    peer: Peer,
     branch: String,
     method: Method,
     request: Message,
@@ -162,6 +167,9 @@ struct Server {
 
 struct Client {
     side: Side,
+    /// Where the request went: retransmissions follow it even after the
+    /// call has moved on to another leg.
+    peer: Peer,
     branch: String,
     method: Method,
     request: Message,
@@ -175,6 +183,10 @@ pub struct Call {
     phase: Phase,
     a: LegA,
     b: Option<LegB>,
+    /// Legs we moved on from (rang out, refused): their transactions still
+    /// run — a 487 to ACK, a late 200 to ACK and hang up — and their seats
+    /// stay reserved until they end.
+    retired: Vec<LegB>,
     targets: VecDeque<Target>,
     servers: Vec<Server>,
     clients: Vec<Client>,
@@ -248,6 +260,7 @@ impl Call {
                 answered: false,
             },
             b: None,
+            retired: Vec::new(),
             targets: targets.into(),
             servers: Vec::new(),
             clients: Vec::new(),
@@ -295,7 +308,8 @@ impl Call {
     pub fn is_finished(&self) -> bool {
         self.phase == Phase::Ended
             && self.a.tx.is_terminated()
-            && self.b.as_ref().is_none_or(|b| b.tx.is_terminated())
+            && self.b.as_ref().is_none_or(LegB::is_done)
+            && self.retired.iter().all(LegB::is_done)
             && self.servers.iter().all(|s| s.is_terminated())
             && self.clients.iter().all(|c| c.is_terminated())
     }
@@ -308,11 +322,18 @@ impl Call {
             }
         };
         consider(self.a.tx.deadline());
-        if let Some(b) = &self.b {
-            consider(b.tx.deadline());
-            if self.phase == Phase::Setup && !b.answered && !b.cancelled {
-                consider(Some(b.ring_deadline.min(self.max_ring_at)));
+        for leg in self.retired.iter().chain(self.b.as_ref()) {
+            if !leg.is_done() {
+                consider(leg.tx.deadline());
+                consider(leg.cancel_deadline);
             }
+        }
+        if let Some(b) = &self.b
+            && self.phase == Phase::Setup
+            && !b.answered
+            && !b.cancelled
+        {
+            consider(Some(b.ring_deadline.min(self.max_ring_at)));
         }
         if self.phase == Phase::Setup && self.b.is_none() {
             consider(Some(self.max_ring_at));
@@ -334,10 +355,12 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> Vec<Output> {
-        let from_b = self
-            .b
-            .as_ref()
-            .is_some_and(|b| msg.call_id().is_some_and(|c| c.as_str() == b.call_id));
+        let call_id = msg.call_id().map(|c| c.as_str()).unwrap_or_default();
+        let from_b = self.b.as_ref().is_some_and(|b| call_id == b.call_id);
+        if !from_b && let Some(i) = self.retired.iter().position(|l| l.call_id == call_id) {
+            self.on_retired(i, msg, peer, registrar, now);
+            return std::mem::take(&mut self.out);
+        }
         let side = if from_b { Side::B } else { Side::A };
         if msg.is_request() {
             self.on_request(side, msg, peer, registrar, now);
@@ -357,7 +380,7 @@ impl Call {
                         call = self.id,
                         "caller never acknowledged the answer; ending"
                     );
-                    self.hang_up_both(now);
+                    self.hang_up_both(registrar, now);
                 }
                 _ => {}
             }
@@ -374,6 +397,7 @@ impl Call {
                 _ => {}
             }
         }
+        self.legs_on_timer(registrar, now);
         // Ring limits: the seat's turn, then the caller's patience.
         if self.phase == Phase::Setup
             && let Some(b) = &self.b
@@ -407,14 +431,13 @@ impl Call {
             }
         }
         for i in 0..self.servers.len() {
-            let peer = self.peer(self.servers[i].side);
+            let peer = self.servers[i].peer;
             if let Some(Action::Transmit(bytes)) = self.servers[i].on_timer(now) {
                 self.out.push(Output::Send(peer, bytes));
             }
         }
         for i in 0..self.clients.len() {
-            let side = self.clients[i].side;
-            let peer = self.peer(side);
+            let peer = self.clients[i].peer;
             match self.clients[i].on_timer(now) {
                 Some(Action::Transmit(bytes)) => self.out.push(Output::Send(peer, bytes)),
                 Some(Action::Timeout) | Some(Action::TransportError) => {
@@ -436,6 +459,7 @@ impl Call {
     }
 
     fn gc(&mut self) {
+        self.retired.retain(|l| !l.is_done());
         self.servers.retain(|s| !s.is_terminated());
         self.clients.retain(|c| !c.is_terminated());
     }
@@ -541,6 +565,9 @@ impl Call {
         copy_body(&self.a.invite, &mut invite);
         let bytes = invite.encode();
         tracing::info!(call = self.id, target = ?target, b_call_id = %call_id, "placing second leg");
+        if let Some(old) = self.b.take() {
+            self.retired.push(old);
+        }
         self.out.push(Output::Bind(call_id.clone()));
         self.out.push(Output::Send(peer, bytes.clone()));
         let tx = ClientInvite::new(bytes, reliability(peer), self.settings.timers, now);
@@ -566,6 +593,8 @@ impl Call {
             cancelled: false,
             ring_deadline: now + ring,
             answered: false,
+            cancel_deadline: None,
+            given_up: false,
         });
     }
 
@@ -599,30 +628,120 @@ impl Call {
 
     fn send_cancel_b(&mut self, now: Instant) {
         let Some(b) = &mut self.b else { return };
-        b.cancel_pending = false;
-        let mut cancel = Message::request(Method::Cancel, b.remote_target_for_cancel());
-        for h in &b.invite.headers {
-            match h.name {
-                Name::Via | Name::From | Name::To | Name::CallId | Name::MaxForwards => {
-                    cancel.headers.push(h.clone())
+        let client = cancel_leg(b, self.settings.timers, now);
+        self.out
+            .push(Output::Send(client.peer, client.tx_request()));
+        self.clients.push(client);
+    }
+
+    /// Timers of the B legs beyond their transactions': the retired legs'
+    /// retransmissions and time-outs, and giving up on a cancelled INVITE
+    /// whose final response never comes.
+    fn legs_on_timer(&mut self, registrar: &Registrar, now: Instant) {
+        for i in 0..self.retired.len() {
+            let leg = &mut self.retired[i];
+            match leg.tx.on_timer(now) {
+                Some(Action::Transmit(bytes)) => self.out.push(Output::Send(leg.peer, bytes)),
+                Some(Action::Timeout) | Some(Action::TransportError) => {
+                    leg.release(registrar, self.id)
                 }
                 _ => {}
             }
         }
-        cancel.push(Name::CSeq, "1 CANCEL");
-        let bytes = cancel.encode();
-        let peer = b.peer;
-        let branch = b.branch.clone();
-        self.out.push(Output::Send(peer, bytes.clone()));
-        let tx = ClientNonInvite::new(bytes, reliability(peer), self.settings.timers, now);
-        self.clients.push(Client {
-            side: Side::B,
-            branch,
-            method: Method::Cancel,
-            request: cancel,
-            tx: ClientTx::NonInvite(tx),
-            purpose: Purpose::Cancel,
-        });
+        for leg in self.retired.iter_mut().chain(self.b.as_mut()) {
+            if leg.cancel_deadline.is_some_and(|d| now >= d) && !leg.tx.is_terminated() {
+                tracing::info!(call = self.id, b_call_id = %leg.call_id, "no final response to our CANCEL; giving up on the leg");
+                leg.given_up = true;
+                leg.release(registrar, self.id);
+            }
+        }
+    }
+
+    /// A message on a leg we moved on from: finish it cleanly.
+    fn on_retired(
+        &mut self,
+        i: usize,
+        msg: Message,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) {
+        let id = self.id;
+        if let Some(method) = msg.method().cloned() {
+            let leg = &mut self.retired[i];
+            match method {
+                Method::Ack => {}
+                Method::Bye => {
+                    self.out
+                        .push(Output::Send(peer, msg.response(200, "OK", None).encode()));
+                    leg.release(registrar, id);
+                }
+                _ => {
+                    let resp = msg.response(481, "Call/Transaction Does Not Exist", None);
+                    self.out.push(Output::Send(peer, resp.encode()));
+                }
+            }
+            return;
+        }
+        let Some(code) = msg.code() else { return };
+        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let is_invite = msg.cseq().is_some_and(|c| c.1 == Method::Invite);
+        if !(is_invite && branch == self.retired[i].branch) {
+            // Its CANCEL's or BYE's response: an ordinary client transaction.
+            self.on_response(Side::B, msg, registrar, now);
+            return;
+        }
+        let timers = self.settings.timers;
+        let local = self.settings.local.clone();
+        let via_branch = self.branch();
+        let leg = &mut self.retired[i];
+        let action = leg.tx.on_response(code, now);
+        if matches!(action, Some(Action::SendAck) | Some(Action::DeliverAndAck)) {
+            self.out.push(Output::Send(
+                leg.peer,
+                ack_for_failure(&leg.invite, &msg).encode(),
+            ));
+        }
+        if (100..200).contains(&code) {
+            leg.provisional = true;
+            if leg.cancel_pending {
+                let client = cancel_leg(leg, timers, now);
+                self.out
+                    .push(Output::Send(client.peer, client.tx_request()));
+                self.clients.push(client);
+            }
+        } else if (200..300).contains(&code) {
+            // Answered after we moved on (§9.1 race): ACK, then hang up.
+            leg.learn_dialog(&msg);
+            let ack = leg.dialog_request(Method::Ack, Some(1), &local, &via_branch);
+            self.out.push(Output::Send(leg.peer, ack.encode()));
+            if !leg.answered {
+                leg.answered = true;
+                self.counter += 1;
+                let bye_branch = format!("z9hG4bK{:x}.{}.{:x}", id, self.counter, random_u32());
+                let leg = &mut self.retired[i];
+                let bye = leg.dialog_request(Method::Bye, None, &local, &bye_branch);
+                let bytes = bye.encode();
+                self.out.push(Output::Send(leg.peer, bytes.clone()));
+                self.clients.push(Client {
+                    side: Side::B,
+                    peer: leg.peer,
+                    branch: bye_branch,
+                    method: Method::Bye,
+                    request: bye,
+                    tx: ClientTx::NonInvite(ClientNonInvite::new(
+                        bytes,
+                        reliability(leg.peer),
+                        timers,
+                        now,
+                    )),
+                    purpose: Purpose::Bye,
+                });
+                leg.release(registrar, id);
+            }
+        } else {
+            leg.release(registrar, id);
+        }
     }
 
     /// The B leg failed with `code`: try the next target while the call
@@ -738,28 +857,7 @@ impl Call {
         } else if (200..300).contains(&code) {
             // Learn the dialog (§12.1.2) — on every 2xx, so a retransmitted
             // one is ACKed again (RFC 6026 §7.2).
-            if let Some(to) = msg.to()
-                && let Some(t) = to.tag()
-            {
-                b.remote_tag = Some(t.to_string());
-                b.remote_addr = msg
-                    .header(&Name::To)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-            }
-            if let Some(c) = msg
-                .header(&Name::Contact)
-                .and_then(|c| NameAddr::parse(c).ok())
-            {
-                b.remote_target = c.uri.to_string();
-            }
-            b.route_set = msg
-                .headers_named(&Name::RecordRoute)
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            b.learn_dialog(&msg);
             let ack = self.in_dialog_request(Side::B, Method::Ack, Some(1));
             let peer = self.peer(Side::B);
             self.out.push(Output::Send(peer, ack.encode()));
@@ -771,6 +869,7 @@ impl Call {
             if b.cancelled || self.phase != Phase::Setup {
                 // Answered after we gave up on it (§9.1 race): hang up.
                 self.send_bye(Side::B, now);
+                self.release_seat(registrar);
                 return;
             }
             self.phase = Phase::Connected;
@@ -894,16 +993,10 @@ impl Call {
                 return;
             }
             (Method::Cancel, Side::A) => {
-                let ok = msg.response(200, "OK", None).encode();
+                // §9.2: the 200 carries the To tag the 487 will carry.
+                let ok = msg.response(200, "OK", Some(&self.a.local_tag)).encode();
                 self.out.push(Output::Send(self.a.peer, ok));
-                if self.phase == Phase::Setup {
-                    tracing::info!(call = self.id, "caller cancelled");
-                    self.cancel_b(now);
-                    self.targets.clear();
-                    self.respond_a(487, "Request Terminated", None, now);
-                    self.final_status = Some(487);
-                    self.end(Outcome::Cancelled);
-                }
+                self.caller_gives_up(now);
                 return;
             }
             _ => {}
@@ -934,6 +1027,7 @@ impl Call {
         };
         self.servers.push(Server {
             side,
+            peer,
             branch: branch.clone(),
             method: method.clone(),
             request: msg.clone(),
@@ -952,14 +1046,24 @@ impl Call {
                 self.out.push(Output::Send(peer, b));
             }
             tracing::info!(call = self.id, from = ?side, "hang-up");
-            if self.phase == Phase::Connected {
-                self.send_bye(other(side), now);
-                self.end(Outcome::Completed);
-            } else if side == Side::B && self.phase == Phase::Setup {
-                // An early-dialog BYE from the target: treat as failure.
-                self.on_b_failure(480, "Temporarily Unavailable", registrar, now);
+            match (self.phase, side) {
+                (Phase::Connected, _) => {
+                    self.send_bye(other(side), now);
+                    self.end(Outcome::Completed);
+                    self.release_seat(registrar);
+                }
+                // The caller hangs up while the target rings (§15.1.2):
+                // the same as a CANCEL.
+                (Phase::Setup, Side::A) => self.caller_gives_up(now),
+                // An early-dialog BYE from the target (§15: a callee must
+                // not send one; treat it as a refusal). Cancel its INVITE so
+                // that leg ends; its seat is freed as the call moves on.
+                (Phase::Setup, Side::B) => {
+                    self.cancel_b(now);
+                    self.on_b_failure(480, "Temporarily Unavailable", registrar, now);
+                }
+                (Phase::Ended, _) => {}
             }
-            self.release_seat(registrar);
             return;
         }
         // Other in-dialog requests cross to the other leg once connected.
@@ -993,6 +1097,7 @@ impl Call {
         };
         self.clients.push(Client {
             side: to,
+            peer: to_peer,
             branch: out_branch,
             method,
             request: relayed,
@@ -1025,18 +1130,34 @@ impl Call {
     }
 
     /// Ends an answered call from our side: BYE on both legs.
-    fn hang_up_both(&mut self, now: Instant) {
+    fn hang_up_both(&mut self, registrar: &Registrar, now: Instant) {
         if self.phase == Phase::Connected {
             self.send_bye(Side::A, now);
             self.send_bye(Side::B, now);
             self.end(Outcome::Completed);
+            self.release_seat(registrar);
         }
+    }
+
+    /// The caller gave up while the call was being set up (CANCEL, or a
+    /// BYE on the early dialog): 487 to the INVITE, CANCEL to the target.
+    /// The ringing seat stays reserved until its INVITE ends.
+    fn caller_gives_up(&mut self, now: Instant) {
+        if self.phase != Phase::Setup {
+            return;
+        }
+        tracing::info!(call = self.id, "caller cancelled");
+        self.cancel_b(now);
+        self.targets.clear();
+        self.respond_a(487, "Request Terminated", None, now);
+        self.final_status = Some(487);
+        self.end(Outcome::Cancelled);
     }
 
     /// Hang up everything, for shutdown or an operator's request.
     pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
         match self.phase {
-            Phase::Connected => self.hang_up_both(now),
+            Phase::Connected => self.hang_up_both(registrar, now),
             Phase::Setup => {
                 self.cancel_b(now);
                 self.targets.clear();
@@ -1062,6 +1183,7 @@ impl Call {
         let tx = ClientNonInvite::new(bytes, reliability(peer), self.settings.timers, now);
         self.clients.push(Client {
             side,
+            peer,
             branch,
             method: Method::Bye,
             request: bye,
@@ -1100,21 +1222,11 @@ impl Call {
                 )
             }
             Side::B => {
-                let Some(b) = self.b.as_mut() else {
-                    return Message::request(method, "sip:invalid");
+                let local = self.settings.local.clone();
+                return match self.b.as_mut() {
+                    Some(b) => b.dialog_request(method, cseq, &local, &branch),
+                    None => Message::request(method, "sip:invalid"),
                 };
-                let n = cseq.unwrap_or_else(|| {
-                    b.local_cseq += 1;
-                    b.local_cseq
-                });
-                (
-                    b.remote_target.clone(),
-                    b.route_set.clone(),
-                    b.local_addr.clone(),
-                    b.remote_addr.clone(),
-                    b.call_id.clone(),
-                    n,
-                )
             }
         };
         let mut m = Message::request(method.clone(), target);
@@ -1140,6 +1252,77 @@ impl Call {
 }
 
 impl LegB {
+    /// Nothing more will happen on this leg.
+    fn is_done(&self) -> bool {
+        self.tx.is_terminated() || self.given_up
+    }
+
+    /// Frees the seat this leg rang, if it holds it for `call`.
+    fn release(&self, registrar: &Registrar, call: u64) {
+        if let Target::Seat { id } = &self.target {
+            registrar.release(id, call);
+        }
+    }
+
+    /// The dialog a 2xx establishes (§12.1.2): remote tag, target, route set.
+    fn learn_dialog(&mut self, msg: &Message) {
+        if let Some(to) = msg.to()
+            && to.tag().is_some()
+        {
+            self.remote_tag = to.tag().map(str::to_string);
+            self.remote_addr = msg
+                .header(&Name::To)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+        }
+        if let Some(c) = msg
+            .header(&Name::Contact)
+            .and_then(|c| NameAddr::parse(c).ok())
+        {
+            self.remote_target = c.uri.to_string();
+        }
+        let mut routes: Vec<String> = msg
+            .headers_named(&Name::RecordRoute)
+            .map(|v| v.to_string())
+            .collect();
+        routes.reverse();
+        self.route_set = routes;
+    }
+
+    /// A request in this leg's dialog (§12.2.1.1); `cseq` given for ACK.
+    fn dialog_request(
+        &mut self,
+        method: Method,
+        cseq: Option<u32>,
+        local: &str,
+        branch: &str,
+    ) -> Message {
+        let n = cseq.unwrap_or_else(|| {
+            self.local_cseq += 1;
+            self.local_cseq
+        });
+        let mut m = Message::request(method.clone(), self.remote_target.clone());
+        m.push(
+            Name::Via,
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                self.peer.transport_name()
+            ),
+        )
+        .push(Name::MaxForwards, "70")
+        .push(Name::From, self.local_addr.clone())
+        .push(Name::To, self.remote_addr.clone())
+        .push(Name::CallId, self.call_id.clone());
+        for r in &self.route_set {
+            m.push(Name::Route, r.clone());
+        }
+        m.push(Name::CSeq, format!("{n} {method}"));
+        if method != Method::Ack {
+            m.push(Name::Contact, format!("<sip:hotline@{local}>"));
+        }
+        m
+    }
+
     /// A CANCEL's Request-URI is the INVITE's (§9.1).
     fn remote_target_for_cancel(&self) -> String {
         match &self.invite.start {
@@ -1183,6 +1366,14 @@ impl Server {
 }
 
 impl Client {
+    /// The encoded request, for its first transmission.
+    fn tx_request(&self) -> Bytes {
+        match &self.tx {
+            ClientTx::Invite(t) => t.request().clone(),
+            ClientTx::NonInvite(t) => t.request().clone(),
+        }
+    }
+
     fn is_terminated(&self) -> bool {
         match &self.tx {
             ClientTx::Invite(t) => t.is_terminated(),
@@ -1206,6 +1397,39 @@ impl Client {
             ClientTx::Invite(t) => t.on_response(code, now),
             ClientTx::NonInvite(t) => t.on_response(code, now),
         }
+    }
+}
+
+/// The CANCEL for a leg's INVITE (§9.1): same Request-URI, Call-ID, From,
+/// To, Via (so the same branch) and CSeq number; sent only after a
+/// provisional, so until then it is held (`cancel_pending`).
+fn cancel_leg(leg: &mut LegB, timers: Timers, now: Instant) -> Client {
+    leg.cancel_pending = false;
+    leg.cancel_deadline = Some(now + timers.timeout());
+    let mut cancel = Message::request(Method::Cancel, leg.remote_target_for_cancel());
+    for h in &leg.invite.headers {
+        if matches!(
+            h.name,
+            Name::Via | Name::From | Name::To | Name::CallId | Name::MaxForwards
+        ) {
+            cancel.headers.push(h.clone());
+        }
+    }
+    cancel.push(Name::CSeq, "1 CANCEL");
+    let bytes = cancel.encode();
+    Client {
+        side: Side::B,
+        peer: leg.peer,
+        branch: leg.branch.clone(),
+        method: Method::Cancel,
+        request: cancel,
+        tx: ClientTx::NonInvite(ClientNonInvite::new(
+            bytes,
+            reliability(leg.peer),
+            timers,
+            now,
+        )),
+        purpose: Purpose::Cancel,
     }
 }
 
