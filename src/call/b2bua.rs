@@ -172,7 +172,9 @@ struct Client {
     peer: Peer,
     branch: String,
     method: Method,
-    request: Message,
+    /// The relayed re-INVITE, kept to ACK its answers; other requests
+    /// live on only as the transaction's bytes.
+    request: Option<Message>,
     tx: ClientTx,
     purpose: Purpose,
 }
@@ -505,6 +507,10 @@ impl Call {
             self.outcome = Some(outcome);
         }
         self.phase = Phase::Ended;
+        // A finished call lingers 32 s for its transactions' timers (which
+        // keep their own encoded bytes); the caller's INVITE needs no more
+        // than the fields a response copies.
+        keep_response_fields(&mut self.a.invite);
     }
 
     // ── Leg B ────────────────────────────────────────────────────────────
@@ -728,7 +734,7 @@ impl Call {
                     peer: leg.peer,
                     branch: bye_branch,
                     method: Method::Bye,
-                    request: bye,
+                    request: None,
                     tx: ClientTx::NonInvite(ClientNonInvite::new(
                         bytes,
                         reliability(leg.peer),
@@ -810,13 +816,18 @@ impl Call {
         }
         if matches!(action, Some(Action::SendAck) | Some(Action::DeliverAndAck)) {
             // Non-2xx to a relayed re-INVITE: ACK it hop by hop.
-            let request = self.clients[i].request.clone();
-            let ack = ack_for_failure(&request, &msg);
-            self.out.push(Output::Send(self.peer(side), ack.encode()));
+            if let Some(request) = &self.clients[i].request {
+                let ack = ack_for_failure(request, &msg);
+                self.out.push(Output::Send(self.clients[i].peer, ack.encode()));
+            }
         }
         if (200..300).contains(&code) && self.clients[i].method == Method::Invite {
             // 2xx to a relayed re-INVITE: ACK it ourselves (§13.2.2.4).
-            let cseq = self.clients[i].request.cseq().map_or(1, |c| c.0);
+            let cseq = self.clients[i]
+                .request
+                .as_ref()
+                .and_then(|r| r.cseq())
+                .map_or(1, |c| c.0);
             let ack = self.in_dialog_request(side, Method::Ack, Some(cseq));
             self.out.push(Output::Send(self.peer(side), ack.encode()));
         }
@@ -1099,8 +1110,8 @@ impl Call {
             side: to,
             peer: to_peer,
             branch: out_branch,
+            request: (method == Method::Invite).then_some(relayed),
             method,
-            request: relayed,
             tx,
             purpose: Purpose::Relay {
                 server_branch: branch,
@@ -1186,7 +1197,7 @@ impl Call {
             peer,
             branch,
             method: Method::Bye,
-            request: bye,
+            request: None,
             tx: ClientTx::NonInvite(tx),
             purpose: Purpose::Bye,
         });
@@ -1358,6 +1369,11 @@ impl Server {
         }
     }
     fn send_response(&mut self, code: u16, bytes: Bytes, now: Instant) -> Option<Action> {
+        if code >= 200 {
+            // Answered: retransmissions reuse the bytes; a late relayed
+            // answer needs only the fields a response copies.
+            keep_response_fields(&mut self.request);
+        }
         match &mut self.tx {
             ServerTx::Invite(t) => t.send_response(code, bytes, now),
             ServerTx::NonInvite(t) => t.send_response(code, bytes, now),
@@ -1422,7 +1438,7 @@ fn cancel_leg(leg: &mut LegB, timers: Timers, now: Instant) -> Client {
         peer: leg.peer,
         branch: leg.branch.clone(),
         method: Method::Cancel,
-        request: cancel,
+        request: None,
         tx: ClientTx::NonInvite(ClientNonInvite::new(
             bytes,
             reliability(leg.peer),
@@ -1431,6 +1447,22 @@ fn cancel_leg(leg: &mut LegB, timers: Timers, now: Instant) -> Client {
         )),
         purpose: Purpose::Cancel,
     }
+}
+
+/// Strips a request down to what [`Message::response`] copies (§8.2.6.2),
+/// releasing its body and the datagram it was parsed from.
+fn keep_response_fields(msg: &mut Message) {
+    msg.headers.retain(|h| {
+        matches!(
+            h.name,
+            Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq
+        )
+    });
+    for h in &mut msg.headers {
+        h.value = bytesstr::BytesStr::from(h.value.as_str().to_owned());
+    }
+    msg.headers.shrink_to_fit();
+    msg.body = Bytes::new();
 }
 
 fn other(side: Side) -> Side {
