@@ -818,7 +818,8 @@ impl Call {
             // Non-2xx to a relayed re-INVITE: ACK it hop by hop.
             if let Some(request) = &self.clients[i].request {
                 let ack = ack_for_failure(request, &msg);
-                self.out.push(Output::Send(self.clients[i].peer, ack.encode()));
+                self.out
+                    .push(Output::Send(self.clients[i].peer, ack.encode()));
             }
         }
         if (200..300).contains(&code) && self.clients[i].method == Method::Invite {

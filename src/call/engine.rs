@@ -85,6 +85,10 @@ impl Engine {
     }
 
     fn handle(&self, bytes: Bytes, peer: Peer) {
+        // CRLF keep-alives (RFC 5626 §3.5.1) are not messages.
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return;
+        }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {

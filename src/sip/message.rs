@@ -28,6 +28,13 @@ use std::net::{IpAddr, SocketAddr};
 /// well under this.
 pub const MAX_MESSAGE_SIZE: usize = 65_535;
 
+/// More Vias than this is a loop or an attack (a response copies them all:
+/// a reflection amplifier); RFC 3261's Max-Forwards default is 70.
+const MAX_VIAS: usize = 70;
+
+/// Header fields in one message, after splitting comma-separated values.
+const MAX_HEADERS: usize = 256;
+
 /// A SIP method. Unknown methods are kept by name: RFC 3261 §8.2.1 wants
 /// them answered `501`/`405`, not rejected as malformed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -308,19 +315,22 @@ pub fn frame_length(buf: &[u8]) -> Result<Option<usize>, &'static str> {
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
             let value = std::str::from_utf8(trim_bytes(&line[colon + 1..]))
                 .map_err(|_| "Content-Length is not a number")?;
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| "Content-Length is not a number")?,
-            );
+            let n = value
+                .parse::<usize>()
+                .map_err(|_| "Content-Length is not a number")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("Content-Length given twice with different values");
+            }
+            length = Some(n);
         }
     }
     // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
     let length = length.ok_or("Content-Length is missing on a stream")?;
-    let total = head_end + length;
-    if total > MAX_MESSAGE_SIZE {
+    // Checked before adding: a huge length must not wrap around.
+    if length > MAX_MESSAGE_SIZE || head_end + length > MAX_MESSAGE_SIZE {
         return Err("message exceeds the size limit");
     }
+    let total = head_end + length;
     Ok((buf.len() >= total).then_some(total))
 }
 
@@ -390,6 +400,7 @@ impl Message {
         };
 
         let mut headers = Vec::with_capacity(16);
+        let mut list_error = None;
         for line in lines {
             let colon = line
                 .find(':')
@@ -402,6 +413,12 @@ impl Message {
             let value = line.slice_ref(line[colon + 1..].trim());
             if name.splits() {
                 for part in split_commas(&value) {
+                    if part.is_empty() {
+                        // Answered 400 once the head is read (RFC 4475
+                        // `badinv01`).
+                        list_error = Some("empty element in a header list");
+                        continue;
+                    }
                     headers.push(Header {
                         name: name.clone(),
                         value: value.slice_ref(part),
@@ -412,12 +429,15 @@ impl Message {
             }
         }
 
+        if headers.len() > MAX_HEADERS {
+            return Err(refuse("too many header fields"));
+        }
         let mut message = Message {
             start,
             headers,
             body: Bytes::new(),
         };
-        if let Some(reason) = start_error {
+        if let Some(reason) = start_error.or(list_error) {
             return Err(message.refusal(reason));
         }
         let available = datagram.len() - head_end;
@@ -430,7 +450,7 @@ impl Message {
             },
         };
         message.body = datagram.slice(head_end..head_end + declared);
-        message.validate()?;
+        message.validate(version_ok)?;
         if !version_ok {
             // RFC 3261 §8.1.1.1 (SIP/2.0 only) and RFC 4475 `badvers`: 505.
             return Err(message.refusal_with(505, "Version Not Supported"));
@@ -440,7 +460,7 @@ impl Message {
 
     /// The checks RFC 3261 §8.1.1/§8.2 and RFC 4475 §3.1.2 ask of every
     /// request and response we act on.
-    fn validate(&self) -> Result<(), ParseError> {
+    fn validate(&self, version_ok: bool) -> Result<(), ParseError> {
         let is_request = self.is_request();
         // A response we cannot read is dropped; a request gets a 400 once
         // the fields a response needs are sound.
@@ -469,15 +489,21 @@ impl Message {
         let Some((_, cseq_method)) = self.cseq() else {
             return fail("malformed CSeq");
         };
-        let version_ok = match &self.start {
-            StartLine::Request { .. } => true,
-            StartLine::Response { .. } => true,
-        };
-        if parse_via(via).is_none() && version_ok && !via.starts_with("SIP/2.0") {
-            // A Via of another SIP version: the version check answers 505.
-        } else if parse_via(via).is_none() {
-            return fail("malformed Via");
+        // Of another SIP version, the Vias are that version's too: the
+        // caller answers 505 instead (RFC 4475 `badvers`).
+        if version_ok {
+            let mut vias = 0;
+            for v in self.headers_named(&Name::Via) {
+                vias += 1;
+                if parse_via(v).is_none() {
+                    return fail("malformed Via");
+                }
+            }
+            if vias > MAX_VIAS {
+                return fail("too many Via headers");
+            }
         }
+        let _ = via;
         if let StartLine::Request { method, uri } = &self.start {
             if *method != cseq_method {
                 return fail("CSeq method does not match the request line");
@@ -504,11 +530,6 @@ impl Message {
                 if contact.as_str() != "*" && NameAddr::parse(contact).is_err() {
                     return fail("malformed Contact");
                 }
-            }
-        }
-        for via in self.headers_named(&Name::Via) {
-            if via.starts_with("SIP/2.0") && parse_via(via).is_none() {
-                return fail("malformed Via");
             }
         }
         Ok(())
@@ -538,7 +559,9 @@ impl Message {
     fn refusal_with(&self, code: u16, reason: &'static str) -> ParseError {
         ParseError {
             reason,
-            response: Some(Box::new(self.response(code, reason, None))),
+            response: self
+                .can_answer()
+                .then(|| Box::new(self.response(code, reason, None))),
         }
     }
 
@@ -1147,9 +1170,16 @@ impl<'a> SipUriView<'a> {
     }
 }
 
+/// Compared on bytes: a prefix length may fall inside a multi-byte
+/// character of hostile input, where slicing the `str` would panic.
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    let head = s.as_bytes().get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix.as_bytes()) {
+        // The prefix is ASCII and matched, so its end is a char boundary.
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
 }
 
 /// The telephone number a URI names: the user part of a `sip:`/`sips:` URI
@@ -1188,4 +1218,119 @@ fn percent_decode(s: &str) -> String {
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(start: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 1 {}\r\n{extra}Content-Length: 0\r\n\r\n",
+            start.split(' ').next().unwrap()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn non_ascii_in_a_uri_is_refused_without_a_panic() {
+        for bytes in [
+            request("OPTIONS ab:é SIP/2.0", ""),
+            request("OPTIONS sip:é SIP/2.0", ""),
+            request("REGISTER sip:h SIP/2.0", "").replace_to("To: <ab:é>"),
+        ] {
+            let _ = Message::parse(Bytes::from(bytes));
+        }
+        assert_eq!(uri_number("ab:é"), None);
+        assert_eq!(uri_number("té"), None);
+        assert_eq!(uri_number("tel:é"), Some("é".to_string()));
+    }
+
+    trait ReplaceTo {
+        fn replace_to(self, to: &str) -> Vec<u8>;
+    }
+    impl ReplaceTo for Vec<u8> {
+        fn replace_to(self, to: &str) -> Vec<u8> {
+            String::from_utf8(self)
+                .unwrap()
+                .replace("To: <sip:b@h>", to)
+                .into_bytes()
+        }
+    }
+
+    #[test]
+    fn a_huge_stream_content_length_is_an_error_not_a_wrap() {
+        let huge = format!(
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX - 20
+        );
+        assert!(frame_length(huge.as_bytes()).is_err());
+        let twice = "OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\nl: 5\r\n\r\n";
+        assert!(frame_length(twice.as_bytes()).is_err());
+        let ok = "OPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\nab";
+        assert_eq!(frame_length(ok.as_bytes()), Ok(Some(ok.len())));
+        assert_eq!(frame_length(&ok.as_bytes()[..ok.len() - 1]), Ok(None));
+    }
+
+    #[test]
+    fn empty_via_elements_and_via_floods_get_400() {
+        let empty = request("OPTIONS sip:h SIP/2.0", "Via: SIP/2.0/UDP 10.0.0.1,,,\r\n");
+        let e = Message::parse(Bytes::from(empty)).unwrap_err();
+        assert_eq!(e.response.unwrap().code(), Some(400));
+        let flood = "Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\n".repeat(80);
+        let e = Message::parse(Bytes::from(request("OPTIONS sip:h SIP/2.0", &flood))).unwrap_err();
+        assert_eq!(e.reason, "too many Via headers");
+        let garbage = request("OPTIONS sip:h SIP/2.0", "").replace_via("Via: garbage");
+        assert!(Message::parse(Bytes::from(garbage)).is_err());
+    }
+
+    trait ReplaceVia {
+        fn replace_via(self, via: &str) -> Vec<u8>;
+    }
+    impl ReplaceVia for Vec<u8> {
+        fn replace_via(self, via: &str) -> Vec<u8> {
+            String::from_utf8(self)
+                .unwrap()
+                .replace("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1", via)
+                .into_bytes()
+        }
+    }
+
+    #[test]
+    fn an_ack_is_never_answered_even_when_broken() {
+        let ack = request("ACK sip:h SIP/3.0", "");
+        assert!(
+            Message::parse(Bytes::from(ack))
+                .unwrap_err()
+                .response
+                .is_none()
+        );
+        let ack = request("ACK sip:h SIP/2.0", "Max-Forwards: lots\r\n");
+        assert!(
+            Message::parse(Bytes::from(ack))
+                .unwrap_err()
+                .response
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn compact_and_folded_headers_and_tel_uris_are_read() {
+        let text = "INVITE tel:+86-735-12345 SIP/2.0\r\nv: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa, SIP/2.0/TCP h2;branch=z9hG4bKb\r\nf: <tel:13907350000>;tag=x\r\nt: <sip:12345@h>\r\ni: abc\r\nCSeq: 7\r\n  INVITE\r\nm: <sip:c@h>\r\nl: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(text)).unwrap();
+        assert_eq!(m.headers_named(&Name::Via).count(), 2);
+        let via = m.top_via().unwrap();
+        assert_eq!(via.ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(m.cseq().unwrap().0, 7);
+        assert_eq!(
+            uri_number(m.request_uri().unwrap()).as_deref(),
+            Some("+86-735-12345")
+        );
+        assert_eq!(m.from().unwrap().tag(), Some("x"));
+        // The foreign URI is relayed as written.
+        assert!(
+            m.encode()
+                .starts_with(b"INVITE tel:+86-735-12345 SIP/2.0\r\n")
+        );
+    }
 }

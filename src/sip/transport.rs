@@ -116,7 +116,7 @@ impl Transport {
                     loop {
                         match socket.recv_from(&mut buf).await {
                             Ok((n, from)) => {
-                                sink.received(Bytes::copy_from_slice(&buf[..n]), Peer::udp(from))
+                                deliver(&*sink, Bytes::copy_from_slice(&buf[..n]), Peer::udp(from))
                             }
                             // ICMP port unreachable surfaces here on some
                             // systems; it is not fatal to the socket.
@@ -181,7 +181,7 @@ impl Transport {
                         Ok(Some(n)) => {
                             let frame = buf.split_to(n).freeze();
                             if !frame.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-                                sink.received(frame, peer);
+                                deliver(&*sink, frame, peer);
                             }
                         }
                         Ok(None) => break,
@@ -224,6 +224,17 @@ impl Transport {
     pub fn is_open(&self, peer: Peer) -> bool {
         peer.conn
             .is_none_or(|id| self.inner.connections.contains_key(&id))
+    }
+}
+
+/// Hands a message up. A bug that panics on one message must not end the
+/// receive loop (and with it SIP for every caller): the panic is caught,
+/// logged, and the loop goes on.
+fn deliver(sink: &dyn Sink, bytes: Bytes, peer: Peer) {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.received(bytes, peer)));
+    if outcome.is_err() {
+        tracing::error!(from = %peer.addr, "message handling panicked; message dropped");
     }
 }
 
