@@ -540,7 +540,8 @@ impl Call {
     fn place_b(&mut self, target: Target, uri: String, peer: Peer, now: Instant) {
         self.counter += 1;
         let n = self.counter;
-        let call_id = format!("{:x}-{n}@hotline", self.id);
+        // Unguessable: a Call-ID is all it takes to address a call's task.
+        let call_id = format!("{:016x}{:08x}@hotline", random_u64(), n);
         let branch = self.branch();
         let local_tag = tag(self.id, n);
         let caller = self
@@ -614,7 +615,7 @@ impl Call {
 
     fn branch(&mut self) -> String {
         self.counter += 1;
-        format!("z9hG4bK{:x}.{}.{:x}", self.id, self.counter, random_u32())
+        new_branch(self.id, self.counter)
     }
 
     /// CANCELs the ringing B leg (§9.1): only after a provisional; before
@@ -724,7 +725,7 @@ impl Call {
             if !leg.answered {
                 leg.answered = true;
                 self.counter += 1;
-                let bye_branch = format!("z9hG4bK{:x}.{}.{:x}", id, self.counter, random_u32());
+                let bye_branch = new_branch(id, self.counter);
                 let leg = &mut self.retired[i];
                 let bye = leg.dialog_request(Method::Bye, None, &local, &bye_branch);
                 let bytes = bye.encode();
@@ -857,6 +858,11 @@ impl Call {
                 return;
             }
             b.provisional = true;
+            // The early dialog's tag, so the far end's in-dialog requests
+            // (an early BYE) are recognised before any 2xx (§12.1).
+            if b.remote_tag.is_none() {
+                b.remote_tag = msg.to().and_then(|t| t.tag().map(str::to_string));
+            }
             if b.cancel_pending {
                 self.send_cancel_b(now);
                 return;
@@ -976,6 +982,14 @@ impl Call {
             return;
         };
         let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        if !self.belongs(side, &msg, &method, &branch, peer) {
+            tracing::info!(call = self.id, from = %peer.addr, method = %method, "request does not match the dialog; refused");
+            if method != Method::Ack {
+                let resp = msg.response(481, "Call/Transaction Does Not Exist", None);
+                self.out.push(Output::Send(peer, resp.encode()));
+            }
+            return;
+        }
         match (&method, side) {
             (Method::Invite, Side::A) if branch == self.a.branch => {
                 // A retransmitted initial INVITE.
@@ -1118,6 +1132,51 @@ impl Call {
                 server_branch: branch,
             },
         });
+    }
+
+    /// Whether a request really is this call's (§12.2.2): it comes from the
+    /// leg's address, and — inside a dialog — carries our tag in To and the
+    /// far end's in From. A Call-ID alone proves nothing.
+    fn belongs(
+        &self,
+        side: Side,
+        msg: &Message,
+        method: &Method,
+        branch: &str,
+        peer: Peer,
+    ) -> bool {
+        let (leg_ip, local_tag, remote_tag) = match side {
+            Side::A => {
+                let remote = self
+                    .a
+                    .invite
+                    .from()
+                    .and_then(|f| f.tag().map(str::to_string));
+                (
+                    self.a.peer.addr.ip(),
+                    Some(self.a.local_tag.as_str()),
+                    remote,
+                )
+            }
+            Side::B => match &self.b {
+                Some(b) => (b.peer.addr.ip(), Some(b.local_tag()), b.remote_tag.clone()),
+                None => return false,
+            },
+        };
+        if peer.addr.ip() != leg_ip {
+            return false;
+        }
+        // The initial INVITE's retransmissions, its ACK for a failure and
+        // its CANCEL match by branch and carry no To tag of ours yet.
+        if side == Side::A
+            && branch == self.a.branch
+            && matches!(method, Method::Invite | Method::Ack | Method::Cancel)
+        {
+            return true;
+        }
+        let to_tag = msg.to().and_then(|t| t.tag().map(str::to_string));
+        let from_tag = msg.from().and_then(|f| f.tag().map(str::to_string));
+        to_tag.as_deref() == local_tag && from_tag.is_some() && from_tag == remote_tag
     }
 
     /// The ACK for a 2xx we relayed to a re-INVITE: stop retransmitting it.
@@ -1264,6 +1323,11 @@ impl Call {
 }
 
 impl LegB {
+    /// Our tag on this leg (in the From we sent).
+    fn local_tag(&self) -> &str {
+        self.local_addr.rsplit(";tag=").next().unwrap_or("")
+    }
+
     /// Nothing more will happen on this leg.
     fn is_done(&self) -> bool {
         self.tx.is_terminated() || self.given_up
@@ -1542,11 +1606,21 @@ fn sanitize_user(user: &str) -> String {
 }
 
 fn tag(call: u64, n: u32) -> String {
-    format!("{call:x}{n:x}{:08x}", random_u32())
+    format!("{call:x}{n:x}{:016x}", random_u64())
 }
 
-/// Tags and branches must be unique, not secret (RFC 3261 §19.3 wants
-/// 32 bits of randomness); a failing system RNG falls back to the clock.
+fn new_branch(call: u64, n: u32) -> String {
+    format!("z9hG4bK{call:x}.{n}.{:016x}", random_u64())
+}
+
+fn random_u64() -> u64 {
+    (u64::from(random_u32()) << 32) | u64::from(random_u32())
+}
+
+/// Tags, branches and our Call-IDs carry 64 random bits (RFC 3261 §19.3
+/// asks for 32): in-dialog requests are accepted only with the right tags,
+/// so the tags are what keeps a stranger from hanging up a call. A failing
+/// system RNG falls back to the clock.
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     if getrandom::fill(&mut b).is_err() {

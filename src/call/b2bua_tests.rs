@@ -1547,3 +1547,36 @@ fn a_retransmitted_invite_from_the_caller_gets_the_last_provisional_again_not_a_
     assert_eq!(run.call.seat(), Some("8001"));
     assert!(!run.reg.is_busy("8002"));
 }
+
+#[test]
+fn a_bye_with_the_wrong_tags_or_from_elsewhere_is_refused_and_the_call_goes_on() {
+    let (mut run, invite, ok) = answered();
+    let tag = to_tag(&ok).expect("our tag");
+    run.advance(secs(5));
+    // Right Call-ID, wrong To tag.
+    let forged = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKforged.1",
+        "guessed",
+    )));
+    let sent = run.recv(&forged, caller());
+    assert!(one(to_peer(&sent, caller()), "481").is_code(481));
+    assert!(
+        requests(&sent, Method::Bye).is_empty(),
+        "nothing reaches the seat"
+    );
+    // Right tags, but from another address.
+    let stranger = Peer::udp("198.51.100.66:5060".parse().unwrap());
+    let forged = parse(&no_body(caller_request("BYE", 3, "z9hG4bKforged.2", &tag)));
+    let sent = run.recv(&forged, stranger);
+    assert!(one(to_peer(&sent, stranger), "481").is_code(481));
+    assert!(requests(&sent, Method::Bye).is_empty());
+    // A forged re-INVITE (a media redirect) from the seat's side with the
+    // seat's Call-ID but not its tags is refused too.
+    let reinvite = seat_request(&invite, "INVITE", 2, "z9hG4bKforged.3").replace(B_TAG, "other");
+    let sent = run.recv(&parse(&no_body(reinvite)), seat_peer(1));
+    assert!(requests(&sent, Method::Invite).is_empty());
+    assert_eq!(run.call.outcome(), None, "the call is still up");
+    assert!(run.reg.is_busy("8001"));
+}
