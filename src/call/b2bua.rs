@@ -200,7 +200,16 @@ pub struct Call {
     pub final_status: Option<u16>,
     out: Vec<Output>,
     counter: u32,
+    /// When the call ended; it may linger at most [`LINGER_CAP`] after.
+    ended_at: Option<Instant>,
+    /// The linger cap ran out: whatever is still open is abandoned.
+    forced: bool,
 }
+
+/// The longest a finished call waits for its transactions: their own
+/// timers end them within 64·T1 (32 s by default); this is the backstop
+/// against a far end that never answers a relayed request.
+const LINGER_CAP: Duration = Duration::from_secs(120);
 
 fn reliability(peer: Peer) -> Reliability {
     if peer.is_reliable() {
@@ -274,11 +283,14 @@ impl Call {
             settings,
             out: Vec::new(),
             counter: 0,
+            ended_at: None,
+            forced: false,
         };
         call.respond_a(100, "Trying", None, now);
         if !call.try_next_target(registrar, now) {
             call.fail_a(no_target.0, no_target.1, Outcome::Unavailable, now);
         }
+        call.settle(now);
         let out = std::mem::take(&mut call.out);
         (call, out)
     }
@@ -308,6 +320,9 @@ impl Call {
     /// Whether nothing is left to do: the call is over and every
     /// transaction has finished lingering.
     pub fn is_finished(&self) -> bool {
+        if self.forced {
+            return true;
+        }
         self.phase == Phase::Ended
             && self.a.tx.is_terminated()
             && self.b.as_ref().is_none_or(LegB::is_done)
@@ -346,7 +361,43 @@ impl Call {
         for c in &self.clients {
             consider(c.deadline());
         }
+        if !self.is_finished() {
+            consider(self.ended_at.map(|t| t + LINGER_CAP));
+        }
         d
+    }
+
+    /// After every input: once the call has ended, close what the end
+    /// leaves open — a relayed re-INVITE still pending gets 487 (§15.1.2)
+    /// and our own pending relays are abandoned — and enforce the cap.
+    fn settle(&mut self, now: Instant) {
+        if self.phase != Phase::Ended {
+            return;
+        }
+        if self.ended_at.is_none() {
+            self.ended_at = Some(now);
+            for s in &mut self.servers {
+                if let ServerTx::Invite(tx) = &s.tx
+                    && tx.state() == crate::sip::transaction::State::Proceeding
+                {
+                    let resp = s.request.response(487, "Request Terminated", None).encode();
+                    if let Some(Action::Transmit(bytes)) = s.send_response(487, resp, now) {
+                        self.out.push(Output::Send(s.peer, bytes));
+                    }
+                }
+            }
+            self.clients.retain(|c| {
+                !(matches!(c.tx, ClientTx::Invite(_)) && matches!(c.purpose, Purpose::Relay { .. }))
+                    || c.is_terminated()
+            });
+        }
+        if self.ended_at.is_some_and(|t| now >= t + LINGER_CAP) {
+            tracing::warn!(
+                call = self.id,
+                "transactions still open after the linger cap; abandoning them"
+            );
+            self.forced = true;
+        }
     }
 
     /// A message for this call arrived from `peer`.
@@ -361,6 +412,7 @@ impl Call {
         let from_b = self.b.as_ref().is_some_and(|b| call_id == b.call_id);
         if !from_b && let Some(i) = self.retired.iter().position(|l| l.call_id == call_id) {
             self.on_retired(i, msg, peer, registrar, now);
+            self.settle(now);
             return std::mem::take(&mut self.out);
         }
         let side = if from_b { Side::B } else { Side::A };
@@ -369,6 +421,7 @@ impl Call {
         } else {
             self.on_response(side, msg, registrar, now);
         }
+        self.settle(now);
         std::mem::take(&mut self.out)
     }
 
@@ -449,6 +502,7 @@ impl Call {
                 _ => {}
             }
         }
+        self.settle(now);
         self.gc();
         std::mem::take(&mut self.out)
     }
@@ -641,6 +695,34 @@ impl Call {
         self.clients.push(client);
     }
 
+    /// Sends the ACK and BYE for a forked 2xx we do not keep.
+    fn send_fork_hangup(
+        &mut self,
+        peer: Peer,
+        ack: Message,
+        bye: Message,
+        bye_branch: String,
+        timers: Timers,
+        now: Instant,
+    ) {
+        tracing::info!(
+            call = self.id,
+            "second answer from a forking far end; hanging it up"
+        );
+        self.out.push(Output::Send(peer, ack.encode()));
+        let bytes = bye.encode();
+        self.out.push(Output::Send(peer, bytes.clone()));
+        self.clients.push(Client {
+            side: Side::B,
+            peer,
+            branch: bye_branch,
+            method: Method::Bye,
+            request: None,
+            tx: ClientTx::NonInvite(ClientNonInvite::new(bytes, reliability(peer), timers, now)),
+            purpose: Purpose::Bye,
+        });
+    }
+
     /// Timers of the B legs beyond their transactions': the retired legs'
     /// retransmissions and time-outs, and giving up on a cancelled INVITE
     /// whose final response never comes.
@@ -719,7 +801,18 @@ impl Call {
             }
         } else if (200..300).contains(&code) {
             // Answered after we moved on (§9.1 race): ACK, then hang up.
-            leg.learn_dialog(&msg);
+            if leg.answered && msg.to().and_then(|t| t.tag()) != leg.remote_tag.as_deref() {
+                let bye_branch = new_branch(id, self.counter + 1);
+                self.counter += 1;
+                let leg = &self.retired[i];
+                let peer = leg.peer;
+                let (ack, bye) = fork_ack_and_bye(leg, &msg, &local, &via_branch, &bye_branch);
+                self.send_fork_hangup(peer, ack, bye, bye_branch, timers, now);
+                return;
+            }
+            if !leg.answered {
+                leg.learn_dialog(&msg);
+            }
             let ack = leg.dialog_request(Method::Ack, Some(1), &local, &via_branch);
             self.out.push(Output::Send(leg.peer, ack.encode()));
             if !leg.answered {
@@ -873,9 +966,22 @@ impl Call {
                 self.respond_a(code, &reason, Some(&msg), now);
             }
         } else if (200..300).contains(&code) {
-            // Learn the dialog (§12.1.2) — on every 2xx, so a retransmitted
+            // A second dialog from a forking far end (§13.2.2.4): ACK it
+            // and hang it up; the call stays on the first.
+            if b.answered && msg.to().and_then(|t| t.tag()) != b.remote_tag.as_deref() {
+                let (peer, timers) = (b.peer, self.settings.timers);
+                let (ack_branch, bye_branch) = (self.branch(), self.branch());
+                let Some(b) = &self.b else { return };
+                let (ack, bye) =
+                    fork_ack_and_bye(b, &msg, &self.settings.local, &ack_branch, &bye_branch);
+                self.send_fork_hangup(peer, ack, bye, bye_branch, timers, now);
+                return;
+            }
+            // Learn the dialog from the first 2xx (§12.1.2); a retransmitted
             // one is ACKed again (RFC 6026 §7.2).
-            b.learn_dialog(&msg);
+            if !b.answered {
+                b.learn_dialog(&msg);
+            }
             let ack = self.in_dialog_request(Side::B, Method::Ack, Some(1));
             let peer = self.peer(Side::B);
             self.out.push(Output::Send(peer, ack.encode()));
@@ -1242,6 +1348,7 @@ impl Call {
             Phase::Ended => {}
         }
         self.release_seat(registrar);
+        self.settle(now);
         std::mem::take(&mut self.out)
     }
 
@@ -1377,26 +1484,12 @@ impl LegB {
             self.local_cseq += 1;
             self.local_cseq
         });
-        let mut m = Message::request(method.clone(), self.remote_target.clone());
-        m.push(
-            Name::Via,
-            format!(
-                "SIP/2.0/{} {local};branch={branch};rport",
-                self.peer.transport_name()
-            ),
-        )
-        .push(Name::MaxForwards, "70")
-        .push(Name::From, self.local_addr.clone())
-        .push(Name::To, self.remote_addr.clone())
-        .push(Name::CallId, self.call_id.clone());
-        for r in &self.route_set {
-            m.push(Name::Route, r.clone());
-        }
-        m.push(Name::CSeq, format!("{n} {method}"));
-        if method != Method::Ack {
-            m.push(Name::Contact, format!("<sip:hotline@{local}>"));
-        }
-        m
+        let far = FarEnd {
+            remote_target: self.remote_target.clone(),
+            route_set: self.route_set.clone(),
+            remote_addr: self.remote_addr.clone(),
+        };
+        far.request(self, method, n, local, branch)
     }
 
     /// A CANCEL's Request-URI is the INVITE's (§9.1).
@@ -1478,6 +1571,69 @@ impl Client {
             ClientTx::Invite(t) => t.on_response(code, now),
             ClientTx::NonInvite(t) => t.on_response(code, now),
         }
+    }
+}
+
+/// ACK and BYE for a 2xx that opened another dialog on `leg`'s INVITE:
+/// that dialog's tag, target and route set come from the response.
+fn fork_ack_and_bye(
+    leg: &LegB,
+    resp: &Message,
+    local: &str,
+    ack_branch: &str,
+    bye_branch: &str,
+) -> (Message, Message) {
+    let mut fork = FarEnd {
+        remote_target: resp
+            .header(&Name::Contact)
+            .and_then(|c| NameAddr::parse(c).ok().map(|a| a.uri.to_string()))
+            .unwrap_or_else(|| leg.remote_target.clone()),
+        route_set: resp
+            .headers_named(&Name::RecordRoute)
+            .map(|v| v.to_string())
+            .collect(),
+        remote_addr: resp
+            .header(&Name::To)
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    };
+    fork.route_set.reverse();
+    let ack = fork.request(leg, Method::Ack, 1, local, ack_branch);
+    let bye = fork.request(leg, Method::Bye, 2, local, bye_branch);
+    (ack, bye)
+}
+
+/// The far end's side of one dialog on a B leg: where requests go and
+/// what To they carry (§12.1.2).
+struct FarEnd {
+    remote_target: String,
+    route_set: Vec<String>,
+    remote_addr: String,
+}
+
+impl FarEnd {
+    /// A request in this dialog (§12.2.1.1), sent from `leg`.
+    fn request(&self, leg: &LegB, method: Method, n: u32, local: &str, branch: &str) -> Message {
+        let mut m = Message::request(method.clone(), self.remote_target.clone());
+        m.push(
+            Name::Via,
+            format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                leg.peer.transport_name()
+            ),
+        )
+        .push(Name::MaxForwards, "70")
+        .push(Name::From, leg.local_addr.clone())
+        .push(Name::To, self.remote_addr.clone())
+        .push(Name::CallId, leg.call_id.clone());
+        for r in &self.route_set {
+            m.push(Name::Route, r.clone());
+        }
+        m.push(Name::CSeq, format!("{n} {method}"));
+        if method != Method::Ack {
+            m.push(Name::Contact, format!("<sip:hotline@{local}>"));
+        }
+        m
     }
 }
 

@@ -1580,3 +1580,65 @@ fn a_bye_with_the_wrong_tags_or_from_elsewhere_is_refused_and_the_call_goes_on()
     assert_eq!(run.call.outcome(), None, "the call is still up");
     assert!(run.reg.is_busy("8001"));
 }
+
+#[test]
+fn a_second_answer_from_a_forking_far_end_is_acked_and_hung_up_and_the_call_stays_on_the_first() {
+    let (mut run, invite, ok) = answered();
+    // Another phone behind the same far end answers too (To tag "fork2").
+    let mut second = reply(&invite, 200, "OK", "fork2");
+    second.push(Name::Contact, "<sip:other@192.0.2.21:5099>");
+    let sent = run.recv(&wire(&second), seat_peer(1));
+    let ack = one(requests(&sent, Method::Ack), "ACK for the fork");
+    assert_eq!(to_tag(&ack.msg).as_deref(), Some("fork2"));
+    assert_eq!(uri(&ack.msg), "sip:other@192.0.2.21:5099");
+    let bye = one(requests(&sent, Method::Bye), "BYE for the fork");
+    assert_eq!(to_tag(&bye.msg).as_deref(), Some("fork2"));
+    assert!(
+        responses(&sent, 200).is_empty(),
+        "nothing relayed to the caller"
+    );
+    assert_eq!(run.call.outcome(), None);
+    // The caller's hang-up still reaches the first dialog.
+    let tag = to_tag(&ok).expect("our tag");
+    let caller_bye = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKcaller.bye2",
+        &tag,
+    )));
+    let sent = run.recv(&caller_bye, caller());
+    let bye = one(requests(&sent, Method::Bye), "BYE to the seat");
+    assert_eq!(to_tag(&bye.msg).as_deref(), Some(B_TAG));
+    assert_eq!(uri(&bye.msg), B_CONTACT);
+}
+
+#[test]
+fn a_relayed_reinvite_left_pending_is_answered_487_at_hang_up_and_the_call_still_finishes() {
+    let (mut run, _invite, ok) = answered();
+    let tag = to_tag(&ok).expect("our tag");
+    // The caller puts the call on hold; the seat says 100 and then nothing.
+    let hold = parse(&with_body(
+        caller_request("INVITE", 2, "z9hG4bKcaller.hold", &tag),
+        "application/sdp",
+        SDP_B,
+    ));
+    let sent = run.recv(&hold, caller());
+    let relayed = one(requests(&sent, Method::Invite), "re-INVITE to the seat")
+        .msg
+        .clone();
+    run.recv(&wire(&reply(&relayed, 100, "Trying", B_TAG)), seat_peer(1));
+    // The caller hangs up.
+    let bye = parse(&no_body(caller_request(
+        "BYE",
+        3,
+        "z9hG4bKcaller.bye3",
+        &tag,
+    )));
+    let sent = run.recv(&bye, caller());
+    let terminated = responses(&sent, 487);
+    assert_eq!(terminated.len(), 1, "{:?}", summary(&sent));
+    assert_eq!(terminated[0].cseq(), "2 INVITE");
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    let (steps, _) = run.finish(200);
+    assert!(run.call.is_finished(), "finished after {steps} steps");
+}
