@@ -155,21 +155,40 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 }
 
 /// `host:port` for Via and Contact: the configured address, else the bound
-/// one, else loopback (a daemon on 0.0.0.0 without `advertise` is only
-/// reachable correctly from this host; a warning says so).
+/// one, else — listening on every address — the address of the interface
+/// that routes outwards, found by connecting a UDP socket (which sends
+/// nothing). Writing 127.0.0.1 there would make every far end send its ACK
+/// to itself and every answered call end after 32 s; that is the last
+/// resort, with a warning.
 fn advertised(advertise: Option<std::net::IpAddr>, bound: Option<SocketAddr>) -> String {
     let port = bound.map_or(5060, |b| b.port());
     let ip = match (advertise, bound) {
         (Some(ip), _) => ip,
         (None, Some(b)) if !b.ip().is_unspecified() => b.ip(),
-        _ => {
-            tracing::warn!(
-                "listening on every address without [sip] advertise: writing 127.0.0.1 in Via and Contact"
-            );
-            std::net::IpAddr::from([127, 0, 0, 1])
-        }
+        _ => match outward_ip() {
+            Some(ip) => {
+                tracing::info!(%ip, "no [sip] advertise: writing the outward interface's address in Via and Contact");
+                ip
+            }
+            None => {
+                tracing::warn!(
+                    "no [sip] advertise and no outward interface: writing 127.0.0.1 in Via and Contact; set [sip] advertise"
+                );
+                std::net::IpAddr::from([127, 0, 0, 1])
+            }
+        },
     };
     SocketAddr::new(ip, port).to_string()
+}
+
+/// The local address the system would use towards the outside world. A UDP
+/// `connect` only chooses a route; no packet leaves the host.
+fn outward_ip() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // TEST-NET-1 (RFC 5737): never answered, only routed.
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// The process signals the daemon acts on, installed before anything else.

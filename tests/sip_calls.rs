@@ -502,6 +502,21 @@ fn options_outside_a_dialog_is_answered_200_and_unknown_methods_501() {
             );
         }
     }
+    // An INVITE from the trunk requiring an extension we lack gets 420.
+    let invite = format!(
+        "INVITE sip:12345@127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreq;rport\r\nMax-Forwards: 70\r\nFrom: <sip:13907350000@127.0.0.1>;tag=1\r\nTo: <sip:12345@127.0.0.1>\r\nCall-ID: require-probe\r\nCSeq: 1 INVITE\r\nRequire: 100rel\r\nContent-Length: 0\r\n\r\n",
+        gw.sip
+    );
+    socket
+        .send_to(invite.as_bytes(), ("127.0.0.1", gw.sip))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let n = socket.recv(&mut buf).expect("an answer");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 420"), "{text}");
+    assert!(text.contains("Unsupported: 100rel"), "{text}");
+    // The response tells the sender the port it was seen from (RFC 3581).
+    assert!(text.contains(&format!("rport={}", local.port())), "{text}");
 }
 
 #[test]

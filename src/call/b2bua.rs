@@ -876,6 +876,15 @@ impl Call {
             };
             self.fail_a(c, r, Outcome::NoAnswer, now);
         } else {
+            // A redirect or a challenge from the far end is for us, not the
+            // caller: relaying it would send the caller back to us or ask
+            // it for credentials it has not got.
+            let (code, reason) = match code {
+                300..=399 | 401 | 407 => {
+                    (503, "Service Unavailable (the far end refused the call)")
+                }
+                _ => (code, reason),
+            };
             self.fail_a(code, reason, Outcome::Failed, now);
         }
     }

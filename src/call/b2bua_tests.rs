@@ -1642,3 +1642,25 @@ fn a_relayed_reinvite_left_pending_is_answered_487_at_hang_up_and_the_call_still
     let (steps, _) = run.finish(200);
     assert!(run.call.is_finished(), "finished after {steps} steps");
 }
+
+#[test]
+fn a_redirect_or_challenge_from_a_trunk_is_not_relayed_to_the_caller() {
+    for (code, reason) in [
+        (302, "Moved Temporarily"),
+        (407, "Proxy Authentication Required"),
+    ] {
+        let t0 = Instant::now();
+        let (mut run, out) = Run::start(Registrar::new(), t0, settings(), vec![trunk()]);
+        let sent = run.take(out, t0);
+        let invite = one(requests(&sent, Method::Invite), "INVITE to the trunk")
+            .msg
+            .clone();
+        let mut refusal = reply(&invite, code, reason, "trk");
+        refusal.push(Name::Contact, "<sip:elsewhere@203.0.113.9>");
+        let sent = run.recv(&wire(&refusal), trunk_peer());
+        let to_caller = one(to_peer(&sent, caller()), "final to the caller");
+        assert!(to_caller.is_code(503), "{code} became {:?}", summary(&sent));
+        assert!(!text(&to_caller.msg).contains("elsewhere"));
+        assert_eq!(run.call.outcome(), Some(Outcome::Failed));
+    }
+}

@@ -113,6 +113,10 @@ impl Engine {
                 self.metrics.sip_responses.with_label_values(&[label]).inc();
             }
         }
+        let mut msg = msg;
+        if msg.is_request() {
+            stamp_received(&mut msg, peer);
+        }
         let Some(call_id) = msg.call_id().cloned() else {
             return;
         };
@@ -162,6 +166,20 @@ impl Engine {
             .is_some_and(|v| v.as_str() == "0")
         {
             self.reply(&msg, peer, 483, "Too Many Hops");
+            return;
+        }
+        // §8.2.2.3: we support no extension a caller may require (100rel,
+        // timer, ...): 420 naming them, rather than ignoring the demand.
+        let required: Vec<String> = msg
+            .headers_named(&Name::Require)
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if !required.is_empty() {
+            let mut resp = msg.response(420, "Bad Extension", Some("hl"));
+            resp.push(Name::Other("Unsupported".into()), required.join(", "));
+            self.send(peer, &resp);
             return;
         }
         let dialed = msg
@@ -333,11 +351,17 @@ impl Engine {
             (user == seat).then(|| password.clone()).flatten()
         });
         let allowed_algorithms = self.table.guard().sip.digest_algorithms.clone();
+        let request_uri = msg.request_uri().map(|u| u.as_str()).unwrap_or_default();
         let verified = verified.and_then(|v| {
-            if allowed_algorithms.contains(&v.algorithm) {
-                Ok(v)
-            } else {
+            if !allowed_algorithms.contains(&v.algorithm) {
                 Err(AuthError::UnsupportedAlgorithm)
+            } else if v.uri != request_uri {
+                // RFC 7616 §3.4.6: the response must be for this request.
+                Err(AuthError::Malformed(
+                    "digest uri differs from the Request-URI".into(),
+                ))
+            } else {
+                Ok(v)
             }
         });
         match verified {
@@ -462,6 +486,33 @@ impl Engine {
     }
 }
 
+/// RFC 3581 §4 and RFC 3261 §18.2.1: the top Via of a request records the
+/// address it really came from, so the responses (which copy the Via)
+/// tell a caller behind NAT how it is seen: `received` when the sent-by
+/// host differs, and the source port in an empty `rport`.
+fn stamp_received(msg: &mut Message, peer: Peer) {
+    let Some(via) = msg.top_via() else { return };
+    let Some(top) = msg.headers.iter_mut().find(|h| h.name == Name::Via) else {
+        return;
+    };
+    let mut value = top.value.to_string();
+    let src = peer.addr.ip();
+    if via.rport == Some(None) {
+        // Replace the bare `rport` with `rport=PORT`.
+        let mut params: Vec<String> = value.split(';').map(str::to_string).collect();
+        for p in params.iter_mut().skip(1) {
+            if p.trim().eq_ignore_ascii_case("rport") {
+                *p = format!("rport={}", peer.addr.port());
+            }
+        }
+        value = params.join(";");
+    }
+    if via.ip != Some(src) && via.received.is_none() {
+        value.push_str(&format!(";received={src}"));
+    }
+    top.value = value.into();
+}
+
 /// Shortest registration accepted (RFC 3261 §10.3 step 7, 423).
 const MIN_EXPIRES: u32 = 60;
 
@@ -576,5 +627,47 @@ fn targets_for(
             ),
         ),
         (_, routing::Target::None) => (Vec::new(), (480, "Temporarily Unavailable".to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn options(via: &str) -> Message {
+        let text = format!(
+            "OPTIONS sip:h SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text)).unwrap()
+    }
+
+    #[test]
+    fn the_top_via_records_where_a_request_came_from() {
+        let peer = Peer::udp("203.0.113.5:40000".parse().unwrap());
+        // Behind NAT, asking for rport: both filled in (RFC 3581 §4).
+        let mut m = options("SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bKa;rport");
+        stamp_received(&mut m, peer);
+        let via = m.header(&Name::Via).unwrap().to_string();
+        assert_eq!(
+            via,
+            "SIP/2.0/UDP 10.0.0.7:5060;branch=z9hG4bKa;rport=40000;received=203.0.113.5"
+        );
+        // Sent from where it says: nothing to add (§18.2.1).
+        let mut m = options("SIP/2.0/UDP 203.0.113.5:40000;branch=z9hG4bKb");
+        stamp_received(&mut m, peer);
+        assert_eq!(
+            m.header(&Name::Via).unwrap().as_str(),
+            "SIP/2.0/UDP 203.0.113.5:40000;branch=z9hG4bKb"
+        );
+        // The response copies it.
+        let mut m = options("SIP/2.0/UDP host.example;branch=z9hG4bKc");
+        stamp_received(&mut m, peer);
+        let resp = m.response(200, "OK", None);
+        assert!(
+            resp.header(&Name::Via)
+                .unwrap()
+                .ends_with(";received=203.0.113.5")
+        );
     }
 }
