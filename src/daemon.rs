@@ -149,6 +149,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
 
     shutdown.wait().await;
     tracing::info!("shutting down");
+    engine.shutdown().await;
     let _ = stop_tx.send(true);
     let _ = tokio::join!(admin, watcher);
     Ok(())

@@ -455,6 +455,11 @@ fn torture_messages_do_not_disturb_a_call_in_progress() {
             _ => panic!("{name}: unexpected answer {code:?}"),
         }
     }
+    assert_eq!(
+        gw.metric("hotline_active_calls"),
+        Some(1.0),
+        "the call was up the whole time the torture messages arrived"
+    );
     let answered = answers.values().filter(|c| c.is_some()).count();
     assert!(
         answered >= 15,
@@ -625,4 +630,18 @@ fn a_burst_of_wrong_passwords_from_one_source_is_throttled() {
         Some(11.0)
     );
     assert!(gw.metric("hotline_sip_auth_failures_total{reason=\"throttled\"}") >= Some(1.0));
+}
+
+#[test]
+fn stopping_the_daemon_hangs_up_calls_in_progress_cleanly() {
+    let gw = Gateway::start("shutdown");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.seat("8101", port, "answer", "wait_bye");
+    let caller = gw.call("12348", "wait_bye");
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    // SIGTERM: both parties get a BYE rather than silence.
+    gw.daemon.signal("TERM");
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
 }

@@ -30,7 +30,11 @@ const CALL_QUEUE: usize = 64;
 
 /// Boxed so a call's queue stays small: tokio allocates its first block of
 /// slots up front, and most calls see only a handful of messages.
-type Event = Box<(Message, Peer)>;
+enum Event {
+    Message(Box<(Message, Peer)>),
+    /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
+    Terminate,
+}
 
 pub struct Engine {
     table: SharedTable,
@@ -39,7 +43,9 @@ pub struct Engine {
     pub registrar: Registrar,
     auth: Authenticator,
     throttle: Mutex<FailureThrottle>,
-    calls: DashMap<String, mpsc::Sender<Event>>,
+    /// Call-ID → the call's task. A call is listed under each of its legs'
+    /// Call-IDs; `primary` marks the caller's, so each call counts once.
+    calls: DashMap<String, CallHandle>,
     next_id: AtomicU64,
     /// `host:port` we write in Via and Contact.
     local: String,
@@ -69,7 +75,29 @@ impl Engine {
     }
 
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.iter().filter(|e| e.value().primary).count()
+    }
+
+    /// Asks every call to end cleanly: callers still being connected get
+    /// 503, ringing seats a CANCEL, connected calls a BYE on both legs.
+    /// Returns once the messages have had a moment to leave.
+    pub async fn shutdown(&self) {
+        let senders: Vec<mpsc::Sender<Event>> = self
+            .calls
+            .iter()
+            .filter(|e| e.value().primary)
+            .map(|e| e.value().tx.clone())
+            .collect();
+        let mut asked = 0;
+        for tx in senders {
+            if tx.send(Event::Terminate).await.is_ok() {
+                asked += 1;
+            }
+        }
+        if asked > 0 {
+            tracing::info!(calls = asked, "ending calls in progress");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
     }
 
     fn send(&self, peer: Peer, msg: &Message) {
@@ -121,9 +149,9 @@ impl Engine {
             return;
         };
         // An existing call: its task takes it from here.
-        let existing = self.calls.get(call_id.as_str()).map(|tx| tx.clone());
+        let existing = self.calls.get(call_id.as_str()).map(|h| h.tx.clone());
         if let Some(tx) = existing {
-            if let Err(e) = tx.try_send(Box::new((msg, peer))) {
+            if let Err(e) = tx.try_send(Event::Message(Box::new((msg, peer)))) {
                 tracing::warn!(call_id = %call_id, error = %e, "call queue full; message dropped");
             }
             return;
@@ -223,7 +251,13 @@ impl Engine {
             now,
         );
         let (tx, rx) = mpsc::channel(CALL_QUEUE);
-        self.calls.insert(a_call_id.clone(), tx.clone());
+        self.calls.insert(
+            a_call_id.clone(),
+            CallHandle {
+                tx: tx.clone(),
+                primary: true,
+            },
+        );
         self.metrics.active_calls.inc();
         let Some(engine) = self.this.upgrade() else {
             return;
@@ -252,16 +286,26 @@ impl Engine {
     ) {
         let mut bound = vec![a_call_id];
         let mut counted = false;
+        let mut setup_observed = false;
         let mut out = first;
         loop {
             for o in out.drain(..) {
                 match o {
                     Output::Send(peer, bytes) => self.transport.send(peer, bytes),
                     Output::Bind(call_id) => {
-                        self.calls.insert(call_id.clone(), tx.clone());
+                        let handle = CallHandle {
+                            tx: tx.clone(),
+                            primary: false,
+                        };
+                        self.calls.insert(call_id.clone(), handle);
                         bound.push(call_id);
                     }
                 }
+            }
+            if !setup_observed && let Some(t) = call.setup_time() {
+                // Observed at the answer, so the histogram is live.
+                setup_observed = true;
+                self.metrics.call_setup_seconds.observe(t.as_secs_f64());
             }
             if !counted && let Some(outcome) = call.outcome() {
                 counted = true;
@@ -273,10 +317,11 @@ impl Engine {
             let deadline = call.deadline();
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Some(event) => {
+                    Some(Event::Message(event)) => {
                         let (msg, peer) = *event;
                         out = call.on_message(msg, peer, &self.registrar, Instant::now())
                     }
+                    Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
@@ -299,9 +344,6 @@ impl Engine {
             .calls
             .with_label_values(&[labels.kind.as_str(), &labels.line, outcome.as_str()])
             .inc();
-        if let Some(t) = call.setup_time() {
-            self.metrics.call_setup_seconds.observe(t.as_secs_f64());
-        }
         tracing::info!(
             outcome = outcome.as_str(),
             status = call.final_status,
@@ -525,6 +567,12 @@ impl Sink for Engine {
         self.metrics.sip_parse_errors.inc();
         tracing::info!(from = %peer.addr, reason, "closing TCP connection: framing lost");
     }
+}
+
+#[derive(Clone)]
+struct CallHandle {
+    tx: mpsc::Sender<Event>,
+    primary: bool,
 }
 
 struct CallLabels {
