@@ -567,6 +567,17 @@ impl Sink for Engine {
         self.metrics.sip_parse_errors.inc();
         tracing::info!(from = %peer.addr, reason, "closing TCP connection: framing lost");
     }
+
+    fn connection_closed(&self, peer: Peer) {
+        // A seat registered over this connection can no longer be reached.
+        let dropped = self.registrar.forget_peer(peer);
+        if dropped > 0 {
+            tracing::info!(peer = %peer.addr, bindings = dropped, "TCP connection closed; its registrations are gone");
+            self.metrics
+                .registered_seats
+                .set(self.registrar.registered_count(Instant::now()) as i64);
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -119,6 +119,18 @@ impl Registrar {
             .count()
     }
 
+    /// Drops every binding reached through `peer` (a closed TCP
+    /// connection); returns how many.
+    pub fn forget_peer(&self, peer: Peer) -> usize {
+        let mut dropped = 0;
+        for mut entry in self.bindings.iter_mut() {
+            let before = entry.len();
+            entry.retain(|b| b.peer != peer);
+            dropped += before - entry.len();
+        }
+        dropped
+    }
+
     /// Marks the seat busy with `call` if it is free. Atomic per seat.
     pub fn try_reserve(&self, seat: &str, call: u64) -> bool {
         match self.busy.entry(seat.to_string()) {
@@ -207,6 +219,24 @@ mod tests {
             r.register("8001", Update::Contacts(&c), peer(), "d", 1, t0)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn bindings_through_a_closed_connection_are_forgotten() {
+        let r = Registrar::new();
+        let t0 = Instant::now();
+        let tcp = Peer {
+            addr: "127.0.0.1:6000".parse().unwrap(),
+            conn: Some(7),
+        };
+        let c = [("sip:8001@h".to_string(), 60)];
+        r.register("8001", Update::Contacts(&c), tcp, "a", 1, t0)
+            .unwrap();
+        r.register("8002", Update::Contacts(&c), peer(), "b", 1, t0)
+            .unwrap();
+        assert_eq!(r.forget_peer(tcp), 1);
+        assert!(!r.is_registered("8001", t0));
+        assert!(r.is_registered("8002", t0));
     }
 
     #[test]

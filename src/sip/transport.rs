@@ -47,6 +47,9 @@ pub trait Sink: Send + Sync + 'static {
     fn received(&self, bytes: Bytes, peer: Peer);
     /// A TCP connection was closed because its framing broke.
     fn framing_lost(&self, peer: Peer, reason: &'static str);
+    /// A TCP connection closed (for any reason): nothing sent to `peer`
+    /// can arrive any more.
+    fn connection_closed(&self, _peer: Peer) {}
 }
 
 /// The gateway's sockets. Cheap to clone (an `Arc` inside).
@@ -64,6 +67,17 @@ struct Inner {
 
 /// Per-connection outgoing queue: beyond this a slow peer loses messages.
 const TCP_QUEUE: usize = 256;
+
+/// Open TCP connections at most; more are closed at once, so idle sockets
+/// cannot exhaust file descriptors.
+const MAX_TCP_CONNECTIONS: usize = 4096;
+
+/// A connection must send its first message this soon...
+const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// ...and then something (a message or a CRLF keep-alive) at least this
+/// often. An hour covers the longest registration refresh we grant.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Transport {
     /// Binds the sockets; [`Transport::run`] starts receiving.
@@ -132,6 +146,11 @@ impl Transport {
                 loop {
                     match listener.accept().await {
                         Ok((stream, from)) => {
+                            if this.inner.connections.len() >= MAX_TCP_CONNECTIONS {
+                                tracing::warn!(from = %from, "too many TCP connections; closing the new one");
+                                drop(stream);
+                                continue;
+                            }
                             this.adopt(stream, from, sink.clone());
                         }
                         Err(e) => {
@@ -171,10 +190,15 @@ impl Transport {
         tokio::spawn(async move {
             let _guard = guard;
             let mut buf = BytesMut::with_capacity(8192);
+            let mut timeout = FIRST_MESSAGE_TIMEOUT;
             'read: loop {
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                match tokio::time::timeout(timeout, reader.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(_)) => timeout = IDLE_TIMEOUT,
+                    Err(_) => {
+                        tracing::debug!(peer = %from, "closing idle TCP connection");
+                        break;
+                    }
                 }
                 loop {
                     match frame_length(&buf) {
@@ -193,6 +217,7 @@ impl Transport {
                 }
             }
             inner.connections.remove(&id);
+            sink.connection_closed(peer);
         });
         peer
     }
