@@ -200,6 +200,9 @@ pub struct Call {
     pub final_status: Option<u16>,
     out: Vec<Output>,
     counter: u32,
+    /// The highest CSeq each far end has used in its dialog (§12.2.2).
+    a_remote_cseq: Option<u32>,
+    b_remote_cseq: Option<u32>,
     /// When the call ended; it may linger at most [`LINGER_CAP`] after.
     ended_at: Option<Instant>,
     /// The linger cap ran out: whatever is still open is abandoned.
@@ -285,6 +288,8 @@ impl Call {
             counter: 0,
             ended_at: None,
             forced: false,
+            a_remote_cseq: Some(invite_cseq),
+            b_remote_cseq: None,
         };
         call.respond_a(100, "Trying", None, now);
         if !call.try_next_target(registrar, now) {
@@ -507,6 +512,71 @@ impl Call {
         std::mem::take(&mut self.out)
     }
 
+    /// Sending to `peer` failed at the transport (§8.1.3.1, §17.1.4,
+    /// §17.2.4): the transactions towards it fail at once. A seat that
+    /// cannot be reached passes the call on; a caller that cannot be
+    /// reached ends it.
+    pub fn on_transport_error(
+        &mut self,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        for leg in &mut self.retired {
+            if leg.peer == peer && leg.tx.on_transport_error(now).is_some() {
+                leg.release(registrar, self.id);
+            }
+        }
+        for c in &mut self.clients {
+            if c.peer == peer {
+                let _ = match &mut c.tx {
+                    ClientTx::Invite(t) => t.on_transport_error(now),
+                    ClientTx::NonInvite(t) => t.on_transport_error(now),
+                };
+            }
+        }
+        for sv in &mut self.servers {
+            if sv.peer == peer {
+                let _ = match &mut sv.tx {
+                    ServerTx::Invite(t) => t.on_transport_error(now),
+                    ServerTx::NonInvite(t) => t.on_transport_error(now),
+                };
+            }
+        }
+        let b_failed = match &mut self.b {
+            Some(b) if b.peer == peer => b.tx.on_transport_error(now).is_some() && !b.answered,
+            _ => false,
+        };
+        if b_failed {
+            tracing::info!(call = self.id, "target unreachable; trying the next");
+            self.on_b_failure(
+                503,
+                "Service Unavailable (target unreachable)",
+                registrar,
+                now,
+            );
+        }
+        if self.a.peer == peer && self.a.tx.on_transport_error(now).is_some() {
+            tracing::info!(call = self.id, "caller unreachable; ending the call");
+            match self.phase {
+                Phase::Setup => {
+                    self.cancel_b(now);
+                    self.targets.clear();
+                    self.end(Outcome::Failed);
+                }
+                Phase::Connected => {
+                    self.send_bye(Side::B, now);
+                    self.end(Outcome::Completed);
+                    self.release_seat(registrar);
+                }
+                Phase::Ended => {}
+            }
+        }
+        self.settle(now);
+        self.gc();
+        std::mem::take(&mut self.out)
+    }
+
     fn peer(&self, side: Side) -> Peer {
         match side {
             Side::A => self.a.peer,
@@ -629,6 +699,8 @@ impl Call {
         if let Some(old) = self.b.take() {
             self.retired.push(old);
         }
+        // A new dialog: its far end numbers its own requests.
+        self.b_remote_cseq = None;
         self.out.push(Output::Bind(call_id.clone()));
         self.out.push(Output::Send(peer, bytes.clone()));
         let tx = ClientInvite::new(bytes, reliability(peer), self.settings.timers, now);
@@ -1154,6 +1226,19 @@ impl Call {
             }
             return;
         }
+        // §12.2.2: a new request's CSeq must exceed the last one the far
+        // end used in this dialog.
+        let cseq = msg.cseq().map_or(0, |c| c.0);
+        let last = match side {
+            Side::A => &mut self.a_remote_cseq,
+            Side::B => &mut self.b_remote_cseq,
+        };
+        if last.is_some_and(|l| cseq <= l) {
+            let resp = msg.response(500, "Server Internal Error (CSeq out of order)", None);
+            self.out.push(Output::Send(peer, resp.encode()));
+            return;
+        }
+        *last = Some(cseq);
         let tx = match method {
             Method::Invite => ServerTx::Invite(ServerInvite::new(
                 reliability(peer),

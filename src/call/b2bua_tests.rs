@@ -1664,3 +1664,47 @@ fn a_redirect_or_challenge_from_a_trunk_is_not_relayed_to_the_caller() {
         assert_eq!(run.call.outcome(), Some(Outcome::Failed));
     }
 }
+
+#[test]
+fn an_unreachable_seat_passes_the_call_to_the_next_at_once() {
+    let (mut run, _) = Run::seats(2, settings());
+    assert_eq!(run.b_invites().len(), 1);
+    let now = run.now;
+    let out = run.call.on_transport_error(seat_peer(1), &run.reg, now);
+    let sent = run.take(out, now);
+    let next = one(requests(&sent, Method::Invite), "INVITE to the next seat");
+    assert_eq!(next.peer, seat_peer(2));
+    assert!(!run.reg.is_busy("8001"), "the unreachable seat is freed");
+    assert!(run.reg.is_busy("8002"));
+}
+
+#[test]
+fn an_unreachable_caller_ends_an_answered_call() {
+    let (mut run, _invite, _ok) = answered();
+    let now = run.now;
+    let out = run.call.on_transport_error(caller(), &run.reg, now);
+    let sent = run.take(out, now);
+    let bye = one(requests(&sent, Method::Bye), "BYE to the seat");
+    assert_eq!(bye.peer, seat_peer(1));
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    assert!(!run.reg.is_busy("8001"));
+    let (steps, _) = run.finish(200);
+    assert!(run.call.is_finished(), "{steps} steps");
+}
+
+#[test]
+fn an_in_dialog_request_with_an_old_cseq_gets_500() {
+    let (mut run, _invite, ok) = answered();
+    let tag = to_tag(&ok).expect("our tag");
+    // CSeq 1 is the INVITE's: a BYE must be numbered higher (§12.2.2).
+    let stale = parse(&no_body(caller_request(
+        "BYE",
+        1,
+        "z9hG4bKcaller.stale",
+        &tag,
+    )));
+    let sent = run.recv(&stale, caller());
+    assert!(one(to_peer(&sent, caller()), "500").is_code(500));
+    assert!(requests(&sent, Method::Bye).is_empty());
+    assert_eq!(run.call.outcome(), None);
+}

@@ -101,7 +101,7 @@ impl Engine {
     }
 
     fn send(&self, peer: Peer, msg: &Message) {
-        self.transport.send(peer, msg.encode());
+        let _ = self.transport.send(peer, msg.encode());
     }
 
     fn reply(&self, req: &Message, peer: Peer, code: u16, reason: &str) {
@@ -287,11 +287,17 @@ impl Engine {
         let mut bound = vec![a_call_id];
         let mut counted = false;
         let mut setup_observed = false;
+        let mut error_rounds = 0;
         let mut out = first;
         loop {
+            let mut unreachable: Vec<Peer> = Vec::new();
             for o in out.drain(..) {
                 match o {
-                    Output::Send(peer, bytes) => self.transport.send(peer, bytes),
+                    Output::Send(peer, bytes) => {
+                        if !self.transport.send(peer, bytes) && !unreachable.contains(&peer) {
+                            unreachable.push(peer);
+                        }
+                    }
                     Output::Bind(call_id) => {
                         let handle = CallHandle {
                             tx: tx.clone(),
@@ -302,6 +308,17 @@ impl Engine {
                     }
                 }
             }
+            // Transport errors go back to the call at once (§18.4); what it
+            // sends in turn goes out on the next pass. Bounded, in case a
+            // call keeps addressing an unreachable peer.
+            if !unreachable.is_empty() && error_rounds < 4 {
+                error_rounds += 1;
+                for peer in unreachable {
+                    out.extend(call.on_transport_error(peer, &self.registrar, Instant::now()));
+                }
+                continue;
+            }
+            error_rounds = 0;
             if !setup_observed && let Some(t) = call.setup_time() {
                 // Observed at the answer, so the histogram is live.
                 setup_observed = true;

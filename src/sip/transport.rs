@@ -224,25 +224,41 @@ impl Transport {
 
     /// Sends without waiting. UDP goes to `peer.addr`; TCP to the
     /// connection, or is lost if it has closed.
-    pub fn send(&self, peer: Peer, bytes: Bytes) {
+    /// Returns false on a transport error (§18.4): the connection is gone,
+    /// or the system refused the datagram for a reason other than a full
+    /// buffer (which the transaction's retransmissions cover).
+    pub fn send(&self, peer: Peer, bytes: Bytes) -> bool {
         match peer.conn {
             None => {
-                if let Some(socket) = &self.inner.udp
-                    && let Err(e) = socket.try_send_to(&bytes, peer.addr)
-                {
-                    tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
+                let Some(socket) = &self.inner.udp else {
+                    return false;
+                };
+                match socket.try_send_to(&bytes, peer.addr) {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        tracing::debug!(to = %peer.addr, "udp send buffer full; message lost");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
+                        false
+                    }
                 }
             }
-            Some(id) => {
-                let sent = self
-                    .inner
-                    .connections
-                    .get(&id)
-                    .map(|tx| tx.try_send(bytes).is_ok());
-                if sent != Some(true) {
-                    tracing::debug!(to = %peer.addr, "tcp send failed: connection gone or full");
+            Some(id) => match self.inner.connections.get(&id) {
+                None => {
+                    tracing::debug!(to = %peer.addr, "tcp send failed: connection gone");
+                    false
                 }
-            }
+                Some(tx) => match tx.try_send(bytes) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!(to = %peer.addr, "tcp send queue full; message lost");
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                },
+            },
         }
     }
 
