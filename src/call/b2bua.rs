@@ -1873,13 +1873,38 @@ fn random_u64() -> u64 {
 /// system RNG falls back to the clock.
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
-    if getrandom::fill(&mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        return nanos;
-    }
+    random_bytes(&mut b);
     u32::from_le_bytes(b)
+}
+
+/// Random bytes from the system's generator, drawn 256 at a time into a
+/// per-thread pool: a call needs a dozen tags and branches, and one
+/// `getrandom` system call each showed in the load profile.
+fn random_bytes(out: &mut [u8]) {
+    use std::cell::RefCell;
+    thread_local! {
+        static POOL: RefCell<([u8; 256], usize)> = const { RefCell::new(([0; 256], 256)) };
+    }
+    POOL.with(|pool| {
+        let (buf, used) = &mut *pool.borrow_mut();
+        for byte in out.iter_mut() {
+            if *used == buf.len() {
+                if getrandom::fill(buf).is_err() {
+                    // No system generator: the clock still keeps values
+                    // unique, though no longer unguessable.
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos());
+                    for (i, b) in buf.iter_mut().enumerate() {
+                        *b = (nanos >> ((i % 16) * 8)) as u8 ^ i as u8;
+                    }
+                }
+                *used = 0;
+            }
+            *byte = buf[*used];
+            *used += 1;
+        }
+    });
 }
 
 #[cfg(test)]
