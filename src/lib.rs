@@ -21,6 +21,7 @@ pub mod admin;
 pub mod call;
 pub mod config;
 pub mod daemon;
+pub mod media;
 pub mod metrics;
 pub mod routing;
 pub mod sip;
