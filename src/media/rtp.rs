@@ -1,1 +1,572 @@
-//! placeholder
+//! RTP on the wire: one UDP port per leg, and the relay between legs.
+//!
+//! The gateway anchors media: each leg talks RTP to a port of ours, taken
+//! from the configured range and given back when the leg ends. What a leg
+//! hears can change source — a prompt, then the agent's voice — so each
+//! leg's outgoing stream keeps one SSRC of ours and continuous sequence
+//! numbers and timestamps across those changes ([`Rewriter`]; RFC 3550
+//! §5.1, §8.2). Callers behind NAT send from an address their SDP does not
+//! name, so the far address is learnt from the first packet and then held
+//! ([`Latch`], "symmetric RTP", RFC 4961). A leg that falls silent is
+//! flagged after a configured time.
+//!
+//! The pure pieces take time as an argument; [`Relay`] is the tokio task
+//! that moves packets between two legs.
+
+use bytes::{Bytes, BytesMut};
+use rtp::header::Header;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use webrtc_util::marshal::Unmarshal;
+
+/// Samples per 20 ms frame at 8 kHz: the timestamp step of one packet.
+const FRAME_SAMPLES: u32 = 160;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no free RTP port in {0}..{1}")]
+    NoPort(u16, u16),
+    #[error("cannot bind an RTP port: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// The RTP ports of one address, handed out one per leg (even ports, as
+/// RFC 3550 §11 recommends, leaving the odd one for RTCP).
+pub struct PortPool {
+    ip: IpAddr,
+    range: (u16, u16),
+    free: Mutex<VecDeque<u16>>,
+}
+
+impl PortPool {
+    pub fn new(ip: IpAddr, start: u16, end: u16) -> Arc<PortPool> {
+        let free = (start..end).filter(|p| p % 2 == 0).collect();
+        Arc::new(PortPool {
+            ip,
+            range: (start, end),
+            free: Mutex::new(free),
+        })
+    }
+
+    pub fn available(&self) -> usize {
+        self.free.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    /// Binds the next free port; ports another program holds are skipped
+    /// (and put back at the end of the queue).
+    pub async fn allocate(self: &Arc<Self>) -> Result<MediaSocket, MediaError> {
+        let tries = self.available();
+        for _ in 0..tries {
+            let Some(port) = self.free.lock().ok().and_then(|mut f| f.pop_front()) else {
+                break;
+            };
+            match UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
+                Ok(socket) => {
+                    return Ok(MediaSocket {
+                        socket: Arc::new(socket),
+                        port,
+                        pool: self.clone(),
+                    });
+                }
+                Err(_) => self.release(port),
+            }
+        }
+        Err(MediaError::NoPort(self.range.0, self.range.1))
+    }
+
+    fn release(&self, port: u16) {
+        if let Ok(mut f) = self.free.lock() {
+            f.push_back(port);
+        }
+    }
+}
+
+/// A leg's RTP socket; its port goes back to the pool when dropped.
+pub struct MediaSocket {
+    pub socket: Arc<UdpSocket>,
+    pub port: u16,
+    pool: Arc<PortPool>,
+}
+
+impl MediaSocket {
+    pub fn local(&self) -> SocketAddr {
+        SocketAddr::new(self.pool.ip, self.port)
+    }
+}
+
+impl Drop for MediaSocket {
+    fn drop(&mut self) {
+        self.pool.release(self.port);
+    }
+}
+
+/// Keeps one outgoing stream continuous while its source changes.
+///
+/// Relayed packets keep their own spacing (a gap in the input's sequence
+/// numbers is a loss the receiver should see); when a new source starts,
+/// sequence numbers continue from the last one sent and the timestamp
+/// advances by the wall-clock time since the last packet, so the receiver's
+/// jitter buffer sees one stream, not a jump (RFC 3550 §5.1).
+#[derive(Debug, Clone)]
+pub struct Rewriter {
+    pub ssrc: u32,
+    source: Option<u32>,
+    seq_offset: u16,
+    ts_offset: u32,
+    last: Option<Sent>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    seq: u16,
+    ts: u32,
+    at: Instant,
+}
+
+/// Where a packet came from, for the rewriter: another leg's SSRC, or our
+/// own frames (prompts, mixed audio).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Relayed(u32),
+    Local,
+}
+
+impl Rewriter {
+    pub fn new(ssrc: u32, first_seq: u16, first_ts: u32) -> Self {
+        Rewriter {
+            ssrc,
+            source: None,
+            seq_offset: first_seq,
+            ts_offset: first_ts,
+            last: None,
+        }
+    }
+
+    /// The sequence number and timestamp to send for a packet that came
+    /// with `seq`/`ts` from `source` (for [`Source::Local`], pass the
+    /// frame's own running counters).
+    pub fn rewrite(&mut self, source: Source, seq: u16, ts: u32, now: Instant) -> (u16, u32) {
+        let id = match source {
+            Source::Relayed(ssrc) => Some(ssrc),
+            Source::Local => None,
+        };
+        if self.source != id || self.last.is_none() {
+            // A new source: continue right after what was last sent.
+            let (next_seq, next_ts) = match self.last {
+                Some(last) => {
+                    let elapsed = now.saturating_duration_since(last.at);
+                    let samples = (elapsed.as_micros() / 125) as u32; // 8 kHz
+                    (
+                        last.seq.wrapping_add(1),
+                        last.ts.wrapping_add(samples.max(FRAME_SAMPLES)),
+                    )
+                }
+                None => (self.seq_offset, self.ts_offset),
+            };
+            self.seq_offset = next_seq.wrapping_sub(seq);
+            self.ts_offset = next_ts.wrapping_sub(ts);
+            self.source = id;
+        }
+        let out = (
+            seq.wrapping_add(self.seq_offset),
+            ts.wrapping_add(self.ts_offset),
+        );
+        self.last = Some(Sent {
+            seq: out.0,
+            ts: out.1,
+            at: now,
+        });
+        out
+    }
+}
+
+/// Symmetric RTP (RFC 4961): the far end's address is the one its packets
+/// come from. Learnt from the first packet, then held, so a stray or
+/// spoofed sender cannot take the stream over; a new SDP resets it.
+#[derive(Debug, Clone, Default)]
+pub struct Latch {
+    /// From the SDP, used until a packet arrives.
+    pub signalled: Option<SocketAddr>,
+    latched: Option<SocketAddr>,
+}
+
+impl Latch {
+    pub fn new(signalled: Option<SocketAddr>) -> Self {
+        Latch {
+            signalled,
+            latched: None,
+        }
+    }
+
+    /// Whether to accept a packet from `from`; the first one latches.
+    pub fn accept(&mut self, from: SocketAddr) -> bool {
+        match self.latched {
+            None => {
+                self.latched = Some(from);
+                true
+            }
+            Some(addr) => addr == from,
+        }
+    }
+
+    /// Where to send: the latched address, else the signalled one.
+    pub fn target(&self) -> Option<SocketAddr> {
+        self.latched.or(self.signalled)
+    }
+
+    /// A re-INVITE changed the far end's SDP: learn again.
+    pub fn resignal(&mut self, signalled: Option<SocketAddr>) {
+        self.signalled = signalled;
+        self.latched = None;
+    }
+}
+
+/// The parts of an RTP header the relay acts on. Anything that does not
+/// parse as RTP version 2 is not relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpInfo {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    /// Offset of the payload in the packet.
+    pub payload_at: usize,
+}
+
+pub fn inspect(packet: &[u8]) -> Option<RtpInfo> {
+    let mut buf = packet;
+    let header = Header::unmarshal(&mut buf).ok()?;
+    if header.version != 2 {
+        return None;
+    }
+    Some(RtpInfo {
+        payload_type: header.payload_type,
+        marker: header.marker,
+        seq: header.sequence_number,
+        ts: header.timestamp,
+        ssrc: header.ssrc,
+        payload_at: packet.len() - buf.len(),
+    })
+}
+
+/// Writes a relayed packet with our SSRC, sequence number and timestamp in
+/// place of the sender's (fixed header offsets, RFC 3550 §5.1).
+pub fn restamp(packet: &[u8], seq: u16, ts: u32, ssrc: u32) -> Bytes {
+    let mut out = BytesMut::from(packet);
+    out[2..4].copy_from_slice(&seq.to_be_bytes());
+    out[4..8].copy_from_slice(&ts.to_be_bytes());
+    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    out.freeze()
+}
+
+/// Builds one RTP packet of our own (a prompt frame).
+pub fn packet(
+    payload_type: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Bytes {
+    let mut out = BytesMut::with_capacity(12 + payload.len());
+    out.extend_from_slice(&[0x80, (u8::from(marker) << 7) | (payload_type & 0x7f)]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ts.to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(payload);
+    out.freeze()
+}
+
+/// Whether a leg has fallen silent: no packet for `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Silence {
+    last: Instant,
+    timeout: Duration,
+}
+
+impl Silence {
+    pub fn new(now: Instant, timeout: Duration) -> Self {
+        Silence { last: now, timeout }
+    }
+
+    pub fn heard(&mut self, now: Instant) {
+        self.last = now;
+    }
+
+    pub fn timed_out(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last) >= self.timeout
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.last + self.timeout
+    }
+}
+
+/// What the relay reports to the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// A leg sent nothing for the media time-out.
+    MediaTimeout { leg: usize },
+}
+
+/// One leg as the relay sees it.
+pub struct RelayLeg {
+    pub socket: MediaSocket,
+    pub latch: Latch,
+    pub rewriter: Rewriter,
+}
+
+/// Moves RTP between two legs until stopped: what leg 0 sends, leg 1 hears
+/// (restamped as leg 1's stream), and back. Runs as a tokio task; dropping
+/// the [`RelayHandle`] stops it and frees both ports.
+pub struct Relay;
+
+pub struct RelayHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub events: tokio::sync::mpsc::Receiver<RelayEvent>,
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Relay {
+    pub fn start(mut legs: [RelayLeg; 2], media_timeout: Duration) -> RelayHandle {
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
+        let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let now = Instant::now();
+            let mut silence = [
+                Silence::new(now, media_timeout),
+                Silence::new(now, media_timeout),
+            ];
+            let mut flagged = [false, false];
+            let mut bufs = [vec![0u8; 2048], vec![0u8; 2048]];
+            loop {
+                let s0 = legs[0].socket.socket.clone();
+                let s1 = legs[1].socket.socket.clone();
+                let next_check = silence[0].deadline().min(silence[1].deadline());
+                let (from_leg, n, from) = {
+                    let [b0, b1] = &mut bufs;
+                    tokio::select! {
+                        _ = &mut stop_rx => break,
+                        r = s0.recv_from(b0) => match r { Ok((n, a)) => (0, n, a), Err(_) => continue },
+                        r = s1.recv_from(b1) => match r { Ok((n, a)) => (1, n, a), Err(_) => continue },
+                        _ = tokio::time::sleep_until(next_check.into()) => {
+                            let now = Instant::now();
+                            for leg in 0..2 {
+                                if !flagged[leg] && silence[leg].timed_out(now) {
+                                    flagged[leg] = true;
+                                    let _ = ev_tx.try_send(RelayEvent::MediaTimeout { leg });
+                                }
+                                if flagged[leg] {
+                                    // Checked again only once it speaks.
+                                    silence[leg] = Silence::new(now + Duration::from_secs(86_400), media_timeout);
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                };
+                let now = Instant::now();
+                let packet = &bufs[from_leg][..n];
+                let Some(info) = inspect(packet) else {
+                    continue;
+                };
+                if !legs[from_leg].latch.accept(from) {
+                    continue;
+                }
+                silence[from_leg] = Silence::new(now, media_timeout);
+                flagged[from_leg] = false;
+                let to_leg = 1 - from_leg;
+                let to = &mut legs[to_leg];
+                let Some(target) = to.latch.target() else {
+                    continue;
+                };
+                let (seq, ts) =
+                    to.rewriter
+                        .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
+                let out = restamp(packet, seq, ts, to.rewriter.ssrc);
+                let _ = to.socket.socket.try_send_to(&out, target);
+            }
+        });
+        RelayHandle {
+            stop: Some(stop_tx),
+            events: ev_rx,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn a_relayed_stream_keeps_its_own_spacing_and_our_numbers() {
+        let now = t0();
+        let mut r = Rewriter::new(0xabcd, 1000, 50_000);
+        let a = r.rewrite(Source::Relayed(7), 10, 800, now);
+        assert_eq!(a, (1000, 50_000));
+        let b = r.rewrite(Source::Relayed(7), 11, 960, now + Duration::from_millis(20));
+        assert_eq!(b, (1001, 50_160));
+        // A lost packet on the way in stays a gap on the way out.
+        let c = r.rewrite(
+            Source::Relayed(7),
+            13,
+            1280,
+            now + Duration::from_millis(60),
+        );
+        assert_eq!(c, (1003, 50_480));
+    }
+
+    #[test]
+    fn a_new_source_continues_the_stream_without_a_jump() {
+        let now = t0();
+        let mut r = Rewriter::new(1, 65_534, u32::MAX - 100);
+        // A prompt plays (our own frames)...
+        r.rewrite(Source::Local, 0, 0, now);
+        let last = r.rewrite(Source::Local, 1, 160, now + Duration::from_millis(20));
+        assert_eq!(last, (65_535, (u32::MAX - 100).wrapping_add(160)));
+        // ...then the agent answers 100 ms later with wild numbers of its own.
+        let first = r.rewrite(
+            Source::Relayed(99),
+            31_000,
+            7_777_777,
+            now + Duration::from_millis(120),
+        );
+        assert_eq!(first.0, 0, "sequence continues across the wrap");
+        assert_eq!(
+            first.1,
+            last.1.wrapping_add(800),
+            "100 ms later = 800 samples"
+        );
+        let next = r.rewrite(
+            Source::Relayed(99),
+            31_001,
+            7_777_937,
+            now + Duration::from_millis(140),
+        );
+        assert_eq!(next, (1, first.1.wrapping_add(160)));
+    }
+
+    #[test]
+    fn the_first_sender_latches_and_others_are_ignored() {
+        let sdp: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let nat: SocketAddr = "203.0.113.9:61000".parse().unwrap();
+        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let mut l = Latch::new(Some(sdp));
+        assert_eq!(l.target(), Some(sdp));
+        assert!(l.accept(nat));
+        assert_eq!(
+            l.target(),
+            Some(nat),
+            "symmetric RTP: answer where it comes from"
+        );
+        assert!(!l.accept(other), "no takeover by another sender");
+        l.resignal(Some(other));
+        assert!(l.accept(other));
+    }
+
+    #[test]
+    fn silence_is_flagged_after_the_timeout() {
+        let now = t0();
+        let mut s = Silence::new(now, Duration::from_secs(30));
+        assert!(!s.timed_out(now + Duration::from_secs(29)));
+        s.heard(now + Duration::from_secs(29));
+        assert!(!s.timed_out(now + Duration::from_secs(58)));
+        assert!(s.timed_out(now + Duration::from_secs(59)));
+    }
+
+    #[test]
+    fn packets_are_read_and_restamped() {
+        let p = packet(0, true, 5, 1234, 42, &[1, 2, 3]);
+        let info = inspect(&p).unwrap();
+        assert_eq!(
+            (info.payload_type, info.marker, info.seq, info.ts, info.ssrc),
+            (0, true, 5, 1234, 42)
+        );
+        assert_eq!(&p[info.payload_at..], &[1, 2, 3]);
+        let q = restamp(&p, 9, 99, 7);
+        let info = inspect(&q).unwrap();
+        assert_eq!(
+            (info.seq, info.ts, info.ssrc, info.marker),
+            (9, 99, 7, true)
+        );
+        assert!(inspect(&[0u8; 5]).is_none());
+        assert!(inspect(&[0x40; 12]).is_none(), "version 1 is not RTP 2");
+    }
+
+    #[tokio::test]
+    async fn the_relay_moves_packets_both_ways_over_loopback() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 31_000, 31_100);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let (a_port, b_port) = (a.port, b.port);
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let seat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let legs = [
+            RelayLeg {
+                socket: a,
+                latch: Latch::new(Some(caller.local_addr().unwrap())),
+                rewriter: Rewriter::new(111, 100, 1000),
+            },
+            RelayLeg {
+                socket: b,
+                latch: Latch::new(Some(seat.local_addr().unwrap())),
+                rewriter: Rewriter::new(222, 200, 2000),
+            },
+        ];
+        let handle = Relay::start(legs, Duration::from_secs(30));
+        let mut buf = [0u8; 1500];
+        for i in 0..3u16 {
+            caller
+                .send_to(
+                    &packet(0, false, 10 + i, 160 * u32::from(i), 5, &[i as u8; 160]),
+                    ("127.0.0.1", a_port),
+                )
+                .await
+                .unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), seat.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let info = inspect(&buf[..n]).unwrap();
+            assert_eq!(
+                (info.ssrc, info.seq, info.ts),
+                (222, 200 + i, 2000 + 160 * u32::from(i))
+            );
+            assert_eq!(buf[info.payload_at], i as u8);
+        }
+        seat.send_to(&packet(8, false, 1, 1, 6, &[9; 160]), ("127.0.0.1", b_port))
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), caller.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let info = inspect(&buf[..n]).unwrap();
+        assert_eq!((info.ssrc, info.seq, info.payload_type), (111, 100, 8));
+        drop(handle);
+        // Ports come back to the pool once the relay has stopped.
+        for _ in 0..50 {
+            if pool.available() == 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.available(), 50);
+    }
+}
