@@ -23,7 +23,7 @@ use tokio::net::UdpSocket;
 use webrtc_util::marshal::Unmarshal;
 
 /// Samples per 20 ms frame at 8 kHz: the timestamp step of one packet.
-const FRAME_SAMPLES: u32 = 160;
+const FRAME_SAMPLES: u32 = super::g711::SAMPLES_PER_FRAME as u32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
