@@ -15,3 +15,4 @@ pub mod prompt;
 pub mod recorder;
 pub mod rtp;
 pub mod sdp;
+pub mod session;

@@ -10,8 +10,8 @@
 //! ([`Latch`], "symmetric RTP", RFC 4961). A leg that falls silent is
 //! flagged after a configured time.
 //!
-//! The pure pieces take time as an argument; [`Relay`] is the tokio task
-//! that moves packets between two legs.
+//! The pure pieces take time as an argument; the per-call task that uses
+//! them is [`super::session`].
 
 use bytes::{Bytes, BytesMut};
 use rtp::header::Header;
@@ -306,105 +306,6 @@ impl Silence {
     }
 }
 
-/// What the relay reports to the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RelayEvent {
-    /// A leg sent nothing for the media time-out.
-    MediaTimeout { leg: usize },
-}
-
-/// One leg as the relay sees it.
-pub struct RelayLeg {
-    pub socket: MediaSocket,
-    pub latch: Latch,
-    pub rewriter: Rewriter,
-}
-
-/// Moves RTP between two legs until stopped: what leg 0 sends, leg 1 hears
-/// (restamped as leg 1's stream), and back. Runs as a tokio task; dropping
-/// the [`RelayHandle`] stops it and frees both ports.
-pub struct Relay;
-
-pub struct RelayHandle {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    pub events: tokio::sync::mpsc::Receiver<RelayEvent>,
-}
-
-impl Drop for RelayHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl Relay {
-    pub fn start(mut legs: [RelayLeg; 2], media_timeout: Duration) -> RelayHandle {
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
-        let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(8);
-        tokio::spawn(async move {
-            let now = Instant::now();
-            let mut silence = [
-                Silence::new(now, media_timeout),
-                Silence::new(now, media_timeout),
-            ];
-            let mut flagged = [false, false];
-            let mut bufs = [vec![0u8; 2048], vec![0u8; 2048]];
-            loop {
-                let s0 = legs[0].socket.socket.clone();
-                let s1 = legs[1].socket.socket.clone();
-                let next_check = silence[0].deadline().min(silence[1].deadline());
-                let (from_leg, n, from) = {
-                    let [b0, b1] = &mut bufs;
-                    tokio::select! {
-                        _ = &mut stop_rx => break,
-                        r = s0.recv_from(b0) => match r { Ok((n, a)) => (0, n, a), Err(_) => continue },
-                        r = s1.recv_from(b1) => match r { Ok((n, a)) => (1, n, a), Err(_) => continue },
-                        _ = tokio::time::sleep_until(next_check.into()) => {
-                            let now = Instant::now();
-                            for leg in 0..2 {
-                                if !flagged[leg] && silence[leg].timed_out(now) {
-                                    flagged[leg] = true;
-                                    let _ = ev_tx.try_send(RelayEvent::MediaTimeout { leg });
-                                }
-                                if flagged[leg] {
-                                    // Checked again only once it speaks.
-                                    silence[leg] = Silence::new(now + Duration::from_secs(86_400), media_timeout);
-                                }
-                            }
-                            continue;
-                        }
-                    }
-                };
-                let now = Instant::now();
-                let packet = &bufs[from_leg][..n];
-                let Some(info) = inspect(packet) else {
-                    continue;
-                };
-                if !legs[from_leg].latch.accept(from) {
-                    continue;
-                }
-                silence[from_leg] = Silence::new(now, media_timeout);
-                flagged[from_leg] = false;
-                let to_leg = 1 - from_leg;
-                let to = &mut legs[to_leg];
-                let Some(target) = to.latch.target() else {
-                    continue;
-                };
-                let (seq, ts) =
-                    to.rewriter
-                        .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
-                let out = restamp(packet, seq, ts, to.rewriter.ssrc);
-                let _ = to.socket.socket.try_send_to(&out, target);
-            }
-        });
-        RelayHandle {
-            stop: Some(stop_tx),
-            events: ev_rx,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,67 +407,5 @@ mod tests {
         );
         assert!(inspect(&[0u8; 5]).is_none());
         assert!(inspect(&[0x40; 12]).is_none(), "version 1 is not RTP 2");
-    }
-
-    #[tokio::test]
-    async fn the_relay_moves_packets_both_ways_over_loopback() {
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let pool = PortPool::new(ip, 31_000, 31_100);
-        let a = pool.allocate().await.unwrap();
-        let b = pool.allocate().await.unwrap();
-        let (a_port, b_port) = (a.port, b.port);
-        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let seat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let legs = [
-            RelayLeg {
-                socket: a,
-                latch: Latch::new(Some(caller.local_addr().unwrap())),
-                rewriter: Rewriter::new(111, 100, 1000),
-            },
-            RelayLeg {
-                socket: b,
-                latch: Latch::new(Some(seat.local_addr().unwrap())),
-                rewriter: Rewriter::new(222, 200, 2000),
-            },
-        ];
-        let handle = Relay::start(legs, Duration::from_secs(30));
-        let mut buf = [0u8; 1500];
-        for i in 0..3u16 {
-            caller
-                .send_to(
-                    &packet(0, false, 10 + i, 160 * u32::from(i), 5, &[i as u8; 160]),
-                    ("127.0.0.1", a_port),
-                )
-                .await
-                .unwrap();
-            let n = tokio::time::timeout(Duration::from_secs(2), seat.recv(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            let info = inspect(&buf[..n]).unwrap();
-            assert_eq!(
-                (info.ssrc, info.seq, info.ts),
-                (222, 200 + i, 2000 + 160 * u32::from(i))
-            );
-            assert_eq!(buf[info.payload_at], i as u8);
-        }
-        seat.send_to(&packet(8, false, 1, 1, 6, &[9; 160]), ("127.0.0.1", b_port))
-            .await
-            .unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(2), caller.recv(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        let info = inspect(&buf[..n]).unwrap();
-        assert_eq!((info.ssrc, info.seq, info.payload_type), (111, 100, 8));
-        drop(handle);
-        // Ports come back to the pool once the relay has stopped.
-        for _ in 0..50 {
-            if pool.available() == 50 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(pool.available(), 50);
     }
 }

@@ -1,0 +1,701 @@
+//! One call's media: the task that owns its legs' RTP sockets.
+//!
+//! The call machine (SIP) tells it, through [`Command`]s, where each leg's
+//! far end is and in which codec, what to play to whom (prompts, hold
+//! music), and how to connect the legs: not at all, relayed two ways, or
+//! mixed for a three-way transfer. It reports back key presses, prompts
+//! that finished and legs that fell silent ([`Event`]). Dropping the
+//! [`SessionHandle`] ends the task and gives the ports back.
+//!
+//! The pieces it drives are pure and tested on their own: [`super::rtp`]
+//! (latch, rewriter, silence), [`super::prompt`] (playlist, pacer),
+//! [`super::dtmf`], [`super::g711`], [`super::mixer`].
+
+use super::dtmf::{Digit, EventReceiver};
+use super::g711::{Codec, SAMPLES_PER_FRAME};
+use super::mixer::{Frame, Mixer, PartyId};
+use super::prompt::{Pacer, Playlist};
+use super::rtp::{Latch, MediaSocket, Rewriter, Silence, Source, inspect, packet, restamp};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// How the legs hear each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Each leg hears only what is played to it.
+    Isolated,
+    /// Legs 0 and 1 hear each other (a bridged call).
+    Relay,
+    /// Every leg hears the sum of the others (three-way transfer, 三方转接).
+    Mix,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// What the leg's SDP negotiated: where to send, in which codec, and
+    /// whether we may send at all (`send = false` while the far end holds).
+    Remote {
+        leg: usize,
+        addr: Option<SocketAddr>,
+        codec: Codec,
+        telephone_event: Option<u8>,
+        send: bool,
+    },
+    /// Play to one leg (instead of what the mode would send it).
+    Play {
+        leg: usize,
+        playlist: Box<Playlist>,
+    },
+    StopPlay {
+        leg: usize,
+    },
+    Connect(Mode),
+    /// A leg hangs up; the others stay connected.
+    Leave {
+        leg: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Digit { leg: usize, digit: Digit },
+    PromptDone { leg: usize },
+    MediaTimeout { leg: usize },
+}
+
+/// The call's side of a running session.
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<Event>,
+    /// Our RTP address for each leg, for its SDP.
+    pub locals: Vec<SocketAddr>,
+}
+
+impl SessionHandle {
+    /// Queues a command; a session that has ended ignores it.
+    pub fn send(&self, command: Command) {
+        if self.commands.try_send(command).is_err() {
+            tracing::debug!("media session gone or busy; command dropped");
+        }
+    }
+}
+
+struct Leg {
+    socket: MediaSocket,
+    latch: Latch,
+    rewriter: Rewriter,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    send: bool,
+    active: bool,
+    dtmf: EventReceiver,
+    silence: Silence,
+    timed_out: bool,
+    playing: Option<(Box<Playlist>, Pacer)>,
+    /// The latest decoded 20 ms from this leg, for the mixer.
+    heard: Option<Frame>,
+    /// Our own counters for frames we generate (prompts, mixed audio).
+    local_seq: u16,
+    local_ts: u32,
+}
+
+/// Starts a session over `sockets` (one per leg).
+pub fn start(sockets: Vec<MediaSocket>, media_timeout: Duration) -> SessionHandle {
+    let locals = sockets.iter().map(MediaSocket::local).collect();
+    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let (ev_tx, ev_rx) = mpsc::channel(32);
+    let now = Instant::now();
+    let legs: Vec<Leg> = sockets
+        .into_iter()
+        .map(|socket| {
+            let r = random_u32();
+            Leg {
+                socket,
+                latch: Latch::default(),
+                rewriter: Rewriter::new(random_u32(), r as u16, r.rotate_left(16)),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+                active: true,
+                dtmf: EventReceiver::new(),
+                silence: Silence::new(now, media_timeout),
+                timed_out: false,
+                playing: None,
+                heard: None,
+                local_seq: 0,
+                local_ts: 0,
+            }
+        })
+        .collect();
+    tokio::spawn(run(legs, cmd_rx, ev_tx, media_timeout));
+    SessionHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        locals,
+    }
+}
+
+const MIX_TICK: Duration = Duration::from_millis(20);
+
+async fn run(
+    mut legs: Vec<Leg>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    media_timeout: Duration,
+) {
+    let mut mode = Mode::Isolated;
+    let mut mixer = Mixer::with_capacity(legs.len().max(3));
+    let mut next_mix: Option<Instant> = None;
+    let mut bufs = vec![vec![0u8; 2048]; legs.len()];
+    let mut scratch_pcm: Vec<i16> = Vec::with_capacity(SAMPLES_PER_FRAME);
+    let mut scratch_out: Vec<u8> = Vec::with_capacity(SAMPLES_PER_FRAME);
+    let mut outbox: Outbox = Vec::new();
+    loop {
+        let mut wake = Instant::now() + Duration::from_secs(3600);
+        for leg in &legs {
+            if let Some((_, pacer)) = &leg.playing {
+                wake = wake.min(pacer.next_deadline());
+            }
+            if leg.active && !leg.timed_out {
+                wake = wake.min(leg.silence.deadline());
+            }
+        }
+        if let Some(t) = next_mix {
+            wake = wake.min(t);
+        }
+        let sockets: Vec<Arc<UdpSocket>> = legs.iter().map(|l| l.socket.socket.clone()).collect();
+        let received = tokio::select! {
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(cmd) => {
+                    apply(cmd, &mut legs, &mut mode, &mut mixer, &mut next_mix);
+                    None
+                }
+            },
+            r = recv_any(&sockets, &mut bufs) => r,
+            _ = tokio::time::sleep_until(wake.into()) => None,
+        };
+        let now = Instant::now();
+        if let Some((i, n, from)) = received {
+            on_packet(
+                i,
+                n,
+                from,
+                &mut legs,
+                &bufs,
+                mode,
+                &events,
+                &mut scratch_pcm,
+                &mut outbox,
+                now,
+            );
+        }
+        // Prompts due now.
+        for (i, leg) in legs.iter_mut().enumerate() {
+            let Some((playlist, pacer)) = &mut leg.playing else {
+                continue;
+            };
+            let mut done = false;
+            while let Some(slot) = pacer.next_due(now) {
+                let Some(frame) = playlist.next_frame() else {
+                    done = true;
+                    break;
+                };
+                scratch_out.clear();
+                leg.codec.encode(&frame, &mut scratch_out);
+                let (seq, ts) =
+                    leg.rewriter
+                        .rewrite(Source::Local, slot.sequence, slot.timestamp, now);
+                let p = packet(
+                    leg.codec.payload_type(),
+                    slot.marker,
+                    seq,
+                    ts,
+                    leg.rewriter.ssrc,
+                    &scratch_out,
+                );
+                // Fields, not `send_to(leg)`: the playlist is borrowed.
+                if leg.send
+                    && leg.active
+                    && let Some(target) = leg.latch.target()
+                {
+                    outbox.push((leg.socket.socket.clone(), p, target));
+                }
+            }
+            if done {
+                leg.playing = None;
+                let _ = events.try_send(Event::PromptDone { leg: i });
+            }
+        }
+        // The conference tick.
+        if mode == Mode::Mix && next_mix.is_some_and(|t| now >= t) {
+            next_mix = next_mix.map(|t| t + MIX_TICK);
+            for (i, leg) in legs.iter_mut().enumerate() {
+                if leg.active {
+                    let frame = leg.heard.take().unwrap_or([0; SAMPLES_PER_FRAME]);
+                    let _ = mixer.push(PartyId(i as u32), &frame);
+                }
+            }
+            let mixed: Vec<(usize, Frame)> =
+                mixer.mix().map(|(id, f)| (id.0 as usize, *f)).collect();
+            for (i, frame) in mixed {
+                let leg = &mut legs[i];
+                if leg.playing.is_some() {
+                    continue;
+                }
+                scratch_out.clear();
+                leg.codec.encode(&frame, &mut scratch_out);
+                leg.local_seq = leg.local_seq.wrapping_add(1);
+                leg.local_ts = leg.local_ts.wrapping_add(SAMPLES_PER_FRAME as u32);
+                let (seq, ts) =
+                    leg.rewriter
+                        .rewrite(Source::Local, leg.local_seq, leg.local_ts, now);
+                send_to(
+                    leg,
+                    packet(
+                        leg.codec.payload_type(),
+                        false,
+                        seq,
+                        ts,
+                        leg.rewriter.ssrc,
+                        &scratch_out,
+                    ),
+                    &mut outbox,
+                );
+            }
+        }
+        // Sends wait for the socket to be writable: a fresh socket's first
+        // non-blocking send would be refused until the reactor has seen it.
+        for (socket, bytes, target) in outbox.drain(..) {
+            let _ = socket.send_to(&bytes, target).await;
+        }
+        // Silence.
+        for (i, leg) in legs.iter_mut().enumerate() {
+            if leg.active && !leg.timed_out && leg.silence.timed_out(now) {
+                leg.timed_out = true;
+                tracing::info!(
+                    leg = i,
+                    timeout_s = media_timeout.as_secs(),
+                    "media time-out: no RTP from the leg"
+                );
+                let _ = events.try_send(Event::MediaTimeout { leg: i });
+            }
+        }
+    }
+}
+
+fn apply(
+    cmd: Command,
+    legs: &mut [Leg],
+    mode: &mut Mode,
+    mixer: &mut Mixer,
+    next_mix: &mut Option<Instant>,
+) {
+    match cmd {
+        Command::Remote {
+            leg,
+            addr,
+            codec,
+            telephone_event,
+            send,
+        } => {
+            if let Some(l) = legs.get_mut(leg) {
+                if l.latch.signalled != addr {
+                    l.latch.resignal(addr);
+                }
+                l.codec = codec;
+                l.telephone_event = telephone_event;
+                l.send = send;
+            }
+        }
+        Command::Play { leg, playlist } => {
+            if let Some(l) = legs.get_mut(leg) {
+                let r = random_u32();
+                l.playing = Some((playlist, Pacer::new(Instant::now(), r, r as u16)));
+            }
+        }
+        Command::StopPlay { leg } => {
+            if let Some(l) = legs.get_mut(leg) {
+                l.playing = None;
+            }
+        }
+        Command::Connect(m) => {
+            *mode = m;
+            if m == Mode::Mix {
+                for (i, l) in legs.iter().enumerate() {
+                    if l.active && !mixer.contains(PartyId(i as u32)) {
+                        let _ = mixer.join(PartyId(i as u32));
+                    }
+                }
+                *next_mix = Some(Instant::now() + MIX_TICK);
+            } else {
+                *next_mix = None;
+            }
+        }
+        Command::Leave { leg } => {
+            if let Some(l) = legs.get_mut(leg) {
+                l.active = false;
+                l.playing = None;
+                let _ = mixer.leave(PartyId(leg as u32));
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_packet(
+    i: usize,
+    n: usize,
+    from: SocketAddr,
+    legs: &mut [Leg],
+    bufs: &[Vec<u8>],
+    mode: Mode,
+    events: &mpsc::Sender<Event>,
+    pcm: &mut Vec<i16>,
+    outbox: &mut Outbox,
+    now: Instant,
+) {
+    let bytes = &bufs[i][..n];
+    let Some(info) = inspect(bytes) else { return };
+    let leg = &mut legs[i];
+    if !leg.active || !leg.latch.accept(from) {
+        return;
+    }
+    leg.silence.heard(now);
+    leg.timed_out = false;
+    let payload = &bytes[info.payload_at..];
+    if Some(info.payload_type) == leg.telephone_event {
+        if let Some(digit) = leg
+            .dtmf
+            .on_packet(info.ts, info.marker, info.seq, payload, now)
+        {
+            tracing::info!(leg = i, %digit, "DTMF");
+            let _ = events.try_send(Event::Digit { leg: i, digit });
+        }
+        return;
+    }
+    let Some(codec) = Codec::from_payload_type(info.payload_type) else {
+        return;
+    };
+    match mode {
+        Mode::Isolated => {}
+        Mode::Relay if i < 2 => {
+            let to = &mut legs[1 - i];
+            if to.playing.is_some() || !to.active {
+                return;
+            }
+            let (seq, ts) = to
+                .rewriter
+                .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
+            if to.codec == codec {
+                let out = restamp(bytes, seq, ts, to.rewriter.ssrc);
+                send_to(to, out, outbox);
+            } else {
+                // Transcode between A-law and μ-law.
+                pcm.clear();
+                codec.decode(payload, pcm);
+                let mut enc = Vec::with_capacity(pcm.len());
+                to.codec.encode(pcm, &mut enc);
+                send_to(
+                    to,
+                    packet(
+                        to.codec.payload_type(),
+                        info.marker,
+                        seq,
+                        ts,
+                        to.rewriter.ssrc,
+                        &enc,
+                    ),
+                    outbox,
+                );
+            }
+        }
+        Mode::Relay => {}
+        Mode::Mix => {
+            pcm.clear();
+            codec.decode(payload, pcm);
+            let mut frame = [0i16; SAMPLES_PER_FRAME];
+            let k = pcm.len().min(SAMPLES_PER_FRAME);
+            frame[..k].copy_from_slice(&pcm[..k]);
+            legs[i].heard = Some(frame);
+        }
+    }
+}
+
+/// Packets to send at the end of a loop turn.
+type Outbox = Vec<(Arc<UdpSocket>, Bytes, SocketAddr)>;
+
+fn send_to(leg: &Leg, bytes: Bytes, outbox: &mut Outbox) {
+    if !leg.send || !leg.active {
+        return;
+    }
+    if let Some(target) = leg.latch.target() {
+        outbox.push((leg.socket.socket.clone(), bytes, target));
+    }
+}
+
+/// Waits for a packet on any of the sockets.
+async fn recv_any(
+    sockets: &[Arc<UdpSocket>],
+    bufs: &mut [Vec<u8>],
+) -> Option<(usize, usize, SocketAddr)> {
+    use std::future::poll_fn;
+    use std::task::Poll;
+    poll_fn(|cx| {
+        for (i, (s, buf)) in sockets.iter().zip(bufs.iter_mut()).enumerate() {
+            let mut rb = tokio::io::ReadBuf::new(buf);
+            match s.poll_recv_from(cx, &mut rb) {
+                Poll::Ready(Ok(from)) => return Poll::Ready(Some((i, rb.filled().len(), from))),
+                Poll::Ready(Err(_)) => continue,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::mixer::goertzel_power;
+    use crate::media::rtp::PortPool;
+    use std::net::IpAddr;
+
+    fn tone(freq: f64, n: usize, offset: usize) -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                ((2.0 * std::f64::consts::PI * freq * (i + offset) as f64 / 8000.0).sin() * 8000.0)
+                    as i16
+            })
+            .collect()
+    }
+
+    async fn recv_frames(sock: &UdpSocket, count: usize) -> Vec<i16> {
+        let mut pcm = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..count {
+            let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
+                .await
+                .expect("a packet in time")
+                .unwrap();
+            let info = inspect(&buf[..n]).unwrap();
+            Codec::from_payload_type(info.payload_type)
+                .unwrap()
+                .decode(&buf[info.payload_at..n], &mut pcm);
+        }
+        pcm
+    }
+
+    /// Three parties on loopback, each sending its own tone: each hears the
+    /// other two and not itself (a three-way transfer, measured with a
+    /// Goertzel detector on the decoded RTP it receives).
+    #[tokio::test]
+    async fn in_a_three_way_call_each_party_hears_the_other_two() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_000, 32_100);
+        let mut sockets = Vec::new();
+        for _ in 0..3 {
+            sockets.push(pool.allocate().await.unwrap());
+        }
+        let session = start(sockets, Duration::from_secs(30));
+        let freqs = [400.0, 700.0, 1100.0];
+        let mut parties = Vec::new();
+        for (i, codec) in [Codec::Pcmu, Codec::Pcma, Codec::Pcmu]
+            .into_iter()
+            .enumerate()
+        {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            session.send(Command::Remote {
+                leg: i,
+                addr: Some(s.local_addr().unwrap()),
+                codec,
+                telephone_event: Some(101),
+                send: true,
+            });
+            parties.push((s, codec));
+        }
+        session.send(Command::Connect(Mode::Mix));
+        // Everyone talks for a second, 20 ms at a time.
+        let locals = session.locals.clone();
+        let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 3];
+        for tick in 0..50usize {
+            for (i, (s, codec)) in parties.iter().enumerate() {
+                let pcm = tone(freqs[i], 160, tick * 160);
+                let mut payload = Vec::new();
+                codec.encode(&pcm, &mut payload);
+                let p = packet(
+                    codec.payload_type(),
+                    false,
+                    tick as u16,
+                    (tick * 160) as u32,
+                    1000 + i as u32,
+                    &payload,
+                );
+                s.send_to(&p, locals[i]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for (i, (s, _)) in parties.iter().enumerate() {
+                let mut buf = [0u8; 2048];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(1), s.recv(&mut buf)).await
+                {
+                    let info = inspect(&buf[..n]).unwrap();
+                    Codec::from_payload_type(info.payload_type)
+                        .unwrap()
+                        .decode(&buf[info.payload_at..n], &mut heard[i]);
+                }
+            }
+        }
+        for (i, pcm) in heard.iter().enumerate() {
+            assert!(
+                pcm.len() >= 160 * 20,
+                "party {i} heard {} samples",
+                pcm.len()
+            );
+            let tail = &pcm[pcm.len() - 160 * 20..];
+            let power = |f: f64| goertzel_power(tail, f, 8000.0);
+            for (j, f) in freqs.iter().enumerate() {
+                if i == j {
+                    assert!(power(*f) < 1e5, "party {i} hears itself: {}", power(*f));
+                } else {
+                    assert!(
+                        power(*f) > 1e6,
+                        "party {i} does not hear party {j}: {}",
+                        power(*f)
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prompt_plays_as_paced_rtp_and_a_key_press_is_reported() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_200, 32_300);
+        let socket = pool.allocate().await.unwrap();
+        let mut session = start(vec![socket], Duration::from_secs(30));
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        session.send(Command::Remote {
+            leg: 0,
+            addr: Some(caller.local_addr().unwrap()),
+            codec: Codec::Pcma,
+            telephone_event: Some(101),
+            send: true,
+        });
+        let lib = crate::media::prompt::PromptLibrary::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        )
+        .unwrap();
+        let playlist =
+            Playlist::new(&lib, [crate::media::prompt::Item::prompt("digit_5")]).unwrap();
+        let frames = playlist.total_frames().unwrap();
+        session.send(Command::Play {
+            leg: 0,
+            playlist: Box::new(playlist),
+        });
+        let pcm = recv_frames(&caller, frames).await;
+        // What arrives is the WAV through A-law and back.
+        let wav = lib.get("digit_5").unwrap();
+        let mut expected = Vec::new();
+        let mut enc = Vec::new();
+        Codec::Pcma.encode(wav, &mut enc);
+        Codec::Pcma.decode(&enc, &mut expected);
+        assert_eq!(&pcm[..expected.len()], &expected[..]);
+        let done = tokio::time::timeout(Duration::from_secs(2), session.events.recv())
+            .await
+            .unwrap();
+        assert_eq!(done, Some(Event::PromptDone { leg: 0 }));
+        // The caller presses 1 (RFC 4733, three packets and an end).
+        for (k, (dur, end)) in [(400u16, false), (800, false), (1200, true)]
+            .iter()
+            .enumerate()
+        {
+            let payload = [
+                1u8,
+                if *end { 0x80 | 10 } else { 10 },
+                (dur >> 8) as u8,
+                *dur as u8,
+            ];
+            let p = packet(101, k == 0, 77 + k as u16, 123_456, 9, &payload);
+            caller.send_to(&p, session.locals[0]).await.unwrap();
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(2), session.events.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            ev,
+            Some(Event::Digit {
+                leg: 0,
+                digit: Digit::One
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bridged_call_relays_both_ways_with_our_numbers_and_transcodes_when_needed() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_400, 32_500);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let session = start(vec![a, b], Duration::from_secs(30));
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let seat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (leg, s, codec) in [(0, &caller, Codec::Pcma), (1, &seat, Codec::Pcmu)] {
+            session.send(Command::Remote {
+                leg,
+                addr: Some(s.local_addr().unwrap()),
+                codec,
+                telephone_event: Some(101),
+                send: true,
+            });
+        }
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pcm = tone(500.0, 160, 0);
+        let mut alaw = Vec::new();
+        Codec::Pcma.encode(&pcm, &mut alaw);
+        let mut buf = [0u8; 2048];
+        let mut seqs = Vec::new();
+        for i in 0..3u16 {
+            caller
+                .send_to(
+                    &packet(8, false, 40 + i, 160 * u32::from(i), 5, &alaw),
+                    session.locals[0],
+                )
+                .await
+                .unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), seat.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let info = inspect(&buf[..n]).unwrap();
+            assert_eq!(
+                info.payload_type, 0,
+                "A-law in, μ-law out: the seat negotiated PCMU"
+            );
+            assert_ne!(info.ssrc, 5, "our SSRC, not the caller's");
+            seqs.push(info.seq);
+        }
+        assert_eq!(seqs[1], seqs[0].wrapping_add(1));
+        assert_eq!(seqs[2], seqs[0].wrapping_add(2));
+        seat.send_to(&packet(0, false, 1, 1, 6, &[0xff; 160]), session.locals[1])
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), caller.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(inspect(&buf[..n]).unwrap().payload_type, 8);
+    }
+}
