@@ -33,6 +33,12 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     /// INVITEs refused because the source is no configured trunk.
     pub untrusted_invites: IntCounter,
+    /// `hotline_dtmf_digits_total{source="rtp"|"info"}`: key presses.
+    pub dtmf_digits: IntCounterVec,
+    /// Legs that sent no RTP for the media time-out.
+    pub media_timeouts: IntCounter,
+    /// RTP ports not held by a leg.
+    pub rtp_ports_free: IntGauge,
 }
 
 impl Metrics {
@@ -111,8 +117,24 @@ impl Metrics {
             "INVITEs refused 403 because their source is no configured trunk",
         )
         .expect("valid metric");
+        let dtmf_digits = counter_vec(
+            "hotline_dtmf_digits_total",
+            "Key presses received, by how they were signalled",
+            &["source"],
+        );
+        let media_timeouts = IntCounter::new(
+            "hotline_media_timeouts_total",
+            "Legs that sent no RTP for the media time-out",
+        )
+        .expect("valid metric");
+        let rtp_ports_free =
+            IntGauge::new("hotline_rtp_ports_free", "RTP ports not held by a call leg")
+                .expect("valid metric");
         for c in [
-            Box::new(routing_reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dtmf_digits.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(media_timeouts.clone()),
+            Box::new(rtp_ports_free.clone()),
+            Box::new(routing_reloads.clone()),
             Box::new(routing_lines.clone()),
             Box::new(routing_leader_sessions.clone()),
             Box::new(routing_loaded_timestamp.clone()),
@@ -146,6 +168,9 @@ impl Metrics {
             call_setup_seconds,
             auth_failures,
             untrusted_invites,
+            dtmf_digits,
+            media_timeouts,
+            rtp_ports_free,
         }
     }
 

@@ -12,6 +12,11 @@
 //! §15 BYE, §17 transactions (in [`crate::sip::transaction`]).
 
 use super::registrar::Registrar;
+use crate::media::dtmf::{Digit, parse_dtmf_relay};
+use crate::media::g711::Codec;
+use crate::media::prompt::Playlist;
+use crate::media::sdp;
+use crate::media::session::{Command as MediaCommand, Mode as MediaMode};
 use crate::sip::message::{Message, Method, Name, NameAddr, StartLine};
 use crate::sip::transaction::{
     Action, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, Timers,
@@ -21,6 +26,7 @@ use crate::sip::transport::Peer;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Where the second leg may go, tried in order.
@@ -40,7 +46,36 @@ pub struct Settings {
     pub local: String,
     pub seat_ring: Duration,
     pub max_ring: Duration,
+    /// Anchor this call's media on these ports; `None` relays SDP untouched.
+    pub media: Option<MediaPlan>,
 }
+
+/// Where the call's media is anchored, and what the caller hears while
+/// the call is being connected.
+#[derive(Clone, Debug)]
+pub struct MediaPlan {
+    /// Our RTP address for the caller's leg (leg 0 of the media session).
+    pub a_local: SocketAddr,
+    /// Our RTP address for the leg we place (leg 1).
+    pub b_local: SocketAddr,
+    /// Played to the caller as early media until the call is answered.
+    pub early: Option<Playlist>,
+}
+
+/// The call's anchored media, once the caller's offer was accepted.
+struct Media {
+    plan: MediaPlan,
+    session_id: u64,
+    /// Our SDP answer to the caller, sent in the 183 and the 200.
+    a_answer: String,
+    a_version: u64,
+    b_version: u64,
+    a_codec: Codec,
+    early_playing: bool,
+}
+
+/// The telephone-event payload type we offer (RFC 4733; 101 by custom).
+const TELEPHONE_EVENT_PT: u8 = 101;
 
 /// What the driver must do.
 #[derive(Debug)]
@@ -48,6 +83,13 @@ pub enum Output {
     Send(Peer, Bytes),
     /// The call now also answers to this Call-ID (its B leg).
     Bind(String),
+    /// For the call's media session.
+    Media(MediaCommand),
+    /// A key press signalled in SIP (INFO, application/dtmf-relay).
+    Digit {
+        leg: usize,
+        digit: Digit,
+    },
 }
 
 /// How the call ended, for `hotline_calls_total{result}` and the log.
@@ -200,6 +242,7 @@ pub struct Call {
     pub final_status: Option<u16>,
     out: Vec<Output>,
     counter: u32,
+    media: Option<Media>,
     /// The highest CSeq each far end has used in its dialog (§12.2.2).
     a_remote_cseq: Option<u32>,
     b_remote_cseq: Option<u32>,
@@ -290,8 +333,28 @@ impl Call {
             forced: false,
             a_remote_cseq: Some(invite_cseq),
             b_remote_cseq: None,
+            media: None,
         };
         call.respond_a(100, "Trying", None, now);
+        if let Err((code, reason)) = call.anchor_media() {
+            call.fail_a(code, &reason, Outcome::Failed, now);
+            call.settle(now);
+            let out = std::mem::take(&mut call.out);
+            return (call, out);
+        }
+        if call.media.as_ref().is_some_and(|m| m.plan.early.is_some()) {
+            // Early media (RFC 3960): the caller hears the welcome while
+            // seats ring.
+            call.respond_a(183, "Session Progress", None, now);
+            let playlist = call.media.as_mut().and_then(|m| m.plan.early.take());
+            if let (Some(m), Some(playlist)) = (call.media.as_mut(), playlist) {
+                m.early_playing = true;
+                call.out.push(Output::Media(MediaCommand::Play {
+                    leg: 0,
+                    playlist: Box::new(playlist),
+                }));
+            }
+        }
         if !call.try_next_target(registrar, now) {
             call.fail_a(no_target.0, no_target.1, Outcome::Unavailable, now);
         }
@@ -604,8 +667,19 @@ impl Call {
                 resp.push(Name::RecordRoute, rr.clone());
             }
         }
-        if let Some(src) = relay {
-            copy_body(src, &mut resp);
+        match &self.media {
+            // Anchored: the caller only ever sees our SDP, in the 183 of
+            // early media and in the 200 (RFC 3264 answer).
+            Some(m) if code == 183 || (200..300).contains(&code) => {
+                resp.set(Name::ContentType, "application/sdp");
+                resp.body = Bytes::from(m.a_answer.clone());
+            }
+            Some(_) => {}
+            None => {
+                if let Some(src) = relay {
+                    copy_body(src, &mut resp);
+                }
+            }
         }
         let bytes = resp.encode();
         if let Some(Action::Transmit(bytes)) = self.a.tx.send_response(code, bytes, now) {
@@ -693,7 +767,28 @@ impl Call {
                 format!("<sip:hotline@{}>", self.settings.local),
             )
             .push(Name::Allow, ALLOW);
-        copy_body(&self.a.invite, &mut invite);
+        match &mut self.media {
+            Some(m) => {
+                // Our offer from our B port: the caller's codec first, so no
+                // transcoding is needed when the far end can take it.
+                let other = match m.a_codec {
+                    Codec::Pcmu => Codec::Pcma,
+                    Codec::Pcma => Codec::Pcmu,
+                };
+                m.b_version = 1;
+                let offer = sdp::offer(
+                    &[m.a_codec, other],
+                    TELEPHONE_EVENT_PT,
+                    m.plan.b_local,
+                    m.session_id,
+                    m.b_version,
+                    sdp::Direction::SendRecv,
+                );
+                invite.set(Name::ContentType, "application/sdp");
+                invite.body = Bytes::from(offer);
+            }
+            None => copy_body(&self.a.invite, &mut invite),
+        }
         let bytes = invite.encode();
         tracing::info!(call = self.id, target = ?target, b_call_id = %call_id, "placing second leg");
         if let Some(old) = self.b.take() {
@@ -1042,8 +1137,16 @@ impl Call {
                 return;
             }
             let cancelled = b.cancelled;
-            if code > 100 && !cancelled && self.phase == Phase::Setup {
+            // While our early media plays, the caller has its 183; the far
+            // end's ringing is not relayed over it.
+            let early = self.media.as_ref().is_some_and(|m| m.early_playing);
+            if code > 100 && !cancelled && self.phase == Phase::Setup && !early {
                 let reason = reason_of(&msg);
+                let code = if self.media.is_some() && code == 183 {
+                    180
+                } else {
+                    code
+                };
                 self.respond_a(code, &reason, Some(&msg), now);
             }
         } else if (200..300).contains(&code) {
@@ -1079,6 +1182,7 @@ impl Call {
             }
             self.phase = Phase::Connected;
             self.answered_at = Some(now);
+            self.connect_media(&msg);
             let reason = reason_of(&msg);
             self.respond_a(code, &reason, Some(&msg), now);
             tracing::info!(call = self.id, "answered");
@@ -1292,6 +1396,25 @@ impl Call {
             }
             return;
         }
+        if self.media.is_some() && self.phase == Phase::Connected {
+            // Anchored media: a re-INVITE (hold, resume, a new address)
+            // changes only its own leg's stream, answered here.
+            if method == Method::Invite {
+                self.answer_reoffer(side, s, &msg, now);
+                return;
+            }
+            if method == Method::Info
+                && let Some(digit) = dtmf_in_info(&msg)
+            {
+                let leg = if side == Side::A { 0 } else { 1 };
+                self.out.push(Output::Digit { leg, digit });
+                let ok = msg.response(200, "OK", None).encode();
+                if let Some(Action::Transmit(b)) = self.servers[s].send_response(200, ok, now) {
+                    self.out.push(Output::Send(peer, b));
+                }
+                return;
+            }
+        }
         // Other in-dialog requests cross to the other leg once connected.
         if self.phase != Phase::Connected {
             let resp = msg.response(491, "Request Pending", None).encode();
@@ -1332,6 +1455,126 @@ impl Call {
                 server_branch: branch,
             },
         });
+    }
+
+    /// Accepts the caller's SDP offer for anchoring: negotiates a codec,
+    /// builds our answer from our A port, and tells the media session
+    /// where the caller is. An offer we cannot take is `488` (RFC 3264
+    /// §6). A caller without SDP (a late offer) is not anchored.
+    fn anchor_media(&mut self) -> Result<(), (u16, String)> {
+        let Some(plan) = self.settings.media.clone() else {
+            return Ok(());
+        };
+        if self.a.invite.body.is_empty() {
+            tracing::info!(
+                call = self.id,
+                "no SDP offer from the caller; media not anchored"
+            );
+            return Ok(());
+        }
+        let remote = sdp::parse(&self.a.invite.body)
+            .map_err(|e| (400, format!("Bad Request (SDP: {e})")))?;
+        let neg = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+            .map_err(|e| (488, format!("Not Acceptable Here ({e})")))?;
+        let session_id = u64::from(random_u32());
+        let a_answer = sdp::answer(&neg, plan.a_local, session_id, 1);
+        self.out.push(Output::Media(MediaCommand::Remote {
+            leg: 0,
+            addr: neg.remote_rtp,
+            codec: neg.codec,
+            telephone_event: neg.telephone_event_pt,
+            send: remote.audio.direction.has_recv(),
+        }));
+        self.media = Some(Media {
+            plan,
+            session_id,
+            a_answer,
+            a_version: 1,
+            b_version: 0,
+            a_codec: neg.codec,
+            early_playing: false,
+        });
+        Ok(())
+    }
+
+    /// The far end answered: its SDP says where leg 1 goes; the prompt
+    /// stops and the two legs are bridged.
+    fn connect_media(&mut self, answer: &Message) {
+        let Some(m) = &mut self.media else { return };
+        if let Ok(remote) = sdp::parse(&answer.body)
+            && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+        {
+            self.out.push(Output::Media(MediaCommand::Remote {
+                leg: 1,
+                addr: neg.remote_rtp,
+                codec: neg.codec,
+                telephone_event: neg.telephone_event_pt,
+                send: remote.audio.direction.has_recv(),
+            }));
+        } else {
+            tracing::info!(call = self.id, "the far end answered without usable SDP");
+        }
+        m.early_playing = false;
+        self.out
+            .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+        self.out
+            .push(Output::Media(MediaCommand::Connect(MediaMode::Relay)));
+    }
+
+    /// A new offer on an anchored leg (hold, resume, a moved far end):
+    /// answered from our port for that leg, without disturbing the other.
+    fn answer_reoffer(&mut self, side: Side, s: usize, msg: &Message, now: Instant) {
+        let Some(m) = &mut self.media else { return };
+        let (leg, local) = match side {
+            Side::A => (0, m.plan.a_local),
+            Side::B => (1, m.plan.b_local),
+        };
+        let negotiated = sdp::parse(&msg.body)
+            .map_err(|e| (400, format!("Bad Request (SDP: {e})")))
+            .and_then(|remote| {
+                sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+                    .map(|neg| (remote, neg))
+                    .map_err(|e| (488, format!("Not Acceptable Here ({e})")))
+            });
+        let resp = match negotiated {
+            Ok((remote, neg)) => {
+                let version = match side {
+                    Side::A => {
+                        m.a_version += 1;
+                        m.a_version
+                    }
+                    Side::B => {
+                        m.b_version += 1;
+                        m.b_version
+                    }
+                };
+                self.out.push(Output::Media(MediaCommand::Remote {
+                    leg,
+                    addr: neg.remote_rtp,
+                    codec: neg.codec,
+                    telephone_event: neg.telephone_event_pt,
+                    send: remote.audio.direction.has_recv(),
+                }));
+                let mut ok = msg.response(200, "OK", None);
+                ok.push(
+                    Name::Contact,
+                    format!("<sip:hotline@{}>", self.settings.local),
+                );
+                ok.set(Name::ContentType, "application/sdp");
+                ok.body = Bytes::from(sdp::answer(&neg, local, m.session_id, version));
+                if side == Side::A {
+                    m.a_answer = String::from_utf8_lossy(&ok.body).into_owned();
+                }
+                (200, ok)
+            }
+            Err((code, reason)) => (code, msg.response(code, &reason, None)),
+        };
+        let peer = self.servers[s].peer;
+        if let Some(Action::Transmit(b)) =
+            self.servers[s].send_response(resp.0, resp.1.encode(), now)
+        {
+            self.out.push(Output::Send(peer, b));
+        }
     }
 
     /// Whether a request really is this call's (§12.2.2): it comes from the
@@ -1789,6 +2032,16 @@ fn other(side: Side) -> Side {
 
 /// Methods we take part in; sent in Allow (and with 405).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+
+/// A key press carried in SIP INFO (`application/dtmf-relay` or
+/// `application/dtmf`), the fallback some trunks use instead of RFC 4733.
+fn dtmf_in_info(msg: &Message) -> Option<Digit> {
+    let ct = msg.header(&Name::ContentType)?.to_ascii_lowercase();
+    if !ct.starts_with("application/dtmf") {
+        return None;
+    }
+    parse_dtmf_relay(std::str::from_utf8(&msg.body).ok()?)
+}
 
 fn reason_of(msg: &Message) -> String {
     match &msg.start {

@@ -57,6 +57,7 @@ fn settings() -> Settings {
         local: "127.0.0.1:5060".into(),
         seat_ring: secs(20),
         max_ring: secs(60),
+        media: None,
     }
 }
 
@@ -330,6 +331,8 @@ struct Run {
     binds: Vec<String>,
     /// Everything sent, in order.
     log: Vec<Sent>,
+    /// Commands for the media session (and SIP key presses), as Debug text.
+    media: Vec<String>,
 }
 
 impl Run {
@@ -356,6 +359,7 @@ impl Run {
             call,
             binds: Vec::new(),
             log: Vec::new(),
+            media: Vec::new(),
         };
         (run, out)
     }
@@ -391,6 +395,8 @@ impl Run {
                     sent.push(Sent { at, peer, raw, msg });
                 }
                 Output::Bind(id) => self.binds.push(id),
+                Output::Media(cmd) => self.media.push(format!("{cmd:?}")),
+                Output::Digit { leg, digit } => self.media.push(format!("Digit {leg} {digit}")),
             }
         }
         self.log.extend(sent.iter().cloned());
@@ -1706,5 +1712,156 @@ fn an_in_dialog_request_with_an_old_cseq_gets_500() {
     let sent = run.recv(&stale, caller());
     assert!(one(to_peer(&sent, caller()), "500").is_code(500));
     assert!(requests(&sent, Method::Bye).is_empty());
+    assert_eq!(run.call.outcome(), None);
+}
+
+// ── Anchored media ──────────────────────────────────────────────────────
+
+fn anchored(early: bool) -> Settings {
+    let lib = crate::media::prompt::PromptLibrary::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+    )
+    .unwrap();
+    let early = early.then(|| {
+        crate::media::prompt::Playlist::new(&lib, [crate::media::prompt::Item::prompt("welcome")])
+            .unwrap()
+    });
+    Settings {
+        media: Some(MediaPlan {
+            a_local: "127.0.0.1:20000".parse().unwrap(),
+            b_local: "127.0.0.1:20002".parse().unwrap(),
+            early,
+        }),
+        ..settings()
+    }
+}
+
+#[test]
+fn an_anchored_call_offers_our_ports_plays_early_media_and_bridges_on_answer() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, anchored(true), vec![seat("8001")]);
+    let sent = run.take(out, t0);
+    // 183 with our SDP, from our A port, and the welcome playing.
+    let progress = one(responses(&sent, 183), "183 to the caller");
+    let body = String::from_utf8_lossy(&progress.msg.body).into_owned();
+    assert!(body.contains("m=audio 20000 RTP/AVP 0"), "{body}");
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.starts_with("Remote { leg: 0, addr: Some(192.0.2.10:40000), codec: Pcmu")),
+        "{:?}",
+        run.media
+    );
+    assert!(
+        run.media.iter().any(|m| m.starts_with("Play { leg: 0")),
+        "{:?}",
+        run.media
+    );
+    // The seat is offered our B port, the caller's codec first.
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the seat")
+        .msg
+        .clone();
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    assert!(offer.contains("m=audio 20002 RTP/AVP 0 8 101"), "{offer}");
+    assert!(
+        !offer.contains("192.0.2.10"),
+        "the caller's address is not passed on"
+    );
+    // Ringing is not relayed over the early media.
+    let sent = run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(1));
+    assert!(responses(&sent, 180).is_empty());
+    // The answer: leg 1 learns the seat's RTP, the prompt stops, legs bridged.
+    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
+    let ok = one(responses(&sent, 200), "200 to the caller");
+    assert!(String::from_utf8_lossy(&ok.msg.body).contains("m=audio 20000 "));
+    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    assert!(
+        tail[2].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
+        "{tail:?}"
+    );
+    assert_eq!(tail[1], "StopPlay { leg: 0 }");
+    assert_eq!(tail[0], "Connect(Relay)");
+}
+
+#[test]
+fn an_offer_without_a_codec_we_speak_gets_488() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut settings = anchored(false);
+    settings.media.as_mut().unwrap().early = None;
+    // The caller offers G.729 only.
+    let mut g729 = caller_invite();
+    g729.body = Bytes::from_static(
+        b"v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+    );
+    let (call, out) = Call::start(
+        CALL,
+        settings,
+        wire(&g729),
+        caller(),
+        vec![seat("8001")],
+        (404, "x"),
+        &reg,
+        t0,
+    );
+    let mut run = Run {
+        reg,
+        t0,
+        now: t0,
+        call,
+        binds: Vec::new(),
+        log: Vec::new(),
+        media: Vec::new(),
+    };
+    let sent = run.take(out, t0);
+    let refused = one(
+        to_peer(&sent, caller())
+            .into_iter()
+            .filter(|s| s.is_code(488))
+            .collect(),
+        "488",
+    );
+    assert!(reason(&refused.msg).starts_with("Not Acceptable Here"));
+    assert!(
+        requests(&sent, Method::Invite).is_empty(),
+        "no seat is rung"
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Failed));
+}
+
+#[test]
+fn a_hold_reinvite_is_answered_here_and_only_changes_that_leg() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, anchored(false), vec![seat("8001")]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the seat")
+        .msg
+        .clone();
+    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    let tag = to_tag(&ok).unwrap();
+    run.recv(&caller_ack_2xx(&tag), caller());
+    let hold = parse(&with_body(
+        caller_request("INVITE", 2, "z9hG4bKcaller.hold", &tag),
+        "application/sdp",
+        "v=0\r\no=caller 1 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendonly\r\n",
+    ));
+    let sent = run.recv(&hold, caller());
+    assert!(
+        requests(&sent, Method::Invite).is_empty(),
+        "the seat is not disturbed"
+    );
+    let answer = one(responses(&sent, 200), "200 to the hold").msg.clone();
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    assert!(body.contains("a=recvonly"), "{body}");
+    assert!(body.contains("m=audio 20000 "), "{body}");
+    assert!(
+        run.media.last().unwrap().contains("leg: 0")
+            && run.media.last().unwrap().contains("send: false"),
+        "{:?}",
+        run.media.last()
+    );
     assert_eq!(run.call.outcome(), None);
 }

@@ -8,9 +8,13 @@
 //! owning a sans-I/O [`Call`], so one call's events are handled in order
 //! and a slow or broken call never holds up another.
 
-use super::b2bua::{ALLOW, Call, Outcome, Output, Settings, Target};
+use super::b2bua::{ALLOW, Call, MediaPlan, Outcome, Output, Settings, Target};
 use super::registrar::{RegisterError, Registrar, Update};
 use crate::config::SharedTable;
+use crate::media::dtmf::Digit;
+use crate::media::prompt::{Item, Playlist, PromptLibrary};
+use crate::media::rtp::PortPool;
+use crate::media::session::{Event as MediaEvent, SessionHandle};
 use crate::metrics::Metrics;
 use crate::routing::{self, Kind, Table, TrunkRole};
 use crate::sip::digest::{Algorithm, AuthError, Authenticator, FailureThrottle, ThrottlePolicy};
@@ -49,6 +53,10 @@ pub struct Engine {
     next_id: AtomicU64,
     /// `host:port` we write in Via and Contact.
     local: String,
+    /// RTP ports, when media is anchored.
+    ports: Option<Arc<PortPool>>,
+    prompts: Option<Arc<PromptLibrary>>,
+    media_timeout: Duration,
     this: Weak<Engine>,
 }
 
@@ -60,7 +68,29 @@ impl Engine {
         local: String,
     ) -> Arc<Engine> {
         let realm = table.guard().sip.realm.clone();
+        let media = table.guard().media.clone();
+        let ports = media.anchor.then(|| {
+            let ip = media
+                .rtp_address
+                .or_else(|| local.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            PortPool::new(ip, media.rtp_ports.0, media.rtp_ports.1)
+        });
+        if let Some(pool) = &ports {
+            metrics.rtp_ports_free.set(pool.available() as i64);
+        }
+        let prompts_dir = table.guard().prompts_dir.clone();
+        let prompts = match PromptLibrary::load(&prompts_dir) {
+            Ok(lib) => Some(Arc::new(lib)),
+            Err(e) => {
+                tracing::error!(error = %e, "prompts not loaded; calls get no early media");
+                None
+            }
+        };
         Arc::new_cyclic(|this| Engine {
+            ports,
+            prompts,
+            media_timeout: media.media_timeout,
             table,
             metrics,
             transport,
@@ -234,22 +264,22 @@ impl Engine {
             local: self.local.clone(),
             seat_ring: table.sip.seat_ring,
             max_ring: table.sip.max_ring,
+            media: None,
         };
+        let early = self.early_media(&decision);
         drop(table);
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
             return;
         };
-        let now = Instant::now();
-        let (call, out) = Call::start(
+        let start = CallStart {
             id,
             settings,
-            msg,
+            invite: msg,
             peer,
             targets,
-            (no_target.0, &no_target.1),
-            &self.registrar,
-            now,
-        );
+            no_target,
+            early,
+        };
         let (tx, rx) = mpsc::channel(CALL_QUEUE);
         self.calls.insert(
             a_call_id.clone(),
@@ -269,21 +299,99 @@ impl Engine {
         };
         tokio::spawn(
             async move {
-                engine.run_call(call, out, a_call_id, tx, rx, labels).await;
+                engine.run_call(start, a_call_id, tx, rx, labels).await;
             }
             .instrument(span),
         );
     }
 
+    /// What the caller hears while the call is connected: the welcome (and
+    /// a merged number's announcement first) for the 12345 queues, the
+    /// leader session's greeting during a session; nothing before an
+    /// emergency or a direct line, which must not be delayed.
+    fn early_media(&self, d: &routing::Decision<'_>) -> Vec<Item> {
+        let mut items = Vec::new();
+        match d.kind {
+            Kind::Queue => {
+                if let Some(a) = d.announcement {
+                    items.push(Item::prompt(a));
+                }
+                items.push(Item::prompt("welcome"));
+                items.push(Item::looping("hold_music"));
+            }
+            Kind::LeaderSession => {
+                items.push(Item::prompt("welcome"));
+                items.push(Item::looping("hold_music"));
+            }
+            _ => {}
+        }
+        items
+    }
+
+    /// Ports for both legs and the session that owns them, if anchoring.
+    async fn open_media(&self, early: Vec<Item>) -> Option<(SessionHandle, MediaPlan)> {
+        let pool = self.ports.as_ref()?;
+        let (a, b) = match (pool.allocate().await, pool.allocate().await) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "no RTP ports; the call is not anchored");
+                return None;
+            }
+        };
+        self.metrics.rtp_ports_free.set(pool.available() as i64);
+        let playlist = match (&self.prompts, early.is_empty()) {
+            (Some(lib), false) => match Playlist::new(lib, early) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "early media prompt missing");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let session = crate::media::session::start(vec![a, b], self.media_timeout);
+        let plan = MediaPlan {
+            a_local: session.locals[0],
+            b_local: session.locals[1],
+            early: playlist,
+        };
+        Some((session, plan))
+    }
+
     async fn run_call(
         self: Arc<Self>,
-        mut call: Call,
-        first: Vec<Output>,
+        start: CallStart,
         a_call_id: String,
         tx: mpsc::Sender<Event>,
         mut rx: mpsc::Receiver<Event>,
         labels: CallLabels,
     ) {
+        let CallStart {
+            id,
+            mut settings,
+            invite,
+            peer,
+            targets,
+            no_target,
+            early,
+        } = start;
+        let mut session = None;
+        if !invite.body.is_empty()
+            && let Some((handle, plan)) = self.open_media(early).await
+        {
+            settings.media = Some(plan);
+            session = Some(handle);
+        }
+        let (mut call, first) = Call::start(
+            id,
+            settings,
+            invite,
+            peer,
+            targets,
+            (no_target.0, &no_target.1),
+            &self.registrar,
+            Instant::now(),
+        );
         let mut bound = vec![a_call_id];
         let mut counted = false;
         let mut setup_observed = false;
@@ -306,6 +414,12 @@ impl Engine {
                         self.calls.insert(call_id.clone(), handle);
                         bound.push(call_id);
                     }
+                    Output::Media(cmd) => {
+                        if let Some(s) = &session {
+                            s.send(cmd);
+                        }
+                    }
+                    Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
                 }
             }
             // Transport errors go back to the call at once (§18.4); what it
@@ -327,6 +441,8 @@ impl Engine {
             if !counted && let Some(outcome) = call.outcome() {
                 counted = true;
                 self.count(&call, outcome, &labels);
+                // The call is over: its media ends and its ports go back.
+                session = None;
             }
             if call.is_finished() {
                 break;
@@ -342,6 +458,15 @@ impl Engine {
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
+                ev = media_event(&mut session) => match ev {
+                    Some(MediaEvent::Digit { leg, digit }) => self.digit(leg, digit, "rtp"),
+                    Some(MediaEvent::MediaTimeout { leg }) => {
+                        self.metrics.media_timeouts.inc();
+                        tracing::info!(leg, "media time-out");
+                    }
+                    Some(MediaEvent::PromptDone { .. }) => {}
+                    None => session = None,
+                },
             }
         }
         if !counted {
@@ -353,6 +478,13 @@ impl Engine {
         for id in bound {
             self.calls.remove(&id);
         }
+    }
+
+    /// A key press on a call: reported in the log and the metrics. (What
+    /// it chooses — the leader session's 1 or 2 — is the ACD's.)
+    fn digit(&self, leg: usize, digit: Digit, source: &'static str) {
+        self.metrics.dtmf_digits.with_label_values(&[source]).inc();
+        tracing::info!(leg, %digit, source, "key pressed");
     }
 
     fn count(&self, call: &Call, outcome: Outcome, labels: &CallLabels) {
@@ -601,6 +733,25 @@ impl Sink for Engine {
 struct CallHandle {
     tx: mpsc::Sender<Event>,
     primary: bool,
+}
+
+/// What a call's task needs to start the call.
+struct CallStart {
+    id: u64,
+    settings: Settings,
+    invite: Message,
+    peer: Peer,
+    targets: Vec<Target>,
+    no_target: (u16, String),
+    early: Vec<Item>,
+}
+
+/// The next event of a call's media session, if it has one.
+async fn media_event(session: &mut Option<SessionHandle>) -> Option<MediaEvent> {
+    match session {
+        Some(s) => s.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 struct CallLabels {

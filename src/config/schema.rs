@@ -82,6 +82,17 @@ pub struct RawSip {
 #[derive(Debug, Deserialize)]
 pub struct RawMedia {
     pub prompts_dir: S<String>,
+    /// RTP ports handed to legs, "20000-29999".
+    #[serde(default)]
+    pub rtp_ports: Option<S<String>>,
+    /// The IP our RTP sockets bind and our SDP names; default: SIP's.
+    #[serde(default)]
+    pub rtp_address: Option<S<String>>,
+    #[serde(default)]
+    pub media_timeout_seconds: Option<S<u64>>,
+    /// Anchor media (default true); false relays SDP untouched.
+    #[serde(default)]
+    pub anchor: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@
 use super::error::Reporter;
 use super::schema::*;
 use crate::routing::table::{
-    EmergencyLine, LeaderSession, Line, Queue, Resolved, Seat, SipSettings, Trunk,
+    EmergencyLine, LeaderSession, Line, MediaSettings, Queue, Resolved, Seat, SipSettings, Trunk,
 };
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -187,6 +187,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         },
     };
     let sip = build_sip(raw.sip.as_ref().map(|s| s.get_ref()), r);
+    let media = build_media(raw.media.as_ref().map(|m| m.get_ref()), r);
     let prompts_dir = match &raw.media {
         Some(m) => base_dir.join(m.get_ref().prompts_dir.get_ref()),
         None => base_dir.join("prompts"),
@@ -1187,6 +1188,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         ticket_due_working_days,
         metrics_listen: metrics_listen?,
         sip: sip?,
+        media: media?,
         prompts_dir,
         line_index,
         emergency_index,
@@ -1326,5 +1328,64 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         seat_ring: Duration::from_secs(seat_ring),
         max_ring: Duration::from_secs(max_ring),
         max_register_expires: max_expires as u32,
+    })
+}
+
+/// `[media]`: RTP ports 20000-29999 (5,000 legs), 30 s media time-out.
+fn build_media(raw: Option<&RawMedia>, r: &mut Reporter) -> Option<MediaSettings> {
+    let mut ok = true;
+    let rtp_ports = match raw.and_then(|m| m.rtp_ports.as_ref()) {
+        None => (20_000, 30_000),
+        Some(v) => {
+            let parsed = v.get_ref().split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+            });
+            match parsed {
+                Some((a, b)) if a >= 1024 && a < b => (a, b.saturating_add(1)),
+                _ => {
+                    ok = false;
+                    r.error(
+                        v.span(),
+                        format!("bad rtp_ports `{}`: expected FIRST-LAST, e.g. \"20000-29999\", from 1024 up", v.get_ref()),
+                    );
+                    (0, 0)
+                }
+            }
+        }
+    };
+    let rtp_address = match raw.and_then(|m| m.rtp_address.as_ref()) {
+        None => None,
+        Some(v) => match v.get_ref().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                ok = false;
+                r.error(
+                    v.span(),
+                    format!("bad rtp_address `{}`: expected an IP address", v.get_ref()),
+                );
+                None
+            }
+        },
+    };
+    let media_timeout = match raw.and_then(|m| m.media_timeout_seconds.as_ref()) {
+        None => Duration::from_secs(30),
+        Some(v) if (1..=3600).contains(v.get_ref()) => Duration::from_secs(*v.get_ref()),
+        Some(v) => {
+            ok = false;
+            r.error(
+                v.span(),
+                format!(
+                    "media_timeout_seconds = {} is out of range 1..=3600",
+                    v.get_ref()
+                ),
+            );
+            Duration::from_secs(30)
+        }
+    };
+    ok.then_some(MediaSettings {
+        anchor: raw.and_then(|m| m.anchor).unwrap_or(true),
+        rtp_ports,
+        rtp_address,
+        media_timeout,
     })
 }

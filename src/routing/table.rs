@@ -95,6 +95,17 @@ pub struct Seat {
     pub password: Option<String>,
 }
 
+/// `[media]`: where the gateway's RTP lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSettings {
+    pub anchor: bool,
+    /// First and one-past-last RTP port.
+    pub rtp_ports: (u16, u16),
+    pub rtp_address: Option<IpAddr>,
+    /// A leg silent this long is flagged.
+    pub media_timeout: Duration,
+}
+
 /// `[sip]`: how the gateway speaks SIP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipSettings {
@@ -207,6 +218,7 @@ pub struct Table {
     pub metrics_listen: SocketAddr,
     pub sip: SipSettings,
     pub prompts_dir: PathBuf,
+    pub media: MediaSettings,
     pub(crate) line_index: FxHashMap<u64, u32>,
     pub(crate) emergency_index: FxHashMap<u64, u32>,
     pub(crate) barred_callers: FxHashSet<u64>,
