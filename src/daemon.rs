@@ -273,7 +273,9 @@ impl Watch {
 /// caught half-written is not loaded).
 async fn watch_table(mut w: Watch, mut hup: Hangup, mut stop: watch::Receiver<bool>) {
     let path = w.shared.path().to_path_buf();
-    let mut tick = tokio::time::interval(w.interval);
+    // The first look is one interval after start-up: the table was just
+    // loaded, and an immediate look would race whoever edits it next.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + w.interval, w.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

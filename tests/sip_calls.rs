@@ -645,3 +645,87 @@ fn stopping_the_daemon_hangs_up_calls_in_progress_cleanly() {
     caller.expect_success(&gw);
     seat.expect_success(&gw);
 }
+
+/// The gateway anchors media: a caller to 12345 hears the welcome prompt
+/// as RTP while the seat rings — the decoded audio is the WAV through
+/// μ-law — and a key pressed as RFC 4733 events is reported.
+#[test]
+fn a_caller_hears_the_welcome_as_rtp_and_a_key_press_is_reported() {
+    use hotline::media::g711::Codec;
+    use hotline::media::prompt::PromptLibrary;
+    use hotline::media::rtp::{inspect, packet};
+
+    let gw = Gateway::start("early-media");
+    // Both general seats ring (2 s each in the test table) and never answer.
+    let (port1, port2) = (free_port(), free_port());
+    gw.register("8001", port1);
+    gw.register("8002", port2);
+    let seat1 = gw.seat("8001", port1, "never", "wait_bye");
+    let seat2 = gw.seat("8002", port2, "never", "wait_bye");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.sipp(
+        "trunk_media.xml",
+        &[
+            ("DIALED", "12345"),
+            ("RTP_PORT", &rtp_port),
+            ("HOLD_MS", "3000"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    );
+
+    // One second of what the caller hears.
+    let mut heard = Vec::new();
+    let mut gateway = None;
+    let mut buf = [0u8; 2048];
+    while heard.len() < 8000 {
+        let (n, from) = rtp.recv_from(&mut buf).expect("RTP from the gateway");
+        let info = inspect(&buf[..n]).expect("RTP");
+        assert_eq!(info.payload_type, 0, "PCMU, as negotiated");
+        Codec::Pcmu.decode(&buf[info.payload_at..n], &mut heard);
+        gateway = Some(from);
+    }
+    let lib = PromptLibrary::load(&std::path::Path::new(REPO).join("prompts")).unwrap();
+    let wav = lib.get("welcome").unwrap();
+    let mut expected = Vec::new();
+    let mut ulaw = Vec::new();
+    Codec::Pcmu.encode(&wav[..8000], &mut ulaw);
+    Codec::Pcmu.decode(&ulaw, &mut expected);
+    assert_eq!(
+        &heard[..8000],
+        &expected[..],
+        "the caller hears welcome.wav"
+    );
+
+    // The caller presses 5: RFC 4733 start, continuation and end packets.
+    let gateway = gateway.unwrap();
+    for (k, (duration, end)) in [(160u16, false), (320, false), (480, true), (480, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let payload = [
+            5u8,
+            if end { 0x8a } else { 0x0a },
+            (duration >> 8) as u8,
+            duration as u8,
+        ];
+        rtp.send_to(
+            &packet(101, k == 0, 500 + k as u16, 90_000, 0x5eed, &payload),
+            gateway,
+        )
+        .unwrap();
+    }
+    gw.wait_metric("hotline_dtmf_digits_total{source=\"rtp\"}", 1.0);
+    assert!(
+        gw.daemon.log_text().contains("key pressed"),
+        "the digit is in the log"
+    );
+
+    caller.expect_success(&gw);
+    seat1.expect_success(&gw);
+    seat2.expect_success(&gw);
+    assert_eq!(gw.calls_total("queue", "12345", "cancelled"), 1.0);
+}
