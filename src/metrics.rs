@@ -39,6 +39,8 @@ pub struct Metrics {
     pub media_timeouts: IntCounter,
     /// RTP ports not held by a leg.
     pub rtp_ports_free: IntGauge,
+    /// `hotline_rtp_packets_total{direction="received"|"sent"}`.
+    pub rtp_packets: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,8 +132,14 @@ impl Metrics {
         let rtp_ports_free =
             IntGauge::new("hotline_rtp_ports_free", "RTP ports not held by a call leg")
                 .expect("valid metric");
+        let rtp_packets = counter_vec(
+            "hotline_rtp_packets_total",
+            "RTP packets received from and sent to call legs",
+            &["direction"],
+        );
         for c in [
-            Box::new(dtmf_digits.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rtp_packets.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dtmf_digits.clone()),
             Box::new(media_timeouts.clone()),
             Box::new(rtp_ports_free.clone()),
             Box::new(routing_reloads.clone()),
@@ -171,6 +179,7 @@ impl Metrics {
             dtmf_digits,
             media_timeouts,
             rtp_ports_free,
+            rtp_packets,
         }
     }
 

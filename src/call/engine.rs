@@ -349,7 +349,12 @@ impl Engine {
             },
             _ => None,
         };
-        let session = crate::media::session::start(vec![a, b], self.media_timeout);
+        let counters = crate::media::session::Counters {
+            received: Some(self.metrics.rtp_packets.with_label_values(&["received"])),
+            sent: Some(self.metrics.rtp_packets.with_label_values(&["sent"])),
+        };
+        let session =
+            crate::media::session::start_counted(vec![a, b], self.media_timeout, counters);
         let plan = MediaPlan {
             a_local: session.locals[0],
             b_local: session.locals[1],

@@ -103,8 +103,24 @@ struct Leg {
     local_ts: u32,
 }
 
+/// Packet counters a session adds to (the daemon's metrics).
+#[derive(Clone, Default)]
+pub struct Counters {
+    pub received: Option<prometheus::IntCounter>,
+    pub sent: Option<prometheus::IntCounter>,
+}
+
 /// Starts a session over `sockets` (one per leg).
 pub fn start(sockets: Vec<MediaSocket>, media_timeout: Duration) -> SessionHandle {
+    start_counted(sockets, media_timeout, Counters::default())
+}
+
+/// [`start`], counting packets in and out.
+pub fn start_counted(
+    sockets: Vec<MediaSocket>,
+    media_timeout: Duration,
+    counters: Counters,
+) -> SessionHandle {
     let locals = sockets.iter().map(MediaSocket::local).collect();
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let (ev_tx, ev_rx) = mpsc::channel(32);
@@ -131,7 +147,7 @@ pub fn start(sockets: Vec<MediaSocket>, media_timeout: Duration) -> SessionHandl
             }
         })
         .collect();
-    tokio::spawn(run(legs, cmd_rx, ev_tx, media_timeout));
+    tokio::spawn(run(legs, cmd_rx, ev_tx, media_timeout, counters));
     SessionHandle {
         commands: cmd_tx,
         events: ev_rx,
@@ -146,6 +162,7 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     media_timeout: Duration,
+    counters: Counters,
 ) {
     let mut mode = Mode::Isolated;
     let mut mixer = Mixer::with_capacity(legs.len().max(3));
@@ -181,6 +198,9 @@ async fn run(
         };
         let now = Instant::now();
         if let Some((i, n, from)) = received {
+            if let Some(c) = &counters.received {
+                c.inc();
+            }
             on_packet(
                 i,
                 n,
@@ -270,6 +290,9 @@ async fn run(
         }
         // Sends wait for the socket to be writable: a fresh socket's first
         // non-blocking send would be refused until the reactor has seen it.
+        if let Some(c) = &counters.sent {
+            c.inc_by(outbox.len() as u64);
+        }
         for (socket, bytes, target) in outbox.drain(..) {
             let _ = socket.send_to(&bytes, target).await;
         }
