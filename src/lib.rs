@@ -9,13 +9,14 @@
 //! | [`routing`] | the pure decision: (dialed number, caller, instant, table) → where the call goes; number normalisation; working-day calendar |
 //! | [`sip`] | SIP, sans-I/O: the message facade (parser behind it), RFC 3261 transactions, digest authentication; and the UDP/TCP transport driver |
 //! | [`call`] | the routing loop (datagram → call task by Call-ID), the B2BUA call machine joining the caller's leg to a seat or trunk, the seat registrar |
+//! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
-//! Still to come, each as its own module beside these: `media` (RTP, G.711,
-//! prompts, DTMF, mixing, recording), `acd` (queues, seats, leader sessions
-//! on the wire) and `tickets` (the crash-safe callback store).
+//! Still to come, each as its own module beside these: `acd` (queues,
+//! seats, leader sessions on the wire) and `tickets` (the crash-safe
+//! callback store).
 
 pub mod admin;
 pub mod call;

@@ -910,6 +910,16 @@ fn prompts_resolve_against_the_given_path() {
         Err(ConfigError::Invalid { errors, .. }) => errors,
         other => panic!("expected Invalid, got {other:?}"),
     };
+    // The recordings directory resolves against it too, and is missing.
+    let (recordings, errors): (Vec<_>, Vec<_>) = errors
+        .into_iter()
+        .partition(|d| d.message.starts_with("recordings_dir"));
+    assert_eq!(recordings.len(), 1);
+    assert!(
+        recordings[0]
+            .message
+            .contains("/nonexistent-hotline-dir/recordings")
+    );
     assert_eq!(errors.len(), 4, "{}", render(&errors));
     for d in &errors {
         assert_eq!(d.file, elsewhere);
@@ -1143,5 +1153,35 @@ fn a_carrier_trunk_named_by_host_needs_sources() {
         },
         "\"sip:carrier.example.net\"",
         "list the addresses it sends from in `sources`",
+    );
+}
+
+#[test]
+fn a_missing_recordings_directory_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "recordings_dir = \"recordings\"",
+                "recordings_dir = \"no-such-dir\"",
+            )
+        },
+        "\"no-such-dir\"",
+        "is not a directory",
+    );
+}
+
+#[test]
+fn a_bad_rtp_port_range_is_refused() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "rtp_ports = \"20000-29999\"",
+                "rtp_ports = \"29999-20000\"",
+            )
+        },
+        "\"29999-20000\"",
+        "bad rtp_ports",
     );
 }

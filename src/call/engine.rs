@@ -363,6 +363,30 @@ impl Engine {
         Some((session, plan))
     }
 
+    /// Records the call when the table says so: every anchored call, or
+    /// those during a leader session (热线问政, recorded for publication).
+    /// One WAV per leg; a recording that fails never affects the call.
+    fn start_recording(&self, session: &SessionHandle, kind: Kind, call_id: &str) {
+        let table = self.table.guard();
+        let Some(rec) = &table.media.recordings else {
+            return;
+        };
+        if !(rec.all_calls || kind == Kind::LeaderSession) {
+            return;
+        }
+        let now = chrono::Utc::now().with_timezone(&table.calendar.timezone());
+        let paths = ["caller", "far"]
+            .into_iter()
+            .map(|leg| {
+                crate::media::recorder::recording_path(&rec.dir, &rec.name, call_id, &now, leg)
+            })
+            .collect();
+        session.send(crate::media::session::Command::Record {
+            dir: rec.dir.clone(),
+            paths,
+        });
+    }
+
     async fn run_call(
         self: Arc<Self>,
         start: CallStart,
@@ -385,6 +409,7 @@ impl Engine {
             && let Some((handle, plan)) = self.open_media(early).await
         {
             settings.media = Some(plan);
+            self.start_recording(&handle, labels.kind, &a_call_id);
             session = Some(handle);
         }
         let (mut call, first) = Call::start(

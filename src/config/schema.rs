@@ -93,6 +93,15 @@ pub struct RawMedia {
     /// Anchor media (default true); false relays SDP untouched.
     #[serde(default)]
     pub anchor: Option<bool>,
+    /// Where recordings go (relative to this file); unset: no recording.
+    #[serde(default)]
+    pub recordings_dir: Option<S<String>>,
+    /// Which calls are recorded: "leader_sessions" (default) or "all".
+    #[serde(default)]
+    pub record: Option<S<String>>,
+    /// File naming below recordings_dir: {date} {time} {call} {leg}.
+    #[serde(default)]
+    pub recording_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

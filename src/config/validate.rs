@@ -187,7 +187,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         },
     };
     let sip = build_sip(raw.sip.as_ref().map(|s| s.get_ref()), r);
-    let media = build_media(raw.media.as_ref().map(|m| m.get_ref()), r);
+    let media = build_media(raw.media.as_ref().map(|m| m.get_ref()), base_dir, r);
     let prompts_dir = match &raw.media {
         Some(m) => base_dir.join(m.get_ref().prompts_dir.get_ref()),
         None => base_dir.join("prompts"),
@@ -1332,8 +1332,41 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
 }
 
 /// `[media]`: RTP ports 20000-29999 (5,000 legs), 30 s media time-out.
-fn build_media(raw: Option<&RawMedia>, r: &mut Reporter) -> Option<MediaSettings> {
+fn build_media(raw: Option<&RawMedia>, base_dir: &Path, r: &mut Reporter) -> Option<MediaSettings> {
     let mut ok = true;
+    let recordings = match raw.and_then(|m| m.recordings_dir.as_ref()) {
+        None => None,
+        Some(d) => {
+            let dir = base_dir.join(d.get_ref());
+            if !dir.is_dir() {
+                ok = false;
+                r.error(
+                    d.span(),
+                    format!("recordings_dir `{}` is not a directory", dir.display()),
+                );
+            }
+            let all_calls = match raw.and_then(|m| m.record.as_ref()) {
+                None => false,
+                Some(v) if v.get_ref() == "leader_sessions" => false,
+                Some(v) if v.get_ref() == "all" => true,
+                Some(v) => {
+                    ok = false;
+                    r.error(
+                        v.span(),
+                        format!("unknown record `{}`: leader_sessions or all", v.get_ref()),
+                    );
+                    false
+                }
+            };
+            Some(crate::routing::table::Recordings {
+                dir,
+                all_calls,
+                name: raw
+                    .and_then(|m| m.recording_name.clone())
+                    .unwrap_or_else(|| crate::media::recorder::DEFAULT_TEMPLATE.to_string()),
+            })
+        }
+    };
     let rtp_ports = match raw.and_then(|m| m.rtp_ports.as_ref()) {
         None => (20_000, 30_000),
         Some(v) => {
@@ -1383,6 +1416,7 @@ fn build_media(raw: Option<&RawMedia>, r: &mut Reporter) -> Option<MediaSettings
         }
     };
     ok.then_some(MediaSettings {
+        recordings,
         anchor: raw.and_then(|m| m.anchor).unwrap_or(true),
         rtp_ports,
         rtp_address,

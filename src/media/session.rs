@@ -15,9 +15,11 @@ use super::dtmf::{Digit, EventReceiver};
 use super::g711::{Codec, SAMPLES_PER_FRAME};
 use super::mixer::{Frame, Mixer, PartyId};
 use super::prompt::{Pacer, Playlist};
+use super::recorder::Recorder;
 use super::rtp::{Latch, MediaSocket, Rewriter, Silence, Source, inspect, packet, restamp};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -57,6 +59,12 @@ pub enum Command {
     /// A leg hangs up; the others stay connected.
     Leave {
         leg: usize,
+    },
+    /// Record what each leg says, one WAV per leg, below `dir` (the
+    /// recordings directory, which must exist; folders below it are made).
+    Record {
+        dir: PathBuf,
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -98,6 +106,8 @@ struct Leg {
     playing: Option<(Box<Playlist>, Pacer)>,
     /// The latest decoded 20 ms from this leg, for the mixer.
     heard: Option<Frame>,
+    /// What this leg says, when the call is recorded.
+    recorder: Option<Recorder>,
     /// Our own counters for frames we generate (prompts, mixed audio).
     local_seq: u16,
     local_ts: u32,
@@ -142,6 +152,7 @@ pub fn start_counted(
                 timed_out: false,
                 playing: None,
                 heard: None,
+                recorder: None,
                 local_seq: 0,
                 local_ts: 0,
             }
@@ -187,7 +198,12 @@ async fn run(
         let sockets: Vec<Arc<UdpSocket>> = legs.iter().map(|l| l.socket.socket.clone()).collect();
         let received = tokio::select! {
             cmd = commands.recv() => match cmd {
-                None => break,
+                None => {
+                    for (i, leg) in legs.iter_mut().enumerate() {
+                        finish_recording(i, leg);
+                    }
+                    break;
+                }
                 Some(cmd) => {
                     apply(cmd, &mut legs, &mut mode, &mut mixer, &mut next_mix);
                     None
@@ -364,6 +380,16 @@ fn apply(
                 l.active = false;
                 l.playing = None;
                 let _ = mixer.leave(PartyId(leg as u32));
+                finish_recording(leg, l);
+            }
+        }
+        Command::Record { dir, paths } => {
+            for (i, (l, path)) in legs.iter_mut().zip(paths).enumerate() {
+                // A recording that cannot start is logged; the call goes on.
+                match Recorder::create_below(&dir, &path) {
+                    Ok(r) => l.recorder = Some(r),
+                    Err(e) => tracing::warn!(leg = i, error = %e, "recording not started"),
+                }
             }
         }
     }
@@ -404,6 +430,11 @@ fn on_packet(
     let Some(codec) = Codec::from_payload_type(info.payload_type) else {
         return;
     };
+    if let Some(r) = &mut legs[i].recorder {
+        pcm.clear();
+        codec.decode(payload, pcm);
+        r.write_frame(pcm);
+    }
     match mode {
         Mode::Isolated => {}
         Mode::Relay if i < 2 => {
@@ -451,6 +482,21 @@ fn on_packet(
 
 /// Packets to send at the end of a loop turn.
 type Outbox = Vec<(Arc<UdpSocket>, Bytes, SocketAddr)>;
+
+/// Closes a leg's recording (its WAV header written) and logs where it is.
+fn finish_recording(i: usize, leg: &mut Leg) {
+    if let Some(r) = leg.recorder.take() {
+        match r.finish() {
+            Ok(summary) => tracing::info!(
+                leg = i,
+                path = %summary.path.display(),
+                seconds = summary.duration.as_secs(),
+                "recording written"
+            ),
+            Err(e) => tracing::warn!(leg = i, error = %e, "recording incomplete"),
+        }
+    }
+}
 
 fn send_to(leg: &Leg, bytes: Bytes, outbox: &mut Outbox) {
     if !leg.send || !leg.active {
@@ -720,5 +766,75 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(inspect(&buf[..n]).unwrap().payload_type, 8);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_call_writes_what_each_leg_said_to_its_own_wav() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_600, 32_700);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("hotline-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let session = start(vec![a, b], Duration::from_secs(30));
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let seat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (leg, s) in [(0, &caller), (1, &seat)] {
+            session.send(Command::Remote {
+                leg,
+                addr: Some(s.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+            });
+        }
+        let paths = vec![
+            dir.join("day/call-caller.wav"),
+            dir.join("day/call-far.wav"),
+        ];
+        session.send(Command::Record {
+            dir: dir.clone(),
+            paths: paths.clone(),
+        });
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pcm = tone(300.0, 160 * 10, 0);
+        let mut sent = Vec::new();
+        for (k, chunk) in pcm.chunks(160).enumerate() {
+            let mut ulaw = Vec::new();
+            Codec::Pcmu.encode(chunk, &mut ulaw);
+            Codec::Pcmu.decode(&ulaw, &mut sent);
+            caller
+                .send_to(
+                    &packet(0, false, k as u16, 160 * k as u32, 3, &ulaw),
+                    session.locals[0],
+                )
+                .await
+                .unwrap();
+            let mut buf = [0u8; 2048];
+            tokio::time::timeout(Duration::from_secs(2), seat.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        drop(session);
+        // The session finishes its recordings as it ends.
+        let mut samples: Vec<i16> = Vec::new();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(mut r) = hound::WavReader::open(&paths[0])
+                && r.len() == 1600
+            {
+                samples = r.samples::<i16>().map(|x| x.unwrap()).collect();
+                break;
+            }
+        }
+        assert_eq!(samples, sent, "the caller's leg holds what the caller said");
+        assert_eq!(
+            hound::WavReader::open(&paths[1]).unwrap().len(),
+            0,
+            "the seat said nothing"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -104,6 +104,17 @@ pub struct MediaSettings {
     pub rtp_address: Option<IpAddr>,
     /// A leg silent this long is flagged.
     pub media_timeout: Duration,
+    /// Where recordings go, and which calls and how named.
+    pub recordings: Option<Recordings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recordings {
+    pub dir: PathBuf,
+    /// Every anchored call, or only those during leader sessions (热线问政,
+    /// recorded for publication).
+    pub all_calls: bool,
+    pub name: String,
 }
 
 /// `[sip]`: how the gateway speaks SIP.

@@ -24,6 +24,9 @@ impl TempTable {
         let dir = std::env::temp_dir().join(format!("hotline-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // The shipped table records leader sessions into `recordings/`
+        // beside it.
+        std::fs::create_dir_all(dir.join("recordings")).unwrap();
         let shipped = std::fs::read_to_string(Path::new(REPO).join("routing.toml")).unwrap();
         let prompts = Path::new(REPO).join("prompts");
         let text = shipped.replace(
