@@ -142,6 +142,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             interval: opts.watch_interval,
             serving_metrics_on: opts.metrics_listen.is_none().then_some(listen),
             seen: bytes,
+            engine: engine.clone(),
         },
         hangup,
         stop_rx,
@@ -254,17 +255,22 @@ struct Watch {
     serving_metrics_on: Option<SocketAddr>,
     /// The file's bytes as last loaded or refused.
     seen: Vec<u8>,
+    /// Reloads its prompts with the table.
+    engine: Arc<Engine>,
 }
 
 impl Watch {
     fn apply(&self, text: Result<String, ConfigError>, trigger: &str) {
-        reload(
+        let loaded = reload(
             &self.shared,
             &self.metrics,
             text.as_deref().map_err(clone_io),
             trigger,
             self.serving_metrics_on,
         );
+        if loaded {
+            self.engine.reload_prompts();
+        }
     }
 }
 

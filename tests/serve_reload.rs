@@ -210,3 +210,81 @@ fn a_table_saved_in_another_encoding_is_refused_on_reload() {
     });
     assert!(log.is_some(), "{}", d.log_text());
 }
+
+#[test]
+fn sighup_reloads_the_prompts_and_a_bad_prompt_keeps_the_running_ones() {
+    let table = TempTable::new("prompts-reload");
+    // A private copy of the prompts, beside the table.
+    let prompts = table.dir.join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    for entry in std::fs::read_dir(std::path::Path::new(support::REPO).join("prompts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wav") {
+            std::fs::copy(&path, prompts.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let text = table
+        .text
+        .lines()
+        .map(|l| {
+            if l.starts_with("prompts_dir = ") {
+                "prompts_dir = \"prompts\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    table.write(&text);
+    let port = free_port();
+    let d = Daemon::start(
+        &[
+            "serve",
+            "--config",
+            table.path.to_str().unwrap(),
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--watch-interval",
+            "3600",
+            "--sip-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+        table.dir.join("daemon.log"),
+    );
+    wait_metric(&d, port, "hotline_routing_lines", 45.0);
+
+    // welcome.wav becomes 16 kHz: refused, naming the file; the old stay.
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(prompts.join("welcome.wav"), spec).unwrap();
+    for _ in 0..1600 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    d.signal("HUP");
+    let log = wait_for(LIMIT, || {
+        let l = d.log_text();
+        l.contains("prompts not reloaded").then_some(l)
+    })
+    .expect("the refusal is logged");
+    assert!(
+        log.contains("welcome.wav: 16000 Hz"),
+        "names the file and why:\n{log}"
+    );
+
+    // Fixed: the next SIGHUP loads them.
+    std::fs::copy(
+        std::path::Path::new(support::REPO).join("prompts/welcome.wav"),
+        prompts.join("welcome.wav"),
+    )
+    .unwrap();
+    d.signal("HUP");
+    wait_for(LIMIT, || {
+        d.log_text().contains("prompts reloaded").then_some(())
+    })
+    .expect("the prompts are reloaded");
+}

@@ -55,7 +55,8 @@ pub struct Engine {
     local: String,
     /// RTP ports, when media is anchored.
     ports: Option<Arc<PortPool>>,
-    prompts: Option<Arc<PromptLibrary>>,
+    /// Swapped whole on reload; a call holds the library it started with.
+    prompts: arc_swap::ArcSwapOption<PromptLibrary>,
     media_timeout: Duration,
     this: Weak<Engine>,
 }
@@ -89,7 +90,7 @@ impl Engine {
         };
         Arc::new_cyclic(|this| Engine {
             ports,
-            prompts,
+            prompts: arc_swap::ArcSwapOption::new(prompts),
             media_timeout: media.media_timeout,
             table,
             metrics,
@@ -102,6 +103,20 @@ impl Engine {
             local,
             this: this.clone(),
         })
+    }
+
+    /// Reads the prompts again (on SIGHUP or a table reload). A library
+    /// that does not load is refused with the file and the reason, and the
+    /// running one stays.
+    pub fn reload_prompts(&self) {
+        let dir = self.table.guard().prompts_dir.clone();
+        match PromptLibrary::load(&dir) {
+            Ok(lib) => {
+                tracing::info!(dir = %dir.display(), prompts = lib.len(), "prompts reloaded");
+                self.prompts.store(Some(Arc::new(lib)));
+            }
+            Err(e) => tracing::error!(error = %e, "prompts not reloaded; the running prompts stay"),
+        }
     }
 
     pub fn active_calls(&self) -> usize {
@@ -339,7 +354,8 @@ impl Engine {
             }
         };
         self.metrics.rtp_ports_free.set(pool.available() as i64);
-        let playlist = match (&self.prompts, early.is_empty()) {
+        let prompts = self.prompts.load_full();
+        let playlist = match (&prompts, early.is_empty()) {
             (Some(lib), false) => match Playlist::new(lib, early) {
                 Ok(p) => Some(p),
                 Err(e) => {
