@@ -1399,7 +1399,9 @@ impl Call {
         if self.media.is_some() && self.phase == Phase::Connected {
             // Anchored media: a re-INVITE (hold, resume, a new address)
             // changes only its own leg's stream, answered here.
-            if method == Method::Invite {
+            // So does an UPDATE (RFC 3311): relaying its SDP would take the
+            // media off the gateway.
+            if method == Method::Invite || method == Method::Update {
                 self.answer_reoffer(side, s, &msg, now);
                 return;
             }
@@ -1465,26 +1467,19 @@ impl Call {
         let Some(plan) = self.settings.media.clone() else {
             return Ok(());
         };
-        if self.a.invite.body.is_empty() {
+        let Some(body) = sdp_body(&self.a.invite) else {
             tracing::info!(
                 call = self.id,
                 "no SDP offer from the caller; media not anchored"
             );
             return Ok(());
-        }
-        let remote = sdp::parse(&self.a.invite.body)
-            .map_err(|e| (400, format!("Bad Request (SDP: {e})")))?;
-        let neg = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
-            .map_err(|e| (488, format!("Not Acceptable Here ({e})")))?;
+        };
+        let (remote, neg) = negotiate_offer(&body, plan.a_local)?;
+        let peer_ip = self.a.peer.addr.ip();
         let session_id = u64::from(random_u32());
         let a_answer = sdp::answer(&neg, plan.a_local, session_id, 1);
-        self.out.push(Output::Media(MediaCommand::Remote {
-            leg: 0,
-            addr: neg.remote_rtp,
-            codec: neg.codec,
-            telephone_event: neg.telephone_event_pt,
-            send: remote.audio.direction.has_recv(),
-        }));
+        self.out
+            .push(Output::Media(remote_command(0, peer_ip, &remote, &neg)));
         self.media = Some(Media {
             plan,
             session_id,
@@ -1500,17 +1495,14 @@ impl Call {
     /// The far end answered: its SDP says where leg 1 goes; the prompt
     /// stops and the two legs are bridged.
     fn connect_media(&mut self, answer: &Message) {
+        let peer_ip = self.peer(Side::B).addr.ip();
         let Some(m) = &mut self.media else { return };
-        if let Ok(remote) = sdp::parse(&answer.body)
+        if let Some(body) = sdp_body(answer)
+            && let Ok(remote) = sdp::parse(&body)
             && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
         {
-            self.out.push(Output::Media(MediaCommand::Remote {
-                leg: 1,
-                addr: neg.remote_rtp,
-                codec: neg.codec,
-                telephone_event: neg.telephone_event_pt,
-                send: remote.audio.direction.has_recv(),
-            }));
+            self.out
+                .push(Output::Media(remote_command(1, peer_ip, &remote, &neg)));
         } else {
             tracing::info!(call = self.id, "the far end answered without usable SDP");
         }
@@ -1524,52 +1516,64 @@ impl Call {
     /// A new offer on an anchored leg (hold, resume, a moved far end):
     /// answered from our port for that leg, without disturbing the other.
     fn answer_reoffer(&mut self, side: Side, s: usize, msg: &Message, now: Instant) {
+        let peer = self.servers[s].peer;
+        let peer_ip = peer.addr.ip();
+        let contact = format!("<sip:hotline@{}>", self.settings.local);
         let Some(m) = &mut self.media else { return };
         let (leg, local) = match side {
             Side::A => (0, m.plan.a_local),
             Side::B => (1, m.plan.b_local),
         };
-        let negotiated = sdp::parse(&msg.body)
-            .map_err(|e| (400, format!("Bad Request (SDP: {e})")))
-            .and_then(|remote| {
-                sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
-                    .map(|neg| (remote, neg))
-                    .map_err(|e| (488, format!("Not Acceptable Here ({e})")))
-            });
-        let resp = match negotiated {
-            Ok((remote, neg)) => {
-                let version = match side {
-                    Side::A => {
-                        m.a_version += 1;
-                        m.a_version
-                    }
+        let resp = match sdp_body(msg) {
+            // No offer (a session refresh, §14.2): our current SDP for the
+            // leg, unchanged, as the offer; nothing about the stream moves.
+            None => {
+                let sdp = match side {
+                    Side::A => m.a_answer.clone(),
                     Side::B => {
                         m.b_version += 1;
-                        m.b_version
+                        sdp::offer(
+                            &[m.a_codec],
+                            TELEPHONE_EVENT_PT,
+                            local,
+                            m.session_id,
+                            m.b_version,
+                            sdp::Direction::SendRecv,
+                        )
                     }
                 };
-                self.out.push(Output::Media(MediaCommand::Remote {
-                    leg,
-                    addr: neg.remote_rtp,
-                    codec: neg.codec,
-                    telephone_event: neg.telephone_event_pt,
-                    send: remote.audio.direction.has_recv(),
-                }));
                 let mut ok = msg.response(200, "OK", None);
-                ok.push(
-                    Name::Contact,
-                    format!("<sip:hotline@{}>", self.settings.local),
-                );
+                ok.push(Name::Contact, contact);
                 ok.set(Name::ContentType, "application/sdp");
-                ok.body = Bytes::from(sdp::answer(&neg, local, m.session_id, version));
-                if side == Side::A {
-                    m.a_answer = String::from_utf8_lossy(&ok.body).into_owned();
-                }
+                ok.body = Bytes::from(sdp);
                 (200, ok)
             }
-            Err((code, reason)) => (code, msg.response(code, &reason, None)),
+            Some(body) => match negotiate_offer(&body, local) {
+                Ok((remote, neg)) => {
+                    let version = match side {
+                        Side::A => {
+                            m.a_version += 1;
+                            m.a_version
+                        }
+                        Side::B => {
+                            m.b_version += 1;
+                            m.b_version
+                        }
+                    };
+                    self.out
+                        .push(Output::Media(remote_command(leg, peer_ip, &remote, &neg)));
+                    let mut ok = msg.response(200, "OK", None);
+                    ok.push(Name::Contact, contact);
+                    ok.set(Name::ContentType, "application/sdp");
+                    ok.body = Bytes::from(sdp::answer(&neg, local, m.session_id, version));
+                    if side == Side::A {
+                        m.a_answer = String::from_utf8_lossy(&ok.body).into_owned();
+                    }
+                    (200, ok)
+                }
+                Err((code, reason)) => (code, msg.response(code, &reason, None)),
+            },
         };
-        let peer = self.servers[s].peer;
         if let Some(Action::Transmit(b)) =
             self.servers[s].send_response(resp.0, resp.1.encode(), now)
         {
@@ -1666,6 +1670,22 @@ impl Call {
         self.respond_a(487, "Request Terminated", None, now);
         self.final_status = Some(487);
         self.end(Outcome::Cancelled);
+    }
+
+    /// A leg of an answered call sent no RTP for the media time-out while
+    /// it should have (not on hold): its far end is gone without a BYE
+    /// (a rebooted SBC, a lost network). End the call so its seat and
+    /// ports are freed.
+    pub fn on_media_timeout(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if self.phase == Phase::Connected {
+            tracing::info!(
+                call = self.id,
+                "media time-out on an answered call; hanging up"
+            );
+            self.hang_up_both(registrar, now);
+            self.settle(now);
+        }
+        std::mem::take(&mut self.out)
     }
 
     /// Hang up everything, for shutdown or an operator's request.
@@ -2032,6 +2052,100 @@ fn other(side: Side) -> Side {
 
 /// Methods we take part in; sent in Allow (and with 405).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+
+/// Parses and negotiates an SDP offer for a leg whose RTP is at `local`:
+/// `488` for what we cannot take (no PCMU/PCMA, no audio, an address family
+/// our socket cannot reach), `400` for SDP that does not parse.
+fn negotiate_offer(
+    body: &[u8],
+    local: SocketAddr,
+) -> Result<(sdp::RemoteSdp, sdp::Negotiated), (u16, String)> {
+    let remote = sdp::parse(body).map_err(|e| match e {
+        sdp::SdpError::NoAudio | sdp::SdpError::NotAcceptable(_) => {
+            (488, format!("Not Acceptable Here ({e})"))
+        }
+        _ => (400, format!("Bad Request (SDP: {e})")),
+    })?;
+    let neg = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+        .map_err(|e| (488, format!("Not Acceptable Here ({e})")))?;
+    if let Some(addr) = neg.remote_rtp
+        && addr.is_ipv4() != local.is_ipv4()
+    {
+        return Err((488, "Not Acceptable Here (address family)".to_string()));
+    }
+    Ok((remote, neg))
+}
+
+/// What the media session needs to know of one leg's negotiated SDP.
+fn remote_command(
+    leg: usize,
+    sip_peer: std::net::IpAddr,
+    remote: &sdp::RemoteSdp,
+    neg: &sdp::Negotiated,
+) -> MediaCommand {
+    let mut allowed = vec![sip_peer];
+    if let Some(addr) = neg.remote_rtp
+        && addr.ip() != sip_peer
+    {
+        allowed.push(addr.ip());
+    }
+    MediaCommand::Remote {
+        leg,
+        addr: neg.remote_rtp,
+        codec: neg.codec,
+        payload_type: Some(neg.payload_type),
+        telephone_event: neg.telephone_event_pt,
+        send: remote.audio.direction.has_recv(),
+        expect: remote.audio.direction.has_send() && neg.remote_rtp.is_some(),
+        allowed,
+    }
+}
+
+/// The SDP in a message body: the body itself, or the `application/sdp`
+/// part of a multipart body (SIP-I/SIP-T trunks send SDP with ISUP).
+/// `None` when there is no SDP.
+fn sdp_body(msg: &Message) -> Option<Bytes> {
+    if msg.body.is_empty() {
+        return None;
+    }
+    let ct = msg
+        .header(&Name::ContentType)
+        .map(|v| v.to_ascii_lowercase())
+        .unwrap_or_else(|| "application/sdp".to_string());
+    if ct.starts_with("application/sdp") {
+        return Some(msg.body.clone());
+    }
+    if !ct.starts_with("multipart/") {
+        return None;
+    }
+    let original = msg.header(&Name::ContentType)?.to_string();
+    let boundary = original.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    let text = std::str::from_utf8(&msg.body).ok()?;
+    let delimiter = format!("--{boundary}");
+    for part in text.split(delimiter.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let part = part.trim_start_matches(['\r', '\n']);
+        let (head, body) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))?;
+        let is_sdp = head.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("content-type:") && l.contains("application/sdp")
+        });
+        if is_sdp {
+            let body = body.trim_end_matches(['\r', '\n']);
+            return Some(Bytes::from(format!("{body}\r\n")));
+        }
+    }
+    None
+}
 
 /// A key press carried in SIP INFO (`application/dtmf-relay` or
 /// `application/dtmf`), the fallback some trunks use instead of RFC 4733.

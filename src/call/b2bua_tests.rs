@@ -1865,3 +1865,157 @@ fn a_hold_reinvite_is_answered_here_and_only_changes_that_leg() {
     );
     assert_eq!(run.call.outcome(), None);
 }
+
+/// An anchored call answered by seat 8001 and ACKed; returns our To tag.
+fn anchored_answered() -> (Run, String) {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, anchored(false), vec![seat("8001")]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the seat")
+        .msg
+        .clone();
+    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    let tag = to_tag(&ok).unwrap();
+    run.recv(&caller_ack_2xx(&tag), caller());
+    (run, tag)
+}
+
+fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut invite = caller_invite();
+    invite.set(Name::ContentType, content_type.to_string());
+    invite.body = Bytes::from(sdp_body.to_string());
+    let (call, out) = Call::start(
+        CALL,
+        anchored(false),
+        wire(&invite),
+        caller(),
+        vec![seat("8001")],
+        (404, "x"),
+        &reg,
+        t0,
+    );
+    let mut run = Run {
+        reg,
+        t0,
+        now: t0,
+        call,
+        binds: Vec::new(),
+        log: Vec::new(),
+        media: Vec::new(),
+    };
+    let sent = run.take(out, t0);
+    (run, sent)
+}
+
+#[test]
+fn an_update_with_sdp_is_answered_here_and_not_relayed() {
+    let (mut run, tag) = anchored_answered();
+    let update = parse(&with_body(
+        caller_request("UPDATE", 2, "z9hG4bKcaller.update", &tag),
+        "application/sdp",
+        "v=0\r\no=caller 1 3 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n",
+    ));
+    let sent = run.recv(&update, caller());
+    assert!(
+        requests(&sent, Method::Update).is_empty(),
+        "the seat never sees the caller's SDP"
+    );
+    let ok = one(responses(&sent, 200), "200 to the UPDATE").msg.clone();
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 20000 "));
+    assert!(
+        run.media.last().unwrap().contains("192.0.2.10:40002"),
+        "{:?}",
+        run.media.last()
+    );
+}
+
+#[test]
+fn a_reinvite_without_sdp_gets_our_current_sdp_as_an_offer() {
+    let (mut run, tag) = anchored_answered();
+    let refresh = parse(&no_body(caller_request(
+        "INVITE",
+        2,
+        "z9hG4bKcaller.refresh",
+        &tag,
+    )));
+    let sent = run.recv(&refresh, caller());
+    let ok = one(responses(&sent, 200), "200 to the refresh").msg.clone();
+    let body = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(body.contains("m=audio 20000 "), "{body}");
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn a_media_timeout_on_an_answered_call_hangs_up_both_legs() {
+    let (mut run, _) = anchored_answered();
+    let now = run.now;
+    let out = run.call.on_media_timeout(&run.reg, now);
+    let sent = run.take(out, now);
+    assert_eq!(
+        requests(&sent, Method::Bye).len(),
+        2,
+        "{:?}",
+        summary(&sent)
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    assert!(!run.reg.is_busy("8001"));
+}
+
+#[test]
+fn the_sdp_part_of_a_multipart_sip_i_body_is_anchored() {
+    let body = "--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\n\r\n--b1\r\nContent-Type: application/isup;version=itu-t92+\r\n\r\n\x01\x02\x03\r\n--b1--\r\n";
+    let (run, sent) = start_with_offer(body, "multipart/mixed;boundary=b1");
+    assert!(
+        !requests(&sent, Method::Invite).is_empty(),
+        "{:?}",
+        summary(&sent)
+    );
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.contains("192.0.2.10:40000") && m.contains("Pcma")),
+        "{:?}",
+        run.media
+    );
+}
+
+#[test]
+fn an_ipv6_offer_to_an_ipv4_port_is_not_acceptable() {
+    let body = "v=0\r\no=c 1 1 IN IP6 2001:db8::10\r\ns=-\r\nc=IN IP6 2001:db8::10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let (run, sent) = start_with_offer(body, "application/sdp");
+    assert!(
+        one(
+            to_peer(&sent, caller())
+                .into_iter()
+                .filter(|s| s.is_code(488))
+                .collect(),
+            "488"
+        )
+        .is_code(488)
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Failed));
+}
+
+#[test]
+fn a_dynamic_payload_type_for_a_static_codec_is_passed_to_the_media_session() {
+    let body = "v=0\r\no=c 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 40000 RTP/AVP 96\r\na=rtpmap:96 PCMA/8000\r\n";
+    let (run, _) = start_with_offer(body, "application/sdp");
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.contains("payload_type: Some(96)") && m.contains("Pcma")),
+        "{:?}",
+        run.media
+    );
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.contains("allowed: [192.0.2.10]")),
+        "the caller's address only: {:?}",
+        run.media
+    );
+}

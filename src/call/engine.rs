@@ -75,11 +75,13 @@ impl Engine {
                 .rtp_address
                 .or_else(|| local.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
                 .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-            PortPool::new(ip, media.rtp_ports.0, media.rtp_ports.1)
+            PortPool::with_gauge(
+                ip,
+                media.rtp_ports.0,
+                media.rtp_ports.1,
+                metrics.rtp_ports_free.clone(),
+            )
         });
-        if let Some(pool) = &ports {
-            metrics.rtp_ports_free.set(pool.available() as i64);
-        }
         let prompts_dir = table.guard().prompts_dir.clone();
         let prompts = match PromptLibrary::load(&prompts_dir) {
             Ok(lib) => Some(Arc::new(lib)),
@@ -353,7 +355,6 @@ impl Engine {
                 return None;
             }
         };
-        self.metrics.rtp_ports_free.set(pool.available() as i64);
         let prompts = self.prompts.load_full();
         let playlist = match (&prompts, early.is_empty()) {
             (Some(lib), false) => match Playlist::new(lib, early) {
@@ -425,7 +426,6 @@ impl Engine {
             && let Some((handle, plan)) = self.open_media(early).await
         {
             settings.media = Some(plan);
-            self.start_recording(&handle, labels.kind, &a_call_id);
             session = Some(handle);
         }
         let (mut call, first) = Call::start(
@@ -483,6 +483,10 @@ impl Engine {
                 // Observed at the answer, so the histogram is live.
                 setup_observed = true;
                 self.metrics.call_setup_seconds.observe(t.as_secs_f64());
+                // Recorded from the answer: a refused call leaves no file.
+                if let Some(s) = &session {
+                    self.start_recording(s, labels.kind, &format!("{}-{}", bound[0], call.id));
+                }
             }
             if !counted && let Some(outcome) = call.outcome() {
                 counted = true;
@@ -509,6 +513,7 @@ impl Engine {
                     Some(MediaEvent::MediaTimeout { leg }) => {
                         self.metrics.media_timeouts.inc();
                         tracing::info!(leg, "media time-out");
+                        out = call.on_media_timeout(&self.registrar, Instant::now());
                     }
                     Some(MediaEvent::PromptDone { .. }) => {}
                     None => session = None,

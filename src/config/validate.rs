@@ -1389,12 +1389,16 @@ fn build_media(raw: Option<&RawMedia>, base_dir: &Path, r: &mut Reporter) -> Opt
     let rtp_address = match raw.and_then(|m| m.rtp_address.as_ref()) {
         None => None,
         Some(v) => match v.get_ref().parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
+            // Our SDP names this address: 0.0.0.0 would mean "on hold".
+            Ok(ip) if !ip.is_unspecified() => Some(ip),
+            _ => {
                 ok = false;
                 r.error(
                     v.span(),
-                    format!("bad rtp_address `{}`: expected an IP address", v.get_ref()),
+                    format!(
+                        "bad rtp_address `{}`: expected the IP peers reach us at (not 0.0.0.0)",
+                        v.get_ref()
+                    ),
                 );
                 None
             }

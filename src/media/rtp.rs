@@ -39,6 +39,8 @@ pub struct PortPool {
     ip: IpAddr,
     range: (u16, u16),
     free: Mutex<VecDeque<u16>>,
+    /// Kept equal to the number of free ports, when set.
+    gauge: Option<prometheus::IntGauge>,
 }
 
 impl PortPool {
@@ -48,7 +50,22 @@ impl PortPool {
             ip,
             range: (start, end),
             free: Mutex::new(free),
+            gauge: None,
         })
+    }
+
+    /// A pool that keeps `gauge` at its number of free ports.
+    pub fn with_gauge(
+        ip: IpAddr,
+        start: u16,
+        end: u16,
+        gauge: prometheus::IntGauge,
+    ) -> Arc<PortPool> {
+        let mut pool =
+            Arc::try_unwrap(Self::new(ip, start, end)).unwrap_or_else(|_| unreachable!());
+        gauge.set(pool.free.get_mut().map(|f| f.len()).unwrap_or(0) as i64);
+        pool.gauge = Some(gauge);
+        Arc::new(pool)
     }
 
     pub fn available(&self) -> usize {
@@ -60,7 +77,13 @@ impl PortPool {
     pub async fn allocate(self: &Arc<Self>) -> Result<MediaSocket, MediaError> {
         let tries = self.available();
         for _ in 0..tries {
-            let Some(port) = self.free.lock().ok().and_then(|mut f| f.pop_front()) else {
+            let Some(port) = self.free.lock().ok().and_then(|mut f| {
+                let port = f.pop_front();
+                if let Some(g) = &self.gauge {
+                    g.set(f.len() as i64);
+                }
+                port
+            }) else {
                 break;
             };
             match UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
@@ -80,6 +103,9 @@ impl PortPool {
     fn release(&self, port: u16) {
         if let Ok(mut f) = self.free.lock() {
             f.push_back(port);
+            if let Some(g) = &self.gauge {
+                g.set(f.len() as i64);
+            }
         }
     }
 }
@@ -191,6 +217,7 @@ pub struct Latch {
     /// From the SDP, used until a packet arrives.
     pub signalled: Option<SocketAddr>,
     latched: Option<SocketAddr>,
+    allowed: Vec<IpAddr>,
 }
 
 impl Latch {
@@ -198,11 +225,28 @@ impl Latch {
         Latch {
             signalled,
             latched: None,
+            allowed: Vec::new(),
         }
     }
 
-    /// Whether to accept a packet from `from`; the first one latches.
+    /// Restricts senders to these IPs (the leg's SDP and SIP addresses);
+    /// empty allows the first sender whoever it is.
+    pub fn allow(&mut self, ips: Vec<IpAddr>) {
+        self.allowed = ips;
+    }
+
+    /// Whether to accept a packet from `from`. With allowed IPs, any port
+    /// of theirs is taken and becomes the target (a NAT may rebind); a
+    /// stranger who guesses our port is ignored. Without, the first sender
+    /// latches.
     pub fn accept(&mut self, from: SocketAddr) -> bool {
+        if !self.allowed.is_empty() {
+            if !self.allowed.contains(&from.ip()) {
+                return false;
+            }
+            self.latched = Some(from);
+            return true;
+        }
         match self.latched {
             None => {
                 self.latched = Some(from);
@@ -378,6 +422,27 @@ mod tests {
         assert!(!l.accept(other), "no takeover by another sender");
         l.resignal(Some(other));
         assert!(l.accept(other));
+    }
+
+    #[test]
+    fn with_allowed_addresses_a_stranger_cannot_take_the_stream() {
+        let sdp: SocketAddr = "10.0.0.5:4000".parse().unwrap();
+        let mut l = Latch::new(Some(sdp));
+        l.allow(vec![
+            "10.0.0.5".parse().unwrap(),
+            "203.0.113.9".parse().unwrap(),
+        ]);
+        let stranger: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+        assert!(!l.accept(stranger), "a guessed port does not latch");
+        assert_eq!(l.target(), Some(sdp));
+        let nat: SocketAddr = "203.0.113.9:61000".parse().unwrap();
+        assert!(l.accept(nat));
+        assert_eq!(l.target(), Some(nat));
+        // The NAT rebinds: the new port of an allowed address is followed.
+        let rebound: SocketAddr = "203.0.113.9:61002".parse().unwrap();
+        assert!(l.accept(rebound));
+        assert_eq!(l.target(), Some(rebound));
+        assert!(!l.accept(stranger));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::prompt::{Pacer, Playlist};
 use super::recorder::Recorder;
 use super::rtp::{Latch, MediaSocket, Rewriter, Silence, Source, inspect, packet, restamp};
 use bytes::Bytes;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,8 +44,18 @@ pub enum Command {
         leg: usize,
         addr: Option<SocketAddr>,
         codec: Codec,
+        /// The payload type the SDP gave the codec (`None`: its static
+        /// one, 0 or 8; offers may map it to a dynamic number).
+        payload_type: Option<u8>,
         telephone_event: Option<u8>,
         send: bool,
+        /// Whether the far end sends to us (not on hold): only then is its
+        /// silence a media time-out.
+        expect: bool,
+        /// The addresses the leg's RTP may come from (its SDP address and
+        /// its SIP peer's): a stranger who guesses the port cannot take
+        /// the stream over. Empty: the first sender (tests).
+        allowed: Vec<IpAddr>,
     },
     /// Play to one leg (instead of what the mode would send it).
     Play {
@@ -97,8 +107,10 @@ struct Leg {
     latch: Latch,
     rewriter: Rewriter,
     codec: Codec,
+    payload_type: u8,
     telephone_event: Option<u8>,
     send: bool,
+    expect: bool,
     active: bool,
     dtmf: EventReceiver,
     silence: Silence,
@@ -144,8 +156,10 @@ pub fn start_counted(
                 latch: Latch::default(),
                 rewriter: Rewriter::new(random_u32(), r as u16, r.rotate_left(16)),
                 codec: Codec::Pcmu,
+                payload_type: Codec::Pcmu.payload_type(),
                 telephone_event: None,
                 send: true,
+                expect: false,
                 active: true,
                 dtmf: EventReceiver::new(),
                 silence: Silence::new(now, media_timeout),
@@ -182,13 +196,14 @@ async fn run(
     let mut scratch_pcm: Vec<i16> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let mut scratch_out: Vec<u8> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let mut outbox: Outbox = Vec::new();
+    let mut turn = 0usize;
     loop {
         let mut wake = Instant::now() + Duration::from_secs(3600);
         for leg in &legs {
             if let Some((_, pacer)) = &leg.playing {
                 wake = wake.min(pacer.next_deadline());
             }
-            if leg.active && !leg.timed_out {
+            if leg.active && leg.expect && !leg.timed_out {
                 wake = wake.min(leg.silence.deadline());
             }
         }
@@ -209,9 +224,10 @@ async fn run(
                     None
                 }
             },
-            r = recv_any(&sockets, &mut bufs) => r,
+            r = recv_any(&sockets, &mut bufs, turn) => r,
             _ = tokio::time::sleep_until(wake.into()) => None,
         };
+        turn = turn.wrapping_add(1);
         let now = Instant::now();
         if let Some((i, n, from)) = received {
             if let Some(c) = &counters.received {
@@ -247,7 +263,7 @@ async fn run(
                     leg.rewriter
                         .rewrite(Source::Local, slot.sequence, slot.timestamp, now);
                 let p = packet(
-                    leg.codec.payload_type(),
+                    leg.payload_type,
                     slot.marker,
                     seq,
                     ts,
@@ -293,7 +309,7 @@ async fn run(
                 send_to(
                     leg,
                     packet(
-                        leg.codec.payload_type(),
+                        leg.payload_type,
                         false,
                         seq,
                         ts,
@@ -314,7 +330,7 @@ async fn run(
         }
         // Silence.
         for (i, leg) in legs.iter_mut().enumerate() {
-            if leg.active && !leg.timed_out && leg.silence.timed_out(now) {
+            if leg.active && leg.expect && !leg.timed_out && leg.silence.timed_out(now) {
                 leg.timed_out = true;
                 tracing::info!(
                     leg = i,
@@ -339,16 +355,25 @@ fn apply(
             leg,
             addr,
             codec,
+            payload_type,
             telephone_event,
             send,
+            expect,
+            allowed,
         } => {
             if let Some(l) = legs.get_mut(leg) {
                 if l.latch.signalled != addr {
                     l.latch.resignal(addr);
                 }
+                l.latch.allow(allowed);
                 l.codec = codec;
+                l.payload_type = payload_type.unwrap_or(codec.payload_type());
                 l.telephone_event = telephone_event;
                 l.send = send;
+                l.expect = expect;
+                // Silence is measured from now: ringing was not silence.
+                l.silence.heard(Instant::now());
+                l.timed_out = false;
             }
         }
         Command::Play { leg, playlist } => {
@@ -425,10 +450,32 @@ fn on_packet(
             tracing::info!(leg = i, %digit, "DTMF");
             let _ = events.try_send(Event::Digit { leg: i, digit });
         }
+        // Bridged: the far end hears the key too (its IVR may need it),
+        // in its own telephone-event payload type.
+        if mode == Mode::Relay && i < 2 {
+            let to = &mut legs[1 - i];
+            if let Some(pt) = to.telephone_event
+                && to.active
+            {
+                let (seq, ts) =
+                    to.rewriter
+                        .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
+                send_to(
+                    to,
+                    packet(pt, info.marker, seq, ts, to.rewriter.ssrc, payload),
+                    outbox,
+                );
+            }
+        }
         return;
     }
-    let Some(codec) = Codec::from_payload_type(info.payload_type) else {
-        return;
+    let codec = if info.payload_type == leg.payload_type {
+        leg.codec
+    } else {
+        match Codec::from_payload_type(info.payload_type) {
+            Some(c) => c,
+            None => return,
+        }
     };
     if let Some(r) = &mut legs[i].recorder {
         pcm.clear();
@@ -445,8 +492,19 @@ fn on_packet(
             let (seq, ts) = to
                 .rewriter
                 .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
-            if to.codec == codec {
+            if to.codec == codec && to.payload_type == info.payload_type {
                 let out = restamp(bytes, seq, ts, to.rewriter.ssrc);
+                send_to(to, out, outbox);
+            } else if to.codec == codec {
+                // The same codec under another payload type number.
+                let out = packet(
+                    to.payload_type,
+                    info.marker,
+                    seq,
+                    ts,
+                    to.rewriter.ssrc,
+                    payload,
+                );
                 send_to(to, out, outbox);
             } else {
                 // Transcode between A-law and μ-law.
@@ -457,7 +515,7 @@ fn on_packet(
                 send_to(
                     to,
                     packet(
-                        to.codec.payload_type(),
+                        to.payload_type,
                         info.marker,
                         seq,
                         ts,
@@ -511,16 +569,26 @@ fn send_to(leg: &Leg, bytes: Bytes, outbox: &mut Outbox) {
 async fn recv_any(
     sockets: &[Arc<UdpSocket>],
     bufs: &mut [Vec<u8>],
+    start: usize,
 ) -> Option<(usize, usize, SocketAddr)> {
     use std::future::poll_fn;
     use std::task::Poll;
+    let n = sockets.len();
+    // A rotating start, so a flood on one leg cannot starve the others; an
+    // error (none are expected for UDP) is polled again, not left without
+    // a waker.
     poll_fn(|cx| {
-        for (i, (s, buf)) in sockets.iter().zip(bufs.iter_mut()).enumerate() {
-            let mut rb = tokio::io::ReadBuf::new(buf);
-            match s.poll_recv_from(cx, &mut rb) {
-                Poll::Ready(Ok(from)) => return Poll::Ready(Some((i, rb.filled().len(), from))),
-                Poll::Ready(Err(_)) => continue,
-                Poll::Pending => {}
+        for k in 0..n {
+            let i = (start + k) % n;
+            for _ in 0..4 {
+                let mut rb = tokio::io::ReadBuf::new(&mut bufs[i]);
+                match sockets[i].poll_recv_from(cx, &mut rb) {
+                    Poll::Ready(Ok(from)) => {
+                        return Poll::Ready(Some((i, rb.filled().len(), from)));
+                    }
+                    Poll::Ready(Err(_)) => continue,
+                    Poll::Pending => break,
+                }
             }
         }
         Poll::Pending
@@ -591,6 +659,9 @@ mod tests {
                 codec,
                 telephone_event: Some(101),
                 send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
             });
             parties.push((s, codec));
         }
@@ -661,6 +732,9 @@ mod tests {
             codec: Codec::Pcma,
             telephone_event: Some(101),
             send: true,
+            payload_type: None,
+            expect: true,
+            allowed: Vec::new(),
         });
         let lib = crate::media::prompt::PromptLibrary::load(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
@@ -727,6 +801,9 @@ mod tests {
                 codec,
                 telephone_event: Some(101),
                 send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
             });
         }
         session.send(Command::Connect(Mode::Relay));
@@ -786,6 +863,9 @@ mod tests {
                 codec: Codec::Pcmu,
                 telephone_event: None,
                 send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
             });
         }
         let paths = vec![
@@ -836,5 +916,56 @@ mod tests {
             "the seat said nothing"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_key_press_is_reported_and_passed_to_the_bridged_party_in_its_payload_type() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_800, 32_900);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let mut session = start(vec![a, b], Duration::from_secs(30));
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ivr = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (leg, s, te) in [(0, &caller, 101), (1, &ivr, 100)] {
+            session.send(Command::Remote {
+                leg,
+                addr: Some(s.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                payload_type: None,
+                telephone_event: Some(te),
+                send: true,
+                expect: true,
+                allowed: vec![ip],
+            });
+        }
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let payload = [3u8, 0x0a, 0, 160];
+        caller
+            .send_to(&packet(101, true, 9, 4000, 77, &payload), session.locals[0])
+            .await
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(2), ivr.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let info = inspect(&buf[..n]).unwrap();
+        assert_eq!(
+            info.payload_type, 100,
+            "the IVR's own telephone-event number"
+        );
+        assert_eq!(&buf[info.payload_at..n], &payload);
+        let ev = tokio::time::timeout(Duration::from_secs(2), session.events.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            ev,
+            Some(Event::Digit {
+                leg: 0,
+                digit: Digit::Three
+            })
+        );
     }
 }
