@@ -119,7 +119,7 @@ struct Leg {
     /// The latest decoded 20 ms from this leg, for the mixer.
     heard: Option<Frame>,
     /// What this leg says, when the call is recorded.
-    recorder: Option<Recorder>,
+    recorder: Option<RecordingWriter>,
     /// Our own counters for frames we generate (prompts, mixed audio).
     local_seq: u16,
     local_ts: u32,
@@ -411,10 +411,7 @@ fn apply(
         Command::Record { dir, paths } => {
             for (i, (l, path)) in legs.iter_mut().zip(paths).enumerate() {
                 // A recording that cannot start is logged; the call goes on.
-                match Recorder::create_below(&dir, &path) {
-                    Ok(r) => l.recorder = Some(r),
-                    Err(e) => tracing::warn!(leg = i, error = %e, "recording not started"),
-                }
+                l.recorder = Some(RecordingWriter::start(i, dir.clone(), path));
             }
         }
     }
@@ -480,7 +477,7 @@ fn on_packet(
     if let Some(r) = &mut legs[i].recorder {
         pcm.clear();
         codec.decode(payload, pcm);
-        r.write_frame(pcm);
+        r.write(pcm);
     }
     match mode {
         Mode::Isolated => {}
@@ -541,17 +538,69 @@ fn on_packet(
 /// Packets to send at the end of a loop turn.
 type Outbox = Vec<(Arc<UdpSocket>, Bytes, SocketAddr)>;
 
-/// Closes a leg's recording (its WAV header written) and logs where it is.
-fn finish_recording(i: usize, leg: &mut Leg) {
-    if let Some(r) = leg.recorder.take() {
-        match r.finish() {
-            Ok(summary) => tracing::info!(
-                leg = i,
-                path = %summary.path.display(),
-                seconds = summary.duration.as_secs(),
-                "recording written"
-            ),
-            Err(e) => tracing::warn!(leg = i, error = %e, "recording incomplete"),
+/// Closes a leg's recording: its writer finishes the WAV and logs where it
+/// is.
+fn finish_recording(_i: usize, leg: &mut Leg) {
+    leg.recorder = None;
+}
+
+/// A recording written on its own thread: disk I/O (a slow or stalled
+/// volume) must never hold up the media task, and so the calls. Frames go
+/// through a bounded queue; when the disk falls behind, frames are dropped
+/// and counted, never waited for.
+struct RecordingWriter {
+    frames: std::sync::mpsc::SyncSender<Vec<i16>>,
+    dropped: u64,
+}
+
+/// Frames queued before dropping: 10 s of 20 ms frames.
+const RECORDING_QUEUE: usize = 500;
+
+impl RecordingWriter {
+    fn start(leg: usize, dir: PathBuf, path: PathBuf) -> RecordingWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<i16>>(RECORDING_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("recording".into())
+            .spawn(move || {
+                let mut recorder = match Recorder::create_below(&dir, &path) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(leg, error = %e, "recording not started");
+                        return;
+                    }
+                };
+                // Until the call drops its end of the queue.
+                for frame in rx {
+                    recorder.write_frame(&frame);
+                }
+                match recorder.finish() {
+                    Ok(summary) => tracing::info!(
+                        leg,
+                        path = %summary.path.display(),
+                        seconds = summary.duration.as_secs(),
+                        "recording written"
+                    ),
+                    Err(e) => tracing::warn!(leg, error = %e, "recording incomplete"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(leg, error = %e, "recording thread not started");
+        }
+        RecordingWriter {
+            frames: tx,
+            dropped: 0,
+        }
+    }
+
+    fn write(&mut self, pcm: &[i16]) {
+        if self.frames.try_send(pcm.to_vec()).is_err() {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "recording falls behind; frames dropped"
+                );
+            }
         }
     }
 }
