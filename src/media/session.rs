@@ -477,7 +477,7 @@ fn on_packet(
     if let Some(r) = &mut legs[i].recorder {
         pcm.clear();
         codec.decode(payload, pcm);
-        r.write(pcm);
+        r.write_packet(pcm, info.ssrc, info.ts, now);
     }
     match mode {
         Mode::Isolated => {}
@@ -551,7 +551,20 @@ fn finish_recording(_i: usize, leg: &mut Leg) {
 struct RecordingWriter {
     frames: std::sync::mpsc::SyncSender<Vec<i16>>,
     dropped: u64,
+    /// When recording began: every leg's track starts here, so the tracks
+    /// of one call line up sample for sample.
+    started: Instant,
+    /// Samples written so far (or queued).
+    written: u64,
+    /// The last packet's source and RTP timestamp, to see gaps (loss, hold,
+    /// silence suppression) and fill them with silence.
+    last: Option<(u32, u32)>,
+    last_len: u64,
 }
+
+/// The longest gap filled with silence at once (a leg back from a long
+/// hold is re-aligned to the clock instead).
+const MAX_GAP_SAMPLES: u32 = 8000 * 10;
 
 /// Frames queued before dropping: 10 s of 20 ms frames.
 const RECORDING_QUEUE: usize = 500;
@@ -589,10 +602,44 @@ impl RecordingWriter {
         RecordingWriter {
             frames: tx,
             dropped: 0,
+            started: Instant::now(),
+            written: 0,
+            last: None,
+            last_len: 0,
         }
     }
 
+    /// Writes a packet's audio where it belongs in time: the first after
+    /// the start (or after a new source, or a gap too long to trust the
+    /// timestamps) by the wall clock, later ones by RTP timestamp, with
+    /// silence in between.
+    fn write_packet(&mut self, pcm: &[i16], ssrc: u32, ts: u32, now: Instant) {
+        let expected = match self.last {
+            Some((s, last_ts)) if s == ssrc => {
+                let step = ts.wrapping_sub(last_ts);
+                (step <= MAX_GAP_SAMPLES).then_some(step)
+            }
+            _ => None,
+        };
+        let silence = match expected {
+            // The gap beyond the previous packet's own length.
+            Some(step) => u64::from(step).saturating_sub(self.last_len),
+            None => {
+                let due = (now.saturating_duration_since(self.started).as_micros() / 125) as u64;
+                due.saturating_sub(self.written)
+            }
+        };
+        if silence > 0 {
+            let silence = silence.min(u64::from(MAX_GAP_SAMPLES)) as usize;
+            self.write(&vec![0i16; silence]);
+        }
+        self.write(pcm);
+        self.last = Some((ssrc, ts));
+        self.last_len = pcm.len() as u64;
+    }
+
     fn write(&mut self, pcm: &[i16]) {
+        self.written += pcm.len() as u64;
         if self.frames.try_send(pcm.to_vec()).is_err() {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
@@ -928,10 +975,16 @@ mod tests {
         session.send(Command::Connect(Mode::Relay));
         tokio::time::sleep(Duration::from_millis(20)).await;
         let pcm = tone(300.0, 160 * 10, 0);
+        // What the track should hold after its start: the frames, with
+        // the lost one (k = 5) as silence.
         let mut sent = Vec::new();
         for (k, chunk) in pcm.chunks(160).enumerate() {
             let mut ulaw = Vec::new();
             Codec::Pcmu.encode(chunk, &mut ulaw);
+            if k == 5 {
+                sent.extend_from_slice(&[0i16; 160]);
+                continue;
+            }
             Codec::Pcmu.decode(&ulaw, &mut sent);
             caller
                 .send_to(
@@ -952,13 +1005,23 @@ mod tests {
         for _ in 0..100 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             if let Ok(mut r) = hound::WavReader::open(&paths[0])
-                && r.len() == 1600
+                && r.len() as usize >= sent.len()
             {
                 samples = r.samples::<i16>().map(|x| x.unwrap()).collect();
                 break;
             }
         }
-        assert_eq!(samples, sent, "the caller's leg holds what the caller said");
+        // The track starts when recording started (silence until the
+        // caller's first packet, about 20 ms here), then holds what the
+        // caller said, the lost packet filled with silence.
+        let lead = samples.len() - sent.len();
+        assert!(lead > 0 && lead < 8000, "lead-in of {lead} samples");
+        assert!(samples[..lead].iter().all(|&x| x == 0));
+        assert_eq!(
+            &samples[lead..],
+            &sent[..],
+            "the caller's leg holds what the caller said, in time"
+        );
         assert_eq!(
             hound::WavReader::open(&paths[1]).unwrap().len(),
             0,
