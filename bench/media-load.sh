@@ -38,6 +38,7 @@ sed -e 's|^listen_udp = .*|listen_udp = "127.0.0.1:5070"|' \
     -e 's|^listen = "127.0.0.1:9090"|listen = "127.0.0.1:19190"|' \
     -e 's|sip:127.0.0.1:5091|sip:127.0.0.1:5080|' \
     -e 's|^prompts_dir = .*|prompts_dir = "'"$ROOT"'/prompts"|' \
+    -e 's|^recordings_dir = .*|recordings_dir = "'"$ROOT"'/recordings"|' \
     -e 's|^rtp_ports = .*|rtp_ports = "40000-49999"|' \
     -e 's|^media_timeout_seconds = .*|media_timeout_seconds = 60|' \
     "$ROOT/routing.toml" >bench.toml

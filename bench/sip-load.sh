@@ -8,7 +8,8 @@
 # full B2BUA call: INVITE/100/180/200/ACK/BYE/200 on both legs).
 #
 # usage: bench/sip-load.sh [RATE_CPS] [DURATION_S] [HOLD_MS]
-# env:   PERF_DIR (default ../shared/perf), RUST_LOG (default "info": per-call
+# env:   ANCHOR=false for signalling only (media not anchored; SDP relayed),
+#        PERF_DIR (default ../shared/perf), RUST_LOG (default "info": per-call
 #        log lines, as in production), QUIET_WAIT_S, GATEWAY_ONLY=1 to skip
 #        the generator and Kamailio runs, PROFILE=FILE to record the gateway
 #        with `perf record` into FILE (flat profile; figures then include
@@ -30,6 +31,8 @@ sed -e 's|^listen_udp = .*|listen_udp = "127.0.0.1:5070"|' \
     -e 's|^listen = "127.0.0.1:9090"|listen = "127.0.0.1:19190"|' \
     -e 's|sip:127.0.0.1:5091|sip:127.0.0.1:5080|' \
     -e 's|^prompts_dir = .*|prompts_dir = "'"$ROOT"'/prompts"|' \
+    -e 's|^recordings_dir = .*|recordings_dir = "'"$ROOT"'/recordings"|' \
+    -e 's|^anchor = .*|anchor = '"${ANCHOR:-true}"'|' \
     "$ROOT/routing.toml" >"$CONF_DIR/bench.toml"
 "$BIN" check "$CONF_DIR/bench.toml" >/dev/null
 

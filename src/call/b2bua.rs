@@ -25,7 +25,6 @@ use crate::sip::transaction::{
 use crate::sip::transport::Peer;
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -590,21 +589,11 @@ impl Call {
                 leg.release(registrar, self.id);
             }
         }
-        for c in &mut self.clients {
-            if c.peer == peer {
-                let _ = match &mut c.tx {
-                    ClientTx::Invite(t) => t.on_transport_error(now),
-                    ClientTx::NonInvite(t) => t.on_transport_error(now),
-                };
-            }
+        for c in self.clients.iter_mut().filter(|c| c.peer == peer) {
+            c.on_transport_error(now);
         }
-        for sv in &mut self.servers {
-            if sv.peer == peer {
-                let _ = match &mut sv.tx {
-                    ServerTx::Invite(t) => t.on_transport_error(now),
-                    ServerTx::NonInvite(t) => t.on_transport_error(now),
-                };
-            }
+        for sv in self.servers.iter_mut().filter(|s| s.peer == peer) {
+            sv.on_transport_error(now);
         }
         let b_failed = match &mut self.b {
             Some(b) if b.peer == peer => b.tx.on_transport_error(now).is_some() && !b.answered,
@@ -1237,11 +1226,9 @@ impl Call {
         else {
             return;
         };
-        let tag = match other {
-            Side::A => None,
-            Side::B => None,
-        };
-        let mut resp = s.request.response(code, reason, tag);
+        // The server transaction's To already carries our tag: relayed
+        // requests arrive inside the dialog.
+        let mut resp = s.request.response(code, reason, None);
         copy_body(msg, &mut resp);
         if code > 100 && (200..300).contains(&code) {
             resp.push(
@@ -1731,9 +1718,8 @@ impl Call {
     /// for ACK (it reuses the INVITE's); otherwise the next local CSeq.
     fn in_dialog_request(&mut self, side: Side, method: Method, cseq: Option<u32>) -> Message {
         let branch = self.branch();
-        let peer = self.peer(side);
-        let via = self.via(peer, &branch);
-        let (target, routes, from, to, call_id, number) = match side {
+        let local = self.settings.local.clone();
+        match side {
             Side::A => {
                 let a = &mut self.a;
                 let n = cseq.unwrap_or_else(|| {
@@ -1747,42 +1733,23 @@ impl Call {
                     .unwrap_or_default();
                 // Requests to A go in A's dialog: its Record-Route is our
                 // route set in order (§12.1.1).
-                (
-                    a.remote_target.clone(),
-                    a.route_set.clone(),
-                    a.local_addr.clone(),
-                    a.remote_addr.clone(),
-                    call_id,
-                    n,
-                )
-            }
-            Side::B => {
-                let local = self.settings.local.clone();
-                return match self.b.as_mut() {
-                    Some(b) => b.dialog_request(method, cseq, &local, &branch),
-                    None => Message::request(method, "sip:invalid"),
+                let far = FarEnd {
+                    remote_target: a.remote_target.clone(),
+                    route_set: a.route_set.clone(),
+                    remote_addr: a.remote_addr.clone(),
                 };
+                let ours = Ours {
+                    addr: &a.local_addr,
+                    call_id: &call_id,
+                    peer: a.peer,
+                };
+                far.request(ours, method, n, &local, &branch)
             }
-        };
-        let mut m = Message::request(method.clone(), target);
-        m.push(Name::Via, via)
-            .push(Name::MaxForwards, "70")
-            .push(Name::From, from)
-            .push(Name::To, to)
-            .push(Name::CallId, call_id);
-        for r in routes {
-            m.push(Name::Route, r);
+            Side::B => match self.b.as_mut() {
+                Some(b) => b.dialog_request(method, cseq, &local, &branch),
+                None => Message::request(method, "sip:invalid"),
+            },
         }
-        let mut cseq_value = String::with_capacity(16);
-        let _ = write!(cseq_value, "{number} {method}");
-        m.push(Name::CSeq, cseq_value);
-        if method != Method::Ack {
-            m.push(
-                Name::Contact,
-                format!("<sip:hotline@{}>", self.settings.local),
-            );
-        }
-        m
     }
 }
 
@@ -1846,7 +1813,7 @@ impl LegB {
             route_set: self.route_set.clone(),
             remote_addr: self.remote_addr.clone(),
         };
-        far.request(self, method, n, local, branch)
+        far.request(self.ours(), method, n, local, branch)
     }
 
     /// A CANCEL's Request-URI is the INVITE's (§9.1).
@@ -1859,6 +1826,13 @@ impl LegB {
 }
 
 impl Server {
+    fn on_transport_error(&mut self, now: Instant) {
+        let _ = match &mut self.tx {
+            ServerTx::Invite(t) => t.on_transport_error(now),
+            ServerTx::NonInvite(t) => t.on_transport_error(now),
+        };
+    }
+
     fn is_terminated(&self) -> bool {
         match &self.tx {
             ServerTx::Invite(t) => t.is_terminated(),
@@ -1897,6 +1871,13 @@ impl Server {
 }
 
 impl Client {
+    fn on_transport_error(&mut self, now: Instant) {
+        let _ = match &mut self.tx {
+            ClientTx::Invite(t) => t.on_transport_error(now),
+            ClientTx::NonInvite(t) => t.on_transport_error(now),
+        };
+    }
+
     /// The encoded request, for its first transmission.
     fn tx_request(&self) -> Bytes {
         match &self.tx {
@@ -1955,13 +1936,32 @@ fn fork_ack_and_bye(
             .unwrap_or_default(),
     };
     fork.route_set.reverse();
-    let ack = fork.request(leg, Method::Ack, 1, local, ack_branch);
-    let bye = fork.request(leg, Method::Bye, 2, local, bye_branch);
+    let ack = fork.request(leg.ours(), Method::Ack, 1, local, ack_branch);
+    let bye = fork.request(leg.ours(), Method::Bye, 2, local, bye_branch);
     (ack, bye)
 }
 
-/// The far end's side of one dialog on a B leg: where requests go and
-/// what To they carry (§12.1.2).
+/// Our side of a dialog: the From we send, its Call-ID, and the transport
+/// towards the far end.
+#[derive(Clone, Copy)]
+struct Ours<'a> {
+    addr: &'a str,
+    call_id: &'a str,
+    peer: Peer,
+}
+
+impl LegB {
+    fn ours(&self) -> Ours<'_> {
+        Ours {
+            addr: &self.local_addr,
+            call_id: &self.call_id,
+            peer: self.peer,
+        }
+    }
+}
+
+/// The far end's side of one dialog: where requests go and what To they
+/// carry (§12.1.2).
 struct FarEnd {
     remote_target: String,
     route_set: Vec<String>,
@@ -1969,20 +1969,27 @@ struct FarEnd {
 }
 
 impl FarEnd {
-    /// A request in this dialog (§12.2.1.1), sent from `leg`.
-    fn request(&self, leg: &LegB, method: Method, n: u32, local: &str, branch: &str) -> Message {
+    /// A request in this dialog (§12.2.1.1): `ours` is our side of it.
+    fn request(
+        &self,
+        ours: Ours<'_>,
+        method: Method,
+        n: u32,
+        local: &str,
+        branch: &str,
+    ) -> Message {
         let mut m = Message::request(method.clone(), self.remote_target.clone());
         m.push(
             Name::Via,
             format!(
                 "SIP/2.0/{} {local};branch={branch};rport",
-                leg.peer.transport_name()
+                ours.peer.transport_name()
             ),
         )
         .push(Name::MaxForwards, "70")
-        .push(Name::From, leg.local_addr.clone())
+        .push(Name::From, ours.addr.to_string())
         .push(Name::To, self.remote_addr.clone())
-        .push(Name::CallId, leg.call_id.clone());
+        .push(Name::CallId, ours.call_id.to_string());
         for r in &self.route_set {
             m.push(Name::Route, r.clone());
         }

@@ -121,10 +121,6 @@ impl Engine {
         }
     }
 
-    pub fn active_calls(&self) -> usize {
-        self.calls.iter().filter(|e| e.value().primary).count()
-    }
-
     /// Asks every call to end cleanly: callers still being connected get
     /// 503, ringing seats a CANCEL, connected calls a BYE on both legs.
     /// Returns once the messages have had a moment to leave.

@@ -21,7 +21,7 @@ use ezk_sip_types::header::HeaderParse;
 use ezk_sip_types::header::typed::Via as EzkVia;
 use ezk_sip_types::host::Host;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// The largest message we accept, datagram or stream frame. RFC 3261 §18.1.1
 /// makes 1300 bytes the UDP comfort size; real INVITEs with big SDP stay
@@ -935,24 +935,6 @@ pub struct ViaInfo {
     pub branch: Option<String>,
     pub rport: Option<Option<u16>>,
     pub received: Option<String>,
-}
-
-impl ViaInfo {
-    /// Where a response to this Via goes (RFC 3261 §18.2.2 with RFC 3581):
-    /// with `rport`, back to the packet's source; otherwise to `received`
-    /// or the sent-by host, at the sent-by port.
-    pub fn response_target(&self, source: SocketAddr) -> SocketAddr {
-        if self.rport.is_some() {
-            return source;
-        }
-        let ip = self
-            .received
-            .as_deref()
-            .and_then(|r| r.parse().ok())
-            .or(self.ip)
-            .unwrap_or(source.ip());
-        SocketAddr::new(ip, self.port.unwrap_or(5060))
-    }
 }
 
 fn parse_via(value: &BytesStr) -> Option<ViaInfo> {

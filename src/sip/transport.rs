@@ -163,12 +163,6 @@ impl Transport {
         }
     }
 
-    /// Opens a TCP connection for outgoing requests; replies come back on it.
-    pub async fn connect(&self, to: SocketAddr, sink: Arc<dyn Sink>) -> std::io::Result<Peer> {
-        let stream = TcpStream::connect(to).await?;
-        Ok(self.adopt(stream, to, sink))
-    }
-
     fn adopt(&self, stream: TcpStream, from: SocketAddr, sink: Arc<dyn Sink>) -> Peer {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
@@ -260,11 +254,6 @@ impl Transport {
                 },
             },
         }
-    }
-
-    pub fn is_open(&self, peer: Peer) -> bool {
-        peer.conn
-            .is_none_or(|id| self.inner.connections.contains_key(&id))
     }
 }
 
