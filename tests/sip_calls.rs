@@ -26,6 +26,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(name: &str) -> Gateway {
+        Gateway::start_with(name, |t| t)
+    }
+
+    /// [`Gateway::start`] on the test table after `edit`.
+    fn start_with(name: &str, edit: impl Fn(String) -> String) -> Gateway {
         let table = TempTable::new(name);
         let (city, provincial, emergency) = (free_port(), free_port(), free_port());
         let text = table
@@ -40,6 +45,7 @@ impl Gateway {
             )
             .replace("seat_ring_seconds = 20", "seat_ring_seconds = 2")
             .replace("max_ring_seconds = 60", "max_ring_seconds = 5");
+        let text = edit(text);
         table.write(&text);
         let (sip, metrics) = (free_port(), free_port());
         let daemon = Daemon::start(
@@ -174,9 +180,18 @@ impl Gateway {
     }
 
     fn call(&self, dialed: &str, hangup: &str) -> Sipp {
+        self.call_with_rtp(dialed, hangup, "[media_port]")
+    }
+
+    /// A call whose SDP names `rtp_port` for the caller's media.
+    fn call_with_rtp(&self, dialed: &str, hangup: &str, rtp_port: &str) -> Sipp {
         self.sipp(
             "trunk_call.xml",
-            &[("DIALED", dialed), ("HANGUP", hangup)],
+            &[
+                ("DIALED", dialed),
+                ("HANGUP", hangup),
+                ("MEDIA_PORT", rtp_port),
+            ],
             "127.0.0.1",
             free_port(),
             &[],
@@ -728,4 +743,87 @@ fn a_caller_hears_the_welcome_as_rtp_and_a_key_press_is_reported() {
     seat1.expect_success(&gw);
     seat2.expect_success(&gw);
     assert_eq!(gw.calls_total("queue", "12345", "cancelled"), 1.0);
+}
+
+/// A seat puts the caller on hold for longer than the media time-out and,
+/// like many phones, sends no RTP while it holds: the call stays up, the
+/// caller hears hold_music.wav all along, and resuming ends the music.
+#[test]
+fn a_hold_longer_than_the_media_timeout_keeps_the_call_and_plays_hold_music() {
+    use hotline::media::g711::Codec;
+    use hotline::media::prompt::PromptLibrary;
+    use hotline::media::rtp::{inspect, packet};
+
+    let gw = Gateway::start_with("hold", |t| {
+        t.replace("media_timeout_seconds = 30", "media_timeout_seconds = 2")
+    });
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.sipp(
+        "seat_hold.xml",
+        &[("HOLD_MS", "4000")],
+        "127.0.0.1",
+        port,
+        &["-s", "8101"],
+    );
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port().to_string();
+    // 12348 is a direct line: no early media, so the first audio the
+    // caller hears is what the hold plays.
+    let caller = gw.call_with_rtp("12348", "wait_bye", &rtp_port);
+
+    // The caller keeps talking (its own leg must not time out); the seat
+    // is silent. Collect what the caller hears for the hold's 4 s.
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    let mut seq = 0u16;
+    let started = Instant::now();
+    let mut gateway = None;
+    while started.elapsed() < Duration::from_millis(7000) {
+        rtp.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        if let Ok((n, from)) = rtp.recv_from(&mut buf) {
+            let info = inspect(&buf[..n]).expect("RTP");
+            Codec::Pcmu.decode(&buf[info.payload_at..n], &mut heard);
+            gateway = Some(from);
+        }
+        if let Some(to) = gateway {
+            seq = seq.wrapping_add(1);
+            let _ = rtp.send_to(
+                &packet(0, false, seq, u32::from(seq) * 160, 0xca11, &[0xff; 160]),
+                to,
+            );
+        }
+    }
+    // Held 4 s: at least 3 s of music (the first packets after the 200).
+    assert!(
+        heard.len() >= 3 * 8000,
+        "the caller heard {} samples while held\n{}",
+        heard.len(),
+        gw.daemon.log_text()
+    );
+    let lib = PromptLibrary::load(&Path::new(REPO).join("prompts")).unwrap();
+    let music = lib.get("hold_music").unwrap();
+    let mut ulaw = Vec::new();
+    let mut expected = Vec::new();
+    Codec::Pcmu.encode(&music[..8000], &mut ulaw);
+    Codec::Pcmu.decode(&ulaw, &mut expected);
+    assert_eq!(
+        &heard[..8000],
+        &expected[..],
+        "the caller hears hold_music.wav"
+    );
+    // Resumed 1.5 s before the seat's BYE: the music stopped there (held
+    // 4 s; music up to the BYE would be 5.5 s).
+    assert!(
+        heard.len() <= 4 * 8000 + 6400,
+        "hold music went on after the resume: {} samples",
+        heard.len()
+    );
+    seat.expect_success(&gw);
+    caller.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(gw.metric("hotline_media_timeouts_total"), Some(0.0));
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
 }

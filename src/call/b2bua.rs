@@ -59,6 +59,8 @@ pub struct MediaPlan {
     pub b_local: SocketAddr,
     /// Played to the caller as early media until the call is answered.
     pub early: Option<Playlist>,
+    /// Played to a party while the other holds the call (looping).
+    pub hold: Option<Playlist>,
 }
 
 /// The call's anchored media, once the caller's offer was accepted.
@@ -71,6 +73,8 @@ struct Media {
     b_version: u64,
     a_codec: Codec,
     early_playing: bool,
+    /// Which legs (A, B) hold the call now: the other hears hold music.
+    held: [bool; 2],
 }
 
 /// The telephone-event payload type we offer (RFC 4733; 101 by custom).
@@ -1475,6 +1479,7 @@ impl Call {
             b_version: 0,
             a_codec: neg.codec,
             early_playing: false,
+            held: [false; 2],
         });
         Ok(())
     }
@@ -1494,6 +1499,11 @@ impl Call {
             tracing::info!(call = self.id, "the far end answered without usable SDP");
         }
         m.early_playing = false;
+        // Only now is a leg's silence a sign of trouble: ringing, and the
+        // caller's early media, are not.
+        for leg in 0..2 {
+            self.out.push(Output::Media(MediaCommand::Watch { leg }));
+        }
         self.out
             .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
         self.out
@@ -1547,6 +1557,26 @@ impl Call {
                             m.b_version
                         }
                     };
+                    // RFC 3264 §8.4: the holder may send nothing at all; the
+                    // other party hears hold music until it resumes.
+                    let holds = remote.is_hold();
+                    if m.held[leg] != holds {
+                        m.held[leg] = holds;
+                        let other_leg = 1 - leg;
+                        tracing::info!(call = self.id, leg, on_hold = holds, "hold");
+                        match (holds, &m.plan.hold) {
+                            (true, Some(music)) => {
+                                self.out.push(Output::Media(MediaCommand::Play {
+                                    leg: other_leg,
+                                    playlist: Box::new(music.clone()),
+                                }))
+                            }
+                            (true, None) => {}
+                            (false, _) => self
+                                .out
+                                .push(Output::Media(MediaCommand::StopPlay { leg: other_leg })),
+                        }
+                    }
                     self.out
                         .push(Output::Media(remote_command(leg, peer_ip, &remote, &neg)));
                     let mut ok = msg.response(200, "OK", None);
@@ -2103,7 +2133,9 @@ fn remote_command(
         payload_type: Some(neg.payload_type),
         telephone_event: neg.telephone_event_pt,
         send: remote.audio.direction.has_recv(),
-        expect: remote.audio.direction.has_send() && neg.remote_rtp.is_some(),
+        // A held stream (sendonly, inactive) may carry no RTP at all (RFC
+        // 3264 §8.4): only a two-way stream's silence is a dead far end.
+        expect: remote.audio.direction == sdp::Direction::SendRecv && neg.remote_rtp.is_some(),
         allowed,
     }
 }

@@ -1726,11 +1726,17 @@ fn anchored(early: bool) -> Settings {
         crate::media::prompt::Playlist::new(&lib, [crate::media::prompt::Item::prompt("welcome")])
             .unwrap()
     });
+    let hold = crate::media::prompt::Playlist::new(
+        &lib,
+        [crate::media::prompt::Item::looping("hold_music")],
+    )
+    .ok();
     Settings {
         media: Some(MediaPlan {
             a_local: "127.0.0.1:20000".parse().unwrap(),
             b_local: "127.0.0.1:20002".parse().unwrap(),
             early,
+            hold,
         }),
         ..settings()
     }
@@ -1775,11 +1781,14 @@ fn an_anchored_call_offers_our_ports_plays_early_media_and_bridges_on_answer() {
     let sent = run.recv(&seat_ok(&invite), seat_peer(1));
     let ok = one(responses(&sent, 200), "200 to the caller");
     assert!(String::from_utf8_lossy(&ok.msg.body).contains("m=audio 20000 "));
-    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    let tail: Vec<&String> = run.media.iter().rev().take(5).collect();
     assert!(
-        tail[2].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
+        tail[4].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
         "{tail:?}"
     );
+    // From the answer on, both legs' silence counts as a time-out.
+    assert_eq!(tail[3], "Watch { leg: 0 }");
+    assert_eq!(tail[2], "Watch { leg: 1 }");
     assert_eq!(tail[1], "StopPlay { leg: 0 }");
     assert_eq!(tail[0], "Connect(Relay)");
 }
@@ -2018,4 +2027,71 @@ fn a_dynamic_payload_type_for_a_static_codec_is_passed_to_the_media_session() {
         "the caller's address only: {:?}",
         run.media
     );
+}
+
+#[test]
+fn a_seat_holding_the_call_is_not_timed_out_and_the_caller_hears_hold_music_until_resume() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, anchored(false), vec![seat("8001")]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the seat")
+        .msg
+        .clone();
+    assert!(
+        !run.media.iter().any(|m| m.starts_with("Watch")),
+        "a ringing call's silence is not watched: {:?}",
+        run.media
+    );
+    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    let tag = to_tag(&ok).unwrap();
+    run.recv(&caller_ack_2xx(&tag), caller());
+    for leg in 0..2 {
+        assert!(
+            run.media
+                .iter()
+                .any(|m| m == &format!("Watch {{ leg: {leg} }}")),
+            "leg {leg} is watched once answered: {:?}",
+            run.media
+        );
+    }
+    // The seat presses hold: a=sendonly, and then (like many phones) it
+    // sends no RTP at all.
+    let hold = parse(&with_body(
+        seat_request(&invite, "INVITE", 2, "z9hG4bKseat.hold"),
+        "application/sdp",
+        "v=0\r\no=seat 2 3 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\na=sendonly\r\n",
+    ));
+    let before = run.media.len();
+    let sent = run.recv(&hold, seat_peer(1));
+    let answer = one(responses(&sent, 200), "200 to the hold").msg.clone();
+    assert!(String::from_utf8_lossy(&answer.body).contains("a=recvonly"));
+    let new: Vec<&String> = run.media[before..].iter().collect();
+    assert!(
+        new.iter()
+            .any(|m| m.contains("leg: 1") && m.contains("expect: false")),
+        "a held leg's silence is no time-out: {new:?}"
+    );
+    assert!(
+        new.iter()
+            .any(|m| m.starts_with("Play { leg: 0") && m.contains("looping: true")),
+        "the caller hears hold music: {new:?}"
+    );
+    // Resume: the music stops, the bridge is back, silence counts again.
+    let resume = parse(&with_body(
+        seat_request(&invite, "INVITE", 3, "z9hG4bKseat.resume"),
+        "application/sdp",
+        "v=0\r\no=seat 2 4 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\n",
+    ));
+    let before = run.media.len();
+    run.recv(&resume, seat_peer(1));
+    let new: Vec<&String> = run.media[before..].iter().collect();
+    assert!(new.iter().any(|m| m == &"StopPlay { leg: 0 }"), "{new:?}");
+    assert!(
+        new.iter()
+            .any(|m| m.contains("leg: 1") && m.contains("expect: true")),
+        "{new:?}"
+    );
+    assert_eq!(run.call.outcome(), None, "the call goes on");
 }

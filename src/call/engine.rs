@@ -368,10 +368,14 @@ impl Engine {
         };
         let session =
             crate::media::session::start_counted(vec![a, b], self.media_timeout, counters);
+        let hold = prompts
+            .as_ref()
+            .and_then(|lib| Playlist::new(lib, [Item::looping("hold_music")]).ok());
         let plan = MediaPlan {
             a_local: session.locals[0],
             b_local: session.locals[1],
             early: playlist,
+            hold,
         };
         Some((session, plan))
     }

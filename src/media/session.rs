@@ -66,6 +66,11 @@ pub enum Command {
         leg: usize,
     },
     Connect(Mode),
+    /// The leg is answered: from now on its silence (while it should be
+    /// sending) is a media time-out. Ringing and early media are not.
+    Watch {
+        leg: usize,
+    },
     /// A leg hangs up; the others stay connected.
     Leave {
         leg: usize,
@@ -111,6 +116,8 @@ struct Leg {
     telephone_event: Option<u8>,
     send: bool,
     expect: bool,
+    /// Answered: only then is silence a time-out.
+    watched: bool,
     active: bool,
     dtmf: EventReceiver,
     silence: Silence,
@@ -123,6 +130,14 @@ struct Leg {
     /// Our own counters for frames we generate (prompts, mixed audio).
     local_seq: u16,
     local_ts: u32,
+}
+
+impl Leg {
+    /// Whether the leg's silence now counts: answered, live, and two-way
+    /// (a held stream may send nothing, RFC 3264 §8.4).
+    fn is_watched(&self) -> bool {
+        self.active && self.watched && self.expect && !self.timed_out
+    }
 }
 
 /// Packet counters a session adds to (the daemon's metrics).
@@ -160,6 +175,7 @@ pub fn start_counted(
                 telephone_event: None,
                 send: true,
                 expect: false,
+                watched: false,
                 active: true,
                 dtmf: EventReceiver::new(),
                 silence: Silence::new(now, media_timeout),
@@ -203,7 +219,7 @@ async fn run(
             if let Some((_, pacer)) = &leg.playing {
                 wake = wake.min(pacer.next_deadline());
             }
-            if leg.active && leg.expect && !leg.timed_out {
+            if leg.is_watched() {
                 wake = wake.min(leg.silence.deadline());
             }
         }
@@ -330,7 +346,7 @@ async fn run(
         }
         // Silence.
         for (i, leg) in legs.iter_mut().enumerate() {
-            if leg.active && leg.expect && !leg.timed_out && leg.silence.timed_out(now) {
+            if leg.is_watched() && leg.silence.timed_out(now) {
                 leg.timed_out = true;
                 tracing::info!(
                     leg = i,
@@ -372,6 +388,13 @@ fn apply(
                 l.send = send;
                 l.expect = expect;
                 // Silence is measured from now: ringing was not silence.
+                l.silence.heard(Instant::now());
+                l.timed_out = false;
+            }
+        }
+        Command::Watch { leg } => {
+            if let Some(l) = legs.get_mut(leg) {
+                l.watched = true;
                 l.silence.heard(Instant::now());
                 l.timed_out = false;
             }
@@ -813,6 +836,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn only_an_answered_two_way_leg_times_out() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_400, 32_410);
+        let sockets = vec![
+            pool.allocate().await.unwrap(),
+            pool.allocate().await.unwrap(),
+        ];
+        let timeout = Duration::from_millis(200);
+        let mut session = start(sockets, timeout);
+        let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let remote = |leg, expect| Command::Remote {
+            leg,
+            addr: Some(far.local_addr().unwrap()),
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            send: true,
+            payload_type: None,
+            expect,
+            allowed: Vec::new(),
+        };
+        // Leg 0 rings (not watched); leg 1 is answered but on hold (a
+        // sendonly far end may send nothing).
+        session.send(remote(0, true));
+        session.send(remote(1, false));
+        session.send(Command::Watch { leg: 1 });
+        let quiet = tokio::time::timeout(timeout * 4, session.events.recv()).await;
+        assert!(
+            quiet.is_err(),
+            "no time-out while ringing or held: {quiet:?}"
+        );
+        // Answered: now its silence counts.
+        session.send(Command::Watch { leg: 0 });
+        let ev = tokio::time::timeout(timeout * 4, session.events.recv())
+            .await
+            .expect("a time-out");
+        assert_eq!(ev, Some(Event::MediaTimeout { leg: 0 }));
     }
 
     #[tokio::test]
