@@ -127,6 +127,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(udp = ?transport.udp_local(), tcp = ?transport.tcp_local(), advertise = %local, "SIP listening");
     let engine = Engine::new(shared.clone(), metrics.clone(), transport.clone(), local);
     transport.run(sip_listener, engine.clone(), 2);
+    engine.spawn_trunk_probes();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(crate::admin::serve(

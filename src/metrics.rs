@@ -3,8 +3,8 @@
 
 use crate::routing::Table;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -41,6 +41,10 @@ pub struct Metrics {
     pub rtp_ports_free: IntGauge,
     /// `hotline_rtp_packets_total{direction="received"|"sent"}`.
     pub rtp_packets: IntCounterVec,
+    /// `hotline_trunk_up{trunk}`: 1 while a trunk answers its probes.
+    pub trunk_up: IntGaugeVec,
+    /// Emergency calls that reached no emergency trunk (answered 503).
+    pub emergency_failures: IntCounter,
 }
 
 impl Metrics {
@@ -137,8 +141,23 @@ impl Metrics {
             "RTP packets received from and sent to call legs",
             &["direction"],
         );
+        let trunk_up = IntGaugeVec::new(
+            Opts::new(
+                "hotline_trunk_up",
+                "1 while the trunk answers its OPTIONS probes, 0 while it is down",
+            ),
+            &["trunk"],
+        )
+        .expect("valid metric");
+        let emergency_failures = IntCounter::new(
+            "hotline_emergency_failures_total",
+            "Emergency calls that reached no emergency trunk (answered 503 so the carrier reroutes)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(rtp_packets.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(trunk_up.clone()),
+            Box::new(emergency_failures.clone()),
             Box::new(dtmf_digits.clone()),
             Box::new(media_timeouts.clone()),
             Box::new(rtp_ports_free.clone()),
@@ -180,6 +199,8 @@ impl Metrics {
             media_timeouts,
             rtp_ports_free,
             rtp_packets,
+            trunk_up,
+            emergency_failures,
         }
     }
 

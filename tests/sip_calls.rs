@@ -38,10 +38,11 @@ impl Gateway {
             .replace("sip:127.0.0.1:5091", &format!("sip:127.0.0.1:{city}"))
             .replace("sip:127.0.0.1:5092", &format!("sip:127.0.0.1:{provincial}"))
             .replace("sip:127.0.0.1:5093", &format!("sip:127.0.0.1:{emergency}"))
-            // SIPp answers MD5 challenges only, and reads the first one.
+            // No OPTIONS probes unless a test asks: SIPp's trunks start
+            // after the daemon and answer INVITEs only.
             .replace(
                 "realm = \"hotline.chenzhou\"",
-                "realm = \"hotline.chenzhou\"\ndigest_algorithms = [\"MD5\", \"SHA-256\"]",
+                "realm = \"hotline.chenzhou\"\ntrunk_probe_interval_seconds = 0",
             )
             .replace("seat_ring_seconds = 20", "seat_ring_seconds = 2")
             .replace("max_ring_seconds = 60", "max_ring_seconds = 5");
@@ -346,7 +347,11 @@ fn a_seat_that_never_answers_is_cancelled_and_the_caller_hears_480() {
     let seat = gw.seat("8104", port, "never", "wait_bye");
     let caller = gw.sipp(
         "trunk_refused.xml",
-        &[("DIALED", "12315"), ("CODE", "480")],
+        &[
+            ("DIALED", "12315"),
+            ("CODE", "480"),
+            ("MATCH", "SIP/2.0 480"),
+        ],
         "127.0.0.1",
         free_port(),
         &[],
@@ -373,7 +378,11 @@ fn an_invite_from_an_unknown_address_gets_403() {
     let gw = Gateway::start("acl");
     gw.sipp(
         "trunk_refused.xml",
-        &[("DIALED", "12345"), ("CODE", "403")],
+        &[
+            ("DIALED", "12345"),
+            ("CODE", "403"),
+            ("MATCH", "SIP/2.0 403"),
+        ],
         "127.0.0.2",
         free_port(),
         &[],
@@ -405,7 +414,11 @@ fn a_register_with_a_wrong_password_gets_no_registration() {
     // With no seat registered, 12348 is busy, not ringing forever.
     gw.sipp(
         "trunk_refused.xml",
-        &[("DIALED", "12348"), ("CODE", "486")],
+        &[
+            ("DIALED", "12348"),
+            ("CODE", "486"),
+            ("MATCH", "SIP/2.0 486"),
+        ],
         "127.0.0.1",
         free_port(),
         &[],
@@ -548,7 +561,11 @@ fn a_call_from_the_trunk_over_tcp_completes_both_ways() {
     // The caller's leg over TCP (framed by Content-Length); the seat's over UDP.
     gw.sipp(
         "trunk_call.xml",
-        &[("DIALED", "12348"), ("HANGUP", "wait_bye")],
+        &[
+            ("DIALED", "12348"),
+            ("HANGUP", "wait_bye"),
+            ("MEDIA_PORT", "[media_port]"),
+        ],
         "127.0.0.1",
         free_port(),
         &["-t", "t1"],
@@ -587,7 +604,13 @@ fn nonce_of(challenge: &str) -> String {
 #[test]
 fn a_burst_of_wrong_passwords_from_one_source_is_throttled() {
     use hotline::sip::digest::{Algorithm, authorization_header};
-    let gw = Gateway::start("throttle");
+    // This seat's phone may use SHA-256 (per seat; the default is MD5).
+    let gw = Gateway::start_with("throttle", |t| {
+        t.replace(
+            "password = \"demo-8101-change-me\"",
+            "password = \"demo-8101-change-me\"\ndigest_algorithms = [\"MD5\", \"SHA-256\"]",
+        )
+    });
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -609,7 +632,7 @@ fn a_burst_of_wrong_passwords_from_one_source_is_throttled() {
         );
         register_raw(&gw, &socket, cseq + 1, Some(&auth))
     };
-    // SHA-256 works too (the test table offers MD5 first, SHA-256 second).
+    // SHA-256 works too (this seat is offered MD5 first, SHA-256 second).
     let challenge = register_raw(&gw, &socket, 1, None);
     let sha = challenge
         .lines()
@@ -826,4 +849,96 @@ fn a_hold_longer_than_the_media_timeout_keeps_the_call_and_plays_hold_music() {
     gw.wait_metric("hotline_active_calls", 0.0);
     assert_eq!(gw.metric("hotline_media_timeouts_total"), Some(0.0));
     assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+}
+
+/// The test table with a second emergency trunk on `backup`, the first
+/// one's alternate.
+fn with_emergency_backup(text: String, backup: u16) -> String {
+    text.replace(
+        "[[trunks]]\nid = \"emergency\"\n",
+        &format!(
+            "[[trunks]]\nid = \"emergency_backup\"\nname = \"backup\"\nrole = \"emergency\"\n\
+             uri = \"sip:127.0.0.1:{backup}\"\n\n\
+             [[trunks]]\nid = \"emergency\"\nalternates = [\"emergency_backup\"]\n"
+        ),
+    )
+    // Emergency numbers name their trunk once there are two.
+    .replace("[[emergency]]\n", "[[emergency]]\ntrunk = \"emergency\"\n")
+}
+
+/// Nothing listens on the emergency trunks: the carrier gets 503 with
+/// Retry-After at once (ICMP), not a 408 half a minute later, and can
+/// route the call itself; with the backup trunk up, the call reaches it.
+#[test]
+fn an_emergency_call_with_its_trunk_down_gets_503_at_once_and_a_live_alternate_takes_it() {
+    let backup = free_port();
+    let gw = Gateway::start_with("emergency-down", |t| with_emergency_backup(t, backup));
+    let started = Instant::now();
+    gw.sipp(
+        "trunk_refused.xml",
+        &[
+            ("DIALED", "120"),
+            ("CODE", "503"),
+            ("MATCH", "Retry-After: [0-9]+"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    // Both trunks tried: at worst each waits out the 2 s response
+    // time-out; ICMP makes it immediate. Timer B would take 32 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "503 after {:?}",
+        started.elapsed()
+    );
+    gw.wait_metric("hotline_emergency_failures_total", 1.0);
+    assert!(
+        gw.daemon
+            .log_text()
+            .contains("emergency call reached no emergency trunk"),
+        "a warning is logged"
+    );
+
+    let trunk = gw.trunk_uas("120", backup);
+    gw.call("120", "caller_bye").expect_success(&gw);
+    trunk.expect_success(&gw);
+    assert_eq!(gw.calls_total("emergency", "120", "completed"), 1.0);
+    assert_eq!(gw.metric("hotline_emergency_failures_total"), Some(1.0));
+}
+
+/// OPTIONS probes: a trunk nothing answers is down in hotline_trunk_up,
+/// and up again once it answers.
+#[test]
+fn a_trunk_going_down_and_up_shows_in_hotline_trunk_up() {
+    let gw = Gateway::start_with("trunk-probes", |t| {
+        t.replace(
+            "trunk_probe_interval_seconds = 0",
+            "trunk_probe_interval_seconds = 1\ntrunk_probe_failures = 1",
+        )
+    });
+    let series = "hotline_trunk_up{trunk=\"emergency\"}";
+    gw.wait_metric(series, 0.0);
+    let up = gw.sipp("options_uas.xml", &[], "127.0.0.1", gw.emergency, &[]);
+    up.expect_success(&gw);
+    gw.wait_metric(series, 1.0);
+    let log = gw.daemon.log_text();
+    assert!(log.contains("trunk down"), "{log}");
+    assert!(log.contains("trunk up"), "{log}");
+    // With its answers gone, it goes down again.
+    gw.wait_metric(series, 0.0);
+}
+
+/// A sub-centre whose trunk is dead: the caller is still served, by the
+/// 12345 seats.
+#[test]
+fn a_sub_centre_call_falls_back_to_the_12345_seats_when_its_trunk_is_dead() {
+    let gw = Gateway::start("sub-centre-down");
+    let port = free_port();
+    gw.register("8001", port);
+    let seat = gw.seat("8001", port, "answer", "wait_bye");
+    gw.call("12366", "caller_bye").expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("sub_centre", "12366", "completed"), 1.0);
 }

@@ -37,6 +37,16 @@ pub enum Target {
     Seat { id: String },
 }
 
+impl std::fmt::Display for Target {
+    /// As an operator names it: `seat 8001`, `trunk emergency`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Seat { id } => write!(f, "seat {id}"),
+            Target::Trunk { id, .. } => write!(f, "trunk {id}"),
+        }
+    }
+}
+
 /// Settings a call needs from the daemon.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -45,6 +55,12 @@ pub struct Settings {
     pub local: String,
     pub seat_ring: Duration,
     pub max_ring: Duration,
+    /// A target that sends no response at all (not even `100`) this long
+    /// is given up for the next: a seat phone that vanished, a dead trunk.
+    pub response_timeout: Duration,
+    /// Emergency calls: when no target takes the call, `503` with this
+    /// `Retry-After`, so the carrier routes the call itself.
+    pub retry_after: Option<u32>,
     /// Anchor this call's media on these ports; `None` relays SDP untouched.
     pub media: Option<MediaPlan>,
 }
@@ -61,6 +77,9 @@ pub struct MediaPlan {
     pub early: Option<Playlist>,
     /// Played to a party while the other holds the call (looping).
     pub hold: Option<Playlist>,
+    /// Played to the caller when the call falls back from a trunk (a
+    /// sub-centre that failed) to seats.
+    pub fallback: Option<Playlist>,
 }
 
 /// The call's anchored media, once the caller's offer was accepted.
@@ -168,6 +187,8 @@ struct LegB {
     cancel_pending: bool,
     cancelled: bool,
     ring_deadline: Instant,
+    /// Until the first response (any, `100` included) arrives.
+    response_deadline: Instant,
     answered: bool,
     /// When we stop waiting for a final response after our CANCEL
     /// (§9.1: 64·T1; a far end may never send its 487).
@@ -422,6 +443,9 @@ impl Call {
             && !b.cancelled
         {
             consider(Some(b.ring_deadline.min(self.max_ring_at)));
+            if !b.provisional {
+                consider(Some(b.response_deadline));
+            }
         }
         if self.phase == Phase::Setup && self.b.is_none() {
             consider(Some(self.max_ring_at));
@@ -540,6 +564,16 @@ impl Call {
                     Outcome::NoAnswer,
                     now,
                 );
+            } else if !b.provisional && now >= b.response_deadline {
+                // Nothing at all, not even 100 Trying: the phone or trunk is
+                // gone. Waiting out its ring time would hold the caller.
+                tracing::info!(
+                    call = self.id,
+                    target = %b.target,
+                    "no response from the target; trying the next"
+                );
+                self.cancel_b(now);
+                self.on_b_failure(408, "Request Timeout (no response)", registrar, now);
             } else if now >= b.ring_deadline {
                 tracing::info!(
                     call = self.id,
@@ -660,6 +694,12 @@ impl Call {
                 resp.push(Name::RecordRoute, rr.clone());
             }
         }
+        if code == 503
+            && let Some(secs) = self.settings.retry_after
+        {
+            // §21.5.4: the carrier may try elsewhere at once.
+            resp.push(Name::Other("Retry-After".into()), secs.to_string());
+        }
         match &self.media {
             // Anchored: the caller only ever sees our SDP, in the 183 of
             // early media and in the 200 (RFC 3264 answer).
@@ -722,6 +762,14 @@ impl Call {
                     (binding.uri, binding.peer)
                 }
             };
+            if matches!(target, Target::Seat { .. })
+                && matches!(
+                    self.b.as_ref().map(|b| &b.target),
+                    Some(Target::Trunk { .. })
+                )
+            {
+                self.play_fallback(now);
+            }
             self.place_b(target, uri, peer, now);
             return true;
         }
@@ -783,7 +831,7 @@ impl Call {
             None => copy_body(&self.a.invite, &mut invite),
         }
         let bytes = invite.encode();
-        tracing::info!(call = self.id, target = ?target, b_call_id = %call_id, "placing second leg");
+        tracing::info!(call = self.id, target = %target, to = %peer.addr, b_call_id = %call_id, "placing second leg");
         if let Some(old) = self.b.take() {
             self.retired.push(old);
         }
@@ -813,6 +861,7 @@ impl Call {
             cancel_pending: false,
             cancelled: false,
             ring_deadline: now + ring,
+            response_deadline: now + self.settings.response_timeout,
             answered: false,
             cancel_deadline: None,
             given_up: false,
@@ -1023,9 +1072,24 @@ impl Call {
         if cancelled && self.outcome.is_some() {
             return;
         }
-        // Seats that are busy, refuse or time out pass the call on; a
-        // trunk's answer is the far end's and is relayed as it is.
-        if is_seat && now < self.max_ring_at && self.try_next_target(registrar, now) {
+        // Seats that are busy, refuse or time out pass the call on, and so
+        // does a failing trunk (to its alternates, or a sub-centre's call
+        // to the 12345 seats); the last trunk's answer is relayed.
+        if now < self.max_ring_at && self.try_next_target(registrar, now) {
+            return;
+        }
+        if self.settings.retry_after.is_some() {
+            tracing::warn!(
+                call = self.id,
+                code,
+                "no emergency trunk took the call; answering 503 so the carrier reroutes"
+            );
+            self.fail_a(
+                503,
+                "Service Unavailable (no emergency trunk answered)",
+                Outcome::Failed,
+                now,
+            );
             return;
         }
         if is_seat {
@@ -1482,6 +1546,26 @@ impl Call {
             held: [false; 2],
         });
         Ok(())
+    }
+
+    /// The call falls back from a trunk to seats (a sub-centre that
+    /// failed): the caller hears why while the seats ring, as early media.
+    fn play_fallback(&mut self, now: Instant) {
+        let Some(playlist) = self.media.as_mut().and_then(|m| m.plan.fallback.take()) else {
+            return;
+        };
+        tracing::info!(
+            call = self.id,
+            "trunk failed; falling back to the 12345 seats"
+        );
+        self.respond_a(183, "Session Progress", None, now);
+        if let Some(m) = self.media.as_mut() {
+            m.early_playing = true;
+        }
+        self.out.push(Output::Media(MediaCommand::Play {
+            leg: 0,
+            playlist: Box::new(playlist),
+        }));
     }
 
     /// The far end answered: its SDP says where leg 1 goes; the prompt

@@ -57,6 +57,10 @@ fn settings() -> Settings {
         local: "127.0.0.1:5060".into(),
         seat_ring: secs(20),
         max_ring: secs(60),
+        // Beyond a seat's ring and Timer B, so the tests of those pin
+        // them; the tests of a silent target set it short.
+        response_timeout: secs(40),
+        retry_after: None,
         media: None,
     }
 }
@@ -1737,6 +1741,7 @@ fn anchored(early: bool) -> Settings {
             b_local: "127.0.0.1:20002".parse().unwrap(),
             early,
             hold,
+            fallback: None,
         }),
         ..settings()
     }
@@ -2094,4 +2099,159 @@ fn a_seat_holding_the_call_is_not_timed_out_and_the_caller_hears_hold_music_unti
         "{new:?}"
     );
     assert_eq!(run.call.outcome(), None, "the call goes on");
+}
+
+// ── Targets that are gone ───────────────────────────────────────────────
+
+fn trunk_at(id: &str, last_octet: u8) -> Target {
+    let peer = Peer::udp(SocketAddr::from(([198, 51, 100, last_octet], 5060)));
+    Target::Trunk {
+        id: id.into(),
+        uri: format!("sip:120@{}", peer.addr),
+        peer,
+    }
+}
+
+fn with_response_timeout(mut s: Settings, t: Duration) -> Settings {
+    s.response_timeout = t;
+    s
+}
+
+#[test]
+fn a_seat_phone_that_sends_nothing_is_passed_over_after_the_response_timeout_not_its_ring() {
+    let (mut run, sent) = Run::seats(2, with_response_timeout(settings(), secs(2)));
+    let first = one(requests(&sent, Method::Invite), "INVITE to 8001");
+    assert_eq!(first.peer, seat_peer(1));
+    // Nothing from 8001 (it vanished without unregistering): 8002 rings
+    // after 2 s, not after its 20 s.
+    let sent = run.advance(secs(2));
+    let next = requests(&sent, Method::Invite)
+        .into_iter()
+        .find(|s| s.peer == seat_peer(2))
+        .expect("the next seat is tried");
+    assert_eq!(next.at - run.t0, secs(2));
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller waits on");
+    // A seat that did answer 100 keeps its full ring time.
+    let invite = next.msg.clone();
+    run.recv(&seat_reply(&invite, 100, "Trying"), seat_peer(2));
+    let sent = run.advance(secs(2 + 20) - ms(1));
+    assert!(
+        requests(&sent, Method::Cancel).is_empty(),
+        "{:?}",
+        summary(&sent)
+    );
+    let sent = run.advance(secs(2 + 20));
+    assert!(
+        requests(&sent, Method::Cancel)
+            .iter()
+            .any(|s| s.peer == seat_peer(2)),
+        "cancelled only when its ring ran out: {:?}",
+        summary(&sent)
+    );
+}
+
+#[test]
+fn an_emergency_call_tries_each_trunk_and_answers_503_with_retry_after_when_none_responds() {
+    let t0 = Instant::now();
+    let mut s = with_response_timeout(settings(), secs(2));
+    s.retry_after = Some(5);
+    let (mut run, out) = Run::start(
+        Registrar::new(),
+        t0,
+        s,
+        vec![trunk_at("emergency", 7), trunk_at("emergency_backup", 8)],
+    );
+    let sent = run.take(out, t0);
+    let first = one(requests(&sent, Method::Invite), "INVITE to the first trunk");
+    let first_peer = first.peer;
+    // The kernel says nothing listens there (ICMP, §18.4): the backup is
+    // tried at once.
+    let out = run.call.on_transport_error(first_peer, &run.reg, t0);
+    let sent = run.take(out, t0);
+    let backup = one(requests(&sent, Method::Invite), "INVITE to the backup");
+    assert_eq!(backup.peer.addr.ip().to_string(), "198.51.100.8");
+    assert!(to_peer(&sent, caller()).is_empty());
+    // The backup says nothing at all: 503 within the bound.
+    let sent = run.advance(secs(2));
+    let final_ = one(to_peer(&sent, caller()), "final to the carrier");
+    assert!(final_.is_code(503), "{}", text(&final_.msg));
+    assert_eq!(hv(&final_.msg, Name::Other("Retry-After".into())), "5");
+    assert_eq!(final_.at - t0, secs(2));
+    assert_eq!(run.call.outcome(), Some(Outcome::Failed));
+}
+
+#[test]
+fn an_emergency_trunk_refusing_the_call_fails_over_and_the_last_refusal_becomes_503() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.retry_after = Some(5);
+    let (mut run, out) = Run::start(
+        Registrar::new(),
+        t0,
+        s,
+        vec![trunk_at("emergency", 7), trunk_at("emergency_backup", 8)],
+    );
+    let sent = run.take(out, t0);
+    let first = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    let sent = run.recv(&reply(&first, 500, "Server Error", "t1"), trunk_peer());
+    let backup = one(requests(&sent, Method::Invite), "INVITE to the backup")
+        .msg
+        .clone();
+    let backup_peer = Peer::udp(SocketAddr::from(([198, 51, 100, 8], 5060)));
+    let sent = run.recv(&reply(&backup, 486, "Busy Here", "t2"), backup_peer);
+    let final_ = one(to_peer(&sent, caller()), "final to the carrier");
+    assert!(final_.is_code(503), "{}", text(&final_.msg));
+    assert!(
+        final_
+            .msg
+            .header(&Name::Other("Retry-After".into()))
+            .is_some()
+    );
+}
+
+#[test]
+fn a_failing_sub_centre_falls_back_to_the_12345_seats_with_a_prompt() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut s = anchored(false);
+    let lib = crate::media::prompt::PromptLibrary::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+    )
+    .unwrap();
+    if let Some(m) = s.media.as_mut() {
+        m.fallback = crate::media::prompt::Playlist::new(
+            &lib,
+            [crate::media::prompt::Item::prompt("transfer_notice")],
+        )
+        .ok();
+    }
+    let (mut run, out) = Run::start(reg, t0, s, vec![trunk(), seat("8001")]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the sub-centre")
+        .msg
+        .clone();
+    assert!(
+        !run.media.iter().any(|m| m.starts_with("Play")),
+        "nothing plays while the sub-centre is tried"
+    );
+    let sent = run.recv(
+        &reply(&invite, 503, "Service Unavailable", "sc"),
+        trunk_peer(),
+    );
+    assert!(
+        responses(&sent, 503).is_empty(),
+        "the caller is still served: {:?}",
+        summary(&sent)
+    );
+    one(responses(&sent, 183), "early media to the caller");
+    assert!(
+        run.media.iter().any(|m| m.starts_with("Play { leg: 0")),
+        "{:?}",
+        run.media
+    );
+    let seat_invite = one(requests(&sent, Method::Invite), "INVITE to the seat");
+    assert_eq!(seat_invite.peer, seat_peer(1));
+    let seat_invite = seat_invite.msg.clone();
+    let sent = run.recv(&seat_ok(&seat_invite), seat_peer(1));
+    one(responses(&sent, 200), "answered by the 12345 seat");
 }

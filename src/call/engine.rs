@@ -10,6 +10,7 @@
 
 use super::b2bua::{ALLOW, Call, MediaPlan, Outcome, Output, Settings, Target};
 use super::registrar::{RegisterError, Registrar, Update};
+use super::trunks::{PROBE_CALL_ID_PREFIX, ProbePolicy, TrunkMonitor};
 use crate::config::SharedTable;
 use crate::media::dtmf::Digit;
 use crate::media::prompt::{Item, Playlist, PromptLibrary};
@@ -36,9 +37,17 @@ const CALL_QUEUE: usize = 64;
 /// slots up front, and most calls see only a handful of messages.
 enum Event {
     Message(Box<(Message, Peer)>),
+    /// An ICMP error says nothing listens at this UDP address (§18.4).
+    Unreachable(std::net::SocketAddr),
     /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
     Terminate,
 }
+
+/// `Retry-After` on the 503 of an emergency call no trunk took: short,
+/// since a carrier may also hold back its other calls to us that long
+/// (RFC 3261 §21.5.4), and our trunks' probes notice a recovery within
+/// seconds.
+const EMERGENCY_RETRY_AFTER: u32 = 5;
 
 pub struct Engine {
     table: SharedTable,
@@ -58,6 +67,8 @@ pub struct Engine {
     /// Swapped whole on reload; a call holds the library it started with.
     prompts: arc_swap::ArcSwapOption<PromptLibrary>,
     media_timeout: Duration,
+    /// Which trunks are up (OPTIONS probes, ICMP errors).
+    trunks: Mutex<TrunkMonitor>,
     this: Weak<Engine>,
 }
 
@@ -90,7 +101,15 @@ impl Engine {
                 None
             }
         };
+        let monitor = {
+            let t = table.guard();
+            TrunkMonitor::new(&t.trunks, probe_policy(&t), random_salt(), Instant::now())
+        };
+        for trunk in &table.guard().trunks {
+            metrics.trunk_up.with_label_values(&[&trunk.id]).set(1);
+        }
         Arc::new_cyclic(|this| Engine {
+            trunks: Mutex::new(monitor),
             ports,
             prompts: arc_swap::ArcSwapOption::new(prompts),
             media_timeout: media.media_timeout,
@@ -118,6 +137,110 @@ impl Engine {
                 self.prompts.store(Some(Arc::new(lib)));
             }
             Err(e) => tracing::error!(error = %e, "prompts not reloaded; the running prompts stay"),
+        }
+    }
+
+    fn lock_trunks(&self) -> std::sync::MutexGuard<'_, TrunkMonitor> {
+        self.trunks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn trunk_changed(&self, change: &super::trunks::Change) {
+        self.metrics
+            .trunk_up
+            .with_label_values(&[&change.trunk])
+            .set(i64::from(change.up));
+        if change.up {
+            tracing::info!(trunk = %change.trunk, reason = change.reason, "trunk up");
+        } else {
+            tracing::warn!(trunk = %change.trunk, reason = change.reason, "trunk down; calls skip it");
+        }
+    }
+
+    /// Probes the trunks with OPTIONS for as long as the daemon runs, and
+    /// follows the table's trunks across reloads.
+    pub fn spawn_trunk_probes(self: &Arc<Self>) {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut table_seen: Option<Arc<Table>> = None;
+            loop {
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                let table = engine.table.guard().clone();
+                if table_seen.as_ref().is_none_or(|t| !Arc::ptr_eq(t, &table)) {
+                    engine
+                        .lock_trunks()
+                        .reconfigure(&table.trunks, probe_policy(&table), now);
+                    for t in &table.trunks {
+                        let up = engine.lock_trunks().is_up(&t.id);
+                        engine
+                            .metrics
+                            .trunk_up
+                            .with_label_values(&[&t.id])
+                            .set(i64::from(up));
+                    }
+                    table_seen = Some(table);
+                }
+                let (probes, changes) = engine.lock_trunks().poll(now);
+                for change in &changes {
+                    engine.trunk_changed(change);
+                }
+                for probe in probes {
+                    engine.send_probe(&probe);
+                }
+                // Woken at the next probe, and at least every second for
+                // a reload.
+                let next = engine
+                    .lock_trunks()
+                    .deadline()
+                    .unwrap_or(now + Duration::from_secs(1))
+                    .min(now + Duration::from_secs(1));
+                drop(engine);
+                tokio::time::sleep_until(next.into()).await;
+            }
+        });
+    }
+
+    fn send_probe(&self, probe: &super::trunks::Probe) {
+        let tag = format!("{:08x}", random_salt() as u32);
+        let branch = format!("z9hG4bK{:016x}", random_salt());
+        let mut options = Message::request(Method::Options, probe.uri.clone());
+        options
+            .push(
+                Name::Via,
+                format!("SIP/2.0/UDP {};branch={branch};rport", self.local),
+            )
+            .push(Name::MaxForwards, "70")
+            .push(
+                Name::From,
+                format!("<sip:hotline@{}>;tag={tag}", self.local),
+            )
+            .push(Name::To, format!("<{}>", probe.uri))
+            .push(Name::CallId, probe.call_id.clone())
+            .push(Name::CSeq, "1 OPTIONS")
+            .push(Name::Other("Accept".into()), "application/sdp");
+        if !self.transport.send(Peer::udp(probe.addr), options.encode()) {
+            self.unreachable(probe.addr);
+        }
+    }
+
+    /// Nothing listens at `addr` (an ICMP error, §18.4): its trunks are
+    /// down, and every call with a leg there hears of it at once.
+    fn unreachable(&self, addr: std::net::SocketAddr) {
+        tracing::info!(to = %addr, "ICMP: unreachable");
+        let changes = self.lock_trunks().on_unreachable(addr);
+        for change in &changes {
+            self.trunk_changed(change);
+        }
+        let senders: Vec<mpsc::Sender<Event>> = self
+            .calls
+            .iter()
+            .filter(|e| e.value().primary)
+            .map(|e| e.value().tx.clone())
+            .collect();
+        for tx in senders {
+            let _ = tx.try_send(Event::Unreachable(addr));
         }
     }
 
@@ -200,6 +323,12 @@ impl Engine {
             return;
         }
         let Some(method) = msg.method().cloned() else {
+            if call_id.starts_with(PROBE_CALL_ID_PREFIX) {
+                let change = self.lock_trunks().on_response(call_id.as_str());
+                if let Some(change) = change {
+                    self.trunk_changed(&change);
+                }
+            }
             return; // a response for no call of ours: stray or late
         };
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
@@ -262,7 +391,10 @@ impl Engine {
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
         let kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
-        let (targets, no_target) = targets_for(&table, &decision, &line);
+        let (targets, no_target) = {
+            let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
+            targets_for(&table, &decision, &line, |id| trunks.is_up(id))
+        };
 
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("call", id, kind = kind.as_str(), line = %line);
@@ -277,6 +409,8 @@ impl Engine {
             local: self.local.clone(),
             seat_ring: table.sip.seat_ring,
             max_ring: table.sip.max_ring,
+            response_timeout: table.sip.response_timeout,
+            retry_after: (kind == Kind::Emergency).then_some(EMERGENCY_RETRY_AFTER),
             media: None,
         };
         let early = self.early_media(&decision);
@@ -342,7 +476,11 @@ impl Engine {
     }
 
     /// Ports for both legs and the session that owns them, if anchoring.
-    async fn open_media(&self, early: Vec<Item>) -> Option<(SessionHandle, MediaPlan)> {
+    async fn open_media(
+        &self,
+        early: Vec<Item>,
+        sub_centre: bool,
+    ) -> Option<(SessionHandle, MediaPlan)> {
         let pool = self.ports.as_ref()?;
         let (a, b) = match (pool.allocate().await, pool.allocate().await) {
             (Ok(a), Ok(b)) => (a, b),
@@ -371,11 +509,21 @@ impl Engine {
         let hold = prompts
             .as_ref()
             .and_then(|lib| Playlist::new(lib, [Item::looping("hold_music")]).ok());
+        // A sub-centre that fails falls back to the 12345 seats: the caller
+        // is told it is being put through, then waits with music.
+        let fallback = prompts.as_ref().filter(|_| sub_centre).and_then(|lib| {
+            Playlist::new(
+                lib,
+                [Item::prompt("transfer_notice"), Item::looping("hold_music")],
+            )
+            .ok()
+        });
         let plan = MediaPlan {
             a_local: session.locals[0],
             b_local: session.locals[1],
             early: playlist,
             hold,
+            fallback,
         };
         Some((session, plan))
     }
@@ -423,7 +571,8 @@ impl Engine {
         } = start;
         let mut session = None;
         if !invite.body.is_empty()
-            && let Some((handle, plan)) = self.open_media(early).await
+            && let Some((handle, plan)) =
+                self.open_media(early, labels.kind == Kind::SubCentre).await
         {
             settings.media = Some(plan);
             session = Some(handle);
@@ -504,6 +653,9 @@ impl Engine {
                         let (msg, peer) = *event;
                         out = call.on_message(msg, peer, &self.registrar, Instant::now())
                     }
+                    Some(Event::Unreachable(addr)) => {
+                        out = call.on_transport_error(Peer::udp(addr), &self.registrar, Instant::now())
+                    }
                     Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
                     None => break,
                 },
@@ -540,6 +692,16 @@ impl Engine {
 
     fn count(&self, call: &Call, outcome: Outcome, labels: &CallLabels) {
         self.metrics.active_calls.dec();
+        if labels.kind == Kind::Emergency
+            && !matches!(outcome, Outcome::Completed | Outcome::Cancelled)
+        {
+            self.metrics.emergency_failures.inc();
+            tracing::warn!(
+                line = %labels.line,
+                status = call.final_status,
+                "emergency call reached no emergency trunk; the carrier must route it"
+            );
+        }
         self.metrics
             .calls
             .with_label_values(&[labels.kind.as_str(), &labels.line, outcome.as_str()])
@@ -768,6 +930,10 @@ impl Sink for Engine {
         tracing::info!(from = %peer.addr, reason, "closing TCP connection: framing lost");
     }
 
+    fn unreachable(&self, addr: std::net::SocketAddr) {
+        Engine::unreachable(self, addr);
+    }
+
     fn connection_closed(&self, peer: Peer) {
         // A seat registered over this connection can no longer be reached.
         let dropped = self.registrar.forget_peer(peer);
@@ -810,6 +976,19 @@ struct CallLabels {
     line: String,
 }
 
+fn probe_policy(table: &Table) -> ProbePolicy {
+    ProbePolicy {
+        interval: table.sip.probe_interval,
+        failures: table.sip.probe_failures,
+    }
+}
+
+fn random_salt() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
 /// Lines are a bounded label set: the table's numbers, or "unknown".
 fn metric_line(table: &Table, line: &str) -> String {
     if table.line(line).is_some() || table.emergency_line(line).is_some() {
@@ -842,14 +1021,22 @@ fn targets_for(
     table: &Table,
     d: &routing::Decision<'_>,
     line: &str,
+    trunk_up: impl Fn(&str) -> bool,
 ) -> (Vec<Target>, (u16, String)) {
-    let trunk_target = |t: &routing::Trunk, number: &str| -> Option<Target> {
-        let addr = t.target?;
-        Some(Target::Trunk {
-            id: t.id.clone(),
-            uri: format!("sip:{number}@{addr}"),
-            peer: Peer::udp(addr),
-        })
+    // The trunk, then its alternates, each only while up.
+    let trunk_chain = |t: &routing::Trunk, number: &str| -> Vec<Target> {
+        std::iter::once(t)
+            .chain(t.alternates.iter().filter_map(|id| table.trunk(id)))
+            .filter(|t| trunk_up(&t.id))
+            .filter_map(|t| {
+                let addr = t.target?;
+                Some(Target::Trunk {
+                    id: t.id.clone(),
+                    uri: format!("sip:{number}@{addr}"),
+                    peer: Peer::udp(addr),
+                })
+            })
+            .collect()
     };
     let seats_with = |skill: &str, first: &[String]| -> Vec<Target> {
         let mut out: Vec<Target> = first
@@ -872,17 +1059,23 @@ fn targets_for(
             (Vec::new(), (r.status, r.reason.to_string()))
         }
         (_, routing::Target::Trunk(t)) => {
+            let mut targets = trunk_chain(t, line);
+            if t.role == TrunkRole::SubCentre {
+                // The caller is still served: a sub-centre that is down or
+                // fails falls back to the 12345 queue's seats.
+                let main = table.main_line();
+                if let Some(q) = main.queue {
+                    targets.extend(seats_with(&table.queues[q as usize].skill, &[]));
+                }
+            }
             let role = match t.role {
                 TrunkRole::Emergency => "emergency",
                 TrunkRole::SubCentre => "sub-centre",
                 TrunkRole::Carrier => "carrier",
             };
             (
-                trunk_target(t, line).into_iter().collect(),
-                (
-                    503,
-                    format!("Service Unavailable ({role} trunk has no address)"),
-                ),
+                targets,
+                (503, format!("Service Unavailable (no {role} trunk is up)")),
             )
         }
         (

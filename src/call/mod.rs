@@ -5,3 +5,4 @@
 pub mod b2bua;
 pub mod engine;
 pub mod registrar;
+pub mod trunks;

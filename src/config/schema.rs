@@ -77,6 +77,16 @@ pub struct RawSip {
     pub max_ring_seconds: Option<S<u64>>,
     #[serde(default)]
     pub max_register_expires: Option<S<u64>>,
+    /// A seat or trunk that sends no response at all (not even 100) this
+    /// long is given up for the next target.
+    #[serde(default)]
+    pub response_timeout_ms: Option<S<u64>>,
+    /// OPTIONS probes of the trunks: every so many seconds (0: off), and
+    /// how many unanswered in a row mark a trunk down.
+    #[serde(default)]
+    pub trunk_probe_interval_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub trunk_probe_failures: Option<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +127,13 @@ pub struct RawTrunk {
     /// the URI's host when it is an IP address.
     #[serde(default)]
     pub sources: Vec<S<String>>,
+    /// Trunks of the same role tried in turn when this one fails or is
+    /// down.
+    #[serde(default)]
+    pub alternates: Vec<S<String>>,
+    /// Probe this trunk with OPTIONS (default true).
+    #[serde(default)]
+    pub probe: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +192,9 @@ pub struct RawSeat {
     /// cannot register.
     #[serde(default)]
     pub password: Option<S<String>>,
+    /// Digest challenges offered to this seat's phone; default `[sip]`'s.
+    #[serde(default)]
+    pub digest_algorithms: Option<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

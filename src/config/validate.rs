@@ -292,7 +292,36 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             level,
             target,
             sources,
+            alternates: Vec::new(),
+            probe: t.probe.unwrap_or(true),
         });
+    }
+    // Alternates, once every trunk id is known: same role, not itself.
+    for (i, t) in raw.trunks.iter().enumerate() {
+        let t = t.get_ref();
+        for alt in &t.alternates {
+            let id = alt.get_ref();
+            match trunk_ids.get(id.as_str()) {
+                None => r.error(alt.span(), format!("unknown alternate trunk `{id}`")),
+                Some(&j) if j as usize == i => r.error(
+                    alt.span(),
+                    format!("trunk `{id}` cannot be its own alternate"),
+                ),
+                Some(&j) if trunks[j as usize].role != trunks[i].role => r.error(
+                    alt.span(),
+                    format!(
+                        "alternate `{id}` is a {} trunk, `{}` a {} trunk: alternates share the role",
+                        trunks[j as usize].role.as_str(),
+                        t.id.get_ref(),
+                        trunks[i].role.as_str()
+                    ),
+                ),
+                Some(_) if trunks[i].alternates.contains(id) => {
+                    r.error(alt.span(), format!("alternate `{id}` listed twice"))
+                }
+                Some(_) => trunks[i].alternates.push(id.clone()),
+            }
+        }
     }
     if !trunks.iter().any(|t| t.role == TrunkRole::Carrier) && !raw.trunks.is_empty() {
         r.warn(
@@ -701,6 +730,13 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             skills: s.skills.iter().map(|x| x.get_ref().clone()).collect(),
             expert_for: s.expert_for.iter().map(|x| x.get_ref().clone()).collect(),
             password: s.password.as_ref().map(|p| p.get_ref().clone()),
+            digest_algorithms: digest_list(
+                s.digest_algorithms.as_deref(),
+                &format!("seat `{}`", s.id.get_ref()),
+                r,
+            )
+            .ok()
+            .flatten(),
         });
         if let Some(p) = &s.password
             && p.get_ref().len() < 8
@@ -1250,6 +1286,21 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         86_400,
         "max_register_expires",
     );
+    let response_timeout = ms(
+        &raw.response_timeout_ms,
+        2_000,
+        100,
+        60_000,
+        "response_timeout_ms",
+    );
+    let probe_interval = ms(
+        &raw.trunk_probe_interval_seconds,
+        10,
+        0,
+        3_600,
+        "trunk_probe_interval_seconds",
+    );
+    let probe_failures = ms(&raw.trunk_probe_failures, 2, 1, 100, "trunk_probe_failures");
     if t2 < t1 {
         ok = false;
         let span = raw
@@ -1276,42 +1327,16 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
             }
         },
     };
-    let mut digest_algorithms = Vec::new();
-    for a in raw.digest_algorithms.iter().flatten() {
-        let alg = match a.get_ref().to_ascii_uppercase().as_str() {
-            "SHA-256" => crate::sip::digest::Algorithm::Sha256,
-            "MD5" => crate::sip::digest::Algorithm::Md5,
-            _ => {
-                ok = false;
-                r.error(
-                    a.span(),
-                    format!("unknown digest algorithm `{}`: SHA-256 or MD5", a.get_ref()),
-                );
-                continue;
-            }
-        };
-        if digest_algorithms.contains(&alg) {
+    // MD5 alone by default: many phones (baresip, SIPp, older handsets)
+    // refuse a 401 that carries an algorithm they do not know, whatever
+    // its place; a seat may require SHA-256 with its own list.
+    let digest_algorithms = match digest_list(raw.digest_algorithms.as_deref(), "[sip]", r) {
+        Ok(list) => list.unwrap_or_else(|| vec![crate::sip::digest::Algorithm::Md5]),
+        Err(()) => {
             ok = false;
-            r.error(
-                a.span(),
-                format!("digest algorithm `{}` listed twice", a.get_ref()),
-            );
+            Vec::new()
         }
-        digest_algorithms.push(alg);
-    }
-    if raw.digest_algorithms.as_ref().is_some_and(|l| l.is_empty()) {
-        ok = false;
-        r.error(
-            0..0,
-            "[sip] digest_algorithms must name at least one algorithm",
-        );
-    }
-    if digest_algorithms.is_empty() {
-        digest_algorithms = vec![
-            crate::sip::digest::Algorithm::Sha256,
-            crate::sip::digest::Algorithm::Md5,
-        ];
-    }
+    };
     let realm = raw
         .realm
         .as_ref()
@@ -1328,7 +1353,52 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         seat_ring: Duration::from_secs(seat_ring),
         max_ring: Duration::from_secs(max_ring),
         max_register_expires: max_expires as u32,
+        response_timeout: Duration::from_millis(response_timeout),
+        probe_interval: (probe_interval > 0).then(|| Duration::from_secs(probe_interval)),
+        probe_failures: probe_failures as u32,
     })
+}
+
+/// A `digest_algorithms` list (of `[sip]` or a seat): `None` when not
+/// given; an error (reported) for an unknown, repeated or empty list.
+fn digest_list(
+    raw: Option<&[S<String>]>,
+    whose: &str,
+    r: &mut Reporter,
+) -> Result<Option<Vec<crate::sip::digest::Algorithm>>, ()> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut ok = true;
+    let mut list = Vec::new();
+    for a in raw {
+        let alg = match a.get_ref().to_ascii_uppercase().as_str() {
+            "SHA-256" => crate::sip::digest::Algorithm::Sha256,
+            "MD5" => crate::sip::digest::Algorithm::Md5,
+            _ => {
+                ok = false;
+                r.error(
+                    a.span(),
+                    format!("unknown digest algorithm `{}`: SHA-256 or MD5", a.get_ref()),
+                );
+                continue;
+            }
+        };
+        if list.contains(&alg) {
+            ok = false;
+            r.error(
+                a.span(),
+                format!("digest algorithm `{}` listed twice", a.get_ref()),
+            );
+        }
+        list.push(alg);
+    }
+    if raw.is_empty() {
+        ok = false;
+        r.error(
+            0..0,
+            format!("{whose} digest_algorithms must name at least one algorithm"),
+        );
+    }
+    if ok { Ok(Some(list)) } else { Err(()) }
 }
 
 /// `[media]`: RTP ports 20000-29999 (5,000 legs), 30 s media time-out.

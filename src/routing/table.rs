@@ -62,6 +62,17 @@ pub enum TrunkRole {
     Emergency,
 }
 
+impl TrunkRole {
+    /// As written in `routing.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkRole::Carrier => "carrier",
+            TrunkRole::SubCentre => "sub_centre",
+            TrunkRole::Emergency => "emergency",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Trunk {
     pub id: String,
@@ -73,6 +84,10 @@ pub struct Trunk {
     pub target: Option<SocketAddr>,
     /// Source addresses allowed to send calls on this trunk.
     pub sources: Vec<IpAddr>,
+    /// Ids of the trunks (same role) tried in turn after this one.
+    pub alternates: Vec<String>,
+    /// Whether OPTIONS probes watch this trunk.
+    pub probe: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +108,8 @@ pub struct Seat {
     /// Digest password from configuration; `None` means the seat cannot
     /// register.
     pub password: Option<String>,
+    /// Digest challenges for this seat, when not `[sip]`'s.
+    pub digest_algorithms: Option<Vec<crate::sip::digest::Algorithm>>,
 }
 
 /// `[media]`: where the gateway's RTP lives.
@@ -137,6 +154,12 @@ pub struct SipSettings {
     pub max_ring: Duration,
     /// The longest registration granted.
     pub max_register_expires: u32,
+    /// A target silent this long (no response at all) is given up.
+    pub response_timeout: Duration,
+    /// OPTIONS probes of the trunks, if on.
+    pub probe_interval: Option<Duration>,
+    /// Unanswered probes in a row that mark a trunk down.
+    pub probe_failures: u32,
 }
 
 /// Where a line's chain of "routes as" ends.

@@ -50,6 +50,9 @@ pub trait Sink: Send + Sync + 'static {
     /// A TCP connection closed (for any reason): nothing sent to `peer`
     /// can arrive any more.
     fn connection_closed(&self, _peer: Peer) {}
+    /// An ICMP error came back for a datagram we sent to `addr` (port or
+    /// host unreachable): nothing listens there (§18.4).
+    fn unreachable(&self, _addr: SocketAddr) {}
 }
 
 /// The gateway's sockets. Cheap to clone (an `Arc` inside).
@@ -60,6 +63,8 @@ pub struct Transport {
 
 struct Inner {
     udp: Option<Arc<UdpSocket>>,
+    /// Told of ICMP errors found while sending.
+    sink: std::sync::OnceLock<Arc<dyn Sink>>,
     tcp_local: Option<SocketAddr>,
     connections: DashMap<u64, mpsc::Sender<Bytes>>,
     next_conn: AtomicU64,
@@ -86,7 +91,13 @@ impl Transport {
         tcp: Option<SocketAddr>,
     ) -> std::io::Result<(Transport, Option<TcpListener>)> {
         let udp = match udp {
-            Some(a) => Some(Arc::new(UdpSocket::bind(a).await?)),
+            Some(a) => {
+                let socket = UdpSocket::bind(a).await?;
+                if let Err(e) = icmp::enable(&socket) {
+                    tracing::warn!(error = %e, "ICMP errors will not be seen: unreachable peers are found only by time-outs");
+                }
+                Some(Arc::new(socket))
+            }
             None => None,
         };
         let listener = match tcp {
@@ -101,6 +112,7 @@ impl Transport {
             Transport {
                 inner: Arc::new(Inner {
                     udp,
+                    sink: std::sync::OnceLock::new(),
                     tcp_local,
                     connections: DashMap::new(),
                     next_conn: AtomicU64::new(1),
@@ -121,6 +133,7 @@ impl Transport {
     /// Starts the receive tasks: `udp_workers` tasks reading the UDP socket
     /// side by side, and the TCP accept loop.
     pub fn run(&self, listener: Option<TcpListener>, sink: Arc<dyn Sink>, udp_workers: usize) {
+        let _ = self.inner.sink.set(sink.clone());
         if let Some(socket) = &self.inner.udp {
             for _ in 0..udp_workers.max(1) {
                 let socket = socket.clone();
@@ -132,9 +145,14 @@ impl Transport {
                             Ok((n, from)) => {
                                 deliver(&*sink, Bytes::copy_from_slice(&buf[..n]), Peer::udp(from))
                             }
-                            // ICMP port unreachable surfaces here on some
-                            // systems; it is not fatal to the socket.
-                            Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                            // A pending ICMP error surfaces here; the queue
+                            // says for which destination.
+                            Err(e) => {
+                                tracing::debug!(error = %e, "udp receive error");
+                                for addr in icmp::drain(&socket) {
+                                    sink.unreachable(addr);
+                                }
+                            }
                         }
                     }
                 });
@@ -233,6 +251,25 @@ impl Transport {
                         tracing::debug!(to = %peer.addr, "udp send buffer full; message lost");
                         true
                     }
+                    Err(e) if icmp::is_pending_error(&e) => {
+                        // An earlier datagram's ICMP error, reported on this
+                        // send whatever its destination: tell who it was
+                        // for, then send this one again.
+                        let unreachable = icmp::drain(socket);
+                        if let Some(sink) = self.inner.sink.get() {
+                            for addr in &unreachable {
+                                sink.unreachable(*addr);
+                            }
+                        }
+                        match socket.try_send_to(&bytes, peer.addr) {
+                            Ok(_) => true,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                            Err(e) => {
+                                tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
+                                !unreachable.contains(&peer.addr) && !icmp::is_pending_error(&e)
+                            }
+                        }
+                    }
                     Err(e) => {
                         tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
                         false
@@ -265,6 +302,192 @@ fn deliver(sink: &dyn Sink, bytes: Bytes, peer: Peer) {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.received(bytes, peer)));
     if outcome.is_err() {
         tracing::error!(from = %peer.addr, "message handling panicked; message dropped");
+    }
+}
+
+/// ICMP errors on the unconnected UDP socket. Linux reports them for such
+/// a socket only with `IP_RECVERR` (`IPV6_RECVERR`): each is queued with
+/// the destination of the datagram that caused it (ip(7)), and sets the
+/// socket's pending error, which the next receive or send returns.
+#[cfg(target_os = "linux")]
+mod icmp {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    use tokio::net::UdpSocket;
+
+    pub fn enable(socket: &UdpSocket) -> std::io::Result<()> {
+        let on: libc::c_int = 1;
+        let (level, name) = match socket.local_addr()? {
+            SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_RECVERR),
+            SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+        };
+        // SAFETY: a valid descriptor, and an int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// Whether a send failed only because an earlier datagram drew an ICMP
+    /// error (the socket's pending error, returned by whatever call is
+    /// next).
+    pub fn is_pending_error(e: &std::io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN)
+        )
+    }
+
+    /// Takes every queued ICMP error; returns the destinations that are
+    /// unreachable (port, host or network), at most 64 at a time.
+    pub fn drain(socket: &UdpSocket) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for _ in 0..64 {
+            let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut data = [0u8; 64];
+            let mut control = [0u64; 64];
+            let mut iov = libc::iovec {
+                iov_base: data.as_mut_ptr().cast(),
+                iov_len: data.len(),
+            };
+            // SAFETY: every pointer refers to a live local buffer of the
+            // length given.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = unsafe {
+                libc::recvmsg(
+                    socket.as_raw_fd(),
+                    &mut msg,
+                    libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                break;
+            }
+            if unreachable_errno(&msg)
+                && let Some(addr) = sockaddr(&name)
+            {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    /// Whether the message's extended error is an ICMP "unreachable".
+    fn unreachable_errno(msg: &libc::msghdr) -> bool {
+        // SAFETY: the kernel filled the control buffer; the CMSG macros
+        // walk it within msg_controllen.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let ours = (c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_RECVERR)
+                    || (c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+                if ours {
+                    let err: libc::sock_extended_err =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    let icmp = err.ee_origin == libc::SO_EE_ORIGIN_ICMP
+                        || err.ee_origin == libc::SO_EE_ORIGIN_ICMP6;
+                    return icmp
+                        && matches!(
+                            err.ee_errno as i32,
+                            libc::ECONNREFUSED
+                                | libc::EHOSTUNREACH
+                                | libc::ENETUNREACH
+                                | libc::EHOSTDOWN
+                        );
+                }
+                cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            }
+        }
+        false
+    }
+
+    fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match s.ss_family as i32 {
+            libc::AF_INET => {
+                // SAFETY: the family says it is a sockaddr_in.
+                let a: &libc::sockaddr_in =
+                    unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says it is a sockaddr_in6.
+                let a: &libc::sockaddr_in6 =
+                    unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(a.sin6_addr.s6_addr),
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[tokio::test]
+        async fn a_datagram_to_a_closed_port_comes_back_as_that_address_unreachable() {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            enable(&socket).unwrap();
+            // A port nothing listens on: bind one, learn it, close it.
+            let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            socket.send_to(b"OPTIONS", closed).await.unwrap();
+            let mut found = Vec::new();
+            for _ in 0..100 {
+                found = drain(&socket);
+                if !found.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(found, vec![closed]);
+        }
+    }
+}
+
+/// Elsewhere ICMP errors are not read: unreachable peers are found by
+/// time-outs only.
+#[cfg(not(target_os = "linux"))]
+mod icmp {
+    use std::net::SocketAddr;
+    use tokio::net::UdpSocket;
+
+    pub fn enable(_: &UdpSocket) -> std::io::Result<()> {
+        Err(std::io::Error::other("not supported on this system"))
+    }
+
+    pub fn is_pending_error(_: &std::io::Error) -> bool {
+        false
+    }
+
+    pub fn drain(_: &UdpSocket) -> Vec<SocketAddr> {
+        Vec::new()
     }
 }
 
