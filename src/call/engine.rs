@@ -718,10 +718,14 @@ impl Engine {
     fn register(&self, msg: &Message, peer: Peer) {
         let now = Instant::now();
         let ip = peer.addr.ip();
+        let Some(seat) = msg.to().and_then(|t| uri_number(t.uri)) else {
+            self.reply(msg, peer, 400, "Bad Request (To has no user)");
+            return;
+        };
         let allowed = self
             .throttle
             .lock()
-            .map(|mut t| t.allowed(ip, now))
+            .map(|t| t.allowed(ip, &seat, now))
             .unwrap_or(true);
         if !allowed {
             self.metrics
@@ -731,10 +735,6 @@ impl Engine {
             self.reply(msg, peer, 403, "Forbidden (too many failed attempts)");
             return;
         }
-        let Some(seat) = msg.to().and_then(|t| uri_number(t.uri)) else {
-            self.reply(msg, peer, 400, "Bad Request (To has no user)");
-            return;
-        };
         let table = self.table.guard();
         let password = table
             .seats
@@ -771,7 +771,7 @@ impl Engine {
         match verified {
             Ok(_) => {
                 if let Ok(mut t) = self.throttle.lock() {
-                    t.record_success(ip);
+                    t.record_success(ip, &seat);
                 }
             }
             Err(AuthError::StaleNonce) => {
@@ -793,7 +793,7 @@ impl Engine {
                 if e.counts_as_failure()
                     && let Ok(mut t) = self.throttle.lock()
                 {
-                    t.record_failure(ip, now);
+                    t.record_failure(ip, &seat, now);
                 }
                 tracing::info!(from = %peer.addr, seat = %seat, error = %e, "registration refused");
                 self.reply(msg, peer, 403, "Forbidden (bad credentials)");

@@ -4,26 +4,27 @@
 //! and checks their `Authorization` header, as RFC 3261 §22 prescribes: HTTP
 //! digest of RFC 2617, with the SHA-256 algorithm and the challenge ordering of
 //! RFC 7616 / RFC 8760 §2.4. Old phones that answer in the RFC 2069 form
-//! (no `qop`) are still accepted; `qop=auth-int` and the `-sess` algorithms are
-//! refused with [`AuthError::UnsupportedQop`] / [`AuthError::UnsupportedAlgorithm`]
-//! since we never offer them.
+//! (no `qop`) are still accepted, once per nonce; `qop=auth-int` and the
+//! `-sess` algorithms are refused with [`AuthError::UnsupportedQop`] /
+//! [`AuthError::UnsupportedAlgorithm`] since we never offer them.
 //!
 //! Three parts:
 //!
 //! * [`Authenticator`] issues challenges and verifies responses. Nonces are
-//!   stateless: each carries its issue time and an HMAC-SHA-256 tag over that
-//!   time and the realm, keyed with a secret that never leaves the process, so
-//!   they can be checked without a table and cannot be forged. The price of
-//!   statelessness is that a nonce can be replayed within its lifetime (no
-//!   `nc` tracking); keep the lifetime short and run SIP over TLS where that
-//!   matters.
-//! * [`FailureThrottle`] blocks source addresses that keep failing, bounded in
-//!   memory so an address scan cannot grow it.
+//!   stateless: each carries its issue time, a serial number that makes it
+//!   unique, and an HMAC-SHA-256 tag over both and the realm, keyed with a
+//!   secret that never leaves the process, so they can be checked without a
+//!   table and cannot be forged. Replays are refused with a small table of
+//!   nonce counts (RFC 7616 §3.4, the `nc` of RFC 2617 §3.2.2): see
+//!   [`AuthError::Replay`].
+//! * [`FailureThrottle`] blocks a user at a source address that keeps failing,
+//!   and a whole address that floods, bounded in memory so an address scan
+//!   cannot grow it.
 //! * [`authorization_header`] builds the client side, for tests and for the
 //!   gateway authenticating to a peer.
 //!
-//! Everything is pure: the current time is an argument, credentials come from
-//! the caller (configuration), never from the request.
+//! Everything is sans-I/O: the current time is an argument, credentials come
+//! from the caller (configuration), never from the request.
 //!
 //! The `Authorization` value is parsed here rather than with
 //! `ezk_sip_types::header::typed::DigestResponse`, because that parser keeps
@@ -32,8 +33,11 @@
 //! are not recognised), and turns `nc` into a number — but the response hash
 //! needs `nc` exactly as the client sent it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
@@ -119,15 +123,28 @@ pub enum AuthError {
     /// we do not implement and never offer.
     #[error("unsupported qop (only qop=auth or no qop is accepted; auth-int is not supported)")]
     UnsupportedQop,
+    /// The response is correct, but this nonce was already used with this
+    /// nonce count (or a higher one) by this user and client nonce: a
+    /// captured request sent again, or a UDP retransmission of one already
+    /// accepted. Without `qop` there is no count, so a nonce answers once.
+    /// Answer with a plain new challenge (not `stale=true`: the nonce is not
+    /// old, it is used up), as RFC 7616 §3.4 leaves the server to do.
+    #[error("nonce count already used (replayed request)")]
+    Replay,
 }
 
 impl AuthError {
     /// Whether this outcome should count towards [`FailureThrottle`].
     ///
-    /// A stale nonce came with the right password, and a non-digest header is
-    /// no guess at a password, so neither is held against the source.
+    /// A stale nonce and a replay came with the right password, and a
+    /// non-digest header is no guess at a password, so none is held against
+    /// the source. Counting replays would also let anyone who captured one
+    /// REGISTER lock its seat out by sending it again.
     pub fn counts_as_failure(&self) -> bool {
-        !matches!(self, AuthError::StaleNonce | AuthError::NotDigest)
+        !matches!(
+            self,
+            AuthError::StaleNonce | AuthError::NotDigest | AuthError::Replay
+        )
     }
 }
 
@@ -148,11 +165,17 @@ pub struct Verified {
 }
 
 /// Issues digest challenges and verifies the answers, for one realm.
-#[derive(Clone)]
+///
+/// Shared by reference across threads: `verify` takes `&self`, and the
+/// replay table sits behind a mutex held only for a map lookup.
 pub struct Authenticator {
     realm: String,
     secret: [u8; 32],
     nonce_lifetime: Duration,
+    /// Numbers the challenges, so two issued in the same second still get
+    /// different nonces (a "fresh challenge" after a replay must be fresh).
+    next_serial: AtomicU32,
+    nonce_counts: Mutex<NonceCounts>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -162,15 +185,22 @@ impl fmt::Debug for Authenticator {
             .field("realm", &self.realm)
             .field("secret", &"<redacted>")
             .field("nonce_lifetime", &self.nonce_lifetime)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-/// Nonce layout: 16 hex digits of issue time (Unix seconds), then the first
-/// 16 bytes of the HMAC tag in hex. Hex only, so it never needs escaping.
+/// Nonce layout: 16 hex digits of issue time (Unix seconds), 8 of serial
+/// number, then the first 16 bytes of the HMAC tag in hex. Hex only, so it
+/// never needs escaping.
 const NONCE_TIME_HEX: usize = 16;
+const NONCE_SERIAL_HEX: usize = 8;
 const NONCE_TAG_BYTES: usize = 16;
-const NONCE_LEN: usize = NONCE_TIME_HEX + 2 * NONCE_TAG_BYTES;
+const NONCE_LEN: usize = NONCE_TIME_HEX + NONCE_SERIAL_HEX + 2 * NONCE_TAG_BYTES;
+
+/// Most nonce uses remembered for replay protection. An entry is made only
+/// by a correct response, so a registrar of a few hundred seats uses a tiny
+/// fraction; 65,536 entries of ~40 bytes are ~3 MB at worst.
+const MAX_TRACKED_NONCES: usize = 65_536;
 
 /// Upper bound on the header value we are willing to parse; a real one is a
 /// few hundred bytes, so anything longer is junk and is refused cheaply.
@@ -183,12 +213,18 @@ impl Authenticator {
     /// An authenticator for `realm`, whose nonces are keyed with `secret` and
     /// expire (become stale) after `nonce_lifetime`.
     ///
-    /// Several processes sharing a secret accept each other's nonces.
+    /// Several processes sharing a secret accept each other's nonces, but
+    /// each keeps its own replay table: a request captured at one can be
+    /// replayed once at another within the nonce lifetime, and likewise
+    /// across a restart. With [`Authenticator::with_random_secret`] neither
+    /// can happen.
     pub fn new(realm: impl Into<String>, secret: [u8; 32], nonce_lifetime: Duration) -> Self {
         Self {
             realm: realm.into(),
             secret,
             nonce_lifetime,
+            next_serial: AtomicU32::new(0),
+            nonce_counts: Mutex::new(NonceCounts::new(MAX_TRACKED_NONCES)),
         }
     }
 
@@ -214,9 +250,11 @@ impl Authenticator {
     /// Two `WWW-Authenticate` values for a `401`: SHA-256 first, then MD5, so
     /// that clients which take the first one they support prefer SHA-256
     /// (RFC 8760 §2.4, RFC 7616 §3.7). `stale` adds `stale=true`
-    /// (after [`AuthError::StaleNonce`]).
+    /// (after [`AuthError::StaleNonce`]). Both carry the same nonce, which no
+    /// other call returns.
     pub fn challenge(&self, now_unix_secs: u64, stale: bool) -> [String; 2] {
-        let nonce = self.nonce(now_unix_secs);
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        let nonce = self.nonce(now_unix_secs, serial);
         let realm = quote(&self.realm);
         let stale = if stale { ", stale=true" } else { "" };
         [Algorithm::Sha256, Algorithm::Md5].map(|algorithm| {
@@ -231,9 +269,18 @@ impl Authenticator {
     /// for the username in the header.
     ///
     /// Checks in this order: syntax, realm, algorithm, qop, that the nonce is
-    /// ours, the user, the response, and only then the nonce's age — so
+    /// ours, the user, the response, the nonce's age — so
     /// [`AuthError::StaleNonce`] means "right password, old nonce", exactly
-    /// what `stale=true` tells the client (RFC 7616 §3.3).
+    /// what `stale=true` tells the client (RFC 7616 §3.3) — and last the
+    /// nonce count, so only a correct response can touch the replay table.
+    ///
+    /// Replay protection (RFC 7616 §3.4): for each nonce, username and
+    /// client nonce, the highest `nc` accepted is remembered until the nonce
+    /// expires, and a request whose `nc` is not higher is
+    /// [`AuthError::Replay`]. A response without `qop` (RFC 2069) has no
+    /// count, so its nonce is accepted once per user; our challenges always
+    /// offer `qop=auth`, which SIPp, baresip and desk phones answer with, so
+    /// this costs old phones at most an extra challenge per registration.
     pub fn verify<P: AsRef<str>>(
         &self,
         authorization: &str,
@@ -260,10 +307,23 @@ impl Authenticator {
 
         // Our own nonces are never from the future unless the clock stepped
         // back; treat a skew either way the same as age.
-        let age = now_unix_secs.abs_diff(issued);
-        if age > self.nonce_lifetime.as_secs() {
+        let lifetime = self.nonce_lifetime.as_secs();
+        if now_unix_secs.abs_diff(issued) > lifetime {
             return Err(AuthError::StaleNonce);
         }
+
+        // A poisoned lock only means another thread panicked mid-call; the
+        // table is consistent after every single map operation.
+        self.nonce_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(
+                issued,
+                creds.replay_key(),
+                creds.nonce_count(),
+                now_unix_secs,
+                lifetime,
+            )?;
 
         Ok(Verified {
             username: creds.username,
@@ -272,18 +332,22 @@ impl Authenticator {
         })
     }
 
-    fn nonce(&self, now_unix_secs: u64) -> String {
-        let tag = self.nonce_tag(now_unix_secs);
-        format!("{now_unix_secs:016x}{}", hex(&tag[..NONCE_TAG_BYTES]))
+    fn nonce(&self, issued: u64, serial: u32) -> String {
+        let tag = self.nonce_tag(issued, serial);
+        format!("{issued:016x}{serial:08x}{}", hex(&tag[..NONCE_TAG_BYTES]))
     }
 
     /// HMAC (not a bare hash of secret ‖ data) so that nothing about the tag
     /// leaks the key or allows extension; the realm is included so a nonce
     /// from one realm is useless in another that happens to share the secret.
-    fn nonce_tag(&self, issued: u64) -> [u8; 32] {
+    fn nonce_tag(&self, issued: u64, serial: u32) -> [u8; 32] {
         hmac_sha256(
             &self.secret,
-            &[&issued.to_be_bytes(), self.realm.as_bytes()],
+            &[
+                &issued.to_be_bytes(),
+                &serial.to_be_bytes(),
+                self.realm.as_bytes(),
+            ],
         )
     }
 
@@ -292,14 +356,99 @@ impl Authenticator {
         if nonce.len() != NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AuthError::BadNonce);
         }
-        let (time, tag) = nonce.split_at(NONCE_TIME_HEX);
+        let (time, rest) = nonce.split_at(NONCE_TIME_HEX);
+        let (serial, tag) = rest.split_at(NONCE_SERIAL_HEX);
         let issued = u64::from_str_radix(time, 16).map_err(|_| AuthError::BadNonce)?;
-        let expected = hex(&self.nonce_tag(issued)[..NONCE_TAG_BYTES]);
+        let serial = u32::from_str_radix(serial, 16).map_err(|_| AuthError::BadNonce)?;
+        let expected = hex(&self.nonce_tag(issued, serial)[..NONCE_TAG_BYTES]);
         if constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
             Ok(issued)
         } else {
             Err(AuthError::BadNonce)
         }
+    }
+}
+
+/// The nonce counts accepted so far, for replay protection.
+///
+/// Keyed by the nonce's issue time first, so the entries that expire (and,
+/// when full, the ones evicted) are at the front of the map; the rest of the
+/// key is a hash of nonce, username and client nonce, 16 bytes whatever the
+/// client sent.
+#[derive(Debug)]
+struct NonceCounts {
+    /// (issue time, key) → highest `nc` accepted (0 without qop).
+    seen: BTreeMap<(u64, [u8; 16]), u32>,
+    /// Nonces issued before this time may have lost their entry — expired,
+    /// or evicted when the table was full — so a first use of one cannot be
+    /// told from a replay and is answered as stale.
+    forgotten_before: u64,
+    cap: usize,
+}
+
+impl NonceCounts {
+    fn new(cap: usize) -> Self {
+        Self {
+            seen: BTreeMap::new(),
+            forgotten_before: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Accepts a use of a nonce issued at `issued` (already checked to be
+    /// ours and fresh) with count `nc` (`None`: no qop), or refuses it.
+    fn admit(
+        &mut self,
+        issued: u64,
+        key: [u8; 16],
+        nc: Option<u32>,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<(), AuthError> {
+        self.expire(now, lifetime);
+        if let Some(highest) = self.seen.get_mut(&(issued, key)) {
+            return match nc {
+                Some(nc) if nc > *highest => {
+                    *highest = nc;
+                    Ok(())
+                }
+                _ => Err(AuthError::Replay),
+            };
+        }
+        if issued < self.forgotten_before {
+            return Err(AuthError::StaleNonce);
+        }
+        if self.seen.len() >= self.cap {
+            // Full. Refusing first uses would lock every phone out until
+            // entries expire, and anyone with one valid password can fill the
+            // table (a new cnonce per request). So evict the oldest instead,
+            // and from then on answer every nonce at least as old as stale,
+            // since its entry may be the one gone: the phone retries with a
+            // fresh nonce at once, and a replay of it is never accepted.
+            let oldest = self.seen.first_key_value().map_or(0, |(&(t, _), _)| t);
+            if oldest >= issued {
+                // This one would be among the forgotten: refuse it, keep the rest.
+                return Err(AuthError::StaleNonce);
+            }
+            self.seen.pop_first();
+            self.forgotten_before = self.forgotten_before.max(oldest.saturating_add(1));
+        }
+        self.seen.insert((issued, key), nc.unwrap_or(0));
+        Ok(())
+    }
+
+    /// Drops the entries of nonces older than the lifetime: `verify` refuses
+    /// those as stale before it gets here. Raising `forgotten_before` with
+    /// them keeps a backward clock step from reviving such a nonce.
+    fn expire(&mut self, now: u64, lifetime: u64) {
+        let cutoff = now.saturating_sub(lifetime);
+        while let Some(entry) = self.seen.first_entry() {
+            if entry.key().0 >= cutoff {
+                break;
+            }
+            entry.remove();
+        }
+        self.forgotten_before = self.forgotten_before.max(cutoff);
     }
 }
 
@@ -597,6 +746,41 @@ impl Credentials {
         .response();
         constant_time_eq(expected.as_bytes(), self.response.as_bytes())
     }
+
+    /// What a replay must repeat, hashed to a fixed size: the nonce, the
+    /// user and the client nonce (all covered by the response, so a replayer
+    /// cannot vary them). Two phones of one seat answering one challenge
+    /// have different client nonces, so they do not collide.
+    fn replay_key(&self) -> [u8; 16] {
+        let cnonce = self.qop.as_ref().map(|q| q.cnonce.as_str());
+        let mut d = Sha256::new();
+        for part in [
+            Some(self.nonce.as_str()),
+            Some(self.username.as_str()),
+            cnonce,
+        ] {
+            // Length-prefixed, so no two different triples hash the same input.
+            match part {
+                Some(p) => {
+                    d.update([1]);
+                    d.update((p.len() as u64).to_be_bytes());
+                    d.update(p.as_bytes());
+                }
+                None => d.update([0]),
+            }
+        }
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&d.finalize()[..16]);
+        key
+    }
+
+    /// The nonce count as a number; `None` without qop.
+    fn nonce_count(&self) -> Option<u32> {
+        // Parsing checked that `nc` is exactly 8 hex digits, so it fits.
+        self.qop
+            .as_ref()
+            .map(|q| u32::from_str_radix(&q.nc, 16).unwrap_or(u32::MAX))
+    }
 }
 
 /// Parses `#auth-param`: `name = token / quoted-string`, comma separated,
@@ -715,17 +899,22 @@ fn is_ws(c: char) -> bool {
 // ---------------------------------------------------------------------------
 // Failure throttle
 
-/// When [`FailureThrottle`] blocks a source.
+/// When [`FailureThrottle`] blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// A source is blocked when it fails more than this many times ...
+    /// One user at one source address is blocked when it fails more than
+    /// this many times ...
     pub max_failures: u32,
-    /// ... within this window, counted from its first failure in the window.
+    /// ... and the whole address, for every user, when its users together
+    /// fail more than this many times (a flood, or a scan of usernames) ...
+    pub max_failures_per_source: u32,
+    /// ... within this window, counted from the first failure in the window.
     pub window: Duration,
-    /// How long a blocked source stays blocked.
+    /// How long a block lasts.
     pub block_for: Duration,
-    /// Most sources tracked at once; beyond it the least recently failing
-    /// unblocked sources are forgotten first.
+    /// Most counters kept at once (one per failing address and one per
+    /// failing user at an address); beyond it the least recently failing
+    /// unblocked ones are forgotten first.
     pub max_entries: usize,
 }
 
@@ -733,37 +922,124 @@ impl Default for ThrottlePolicy {
     fn default() -> Self {
         Self {
             max_failures: 10,
+            // Hundreds of seats can sit behind one NAT or SBC address; a
+            // shift change with stale passwords stays well under this.
+            max_failures_per_source: 200,
             window: Duration::from_secs(60),
             block_for: Duration::from_secs(60),
-            max_entries: 10_000,
+            max_entries: 20_000,
         }
     }
 }
 
+/// What a block shuts out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlockScope {
+    /// One user (a seat's account) from one address, after its own failures.
+    /// The name is cut to [`MAX_THROTTLED_USER_LEN`] bytes.
+    User { ip: IpAddr, user: String },
+    /// Every user from one address: the flood ceiling.
+    Source { ip: IpAddr },
+}
+
+impl BlockScope {
+    fn user(ip: IpAddr, user: &str) -> Self {
+        let mut end = user.len().min(MAX_THROTTLED_USER_LEN);
+        while !user.is_char_boundary(end) {
+            end -= 1;
+        }
+        BlockScope::User {
+            ip,
+            user: user[..end].to_owned(),
+        }
+    }
+}
+
+/// Longest user name the throttle keeps, in bytes. Seat ids are short; the
+/// name comes from the request, and must not make an entry large.
+pub const MAX_THROTTLED_USER_LEN: usize = 64;
+
+/// A block began: returned once, by the [`FailureThrottle::record_failure`]
+/// call that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockStarted {
+    pub scope: BlockScope,
+    pub until: Instant,
+}
+
+/// A block was lifted: returned once, by the [`FailureThrottle::prune`] call
+/// after it ran out (or after the entry was evicted to make room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockEnded {
+    pub scope: BlockScope,
+}
+
 #[derive(Debug, Clone, Copy)]
-struct ThrottleEntry {
+struct Counter {
     window_start: Instant,
     failures: u32,
     last_failure: Instant,
     blocked_since: Option<Instant>,
 }
 
-/// Per-source-address authentication failure counter: more than
-/// `max_failures` failures within `window` block the address for
-/// `block_for`. Pure: the caller passes `now`.
+impl Counter {
+    fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            failures: 0,
+            last_failure: now,
+            blocked_since: None,
+        }
+    }
+
+    fn blocking(&self, now: Instant, policy: &ThrottlePolicy) -> bool {
+        self.blocked_since
+            .is_some_and(|since| now.saturating_duration_since(since) < policy.block_for)
+    }
+
+    /// Nothing left worth remembering: the block has run out, or the window
+    /// has passed.
+    fn expired(&self, now: Instant, policy: &ThrottlePolicy) -> bool {
+        match self.blocked_since {
+            Some(since) => now.saturating_duration_since(since) >= policy.block_for,
+            None => now.saturating_duration_since(self.window_start) > policy.window,
+        }
+    }
+}
+
+/// How often [`FailureThrottle::prune`] looks through every entry; between
+/// sweeps it only hands out ends already noticed, so it is cheap per request.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Counts authentication failures per (source address, user) and per source
+/// address: more than `max_failures` failures of one user within `window`
+/// block that user at that address for `block_for`, and more than
+/// `max_failures_per_source` of all users together block the address.
+/// So one phone with a stale password shuts out only itself, not every seat
+/// behind the same NAT or SBC address, while a flood still shuts out the
+/// flooder. Sans-I/O: the caller passes `now`.
+///
+/// A failure is counted for the address first; the failure that blocks the
+/// address is not also counted for its user, and while a block is on, the
+/// failures it covers count for nothing (so a phone stuck retrying a wrong
+/// password gets out again). A success clears its user's count but not the
+/// address's, which only time clears.
 ///
 /// The window is fixed (it starts at the first failure and is not sliding),
-/// which keeps an entry to a few words. Memory is capped at
-/// `max_entries`; when full, expired entries are dropped, then the
-/// least recently failing ones — blocked sources last — in batches of an
-/// eighth, so a scan from many addresses costs amortised O(log n) per failure.
+/// which keeps an entry to a few words. Memory is capped at `max_entries`;
+/// when full, expired entries are dropped, then the least recently failing
+/// ones — blocked ones last — in batches of an eighth, so a scan from many
+/// addresses costs amortised O(log n) per failure.
 ///
 /// IPv4-mapped IPv6 addresses count as their IPv4 address, so a dual-stack
 /// socket does not split one source in two.
 #[derive(Debug, Clone, Default)]
 pub struct FailureThrottle {
     policy: ThrottlePolicy,
-    entries: FxHashMap<IpAddr, ThrottleEntry>,
+    counters: FxHashMap<BlockScope, Counter>,
+    /// Blocks lifted and not yet handed out by `prune`.
+    ended: Vec<BlockEnded>,
+    next_sweep: Option<Instant>,
 }
 
 impl FailureThrottle {
@@ -771,7 +1047,7 @@ impl FailureThrottle {
     pub fn new(policy: ThrottlePolicy) -> Self {
         Self {
             policy,
-            entries: FxHashMap::default(),
+            ..Self::default()
         }
     }
 
@@ -780,118 +1056,166 @@ impl FailureThrottle {
         &self.policy
     }
 
-    /// Whether requests from `ip` may be authenticated now. Forgets the
-    /// source once its block has run out, so it starts afresh.
-    pub fn allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Whether a request for `user` from `ip` may be authenticated now:
+    /// neither the address nor that user at it is blocked. `user` is the
+    /// account the request is for (for REGISTER, the seat in To), known
+    /// before its credentials are checked.
+    pub fn allowed(&self, ip: IpAddr, user: &str, now: Instant) -> bool {
         let ip = ip.to_canonical();
-        let Some(entry) = self.entries.get(&ip) else {
-            return true;
-        };
-        match entry.blocked_since {
-            Some(since) if self.block_active(since, now) => false,
-            Some(_) => {
-                self.entries.remove(&ip);
-                true
-            }
-            None => true,
-        }
+        ![BlockScope::Source { ip }, BlockScope::user(ip, user)]
+            .iter()
+            .any(|scope| self.blocking(scope, now))
     }
 
-    /// Counts a failed authentication from `ip`.
-    pub fn record_failure(&mut self, ip: IpAddr, now: Instant) {
+    /// Counts a failed authentication for `user` from `ip`. Returns the
+    /// block it starts, if any — once per block, for the caller to log.
+    pub fn record_failure(&mut self, ip: IpAddr, user: &str, now: Instant) -> Option<BlockStarted> {
         let ip = ip.to_canonical();
-        if !self.entries.contains_key(&ip) && self.entries.len() >= self.policy.max_entries {
-            self.make_room(now);
-            if self.entries.len() >= self.policy.max_entries {
-                // Only with max_entries == 0: track nothing.
-                return;
-            }
+        let source = BlockScope::Source { ip };
+        if self.blocking(&source, now) {
+            return None;
         }
-        let policy = self.policy;
-        let entry = self.entries.entry(ip).or_insert(ThrottleEntry {
-            window_start: now,
-            failures: 0,
-            last_failure: now,
-            blocked_since: None,
-        });
-        entry.last_failure = now;
-        if let Some(since) = entry.blocked_since {
-            if now.saturating_duration_since(since) < policy.block_for {
-                // Already blocked; failures meanwhile do not extend the block,
-                // so a phone stuck retrying a wrong password gets out again.
-                return;
-            }
-            entry.blocked_since = None;
-            entry.failures = 0;
-            entry.window_start = now;
-        }
-        if now.saturating_duration_since(entry.window_start) > policy.window {
-            entry.window_start = now;
-            entry.failures = 0;
-        }
-        entry.failures = entry.failures.saturating_add(1);
-        if entry.failures > policy.max_failures {
-            entry.blocked_since = Some(now);
-        }
+        self.count(source, now)
+            .or_else(|| self.count(BlockScope::user(ip, user), now))
     }
 
-    /// Clears the failure count of `ip` after a successful authentication.
-    /// An active block stays: it is the penalty for the failures before it.
-    pub fn record_success(&mut self, ip: IpAddr) {
-        let ip = ip.to_canonical();
+    /// Clears the failure count of `user` at `ip` after a successful
+    /// authentication. An active block stays: it is the penalty for the
+    /// failures before it.
+    pub fn record_success(&mut self, ip: IpAddr, user: &str) {
+        let scope = BlockScope::user(ip.to_canonical(), user);
         if self
-            .entries
-            .get(&ip)
-            .is_some_and(|e| e.blocked_since.is_none())
+            .counters
+            .get(&scope)
+            .is_some_and(|c| c.blocked_since.is_none())
         {
-            self.entries.remove(&ip);
+            self.counters.remove(&scope);
         }
     }
 
-    /// Drops entries that no longer matter: unblocked ones whose window has
-    /// passed and blocked ones whose block has run out. Called when the map is
-    /// full; a caller may also run it periodically.
-    pub fn prune(&mut self, now: Instant) {
-        let policy = self.policy;
-        self.entries.retain(|_, e| match e.blocked_since {
-            Some(since) => now.saturating_duration_since(since) < policy.block_for,
-            None => now.saturating_duration_since(e.window_start) <= policy.window,
-        });
+    /// Returns the blocks lifted since the last call, each once, and drops
+    /// entries that no longer matter: unblocked ones whose window has passed
+    /// and blocked ones whose block has run out. Looks through all entries
+    /// at most once per second, so it may be called on every request.
+    #[must_use = "the ended blocks are returned once, for the caller to log"]
+    pub fn prune(&mut self, now: Instant) -> Vec<BlockEnded> {
+        if self.next_sweep.is_none_or(|at| now >= at) {
+            self.sweep(now);
+            self.next_sweep = Some(now + SWEEP_EVERY);
+        }
+        std::mem::take(&mut self.ended)
     }
 
-    /// Number of tracked sources.
+    /// Number of counters kept (addresses and users at addresses).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.counters.len()
     }
 
-    /// Whether no source is tracked.
+    /// Whether no counter is kept.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.counters.is_empty()
     }
 
-    fn block_active(&self, since: Instant, now: Instant) -> bool {
-        now.saturating_duration_since(since) < self.policy.block_for
+    fn blocking(&self, scope: &BlockScope, now: Instant) -> bool {
+        self.counters
+            .get(scope)
+            .is_some_and(|c| c.blocking(now, &self.policy))
+    }
+
+    /// Counts one failure against `scope`; returns the block it starts.
+    fn count(&mut self, scope: BlockScope, now: Instant) -> Option<BlockStarted> {
+        let policy = self.policy;
+        match self.counters.get(&scope).copied() {
+            // Failures while blocked do not extend the block.
+            Some(c) if c.blocking(now, &policy) => return None,
+            // The block has run out: start afresh.
+            Some(c) if c.blocked_since.is_some() => self.remove(&scope),
+            Some(_) => {}
+            None if self.counters.len() >= policy.max_entries => {
+                self.make_room(now);
+                if self.counters.len() >= policy.max_entries {
+                    // Only with max_entries == 0: track nothing.
+                    return None;
+                }
+            }
+            None => {}
+        }
+        let limit = match scope {
+            BlockScope::User { .. } => policy.max_failures,
+            BlockScope::Source { .. } => policy.max_failures_per_source,
+        };
+        let counter = self
+            .counters
+            .entry(scope.clone())
+            .or_insert_with(|| Counter::new(now));
+        counter.last_failure = now;
+        if now.saturating_duration_since(counter.window_start) > policy.window {
+            counter.window_start = now;
+            counter.failures = 0;
+        }
+        counter.failures = counter.failures.saturating_add(1);
+        if counter.failures <= limit {
+            return None;
+        }
+        counter.blocked_since = Some(now);
+        Some(BlockStarted {
+            scope,
+            until: now + policy.block_for,
+        })
+    }
+
+    /// Forgets `scope`; if it had been blocked, its block has now ended.
+    fn remove(&mut self, scope: &BlockScope) {
+        if let Some(c) = self.counters.remove(scope)
+            && c.blocked_since.is_some()
+        {
+            note_ended(&mut self.ended, scope, self.policy.max_entries);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let policy = self.policy;
+        let ended = &mut self.ended;
+        self.counters.retain(|scope, c| {
+            if !c.expired(now, &policy) {
+                return true;
+            }
+            if c.blocked_since.is_some() {
+                note_ended(ended, scope, policy.max_entries);
+            }
+            false
+        });
     }
 
     fn make_room(&mut self, now: Instant) {
-        self.prune(now);
+        self.sweep(now);
         let cap = self.policy.max_entries;
-        if self.entries.len() < cap || self.entries.is_empty() {
+        if self.counters.len() < cap || self.counters.is_empty() {
             return;
         }
         // Evict a batch, not one, so the O(n) selection is paid once per
-        // cap/8 insertions. Blocked sources sort after unblocked ones, then
+        // cap/8 insertions. Blocked entries sort after unblocked ones, then
         // oldest failure first.
-        let evict = (cap / 8).max(1).min(self.entries.len());
-        let mut order: Vec<(bool, Instant, IpAddr)> = self
-            .entries
+        let evict = (cap / 8).max(1).min(self.counters.len());
+        let mut order: Vec<(bool, Instant, BlockScope)> = self
+            .counters
             .iter()
-            .map(|(ip, e)| (e.blocked_since.is_some(), e.last_failure, *ip))
+            .map(|(scope, c)| (c.blocked_since.is_some(), c.last_failure, scope.clone()))
             .collect();
-        order.select_nth_unstable(evict - 1);
-        for (_, _, ip) in &order[..evict] {
-            self.entries.remove(ip);
+        order.select_nth_unstable_by_key(evict - 1, |(blocked, last, _)| (*blocked, *last));
+        for (_, _, scope) in &order[..evict] {
+            self.remove(scope);
         }
+    }
+}
+
+/// Queues an ended block for `prune`. The queue is capped like the map, in
+/// case a caller never prunes: then ends go unreported rather than piling up.
+fn note_ended(ended: &mut Vec<BlockEnded>, scope: &BlockScope, cap: usize) {
+    if ended.len() < cap {
+        ended.push(BlockEnded {
+            scope: scope.clone(),
+        });
     }
 }
 
@@ -1075,9 +1399,10 @@ mod tests {
         );
         let [stale, _] = a.challenge(T0, true);
         assert!(stale.ends_with(", qop=\"auth\", stale=true"));
-        // Different times, different nonces; same time, same nonce (stateless).
+        // Every challenge has its own nonce, even within one second, so a
+        // fresh challenge after a replay really is fresh.
         assert_ne!(nonce_of(&a.challenge(T0 + 1, false)[0]), nonce);
-        assert_eq!(nonce_of(&a.challenge(T0, false)[0]), nonce);
+        assert_ne!(nonce_of(&a.challenge(T0, false)[0]), nonce);
         // The realm is escaped.
         let odd = Authenticator::new("a\"b", [0; 32], LIFETIME);
         assert!(odd.challenge(T0, false)[0].starts_with("Digest realm=\"a\\\"b\", "));
@@ -1139,8 +1464,11 @@ mod tests {
             verify_with(&a, &header, T0).map(|v| v.algorithm),
             Ok(Algorithm::Md5)
         );
+        // Without qop there is no nonce count: a nonce answers once.
+        assert_eq!(verify_with(&a, &header, T0), Err(AuthError::Replay));
         // An RFC 2069 phone does not send algorithm at all: MD5 is implied.
-        let bare = header.replace(", algorithm=MD5", "");
+        let bare =
+            client(&a, "1001", "s3cret", Algorithm::Md5, T0, None).replace(", algorithm=MD5", "");
         assert!(!bare.contains("algorithm"));
         assert!(verify_with(&a, &bare, T0).is_ok());
         let wrong = client(&a, "1001", "nope", Algorithm::Md5, T0, None);
@@ -1204,8 +1532,14 @@ mod tests {
         // Another secret, same realm and time.
         let forger = Authenticator::new(REALM, [8u8; 32], LIFETIME);
         let forged = nonce_of(&forger.challenge(T0, false)[0]);
-        // Our tag with a moved timestamp (to extend its life).
+        // Our tag with a moved timestamp (to extend its life) or serial.
         let retimed = format!("{:016x}{}", T0 + 1000, &genuine[NONCE_TIME_HEX..]);
+        let reserialed = format!(
+            "{}{:08x}{}",
+            &genuine[..NONCE_TIME_HEX],
+            1234,
+            &genuine[NONCE_TIME_HEX + NONCE_SERIAL_HEX..]
+        );
         // One flipped tag digit.
         let mut flipped = genuine.clone().into_bytes();
         let last = flipped.len() - 1;
@@ -1214,13 +1548,14 @@ mod tests {
         for nonce in [
             forged.as_str(),
             retimed.as_str(),
+            reserialed.as_str(),
             flipped.as_str(),
             "",
             "abc",
             &genuine[..NONCE_LEN - 1],
             &genuine.to_ascii_uppercase(),
             &format!("{genuine}0"),
-            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            &"z".repeat(NONCE_LEN),
         ] {
             assert_eq!(
                 verify_with(&a, &build(nonce), T0),
@@ -1428,31 +1763,299 @@ mod tests {
         assert_ne!(r.secret, [0u8; 32]);
     }
 
+    // --- replay protection ------------------------------------------------
+
+    /// An answer to `nonce` as a phone sends it, with its own nonce count.
+    fn answer(nonce: &str, user: &str, password: &str, cnonce: &str, nc: u32) -> String {
+        authorization_header(
+            user,
+            password,
+            REALM,
+            nonce,
+            "REGISTER",
+            "sip:hotline.example",
+            Algorithm::Sha256,
+            Some(cnonce),
+            nc,
+        )
+    }
+
+    fn tracked_nonces(a: &Authenticator) -> usize {
+        a.nonce_counts.lock().unwrap().seen.len()
+    }
+
+    #[test]
+    fn a_replayed_authorization_is_refused_and_a_higher_count_accepted() {
+        let a = auth();
+        let nonce = nonce_of(&a.challenge(T0, false)[0]);
+        let first = answer(&nonce, "1001", "s3cret", "c1", 1);
+        assert!(verify_with(&a, &first, T0).is_ok());
+        // The same request again, as captured: refused.
+        assert_eq!(verify_with(&a, &first, T0 + 1), Err(AuthError::Replay));
+        // The phone's next request on the same nonce counts up: accepted.
+        let second = answer(&nonce, "1001", "s3cret", "c1", 2);
+        assert!(verify_with(&a, &second, T0 + 30).is_ok());
+        assert_eq!(verify_with(&a, &second, T0 + 31), Err(AuthError::Replay));
+        // A lower count than the highest seen: refused too.
+        assert_eq!(verify_with(&a, &first, T0 + 32), Err(AuthError::Replay));
+        // Counts may skip (a request lost on the way).
+        let fifth = answer(&nonce, "1001", "s3cret", "c1", 5);
+        assert!(verify_with(&a, &fifth, T0 + 33).is_ok());
+        // Another phone (its own client nonce) or another user answering the
+        // same challenge starts its own count.
+        assert!(verify_with(&a, &answer(&nonce, "1001", "s3cret", "c2", 1), T0).is_ok());
+        let other_user = answer(&nonce, "1002", "other\"pw\\", "c1", 1);
+        assert!(verify_with(&a, &other_user, T0).is_ok());
+        // A replay needs no password guess, and must not let its sender lock
+        // the seat out through the throttle.
+        assert!(!AuthError::Replay.counts_as_failure());
+        // A wrong password is that, not a replay, and leaves the count alone.
+        let guess = answer(&nonce, "1001", "guess", "c1", 6);
+        assert_eq!(verify_with(&a, &guess, T0), Err(AuthError::WrongPassword));
+        assert!(verify_with(&a, &answer(&nonce, "1001", "s3cret", "c1", 6), T0).is_ok());
+    }
+
+    #[test]
+    fn replay_entries_expire_with_their_nonce() {
+        let a = auth();
+        let life = LIFETIME.as_secs();
+        let old = client(&a, "1001", "s3cret", Algorithm::Sha256, T0, Some("c"));
+        assert!(verify_with(&a, &old, T0).is_ok());
+        assert_eq!(tracked_nonces(&a), 1);
+        // Still within the lifetime: still remembered.
+        let at_end = client(
+            &a,
+            "1001",
+            "s3cret",
+            Algorithm::Sha256,
+            T0 + life,
+            Some("c"),
+        );
+        assert!(verify_with(&a, &at_end, T0 + life).is_ok());
+        assert_eq!(tracked_nonces(&a), 2);
+        assert_eq!(verify_with(&a, &old, T0 + life), Err(AuthError::Replay));
+        // One second later the first nonce is stale, and its entry is gone.
+        let fresh = client(
+            &a,
+            "1001",
+            "s3cret",
+            Algorithm::Sha256,
+            T0 + life + 1,
+            Some("c"),
+        );
+        assert!(verify_with(&a, &fresh, T0 + life + 1).is_ok());
+        assert_eq!(tracked_nonces(&a), 2);
+        assert_eq!(
+            verify_with(&a, &old, T0 + life + 1),
+            Err(AuthError::StaleNonce)
+        );
+        // If the clock then steps back, the forgotten nonce does not come
+        // back to life: it is stale, never accepted a second time.
+        assert_eq!(verify_with(&a, &old, T0 + 10), Err(AuthError::StaleNonce));
+    }
+
+    #[test]
+    fn the_replay_table_is_capped_and_never_accepts_a_forgotten_nonce() {
+        let a = auth();
+        let cap = 4;
+        *a.nonce_counts.lock().unwrap() = NonceCounts::new(cap);
+        let now = T0 + 20;
+        let headers: Vec<String> = (0..10)
+            .map(|i| client(&a, "1001", "s3cret", Algorithm::Sha256, T0 + i, Some("c")))
+            .collect();
+        for header in &headers {
+            assert!(verify_with(&a, header, now).is_ok());
+            assert!(tracked_nonces(&a) <= cap);
+        }
+        assert_eq!(tracked_nonces(&a), cap);
+        // The oldest were evicted: sent again they are stale (the phone
+        // retries with a fresh nonce), not accepted.
+        for header in &headers[..6] {
+            assert_eq!(verify_with(&a, header, now), Err(AuthError::StaleNonce));
+        }
+        // The newest are still tracked.
+        for header in &headers[6..] {
+            assert_eq!(verify_with(&a, header, now), Err(AuthError::Replay));
+        }
+        // A fresh nonce is still accepted with the table full.
+        let fresh = client(&a, "1001", "s3cret", Algorithm::Sha256, now, Some("c"));
+        assert!(verify_with(&a, &fresh, now).is_ok());
+        assert_eq!(tracked_nonces(&a), cap);
+    }
+
+    #[test]
+    fn only_a_correct_response_is_tracked() {
+        let a = auth();
+        let nonce = nonce_of(&a.challenge(T0, false)[0]);
+        for nc in 1..100 {
+            let guess = answer(&nonce, "1001", "guess", &format!("c{nc}"), nc);
+            assert_eq!(verify_with(&a, &guess, T0), Err(AuthError::WrongPassword));
+            let unknown = answer(&nonce, "9999", "s3cret", "c", nc);
+            assert_eq!(verify_with(&a, &unknown, T0), Err(AuthError::UnknownUser));
+        }
+        assert_eq!(tracked_nonces(&a), 0);
+    }
+
     // --- throttle ---------------------------------------------------------
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(n))
     }
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     #[test]
-    fn throttle_blocks_after_more_than_n_failures_and_unblocks() {
+    fn throttle_blocks_a_user_after_more_than_n_failures_and_unblocks() {
         let mut t = FailureThrottle::default();
         let now = Instant::now();
         let src = ip(0x0a00_0001);
         for k in 0..10 {
-            assert!(t.allowed(src, now), "before failure {k}");
-            t.record_failure(src, now + Duration::from_secs(k));
+            assert!(t.allowed(src, "1001", now), "before failure {k}");
+            assert_eq!(t.record_failure(src, "1001", now + secs(k)), None);
         }
-        assert!(t.allowed(src, now + Duration::from_secs(10)));
-        t.record_failure(src, now + Duration::from_secs(10));
-        assert!(!t.allowed(src, now + Duration::from_secs(10)));
+        assert!(t.allowed(src, "1001", now + secs(10)));
+        assert!(t.record_failure(src, "1001", now + secs(10)).is_some());
+        assert!(!t.allowed(src, "1001", now + secs(10)));
         // Failures while blocked do not extend the block.
-        t.record_failure(src, now + Duration::from_secs(40));
-        assert!(!t.allowed(src, now + Duration::from_secs(69)));
-        assert!(t.allowed(src, now + Duration::from_secs(70)));
+        assert_eq!(t.record_failure(src, "1001", now + secs(40)), None);
+        assert!(!t.allowed(src, "1001", now + secs(69)));
+        assert!(t.allowed(src, "1001", now + secs(70)));
         // And it starts afresh.
-        t.record_failure(src, now + Duration::from_secs(71));
-        assert!(t.allowed(src, now + Duration::from_secs(71)));
+        assert_eq!(t.record_failure(src, "1001", now + secs(71)), None);
+        assert!(t.allowed(src, "1001", now + secs(71)));
+    }
+
+    #[test]
+    fn one_users_failures_do_not_block_another_user_at_the_same_address() {
+        let a = auth();
+        let mut t = FailureThrottle::default();
+        let now = Instant::now();
+        let nat = ip(0xc633_6401);
+        // A phone with a stale password keeps trying, behind the shared NAT.
+        for _ in 0..11 {
+            assert!(t.allowed(nat, "1001", now));
+            let stale_pw = client(&a, "1001", "old", Algorithm::Sha256, T0, Some("c"));
+            let e = verify_with(&a, &stale_pw, T0).unwrap_err();
+            assert!(e.counts_as_failure());
+            t.record_failure(nat, "1001", now);
+        }
+        assert!(!t.allowed(nat, "1001", now));
+        // Its neighbour with the right password is let in.
+        assert!(t.allowed(nat, "1002", now));
+        let good = client(&a, "1002", "other\"pw\\", Algorithm::Sha256, T0, Some("c"));
+        assert!(verify_with(&a, &good, T0).is_ok());
+        t.record_success(nat, "1002");
+        // Its own count is its own: ten failures still leave it in.
+        for _ in 0..10 {
+            t.record_failure(nat, "1002", now);
+        }
+        assert!(t.allowed(nat, "1002", now));
+        // And the blocked user is blocked only at that address.
+        assert!(t.allowed(ip(0xc633_6402), "1001", now));
+        // A success does not lift an active block.
+        t.record_success(nat, "1001");
+        assert!(!t.allowed(nat, "1001", now + secs(1)));
+    }
+
+    #[test]
+    fn a_blocked_user_is_blocked_for_the_minute_and_then_allowed() {
+        let mut t = FailureThrottle::default();
+        let now = Instant::now();
+        let src = ip(1);
+        for _ in 0..10 {
+            t.record_failure(src, "1001", now);
+        }
+        let started = t.record_failure(src, "1001", now + secs(5)).unwrap();
+        assert_eq!(started.until, now + secs(65));
+        assert!(!t.allowed(src, "1001", now + secs(5)));
+        assert!(!t.allowed(src, "1001", now + secs(65) - Duration::from_millis(1)));
+        assert!(t.allowed(src, "1001", now + secs(65)));
+    }
+
+    #[test]
+    fn the_per_source_ceiling_blocks_every_user_at_the_address() {
+        let mut t = FailureThrottle::default();
+        let now = Instant::now();
+        let flooder = ip(0xcb00_7101);
+        let ceiling = t.policy().max_failures_per_source;
+        // A scan of usernames: one failure each, so no user is blocked ...
+        for n in 0..ceiling {
+            assert_eq!(t.record_failure(flooder, &format!("u{n}"), now), None);
+        }
+        assert!(t.allowed(flooder, "1001", now));
+        // ... until the address as a whole is over the ceiling.
+        let started = t.record_failure(flooder, "u-last", now + secs(1));
+        assert_eq!(
+            started,
+            Some(BlockStarted {
+                scope: BlockScope::Source { ip: flooder },
+                until: now + secs(61),
+            })
+        );
+        for user in ["1001", "1002", "u0", "never-seen"] {
+            assert!(!t.allowed(flooder, user, now + secs(2)), "{user}");
+        }
+        // Even a user's success from there does not lift it; other
+        // addresses are untouched.
+        t.record_success(flooder, "1001");
+        assert!(!t.allowed(flooder, "1001", now + secs(2)));
+        assert!(t.allowed(ip(0xcb00_7102), "1001", now + secs(2)));
+        // Failures while blocked count for nothing and start no block.
+        assert_eq!(t.record_failure(flooder, "u0", now + secs(3)), None);
+        assert!(t.allowed(flooder, "1001", now + secs(61)));
+        assert_eq!(
+            t.prune(now + secs(61)),
+            vec![BlockEnded {
+                scope: BlockScope::Source { ip: flooder }
+            }]
+        );
+    }
+
+    #[test]
+    fn block_start_and_end_are_reported_once_each() {
+        let mut t = FailureThrottle::default();
+        let now = Instant::now();
+        let src = ip(7);
+        let a = BlockScope::User {
+            ip: src,
+            user: "1001".into(),
+        };
+        let starts: Vec<BlockStarted> = (0..20)
+            .filter_map(|_| t.record_failure(src, "1001", now))
+            .collect();
+        assert_eq!(
+            starts,
+            vec![BlockStarted {
+                scope: a.clone(),
+                until: now + secs(60),
+            }]
+        );
+        assert!(t.prune(now + secs(1)).is_empty());
+        assert!(t.prune(now + secs(59)).is_empty());
+        assert_eq!(
+            t.prune(now + secs(60)),
+            vec![BlockEnded { scope: a.clone() }]
+        );
+        assert!(t.prune(now + secs(61)).is_empty());
+        assert!(t.prune(now + secs(200)).is_empty());
+
+        // A block noticed to be over by a new failure, before any prune, is
+        // still reported exactly once.
+        let b = BlockScope::User {
+            ip: src,
+            user: "1002".into(),
+        };
+        let later = now + secs(300);
+        let starts = (0..11)
+            .filter_map(|_| t.record_failure(src, "1002", later))
+            .count();
+        assert_eq!(starts, 1);
+        assert_eq!(t.record_failure(src, "1002", later + secs(61)), None);
+        assert_eq!(t.prune(later + secs(61)), vec![BlockEnded { scope: b }]);
+        assert!(t.prune(later + secs(62)).is_empty());
+        assert!(t.prune(later + secs(200)).is_empty());
     }
 
     #[test]
@@ -1464,51 +2067,52 @@ mod tests {
         let now = Instant::now();
         let v4 = Ipv4Addr::new(192, 0, 2, 7);
         for _ in 0..3 {
-            t.record_failure(IpAddr::V4(v4), now);
+            t.record_failure(IpAddr::V4(v4), "1001", now);
         }
-        assert!(!t.allowed(IpAddr::V4(v4), now));
-        assert!(!t.allowed(IpAddr::V6(v4.to_ipv6_mapped()), now));
-        assert!(t.allowed(ip(0xc000_0208), now));
-        assert!(t.allowed(IpAddr::V6(Ipv6Addr::LOCALHOST), now));
-        assert_eq!(t.len(), 1);
+        assert!(!t.allowed(IpAddr::V4(v4), "1001", now));
+        assert!(!t.allowed(IpAddr::V6(v4.to_ipv6_mapped()), "1001", now));
+        assert!(t.allowed(ip(0xc000_0208), "1001", now));
+        assert!(t.allowed(IpAddr::V6(Ipv6Addr::LOCALHOST), "1001", now));
+        // One counter for the address, one for the user at it.
+        assert_eq!(t.len(), 2);
     }
 
     #[test]
     fn throttle_window_and_success_reset() {
         let mut t = FailureThrottle::new(ThrottlePolicy {
             max_failures: 2,
-            window: Duration::from_secs(10),
+            window: secs(10),
             ..ThrottlePolicy::default()
         });
         let now = Instant::now();
         let src = ip(1);
-        t.record_failure(src, now);
-        t.record_failure(src, now);
+        t.record_failure(src, "u", now);
+        t.record_failure(src, "u", now);
         // Window over: the third failure opens a new window instead of blocking.
-        t.record_failure(src, now + Duration::from_secs(11));
-        assert!(t.allowed(src, now + Duration::from_secs(11)));
-        t.record_failure(src, now + Duration::from_secs(12));
-        t.record_success(src);
-        t.record_failure(src, now + Duration::from_secs(12));
-        t.record_failure(src, now + Duration::from_secs(12));
-        assert!(t.allowed(src, now + Duration::from_secs(12)));
-        t.record_failure(src, now + Duration::from_secs(12));
-        assert!(!t.allowed(src, now + Duration::from_secs(12)));
+        t.record_failure(src, "u", now + secs(11));
+        assert!(t.allowed(src, "u", now + secs(11)));
+        t.record_failure(src, "u", now + secs(12));
+        t.record_success(src, "u");
+        t.record_failure(src, "u", now + secs(12));
+        t.record_failure(src, "u", now + secs(12));
+        assert!(t.allowed(src, "u", now + secs(12)));
+        t.record_failure(src, "u", now + secs(12));
+        assert!(!t.allowed(src, "u", now + secs(12)));
         // Success does not lift an active block.
-        t.record_success(src);
-        assert!(!t.allowed(src, now + Duration::from_secs(13)));
+        t.record_success(src, "u");
+        assert!(!t.allowed(src, "u", now + secs(13)));
         // Prune drops expired windows and blocks.
-        t.record_failure(ip(2), now);
-        assert_eq!(t.len(), 2);
-        t.prune(now + Duration::from_secs(30));
-        assert_eq!(t.len(), 1, "only the blocked source is kept");
-        assert!(!t.allowed(src, now + Duration::from_secs(30)));
-        t.prune(now + Duration::from_secs(200));
+        t.record_failure(ip(2), "u", now);
+        assert_eq!(t.len(), 4);
+        assert!(t.prune(now + secs(30)).is_empty());
+        assert_eq!(t.len(), 1, "only the blocked user is kept");
+        assert!(!t.allowed(src, "u", now + secs(30)));
+        assert_eq!(t.prune(now + secs(200)).len(), 1);
         assert!(t.is_empty());
     }
 
     #[test]
-    fn throttle_stays_bounded_and_keeps_blocked_sources() {
+    fn throttle_stays_bounded_and_keeps_blocked_users() {
         let cap = 1000;
         let mut t = FailureThrottle::new(ThrottlePolicy {
             max_failures: 1,
@@ -1517,25 +2121,37 @@ mod tests {
         });
         let now = Instant::now();
         let attacker = ip(0xdead_beef);
-        t.record_failure(attacker, now);
-        t.record_failure(attacker, now);
-        assert!(!t.allowed(attacker, now));
+        t.record_failure(attacker, "1001", now);
+        t.record_failure(attacker, "1001", now);
+        assert!(!t.allowed(attacker, "1001", now));
         for n in 0..20 * cap as u32 {
-            t.record_failure(ip(n), now + Duration::from_millis(u64::from(n)));
+            t.record_failure(ip(n), "1001", now + Duration::from_millis(u64::from(n)));
             assert!(t.len() <= cap);
         }
         assert!(t.len() > cap / 2);
-        assert!(!t.allowed(attacker, now + Duration::from_secs(1)));
+        assert!(!t.allowed(attacker, "1001", now + secs(1)));
         // The newest sources are the ones remembered.
         let newest = ip(20 * cap as u32 - 1);
-        t.record_failure(newest, now + Duration::from_secs(30));
-        assert!(!t.allowed(newest, now + Duration::from_secs(30)));
+        t.record_failure(newest, "1001", now + secs(30));
+        assert!(!t.allowed(newest, "1001", now + secs(30)));
+        // Nothing was blocked and then evicted, so no block has ended.
+        assert!(t.prune(now + secs(30)).is_empty());
+
+        // A user name from the request cannot make an entry large.
+        let long = "9".repeat(10 * MAX_THROTTLED_USER_LEN);
+        let started = t.record_failure(ip(1), &long, now + secs(31));
+        let started = started.or_else(|| t.record_failure(ip(1), &long, now + secs(31)));
+        match started.map(|s| s.scope) {
+            Some(BlockScope::User { user, .. }) => assert_eq!(user.len(), MAX_THROTTLED_USER_LEN),
+            other => panic!("{other:?}"),
+        }
+        assert!(!t.allowed(ip(1), &long, now + secs(31)));
 
         let mut none = FailureThrottle::new(ThrottlePolicy {
             max_entries: 0,
             ..ThrottlePolicy::default()
         });
-        none.record_failure(attacker, now);
+        none.record_failure(attacker, "1001", now);
         assert!(none.is_empty());
     }
 }
