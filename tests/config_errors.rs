@@ -288,6 +288,21 @@ fn a_bare_date_is_told_to_be_quoted() {
 }
 
 #[test]
+fn emergency_number_on_a_trunk_of_another_role_names_both_roles() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "number = \"110\"\nname = \"匪警\"\n",
+                "number = \"110\"\nname = \"匪警\"\ntrunk = \"carrier\"\n",
+            )
+        },
+        "\"carrier\"\nunit",
+        "trunk `carrier` has role `carrier`, not `emergency`",
+    );
+}
+
+#[test]
 fn missing_required_key_is_located_at_its_table() {
     expect_only_error(
         |t| replace_once(t, "area_code = \"0735\"\n", ""),

@@ -62,6 +62,17 @@ pub enum TrunkRole {
     Emergency,
 }
 
+impl TrunkRole {
+    /// As `role` is written in routing.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkRole::Carrier => "carrier",
+            TrunkRole::SubCentre => "sub_centre",
+            TrunkRole::Emergency => "emergency",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Trunk {
     pub id: String,
