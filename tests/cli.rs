@@ -142,3 +142,26 @@ fn route_text_is_readable_and_a_bad_instant_is_an_error() {
     assert_eq!(code, 2);
     assert!(err.contains("RFC 3339"), "{err}");
 }
+
+#[test]
+fn route_text_of_a_rule_session_without_a_leader_has_no_empty_words() {
+    // 2018-01-10 is the 2nd Wednesday of January: the shipped 2018 rule,
+    // which names no unit, leader or title.
+    let (code, out, err) = hotline(&["route", "--at", "2018-01-10T09:15:00+08:00", "12345"]);
+    assert_eq!(code, 0, "{err}");
+    let session = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("session:"))
+        .unwrap_or_else(|| panic!("no session line:\n{out}"));
+    assert_eq!(
+        session.trim_start(),
+        "session:      热线问政 衡阳2018热线问政 09:00–11:00",
+        "{out}"
+    );
+    // The dated sessions still read in full.
+    let (_, out, _) = hotline(&["route", "--at", "2023-04-12T09:15:00+08:00", "12345"]);
+    assert!(
+        out.contains("session:      热线问政 市公安局 吴起 (常务副局长) 09:00–11:00\n"),
+        "{out}"
+    );
+}
