@@ -165,3 +165,46 @@ fn route_text_of_a_rule_session_without_a_leader_has_no_empty_words() {
         "{out}"
     );
 }
+
+/// The command under "Run it" in the README, as arguments after `--`.
+fn readme_run_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(format!("{REPO}/README.md")).unwrap();
+    let run_it = &readme[readme.find("## Run it").expect("a Run it section")..];
+    let command = run_it
+        .lines()
+        .find_map(|l| l.strip_prefix("    cargo run --release -- "))
+        .expect("a cargo run command under Run it");
+    command.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn the_readme_run_command_stays_on_loopback() {
+    let args = readme_run_command();
+    assert_eq!(args[0], "serve", "{args:?}");
+    let sip = args
+        .iter()
+        .position(|a| a == "--sip-listen")
+        .and_then(|i| args.get(i + 1))
+        .unwrap_or_else(|| panic!("no --sip-listen in {args:?}"));
+    let sip: std::net::SocketAddr = sip.parse().unwrap();
+    assert!(sip.ip().is_loopback(), "{sip}");
+    // Every flag it uses, and every flag `serve` has, is in Commands.
+    let (code, help, _) = hotline(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    let readme = std::fs::read_to_string(format!("{REPO}/README.md")).unwrap();
+    let commands = &readme[readme.find("## Commands").unwrap()..];
+    let commands = &commands[..commands.find("**`check`**").unwrap()];
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag.as_str()),
+            "{flag} is no serve flag:\n{help}"
+        );
+    }
+    for flag in help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && *w != "--help")
+    {
+        let flag = flag.trim_end_matches(',');
+        assert!(commands.contains(flag), "README Commands lacks {flag}");
+    }
+}
