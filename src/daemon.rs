@@ -119,12 +119,19 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Some(a) => (Some(a), Some(a)),
         None => (sip.listen_udp, sip.listen_tcp),
     };
-    let (transport, sip_listener) = Transport::bind(udp, tcp)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for SIP on {udp:?} / {tcp:?}: {e}"))?;
+    let (transport, sip_listener) = Transport::bind(udp, tcp).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen for SIP on {}: {e}", sip_addresses(udp, tcp))
+    })?;
     let bound_sip = transport.udp_local().or(transport.tcp_local());
     let local = advertised(sip.advertise, bound_sip);
-    tracing::info!(udp = ?transport.udp_local(), tcp = ?transport.tcp_local(), advertise = %local, "SIP listening");
+    let (udp, tcp) = (transport.udp_local(), transport.tcp_local());
+    tracing::info!(
+        udp = %or_off(udp),
+        tcp = %or_off(tcp),
+        advertise = %local,
+        "SIP listening on {}",
+        sip_addresses(udp, tcp)
+    );
     let engine = Engine::new(shared.clone(), metrics.clone(), transport.clone(), local);
     transport.run(sip_listener, engine.clone(), 2);
     engine.spawn_trunk_probes();
@@ -155,6 +162,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::join!(admin, watcher);
     Ok(())
+}
+
+/// The SIP addresses as an operator writes them: `udp 127.0.0.1:5060, tcp
+/// 127.0.0.1:5060`, `off` for a transport that is disabled.
+fn sip_addresses(udp: Option<SocketAddr>, tcp: Option<SocketAddr>) -> String {
+    format!("udp {}, tcp {}", or_off(udp), or_off(tcp))
+}
+
+/// An address, or `off` (as `[sip] listen_udp = "off"` is written).
+fn or_off(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".to_string(), |a| a.to_string())
 }
 
 /// `host:port` for Via and Contact: the configured address, else the bound
@@ -324,5 +342,21 @@ fn clone_io(e: &ConfigError) -> ConfigError {
             errors: errors.clone(),
             warnings: warnings.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_addresses_read_like_the_table_writes_them() {
+        let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        assert_eq!(
+            sip_addresses(Some(a), Some(a)),
+            "udp 127.0.0.1:5060, tcp 127.0.0.1:5060"
+        );
+        assert_eq!(sip_addresses(None, Some(a)), "udp off, tcp 127.0.0.1:5060");
+        assert_eq!(sip_addresses(Some(a), None), "udp 127.0.0.1:5060, tcp off");
     }
 }

@@ -57,7 +57,17 @@ enum Command {
         /// SIP address for UDP and TCP, overriding `[sip] listen_udp`/`listen_tcp`.
         #[arg(long)]
         sip_listen: Option<SocketAddr>,
+        /// Log lines on stderr: `text` (coloured on a terminal) or `json`
+        /// (one object per line, for log shippers).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -82,8 +92,9 @@ fn main() -> ExitCode {
             metrics_listen,
             watch_interval,
             sip_listen,
+            log_format,
         } => {
-            init_tracing();
+            init_tracing(log_format);
             let opts = hotline::daemon::ServeOptions {
                 config,
                 metrics_listen,
@@ -93,7 +104,7 @@ fn main() -> ExitCode {
                 ) {
                     Ok(d) => d,
                     Err(_) => {
-                        eprintln!("error: --watch-interval must be a number of seconds");
+                        serve_error(log_format, "--watch-interval must be a number of seconds");
                         return ExitCode::from(2);
                     }
                 },
@@ -101,15 +112,17 @@ fn main() -> ExitCode {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
+                    serve_error(log_format, &format!("cannot start the runtime: {e}"));
                     return ExitCode::FAILURE;
                 }
             };
             match rt.block_on(hotline::daemon::serve(opts)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    if log_format == LogFormat::Text {
+                        tracing::error!("{e:#}");
+                    }
+                    serve_error(log_format, &format!("{e:#}"));
                     ExitCode::FAILURE
                 }
             }
@@ -117,13 +130,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs go to stderr. Text is coloured only when stderr is a terminal (and
+/// `NO_COLOR` is not set): a file or a pipe gets no escape codes. JSON is one
+/// object per line, the event's fields beside `timestamp`, `level` and
+/// `target`.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            logs.with_ansi(std::io::stderr().is_terminal() && !no_color)
+                .init()
+        }
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
+}
+
+/// Why `serve` could not run: a line on stderr, or, when logs are JSON, one
+/// more log object, so that every line a log shipper reads parses.
+fn serve_error(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("error: {message}"),
+        LogFormat::Json => tracing::error!("{message}"),
+    }
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

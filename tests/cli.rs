@@ -142,3 +142,69 @@ fn route_text_is_readable_and_a_bad_instant_is_an_error() {
     assert_eq!(code, 2);
     assert!(err.contains("RFC 3339"), "{err}");
 }
+
+#[test]
+fn route_text_of_a_rule_session_without_a_leader_has_no_empty_words() {
+    // 2018-01-10 is the 2nd Wednesday of January: the shipped 2018 rule,
+    // which names no unit, leader or title.
+    let (code, out, err) = hotline(&["route", "--at", "2018-01-10T09:15:00+08:00", "12345"]);
+    assert_eq!(code, 0, "{err}");
+    let session = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("session:"))
+        .unwrap_or_else(|| panic!("no session line:\n{out}"));
+    assert_eq!(
+        session.trim_start(),
+        "session:      热线问政 衡阳2018热线问政 09:00–11:00",
+        "{out}"
+    );
+    // The dated sessions still read in full.
+    let (_, out, _) = hotline(&["route", "--at", "2023-04-12T09:15:00+08:00", "12345"]);
+    assert!(
+        out.contains("session:      热线问政 市公安局 吴起 (常务副局长) 09:00–11:00\n"),
+        "{out}"
+    );
+}
+
+/// The command under "Run it" in the README, as arguments after `--`.
+fn readme_run_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(format!("{REPO}/README.md")).unwrap();
+    let run_it = &readme[readme.find("## Run it").expect("a Run it section")..];
+    let command = run_it
+        .lines()
+        .find_map(|l| l.strip_prefix("    cargo run --release -- "))
+        .expect("a cargo run command under Run it");
+    command.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn the_readme_run_command_stays_on_loopback() {
+    let args = readme_run_command();
+    assert_eq!(args[0], "serve", "{args:?}");
+    let sip = args
+        .iter()
+        .position(|a| a == "--sip-listen")
+        .and_then(|i| args.get(i + 1))
+        .unwrap_or_else(|| panic!("no --sip-listen in {args:?}"));
+    let sip: std::net::SocketAddr = sip.parse().unwrap();
+    assert!(sip.ip().is_loopback(), "{sip}");
+    // Every flag it uses, and every flag `serve` has, is in Commands.
+    let (code, help, _) = hotline(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    let readme = std::fs::read_to_string(format!("{REPO}/README.md")).unwrap();
+    let commands = &readme[readme.find("## Commands").unwrap()..];
+    let commands = &commands[..commands.find("**`check`**").unwrap()];
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag.as_str()),
+            "{flag} is no serve flag:\n{help}"
+        );
+    }
+    for flag in help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && *w != "--help")
+    {
+        let flag = flag.trim_end_matches(',');
+        assert!(commands.contains(flag), "README Commands lacks {flag}");
+    }
+}

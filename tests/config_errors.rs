@@ -219,6 +219,90 @@ fn wrong_value_type_is_located() {
 }
 
 #[test]
+fn every_wrong_value_type_is_reported_in_one_pass_with_the_other_errors() {
+    // Three values of the wrong type in three sections, and a duplicate
+    // number between them: all four, in file order, and nothing that
+    // follows from the bad values (seat 8101 stays the expert for 12348).
+    let mut text = shipped();
+    text = replace_once(&text, "seat_ring_seconds = 20", "seat_ring_seconds = \"x\"");
+    text = replace_once(&text, "number = \"12300\"", "number = \"12396\"");
+    text = replace_once(
+        &text,
+        "remark = \"设专家座席\"\nexpert_seat = true\n\n[[lines]]\nnumber = \"12333\"",
+        "remark = \"设专家座席\"\nexpert_seat = 3\n\n[[lines]]\nnumber = \"12333\"",
+    );
+    text = replace_once(&text, "id = \"8002\"", "id = 8002");
+    let expected = [
+        (
+            "\"x\"",
+            "invalid type: string \"x\", expected a whole number, 0 or more",
+        ),
+        ("\"12396\"\nname = \"全国电信", "duplicate number `12396`"),
+        (
+            "3\n\n[[lines]]\nnumber = \"12333\"",
+            "invalid type: integer `3`, expected a boolean",
+        ),
+        ("8002\n", "invalid type: integer `8002`, expected a string"),
+    ];
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), expected.len(), "{}", render(&errors));
+    for (d, (needle, part)) in errors.iter().zip(expected) {
+        let (line, column) = position_of(&text, needle);
+        assert_eq!((d.line, d.column), (line, column), "{d}");
+        assert!(d.message.contains(part), "{d}");
+        assert_eq!(
+            d.to_string(),
+            format!("{PATH}:{line}:{column}: error: {}", d.message)
+        );
+    }
+}
+
+#[test]
+fn a_wrong_type_and_a_missing_key_are_reported_together() {
+    // A required key missing stops validation, but not the search for
+    // other keys of the wrong type.
+    let mut text = shipped();
+    text = replace_once(&text, "area_code = \"0735\"\n", "");
+    text = replace_once(&text, "max_ring_seconds = 60", "max_ring_seconds = true");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 2, "{}", render(&errors));
+    assert_has(
+        &errors,
+        line_of(&text, "[gateway]"),
+        "missing field `area_code`",
+    );
+    assert_has(
+        &errors,
+        line_of(&text, "max_ring_seconds = true"),
+        "invalid type: boolean `true`, expected a whole number, 0 or more",
+    );
+}
+
+#[test]
+fn a_bare_date_is_told_to_be_quoted() {
+    expect_only_error(
+        |t| replace_once(t, "{ date = \"2023-02-22\"", "{ date = 2023-02-22"),
+        "2023-02-22",
+        "invalid type: date `2023-02-22`, expected a string: write it in quotes, \"2023-02-22\"",
+    );
+}
+
+#[test]
+fn emergency_number_on_a_trunk_of_another_role_names_both_roles() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "number = \"110\"\nname = \"匪警\"\n",
+                "number = \"110\"\nname = \"匪警\"\ntrunk = \"carrier\"\n",
+            )
+        },
+        "\"carrier\"\nunit",
+        "trunk `carrier` has role `carrier`, not `emergency`",
+    );
+}
+
+#[test]
 fn missing_required_key_is_located_at_its_table() {
     expect_only_error(
         |t| replace_once(t, "area_code = \"0735\"\n", ""),

@@ -188,6 +188,34 @@ fn serve_refuses_to_start_on_a_bad_table() {
 }
 
 #[test]
+fn a_sip_port_in_use_is_named_as_an_operator_writes_it() {
+    let table = TempTable::new("sip-in-use");
+    let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sip = held.local_addr().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args([
+            "serve",
+            "--config",
+            table.path.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--sip-listen",
+            &sip.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "error: cannot listen for SIP on udp {sip}, tcp {sip}: "
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Some("), "{err}");
+}
+
+#[test]
 fn a_table_saved_in_another_encoding_is_refused_on_reload() {
     let (table, d, port) = start("gbk", "0.1");
     // 郴州 in GBK: not UTF-8.

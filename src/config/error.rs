@@ -84,6 +84,8 @@ pub(crate) struct Reporter<'a> {
     line_starts: Vec<usize>,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+    /// Spans whose diagnostics are dropped: values already reported.
+    quiet: Vec<Range<usize>>,
 }
 
 impl<'a> Reporter<'a> {
@@ -96,6 +98,7 @@ impl<'a> Reporter<'a> {
             line_starts,
             errors: Vec::new(),
             warnings: Vec::new(),
+            quiet: Vec::new(),
         }
     }
 
@@ -121,12 +124,27 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    /// Drops from now on what is said about a value within `spans`.
+    pub fn quiet(&mut self, spans: Vec<Range<usize>>) {
+        self.quiet = spans;
+    }
+
+    fn is_quiet(&self, span: &Range<usize>) -> bool {
+        self.quiet.iter().any(|q| q.contains(&span.start))
+    }
+
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        if self.is_quiet(&span) {
+            return;
+        }
         let d = self.diagnostic(Severity::Error, span, message.into());
         self.errors.push(d);
     }
 
     pub fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        if self.is_quiet(&span) {
+            return;
+        }
         let d = self.diagnostic(Severity::Warning, span, message.into());
         self.warnings.push(d);
     }

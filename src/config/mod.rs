@@ -5,6 +5,7 @@
 //! running stays in force ([`reload`]).
 
 mod error;
+mod recover;
 pub mod reload;
 mod schema;
 mod validate;
@@ -15,6 +16,7 @@ pub use validate::DEFAULT_METRICS_LISTEN;
 
 use crate::routing::Table;
 use error::Reporter;
+use schema::RawConfig;
 use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -68,31 +70,48 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         }
         return Err(r.into_error());
     }
-    let mut unknown: Vec<Vec<Segment>> = Vec::new();
-    let de = toml::Deserializer::from(root.clone());
-    let raw: Result<schema::RawConfig, _> = serde_ignored::deserialize(de, |p| {
-        let mut segs = Vec::new();
-        collect_path(&p, &mut segs);
-        unknown.push(segs);
-    });
-    for segs in &unknown {
-        let (span, name) = locate_key(&root, segs);
-        r.error(span, format!("unknown key `{name}`"));
+    let read = recover::read(text, root.clone(), true);
+    for (span, name) in &read.unknown {
+        r.error(span.clone(), format!("unknown key `{name}`"));
     }
-    let raw = match raw {
-        Ok(raw) => raw,
-        Err(e) => {
-            r.error(e.span().unwrap_or(0..0), e.message().to_string());
-            return Err(r.into_error());
-        }
+    for (span, message) in &read.errors {
+        r.error(span.clone(), message.clone());
+    }
+    let Some(raw) = read.raw else {
+        return Err(r.into_error());
     };
-    match validate::build(&raw, path, &mut r) {
-        Some(table) => {
-            let warnings = r.finish()?;
-            Ok(Loaded { table, warnings })
-        }
-        None => Err(r.into_error()),
+    if read.replaced.is_empty() {
+        return match validate::build(&raw, path, &mut r) {
+            Some(table) => {
+                let warnings = r.finish()?;
+                Ok(Loaded { table, warnings })
+            }
+            None => Err(r.into_error()),
+        };
     }
+    // Values of the wrong type were replaced by stand-ins: the table is
+    // refused, and the rest of it is validated so every error shows at
+    // once. What a replaced value itself yields is left unsaid, and so is
+    // what differs between a boolean stand-in read as true and as false
+    // (`expert_seat = 3` must not also make seat 8101, the expert for that
+    // line, an error).
+    let validated = |raw: &RawConfig| {
+        let mut v = Reporter::new(path, text);
+        v.quiet(read.replaced.clone());
+        validate::build(raw, path, &mut v);
+        (v.errors, v.warnings)
+    };
+    let (errors, warnings) = validated(&raw);
+    let (other_errors, other_warnings) = recover::read(text, root, false)
+        .raw
+        .as_ref()
+        .map(validated)
+        .unwrap_or_default();
+    r.errors
+        .extend(errors.into_iter().filter(|d| other_errors.contains(d)));
+    r.warnings
+        .extend(warnings.into_iter().filter(|d| other_warnings.contains(d)));
+    Err(r.into_error())
 }
 
 #[derive(Debug)]

@@ -338,7 +338,12 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             Some(&i) if trunks[i as usize].role != role => {
                 r.error(
                     id.span(),
-                    format!("trunk `{}` is not a {:?} trunk", id.get_ref(), role),
+                    format!(
+                        "trunk `{}` has role `{}`, not `{}`",
+                        id.get_ref(),
+                        trunks[i as usize].role.as_str(),
+                        role.as_str()
+                    ),
                 );
                 None
             }

@@ -140,16 +140,23 @@ pub fn to_text(table: &Table, d: &Decision<'_>, dialed: &str, at: DateTime<Utc>)
         line(format!("  announcement: {a}"));
     }
     if let Some(s) = d.session {
-        line(format!(
-            "  session:      热线问政 {} {}{} {}–{}{}",
-            s.unit.as_deref().or(s.rule.as_deref()).unwrap_or(""),
-            s.leader.as_deref().unwrap_or(""),
-            s.title
-                .as_deref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default(),
+        // A rule's session may name no unit, leader or title: what is
+        // missing is left out, not printed as an empty word.
+        fn given(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        let mut words = vec!["热线问政".to_string()];
+        words.extend(given(s.unit.as_deref().or(s.rule.as_deref())).map(String::from));
+        words.extend(given(s.leader.as_deref()).map(String::from));
+        words.extend(given(s.title.as_deref()).map(|t| format!("({t})")));
+        words.push(format!(
+            "{}–{}",
             s.start.format("%H:%M"),
-            s.end.format("%H:%M"),
+            s.end.format("%H:%M")
+        ));
+        line(format!(
+            "  session:      {}{}",
+            words.join(" "),
             s.moved_from
                 .map(|m| format!(", moved from {m}"))
                 .unwrap_or_default(),

@@ -63,7 +63,7 @@ pub enum TrunkRole {
 }
 
 impl TrunkRole {
-    /// As written in `routing.toml`.
+    /// As `role` is written in routing.toml.
     pub fn as_str(self) -> &'static str {
         match self {
             TrunkRole::Carrier => "carrier",
