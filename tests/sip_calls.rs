@@ -411,19 +411,38 @@ fn a_register_with_a_wrong_password_gets_no_registration() {
         gw.metric("hotline_sip_auth_failures_total{reason=\"wrong_password\"}"),
         Some(1.0)
     );
-    // With no seat registered, 12348 is busy, not ringing forever.
+    // With no seat registered, 12348 is refused at once, saying why (no
+    // seat is logged in, which is not "busy"), not ringing forever.
     gw.sipp(
         "trunk_refused.xml",
         &[
             ("DIALED", "12348"),
-            ("CODE", "486"),
-            ("MATCH", "SIP/2.0 486"),
+            ("CODE", "480"),
+            ("MATCH", "no seat for 12348 is logged in"),
         ],
         "127.0.0.1",
         free_port(),
         &[],
     )
     .expect_success(&gw);
+    // A number the table does not list is a refusal, not a shortage.
+    gw.sipp(
+        "trunk_refused.xml",
+        &[
+            ("DIALED", "99999"),
+            ("CODE", "404"),
+            ("MATCH", "SIP/2.0 404"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    gw.wait_metric(
+        "hotline_calls_total{kind=\"reject\",line=\"unknown\",result=\"rejected\"}",
+        1.0,
+    );
+    assert_eq!(gw.calls_total("direct", "12348", "unavailable"), 1.0);
 }
 
 /// RFC 4475 §3.1.2 over the wire while a call is up: each invalid request

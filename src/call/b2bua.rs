@@ -127,6 +127,9 @@ pub enum Outcome {
     Failed,
     /// No target could be tried at all (no seat free, trunk unreachable).
     Unavailable,
+    /// The table refuses the call: a number it does not list (404), a
+    /// barred caller (403), a number that is no number (484).
+    Rejected,
 }
 
 impl Outcome {
@@ -137,6 +140,7 @@ impl Outcome {
             Outcome::NoAnswer => "no_answer",
             Outcome::Failed => "failed",
             Outcome::Unavailable => "unavailable",
+            Outcome::Rejected => "rejected",
         }
     }
 }
@@ -300,7 +304,7 @@ impl Call {
         invite: Message,
         peer: Peer,
         targets: Vec<Target>,
-        no_target: (u16, &str),
+        no_target: (u16, &str, Outcome),
         registrar: &Registrar,
         now: Instant,
     ) -> (Call, Vec<Output>) {
@@ -380,7 +384,7 @@ impl Call {
             }
         }
         if !call.try_next_target(registrar, now) {
-            call.fail_a(no_target.0, no_target.1, Outcome::Unavailable, now);
+            call.fail_a(no_target.0, no_target.1, no_target.2, now);
         }
         call.settle(now);
         let out = std::mem::take(&mut call.out);

@@ -352,7 +352,7 @@ impl Run {
             caller_invite(),
             caller(),
             targets,
-            (404, "Not Found (no such line)"),
+            (404, "Not Found (no such line)", Outcome::Unavailable),
             &reg,
             t0,
         );
@@ -1815,7 +1815,7 @@ fn an_offer_without_a_codec_we_speak_gets_488() {
         wire(&g729),
         caller(),
         vec![seat("8001")],
-        (404, "x"),
+        (404, "x", Outcome::Unavailable),
         &reg,
         t0,
     );
@@ -1908,7 +1908,7 @@ fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
         wire(&invite),
         caller(),
         vec![seat("8001")],
-        (404, "x"),
+        (404, "x", Outcome::Unavailable),
         &reg,
         t0,
     );

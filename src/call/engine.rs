@@ -56,6 +56,7 @@ pub struct Engine {
     pub registrar: Registrar,
     auth: Authenticator,
     throttle: Mutex<FailureThrottle>,
+    recent_registers: Mutex<RecentReplies>,
     /// Call-ID → the call's task. A call is listed under each of its legs'
     /// Call-IDs; `primary` marks the caller's, so each call counts once.
     calls: DashMap<String, CallHandle>,
@@ -119,6 +120,7 @@ impl Engine {
             registrar: Registrar::new(),
             auth: Authenticator::with_random_secret(realm, Duration::from_secs(300)),
             throttle: Mutex::new(FailureThrottle::new(ThrottlePolicy::default())),
+            recent_registers: Mutex::new(RecentReplies::default()),
             calls: DashMap::new(),
             next_id: AtomicU64::new(1),
             local,
@@ -271,11 +273,16 @@ impl Engine {
     }
 
     fn reply(&self, req: &Message, peer: Peer, code: u16, reason: &str) {
+        self.send(peer, &self.response(req, code, reason));
+    }
+
+    /// Our answer to a request outside any call.
+    fn response(&self, req: &Message, code: u16, reason: &str) -> Message {
         let mut resp = req.response(code, reason, Some("hl"));
         if code == 405 || code == 501 || (code == 200 && req.method() == Some(&Method::Options)) {
             resp.push(Name::Allow, ALLOW);
         }
-        self.send(peer, &resp);
+        resp
     }
 
     fn handle(&self, bytes: Bytes, peer: Peer) {
@@ -350,16 +357,38 @@ impl Engine {
     }
 
     fn new_call(&self, msg: Message, peer: Peer) {
-        let table = self.table.guard();
-        let trusted = table
+        let mut table = self.table.guard();
+        let trunk_source = table
             .trunks
             .iter()
             .any(|t| t.sources.contains(&peer.addr.ip()));
-        if !trusted {
+        // A seat's own call: from a registered seat's address, or from a
+        // trunk's address but in a seat's name (a seat behind the carrier's
+        // SBC). Either way it must authenticate like REGISTER; trust by IP
+        // is for trunks only.
+        let from_user = msg.from().and_then(|f| uri_number(f.uri));
+        let named_seat = from_user
+            .as_deref()
+            .filter(|u| table.seats.iter().any(|s| s.id == *u))
+            .map(str::to_string);
+        let seat = if trunk_source {
+            named_seat
+        } else {
+            named_seat.or_else(|| self.registrar.seat_at(peer.addr, Instant::now()))
+        };
+        if !trunk_source && seat.is_none() {
             self.metrics.untrusted_invites.inc();
             tracing::info!(from = %peer.addr, "INVITE from an address that is no configured trunk");
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
+        }
+        if let Some(seat) = &seat {
+            drop(table);
+            if let Err(resp) = self.authenticate_seat(&msg, peer, seat, Challenge::Proxy) {
+                self.send(peer, &resp);
+                return;
+            }
+            table = self.table.guard();
         }
         if msg
             .header(&Name::MaxForwards)
@@ -389,11 +418,48 @@ impl Engine {
             .unwrap_or_default();
         let caller = msg.from().and_then(|f| uri_number(f.uri));
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
-        let kind = decision.kind;
+        let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
-        let (targets, no_target) = {
+        let (targets, no_target) = if seat.is_some()
+            && decision.kind == Kind::Reject
+            && table.seats.iter().any(|s| s.id == dialed)
+        {
+            // Seat to seat. Beyond that a seat reaches only what the table
+            // routes (its lines, emergency numbers): no number outside it,
+            // so a seat can never be used to call out.
+            kind = Kind::Direct;
+            (
+                vec![Target::Seat { id: dialed.clone() }],
+                (
+                    486,
+                    format!("Busy Here (seat {dialed} is busy)"),
+                    Outcome::Unavailable,
+                ),
+            )
+        } else {
             let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
             targets_for(&table, &decision, &line, |id| trunks.is_up(id))
+        };
+        // Say what is true: busy seats are not the same as none logged in.
+        let now = Instant::now();
+        let only_seats =
+            !targets.is_empty() && targets.iter().all(|t| matches!(t, Target::Seat { .. }));
+        let no_target = if only_seats
+            && !targets
+                .iter()
+                .any(|t| matches!(t, Target::Seat { id } if self.registrar.is_registered(id, now)))
+        {
+            let who = match targets.as_slice() {
+                [Target::Seat { id }] if seat.is_some() => format!("seat {id} is"),
+                _ => format!("no seat for {line} is"),
+            };
+            (
+                480,
+                format!("Temporarily Unavailable ({who} logged in)"),
+                Outcome::Unavailable,
+            )
+        } else {
+            no_target
         };
 
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -583,7 +649,7 @@ impl Engine {
             invite,
             peer,
             targets,
-            (no_target.0, &no_target.1),
+            (no_target.0, &no_target.1, no_target.2),
             &self.registrar,
             Instant::now(),
         );
@@ -716,90 +782,32 @@ impl Engine {
     // ── REGISTER (RFC 3261 §10.3) ────────────────────────────────────────
 
     fn register(&self, msg: &Message, peer: Peer) {
+        // A retransmission of a REGISTER already answered gets the same
+        // answer (§17.2.2), not a second look at its now-used credentials.
+        let key = RecentKey::of(msg, peer);
+        if let Some(key) = &key
+            && let Some(bytes) = self.recent_registers.lock().ok().and_then(|r| r.get(key))
+        {
+            let _ = self.transport.send(peer, bytes);
+            return;
+        }
+        let resp = self.register_response(msg, peer);
+        let bytes = resp.encode();
+        if let (Some(key), Ok(mut recent)) = (key, self.recent_registers.lock()) {
+            recent.insert(key, bytes.clone(), Instant::now());
+        }
+        let _ = self.transport.send(peer, bytes);
+    }
+
+    fn register_response(&self, msg: &Message, peer: Peer) -> Message {
         let now = Instant::now();
-        let ip = peer.addr.ip();
         let Some(seat) = msg.to().and_then(|t| uri_number(t.uri)) else {
-            self.reply(msg, peer, 400, "Bad Request (To has no user)");
-            return;
+            return self.response(msg, 400, "Bad Request (To has no user)");
         };
-        let allowed = self
-            .throttle
-            .lock()
-            .map(|t| t.allowed(ip, &seat, now))
-            .unwrap_or(true);
-        if !allowed {
-            self.metrics
-                .auth_failures
-                .with_label_values(&["throttled"])
-                .inc();
-            self.reply(msg, peer, 403, "Forbidden (too many failed attempts)");
-            return;
+        if let Err(resp) = self.authenticate_seat(msg, peer, &seat, Challenge::Registrar) {
+            return resp;
         }
-        let table = self.table.guard();
-        let password = table
-            .seats
-            .iter()
-            .find(|s| s.id == seat)
-            .and_then(|s| s.password.clone());
-        let max_expires = table.sip.max_register_expires;
-        drop(table);
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let Some(authorization) = msg.header(&Name::Authorization) else {
-            self.challenge(msg, peer, unix, false);
-            return;
-        };
-        let verified = self.auth.verify(authorization, "REGISTER", unix, |user| {
-            // Credentials are for the seat in To, and only from configuration.
-            (user == seat).then(|| password.clone()).flatten()
-        });
-        let allowed_algorithms = self.table.guard().sip.digest_algorithms.clone();
-        let request_uri = msg.request_uri().map(|u| u.as_str()).unwrap_or_default();
-        let verified = verified.and_then(|v| {
-            if !allowed_algorithms.contains(&v.algorithm) {
-                Err(AuthError::UnsupportedAlgorithm)
-            } else if v.uri != request_uri {
-                // RFC 7616 §3.4.6: the response must be for this request.
-                Err(AuthError::Malformed(
-                    "digest uri differs from the Request-URI".into(),
-                ))
-            } else {
-                Ok(v)
-            }
-        });
-        match verified {
-            Ok(_) => {
-                if let Ok(mut t) = self.throttle.lock() {
-                    t.record_success(ip, &seat);
-                }
-            }
-            Err(AuthError::StaleNonce) => {
-                self.challenge(msg, peer, unix, true);
-                return;
-            }
-            Err(e) => {
-                let reason = match e {
-                    AuthError::WrongPassword => "wrong_password",
-                    AuthError::UnknownUser => "unknown_user",
-                    AuthError::BadNonce => "bad_nonce",
-                    AuthError::WrongRealm => "wrong_realm",
-                    _ => "malformed",
-                };
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&[reason])
-                    .inc();
-                if e.counts_as_failure()
-                    && let Ok(mut t) = self.throttle.lock()
-                {
-                    t.record_failure(ip, &seat, now);
-                }
-                tracing::info!(from = %peer.addr, seat = %seat, error = %e, "registration refused");
-                self.reply(msg, peer, 403, "Forbidden (bad credentials)");
-                return;
-            }
-        }
+        let max_expires = self.table.guard().sip.max_register_expires;
 
         // Which contacts, for how long (§10.3 steps 6–8).
         let header_expires = msg
@@ -813,8 +821,7 @@ impl Engine {
         );
         let result = if star {
             if contacts.len() != 1 || header_expires != Some(0) {
-                self.reply(msg, peer, 400, "Bad Request (Contact: * needs Expires: 0)");
-                return;
+                return self.response(msg, 400, "Bad Request (Contact: * needs Expires: 0)");
             }
             self.registrar
                 .register(&seat, Update::RemoveAll, peer, &cid, cseq, now)
@@ -832,8 +839,7 @@ impl Engine {
             let mut list = Vec::with_capacity(contacts.len());
             for c in &contacts {
                 let Ok(addr) = NameAddr::parse(c) else {
-                    self.reply(msg, peer, 400, "Bad Request (malformed Contact)");
-                    return;
+                    return self.response(msg, 400, "Bad Request (malformed Contact)");
                 };
                 let expires = addr
                     .param("expires")
@@ -843,8 +849,7 @@ impl Engine {
                 if expires > 0 && expires < MIN_EXPIRES {
                     let mut resp = msg.response(423, "Interval Too Brief", Some("hl"));
                     resp.push(Name::Other("Min-Expires".into()), MIN_EXPIRES.to_string());
-                    self.send(peer, &resp);
-                    return;
+                    return resp;
                 }
                 list.push((addr.uri.to_string(), expires.min(max_expires)));
             }
@@ -853,40 +858,230 @@ impl Engine {
         };
         match result {
             Err(RegisterError::OutOfOrder) => {
-                self.reply(
-                    msg,
-                    peer,
-                    500,
-                    "Server Internal Error (out-of-order REGISTER)",
-                );
+                self.response(msg, 500, "Server Internal Error (out-of-order REGISTER)")
             }
             Ok(bindings) => {
                 let mut resp = msg.response(200, "OK", Some("hl"));
                 for (uri, left) in bindings {
                     resp.push(Name::Contact, format!("<{uri}>;expires={left}"));
                 }
-                self.send(peer, &resp);
                 self.metrics
                     .registered_seats
                     .set(self.registrar.registered_count(now) as i64);
                 tracing::info!(seat = %seat, from = %peer.addr, "registration updated");
+                resp
             }
         }
     }
 
-    fn challenge(&self, msg: &Message, peer: Peer, unix: u64, stale: bool) {
-        let mut resp = msg.response(401, "Unauthorized", Some("hl"));
-        // `challenge` gives SHA-256 then MD5; offer them in the configured
-        // order (some phones read only the first challenge).
+    /// Digest authentication of a seat (RFC 7616, RFC 3261 §22): by
+    /// REGISTER (`401`/`Authorization`) or by a request it sends, such as
+    /// its own INVITE (`407`/`Proxy-Authorization`). `Err` holds the
+    /// answer: a challenge, or `403` for bad credentials or a source
+    /// throttled for this seat. Passwords come from the table only.
+    fn authenticate_seat(
+        &self,
+        msg: &Message,
+        peer: Peer,
+        seat: &str,
+        kind: Challenge,
+    ) -> Result<(), Message> {
+        let now = Instant::now();
+        let ip = peer.addr.ip();
+        let ended = self
+            .throttle
+            .lock()
+            .map(|mut t| t.prune(now))
+            .unwrap_or_default();
+        for end in ended {
+            tracing::info!(block = %end.scope, "authentication block ended");
+        }
+        let allowed = self
+            .throttle
+            .lock()
+            .map(|t| t.allowed(ip, seat, now))
+            .unwrap_or(true);
+        if !allowed {
+            self.metrics
+                .auth_failures
+                .with_label_values(&["throttled"])
+                .inc();
+            return Err(self.response(msg, 403, "Forbidden (too many failed attempts)"));
+        }
+        let table = self.table.guard();
+        let entry = table.seats.iter().find(|s| s.id == seat);
+        let password = entry.and_then(|s| s.password.clone());
+        let algorithms = entry
+            .and_then(|s| s.digest_algorithms.clone())
+            .unwrap_or_else(|| table.sip.digest_algorithms.clone());
+        drop(table);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(authorization) = msg.header(&kind.credentials()) else {
+            return Err(self.challenge(msg, &algorithms, kind, unix, false));
+        };
+        let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
+        let verified = self.auth.verify(authorization, method, unix, |user| {
+            // Credentials are for this seat, and only from configuration.
+            (user == seat).then(|| password.clone()).flatten()
+        });
+        let request_uri = msg.request_uri().map(|u| u.as_str()).unwrap_or_default();
+        let verified = verified.and_then(|v| {
+            if !algorithms.contains(&v.algorithm) {
+                Err(AuthError::UnsupportedAlgorithm)
+            } else if v.uri != request_uri {
+                // RFC 7616 §3.4.6: the response must be for this request.
+                Err(AuthError::Malformed(
+                    "digest uri differs from the Request-URI".into(),
+                ))
+            } else {
+                Ok(v)
+            }
+        });
+        match verified {
+            Ok(_) => {
+                if let Ok(mut t) = self.throttle.lock() {
+                    t.record_success(ip, seat);
+                }
+                Ok(())
+            }
+            Err(AuthError::StaleNonce) => Err(self.challenge(msg, &algorithms, kind, unix, true)),
+            Err(AuthError::Replay) => {
+                // A captured request sent again: its credentials are spent.
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["replay"])
+                    .inc();
+                tracing::info!(from = %peer.addr, seat = %seat, "replayed credentials refused");
+                Err(self.challenge(msg, &algorithms, kind, unix, false))
+            }
+            Err(e) => {
+                let reason = match e {
+                    AuthError::WrongPassword => "wrong_password",
+                    AuthError::UnknownUser => "unknown_user",
+                    AuthError::BadNonce => "bad_nonce",
+                    AuthError::WrongRealm => "wrong_realm",
+                    AuthError::UnsupportedAlgorithm => "unsupported_algorithm",
+                    _ => "malformed",
+                };
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&[reason])
+                    .inc();
+                if e.counts_as_failure()
+                    && let Ok(mut t) = self.throttle.lock()
+                    && let Some(block) = t.record_failure(ip, seat, now)
+                {
+                    tracing::warn!(block = %block.scope, seconds = block.until.saturating_duration_since(now).as_secs(), "too many failed authentications; blocking");
+                }
+                tracing::info!(from = %peer.addr, seat = %seat, error = %e, "authentication refused");
+                Err(self.response(msg, 403, "Forbidden (bad credentials)"))
+            }
+        }
+    }
+
+    /// A `401` (registrar) or `407` (proxy) with one challenge per
+    /// algorithm, in the seat's order (some phones read only the first).
+    fn challenge(
+        &self,
+        msg: &Message,
+        algorithms: &[Algorithm],
+        kind: Challenge,
+        unix: u64,
+        stale: bool,
+    ) -> Message {
+        let (code, reason) = match kind {
+            Challenge::Registrar => (401, "Unauthorized"),
+            Challenge::Proxy => (407, "Proxy Authentication Required"),
+        };
+        let mut resp = msg.response(code, reason, Some("hl"));
         let [sha256, md5] = self.auth.challenge(unix, stale);
-        for alg in &self.table.guard().sip.digest_algorithms {
+        for alg in algorithms {
             let value = match alg {
                 Algorithm::Sha256 => sha256.clone(),
                 Algorithm::Md5 => md5.clone(),
             };
-            resp.push(Name::WwwAuthenticate, value);
+            resp.push(kind.challenge_header(), value);
         }
-        self.send(peer, &resp);
+        resp
+    }
+}
+
+/// Which challenge a seat gets (RFC 3261 §22.1, §22.3).
+#[derive(Clone, Copy)]
+enum Challenge {
+    /// REGISTER: `401` with WWW-Authenticate.
+    Registrar,
+    /// A request it places: `407` with Proxy-Authenticate.
+    Proxy,
+}
+
+impl Challenge {
+    fn challenge_header(self) -> Name {
+        match self {
+            Challenge::Registrar => Name::WwwAuthenticate,
+            Challenge::Proxy => Name::Other("Proxy-Authenticate".into()),
+        }
+    }
+
+    fn credentials(self) -> Name {
+        match self {
+            Challenge::Registrar => Name::Authorization,
+            Challenge::Proxy => Name::Other("Proxy-Authorization".into()),
+        }
+    }
+}
+
+/// A REGISTER's transaction (§17.2.3: branch, sent-by, method), and the
+/// source it came from.
+#[derive(Clone, PartialEq, Eq)]
+struct RecentKey {
+    peer: Peer,
+    branch: String,
+    cseq: u32,
+}
+
+impl RecentKey {
+    fn of(msg: &Message, peer: Peer) -> Option<RecentKey> {
+        let branch = msg.top_via()?.branch?;
+        Some(RecentKey {
+            peer,
+            branch: branch.to_string(),
+            cseq: msg.cseq()?.0,
+        })
+    }
+}
+
+/// The last answers to REGISTERs, for their retransmissions: as long as a
+/// non-INVITE server transaction would keep them (64·T1), at most 4,096.
+#[derive(Default)]
+struct RecentReplies {
+    entries: std::collections::VecDeque<(RecentKey, Bytes, Instant)>,
+}
+
+impl RecentReplies {
+    const KEEP: Duration = Duration::from_secs(32);
+    const MAX: usize = 4096;
+
+    fn get(&self, key: &RecentKey) -> Option<Bytes> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, b, _)| b.clone())
+    }
+
+    fn insert(&mut self, key: RecentKey, bytes: Bytes, now: Instant) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|(_, _, at)| now.duration_since(*at) > Self::KEEP)
+            || self.entries.len() >= Self::MAX
+        {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((key, bytes, now));
     }
 }
 
@@ -959,7 +1154,7 @@ struct CallStart {
     invite: Message,
     peer: Peer,
     targets: Vec<Target>,
-    no_target: (u16, String),
+    no_target: (u16, String, Outcome),
     early: Vec<Item>,
 }
 
@@ -1022,7 +1217,7 @@ fn targets_for(
     d: &routing::Decision<'_>,
     line: &str,
     trunk_up: impl Fn(&str) -> bool,
-) -> (Vec<Target>, (u16, String)) {
+) -> (Vec<Target>, (u16, String, Outcome)) {
     // The trunk, then its alternates, each only while up.
     let trunk_chain = |t: &routing::Trunk, number: &str| -> Vec<Target> {
         std::iter::once(t)
@@ -1056,7 +1251,10 @@ fn targets_for(
                 status: 404,
                 reason: "Not Found",
             });
-            (Vec::new(), (r.status, r.reason.to_string()))
+            (
+                Vec::new(),
+                (r.status, r.reason.to_string(), Outcome::Rejected),
+            )
         }
         (_, routing::Target::Trunk(t)) => {
             let mut targets = trunk_chain(t, line);
@@ -1075,7 +1273,11 @@ fn targets_for(
             };
             (
                 targets,
-                (503, format!("Service Unavailable (no {role} trunk is up)")),
+                (
+                    503,
+                    format!("Service Unavailable (no {role} trunk is up)"),
+                    Outcome::Unavailable,
+                ),
             )
         }
         (
@@ -1086,7 +1288,11 @@ fn targets_for(
             },
         ) => (
             seats_with(skill, expert_seats),
-            (486, format!("Busy Here (no free seat for {line})")),
+            (
+                486,
+                format!("Busy Here (every seat for {line} is busy)"),
+                Outcome::Unavailable,
+            ),
         ),
         (_, routing::Target::Queue(q)) => (
             // Until the queue exists (ACD), a queued call is offered to a
@@ -1094,10 +1300,18 @@ fn targets_for(
             seats_with(&q.skill, &[]),
             (
                 486,
-                "Busy Here (all 12345 seats are busy; queueing is not yet available)".to_string(),
+                format!("Busy Here (every seat for {line} is busy)"),
+                Outcome::Unavailable,
             ),
         ),
-        (_, routing::Target::None) => (Vec::new(), (480, "Temporarily Unavailable".to_string())),
+        (_, routing::Target::None) => (
+            Vec::new(),
+            (
+                480,
+                "Temporarily Unavailable".to_string(),
+                Outcome::Unavailable,
+            ),
+        ),
     }
 }
 

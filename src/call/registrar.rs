@@ -119,6 +119,17 @@ impl Registrar {
             .count()
     }
 
+    /// The seat with a live binding registered from `addr`, if any: a
+    /// request from there is that seat's phone, not a trunk's.
+    pub fn seat_at(&self, addr: std::net::SocketAddr, now: Instant) -> Option<String> {
+        self.bindings.iter().find_map(|e| {
+            e.value()
+                .iter()
+                .any(|b| b.peer.addr == addr && b.expires_at > now)
+                .then(|| e.key().clone())
+        })
+    }
+
     /// Drops every binding reached through `peer` (a closed TCP
     /// connection); returns how many.
     pub fn forget_peer(&self, peer: Peer) -> usize {

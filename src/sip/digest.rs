@@ -942,6 +942,16 @@ pub enum BlockScope {
     Source { ip: IpAddr },
 }
 
+/// As the log says it: `seat 8001 from 192.0.2.7`, `every seat from 192.0.2.7`.
+impl fmt::Display for BlockScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockScope::User { ip, user } => write!(f, "seat {user} from {ip}"),
+            BlockScope::Source { ip } => write!(f, "every seat from {ip}"),
+        }
+    }
+}
+
 impl BlockScope {
     fn user(ip: IpAddr, user: &str) -> Self {
         let mut end = user.len().min(MAX_THROTTLED_USER_LEN);
