@@ -1269,3 +1269,116 @@ fn a_bad_rtp_port_range_is_refused() {
         "bad rtp_ports",
     );
 }
+
+// ── Trunk alternates, probes, per-seat digest ───────────────────────────────
+
+#[test]
+fn an_alternate_trunk_must_exist_and_share_the_role() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "uri = \"sip:127.0.0.1:5093\"",
+                "uri = \"sip:127.0.0.1:5093\"\nalternates = [\"no_such_trunk\"]",
+            )
+        },
+        "\"no_such_trunk\"",
+        "unknown alternate trunk `no_such_trunk`",
+    );
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "uri = \"sip:127.0.0.1:5093\"",
+                "uri = \"sip:127.0.0.1:5093\"\nalternates = [\"city_sub_centre\"]",
+            )
+        },
+        "\"city_sub_centre\"]",
+        "alternate `city_sub_centre` has role `sub_centre` and `emergency` has role `emergency`",
+    );
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "uri = \"sip:127.0.0.1:5093\"",
+                "uri = \"sip:127.0.0.1:5093\"\nalternates = [\"emergency\"]",
+            )
+        },
+        "\"emergency\"]",
+        "cannot be its own alternate",
+    );
+}
+
+#[test]
+fn an_alternate_of_the_same_role_is_accepted() {
+    let text = replace_once(
+        &shipped(),
+        "uri = \"sip:127.0.0.1:5093\"",
+        "uri = \"sip:127.0.0.1:5093\"\nalternates = [\"backup\"]\n\n[[trunks]]\nid = \"backup\"\nrole = \"emergency\"\nuri = \"sip:127.0.0.1:5094\"\nprobe = false",
+    )
+    .replace("[[emergency]]\n", "[[emergency]]\ntrunk = \"emergency\"\n");
+    let loaded = parse(&text, path()).expect("accepted");
+    let table = &loaded.table;
+    let e = table.trunk("emergency").unwrap();
+    assert_eq!(e.alternates, ["backup"]);
+    assert!(e.probe);
+    assert!(!table.trunk("backup").unwrap().probe);
+}
+
+#[test]
+fn probe_and_response_settings_are_range_checked() {
+    expect_error(
+        |t| {
+            replace_once(
+                t,
+                "max_register_expires = 3600",
+                "max_register_expires = 3600\ntrunk_probe_failures = 0",
+            )
+        },
+        "trunk_probe_failures = 0",
+        "trunk_probe_failures = 0 is out of range 1..=100",
+    );
+    expect_error(
+        |t| {
+            replace_once(
+                t,
+                "max_register_expires = 3600",
+                "max_register_expires = 3600\nresponse_timeout_ms = 5",
+            )
+        },
+        "response_timeout_ms = 5",
+        "response_timeout_ms = 5 is out of range 100..=60000",
+    );
+}
+
+#[test]
+fn the_shipped_table_offers_md5_and_a_seat_may_require_sha256() {
+    let loaded = parse(&shipped(), path()).expect("the shipped table loads");
+    assert_eq!(
+        loaded.table.sip.digest_algorithms,
+        [hotline::sip::digest::Algorithm::Md5],
+        "MD5 alone by default: phones refuse a challenge they do not know"
+    );
+    let text = replace_once(
+        &shipped(),
+        "password = \"demo-8101-change-me\"",
+        "password = \"demo-8101-change-me\"\ndigest_algorithms = [\"SHA-256\"]",
+    );
+    let loaded = parse(&text, path()).expect("accepted");
+    let seat = loaded.table.seats.iter().find(|s| s.id == "8101").unwrap();
+    assert_eq!(
+        seat.digest_algorithms.as_deref(),
+        Some(&[hotline::sip::digest::Algorithm::Sha256][..])
+    );
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "password = \"demo-8101-change-me\"",
+                "password = \"demo-8101-change-me\"\ndigest_algorithms = [\"SHA-1\"]",
+            )
+        },
+        "\"SHA-1\"",
+        "unknown digest algorithm `SHA-1`",
+    );
+}

@@ -11,11 +11,15 @@ command -v kill >/dev/null 2>&1 || need_apt+=(procps)
 # SIPp plays the carrier trunk, the seats and the sub-centre trunks in
 # tests/sip_calls.rs; those tests fail (never skip) without it.
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+# baresip is a real seat phone: it registers with the shipped digest
+# defaults and holds and resumes calls (tests/sip_calls.rs).
+command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installing sip-tester" >&2; exit 1; }
+command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after installing baresip-core" >&2; exit 1; }
 
 exec cargo test --locked "$@"

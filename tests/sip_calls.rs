@@ -601,18 +601,65 @@ fn register_raw(
     cseq: u32,
     authorization: Option<&str>,
 ) -> String {
+    exchange(
+        gw,
+        socket,
+        &register_text(gw, socket, "8101", cseq, authorization),
+    )
+}
+
+/// A REGISTER for `seat` from `socket`, its branch made of the CSeq.
+fn register_text(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    seat: &str,
+    cseq: u32,
+    authorization: Option<&str>,
+) -> String {
     let local = socket.local_addr().unwrap();
     let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let msg = format!(
-        "REGISTER sip:127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:8101@127.0.0.1>;tag=r1\r\nTo: <sip:8101@127.0.0.1>\r\nCall-ID: throttle-probe\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:8101@{local}>\r\n{auth}Expires: 60\r\nContent-Length: 0\r\n\r\n",
+    format!(
+        "REGISTER sip:127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{seat}x{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{seat}@127.0.0.1>;tag=r1\r\nTo: <sip:{seat}@127.0.0.1>\r\nCall-ID: register-{seat}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{seat}@{local}>\r\n{auth}Expires: 60\r\nContent-Length: 0\r\n\r\n",
         sip = gw.sip
-    );
+    )
+}
+
+/// Sends `msg` from `socket` and returns the first answer beyond 100.
+fn exchange(gw: &Gateway, socket: &UdpSocket, msg: &str) -> String {
     socket
         .send_to(msg.as_bytes(), ("127.0.0.1", gw.sip))
         .unwrap();
     let mut buf = [0u8; 4096];
-    let n = socket.recv(&mut buf).expect("an answer to REGISTER");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 100") {
+            return text;
+        }
+    }
+}
+
+/// Registers `seat` from `socket` with its demo password (MD5).
+fn register_seat(gw: &Gateway, socket: &UdpSocket, seat: &str, cseq: u32) -> String {
+    use hotline::sip::digest::{Algorithm, authorization_header};
+    let challenge = exchange(gw, socket, &register_text(gw, socket, seat, cseq, None));
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let auth = authorization_header(
+        seat,
+        &format!("demo-{seat}-change-me"),
+        "hotline.chenzhou",
+        &nonce_of(&challenge),
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", gw.sip),
+        Algorithm::Md5,
+        Some("c0ffee"),
+        1,
+    );
+    exchange(
+        gw,
+        socket,
+        &register_text(gw, socket, seat, cseq + 1, Some(&auth)),
+    )
 }
 
 fn nonce_of(challenge: &str) -> String {
@@ -687,6 +734,160 @@ fn a_burst_of_wrong_passwords_from_one_source_is_throttled() {
         Some(11.0)
     );
     assert!(gw.metric("hotline_sip_auth_failures_total{reason=\"throttled\"}") >= Some(1.0));
+    assert!(
+        gw.daemon.log_text().contains("blocking"),
+        "the block is logged when it starts"
+    );
+    // Another seat behind the same address (one NAT, one SBC) is not
+    // locked out by its neighbour's stale password.
+    let other = register_seat(&gw, &socket, "8102", 1);
+    assert!(other.starts_with("SIP/2.0 200"), "{other}");
+}
+
+/// A captured REGISTER sent again: its retransmission (same transaction)
+/// gets the same answer and changes nothing; the same credentials in a new
+/// request are spent, and get a fresh challenge.
+#[test]
+fn a_replayed_register_is_refused() {
+    let gw = Gateway::start("replay");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let ok = register_seat(&gw, &socket, "8001", 1);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    // What the phone sent, with its Authorization, as an eavesdropper kept it.
+    let challenge = exchange(&gw, &socket, &register_text(&gw, &socket, "8001", 3, None));
+    let auth = hotline::sip::digest::authorization_header(
+        "8001",
+        "demo-8001-change-me",
+        "hotline.chenzhou",
+        &nonce_of(&challenge),
+        "REGISTER",
+        &format!("sip:127.0.0.1:{}", gw.sip),
+        hotline::sip::digest::Algorithm::Md5,
+        Some("c0ffee"),
+        1,
+    );
+    let captured = register_text(&gw, &socket, "8001", 4, Some(&auth));
+    assert!(exchange(&gw, &socket, &captured).starts_with("SIP/2.0 200"));
+    // A retransmission: the same answer.
+    assert!(exchange(&gw, &socket, &captured).starts_with("SIP/2.0 200"));
+    // Replayed as a new request: refused, with a new challenge.
+    let replay = register_text(&gw, &socket, "8001", 5, Some(&auth));
+    let answer = exchange(&gw, &socket, &replay);
+    assert!(answer.starts_with("SIP/2.0 401"), "{answer}");
+    assert_eq!(
+        gw.metric("hotline_sip_auth_failures_total{reason=\"replay\"}"),
+        Some(1.0)
+    );
+}
+
+/// An INVITE to `dialed` from `socket` in seat `seat`'s name.
+fn seat_invite(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    seat: &str,
+    dialed: &str,
+    cseq: u32,
+    auth: Option<&str>,
+) -> String {
+    let local = socket.local_addr().unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Proxy-Authorization: {a}\r\n"));
+    format!(
+        "INVITE sip:{dialed}@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKinv{dialed}x{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{seat}@127.0.0.1>;tag=s1\r\nTo: <sip:{dialed}@127.0.0.1>\r\nCall-ID: seat-call-{dialed}-{cseq}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{seat}@{local}>\r\n{auth}Content-Length: 0\r\n\r\n",
+        sip = gw.sip
+    )
+}
+
+/// The seat's INVITE again, answering the 407 in `challenge`.
+fn authenticated_seat_invite(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    seat: &str,
+    dialed: &str,
+    challenge: &str,
+) -> String {
+    let auth = hotline::sip::digest::authorization_header(
+        seat,
+        &format!("demo-{seat}-change-me"),
+        "hotline.chenzhou",
+        &nonce_of(challenge),
+        "INVITE",
+        &format!("sip:{dialed}@127.0.0.1:{}", gw.sip),
+        hotline::sip::digest::Algorithm::Md5,
+        Some("beef"),
+        1,
+    );
+    seat_invite(gw, socket, seat, dialed, 2, Some(&auth))
+}
+
+/// Trust by address is for trunks: a seat's own INVITE, whether from its
+/// registered address or from a trunk's address in its name, must answer
+/// a 407 like REGISTER's 401, and then reaches only what the table routes
+/// — never an outside number.
+#[test]
+fn a_seat_places_calls_only_after_authenticating_and_only_to_table_numbers() {
+    let gw = Gateway::start("seat-calls");
+    // 127.0.0.2 is no trunk's address: a registered seat's phone.
+    let phone = UdpSocket::bind("127.0.0.2:0").unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let ok = register_seat(&gw, &phone, "8001", 1);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let challenge = exchange(
+        &gw,
+        &phone,
+        &seat_invite(&gw, &phone, "8001", "12348", 1, None),
+    );
+    assert!(challenge.starts_with("SIP/2.0 407"), "{challenge}");
+    assert!(
+        challenge.contains("Proxy-Authenticate: Digest"),
+        "{challenge}"
+    );
+    assert!(challenge.contains("algorithm=MD5"), "{challenge}");
+    // Authenticated: routed by the table (12348's expert seat is not
+    // logged in).
+    let answer = exchange(
+        &gw,
+        &phone,
+        &authenticated_seat_invite(&gw, &phone, "8001", "12348", &challenge),
+    );
+    assert!(
+        answer.starts_with("SIP/2.0 480") && answer.contains("no seat for 12348 is logged in"),
+        "{answer}"
+    );
+    // An outside number is no table number: refused.
+    let challenge = exchange(
+        &gw,
+        &phone,
+        &seat_invite(&gw, &phone, "8001", "013800138000", 1, None),
+    );
+    let answer = exchange(
+        &gw,
+        &phone,
+        &authenticated_seat_invite(&gw, &phone, "8001", "013800138000", &challenge),
+    );
+    assert!(answer.starts_with("SIP/2.0 404"), "{answer}");
+    // Wrong credentials: 403.
+    let challenge = exchange(
+        &gw,
+        &phone,
+        &seat_invite(&gw, &phone, "8001", "12345", 1, None),
+    );
+    let forged = authenticated_seat_invite(&gw, &phone, "8001", "12345", &challenge)
+        .replace("seat-call-12345-2", "seat-call-12345-3");
+    let wrong = forged.replace("response=\"", "response=\"0");
+    assert!(exchange(&gw, &phone, &wrong).starts_with("SIP/2.0 403"));
+
+    // From a trunk's address (127.0.0.1) in a seat's name: challenged too,
+    // not taken as the carrier's.
+    let sbc = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sbc.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let challenge = exchange(&gw, &sbc, &seat_invite(&gw, &sbc, "8002", "12345", 1, None));
+    assert!(challenge.starts_with("SIP/2.0 407"), "{challenge}");
+    assert_eq!(gw.metric("hotline_active_calls"), Some(0.0));
 }
 
 #[test]
@@ -960,4 +1161,255 @@ fn a_sub_centre_call_falls_back_to_the_12345_seats_when_its_trunk_is_dead() {
     gw.call("12366", "caller_bye").expect_success(&gw);
     seat.expect_success(&gw);
     assert_eq!(gw.calls_total("sub_centre", "12366", "completed"), 1.0);
+}
+
+// ── baresip, a real phone ───────────────────────────────────────────────
+
+/// A baresip phone registered as a seat: it answers by itself, sends a
+/// 440 Hz tone as its voice, and is driven over its ctrl_tcp interface.
+/// Killed by its own PID when dropped.
+struct Baresip {
+    child: Child,
+    ctrl: u16,
+    log: PathBuf,
+}
+
+impl Baresip {
+    fn start(gw: &Gateway, seat: &str) -> Baresip {
+        let dir = gw.dir().join(format!("baresip-{seat}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tone = dir.join("tone.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&tone, spec).unwrap();
+        for i in 0..8000 * 60 {
+            let t = i as f64 / 8000.0;
+            w.write_sample((8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+                .unwrap();
+        }
+        w.finalize().unwrap();
+        let (sip, ctrl) = (free_port(), free_port());
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{sip}\n\
+             sip_trans_def udp\n\
+             audio_player aubridge,x\n\
+             audio_alert aubridge,x\n\
+             audio_source aufile,{}\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module aubridge.so\n\
+             module ctrl_tcp.so\n\
+             module_app account.so\n\
+             module_app menu.so\n\
+             ctrl_tcp_listen 127.0.0.1:{ctrl}\n\
+             rtp_ports 31000-31999\n",
+            tone.display()
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{seat}@127.0.0.1:{}>;auth_pass=demo-{seat}-change-me;regint=60;answermode=auto\n",
+                gw.sip
+            ),
+        )
+        .unwrap();
+        let log = dir.join("baresip.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("baresip")
+            .args(["-f", dir.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("baresip is not installed: run tests/run.sh, which installs baresip-core");
+        Baresip { child, ctrl, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a menu command (`hold`, `resume`, `hangup`) and returns
+    /// baresip's answer.
+    fn command(&self, command: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = wait_for(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.ctrl)).ok()
+        })
+        .expect("baresip's ctrl_tcp port");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let body = format!("{{\"command\":\"{command}\",\"token\":\"t\"}}");
+        write!(s, "{}:{body},", body.len()).unwrap();
+        // Netstrings: events may come first; the answer has "response".
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).expect("an answer from baresip");
+            assert!(n > 0, "baresip closed its control connection");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some(at) = text.find("\"response\":true")
+                && text[at..].contains("\"token\":\"t\"}")
+            {
+                return text;
+            }
+        }
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The shipped digest defaults let a real phone log in: baresip 1.0
+/// refuses a 401 that offers an algorithm it does not know.
+#[test]
+fn baresip_registers_with_the_shipped_digest_defaults() {
+    let gw = Gateway::start("baresip-register");
+    let phone = Baresip::start(&gw, "8001");
+    let seen = wait_for(Duration::from_secs(10), || {
+        (gw.metric("hotline_registered_seats") == Some(1.0)).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "baresip did not register\n{}\n--- daemon\n{}",
+        phone.log_text(),
+        gw.daemon.log_text()
+    );
+    assert!(phone.log_text().contains("200 OK"), "{}", phone.log_text());
+}
+
+/// What the caller hears, as 16-bit samples, for `span`, while it keeps
+/// sending its own RTP (silence) so its leg stays alive.
+fn listen(rtp: &UdpSocket, span: Duration, gateway: &mut Option<std::net::SocketAddr>) -> Vec<i16> {
+    use hotline::media::g711::Codec;
+    use hotline::media::rtp::{inspect, packet};
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    let started = Instant::now();
+    let mut seq = 0u16;
+    rtp.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    while started.elapsed() < span {
+        if let Ok((n, from)) = rtp.recv_from(&mut buf)
+            && let Some(info) = inspect(&buf[..n])
+        {
+            Codec::Pcmu.decode(&buf[info.payload_at..n], &mut heard);
+            *gateway = Some(from);
+        }
+        if let Some(to) = *gateway {
+            seq = seq.wrapping_add(1);
+            let _ = rtp.send_to(
+                &packet(0, false, seq, u32::from(seq) * 160, 0xca11, &[0xff; 160]),
+                to,
+            );
+        }
+    }
+    heard
+}
+
+/// A real phone holds for longer than the media time-out: the call stays,
+/// the caller hears hold_music.wav while held, and the phone's own voice
+/// (a 440 Hz tone) again once it resumes.
+#[test]
+fn a_baresip_seat_holds_past_the_media_timeout_and_resumes_to_a_live_bridge() {
+    use hotline::media::g711::Codec;
+    use hotline::media::mixer::goertzel_power;
+    use hotline::media::prompt::PromptLibrary;
+
+    let gw = Gateway::start_with("baresip-hold", |t| {
+        t.replace("media_timeout_seconds = 30", "media_timeout_seconds = 2")
+    });
+    let phone = Baresip::start(&gw, "8101");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.call_with_rtp("12348", "wait_bye", &rtp_port);
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+
+    let mut gateway = None;
+    let before = listen(&rtp, Duration::from_millis(1500), &mut gateway);
+    let tone =
+        |s: &[i16]| goertzel_power(s, 440.0, 8000.0) > 100.0 * goertzel_power(s, 1000.0, 8000.0);
+    assert!(
+        before.len() > 4000 && tone(&before[before.len() - 4000..]),
+        "the caller hears the seat before the hold ({} samples)\n{}",
+        before.len(),
+        phone.log_text()
+    );
+
+    let answer = phone.command("hold");
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    let held = listen(&rtp, Duration::from_secs(4), &mut gateway);
+    let lib = PromptLibrary::load(&Path::new(REPO).join("prompts")).unwrap();
+    let music = lib.get("hold_music").unwrap();
+    let mut ulaw = Vec::new();
+    let mut expected = Vec::new();
+    Codec::Pcmu.encode(&music[..16000], &mut ulaw);
+    Codec::Pcmu.decode(&ulaw, &mut expected);
+    let start = held
+        .windows(160)
+        .position(|w| w == &expected[..160])
+        .expect("hold_music.wav is heard while held");
+    assert_eq!(
+        &held[start..start + 16000],
+        &expected[..],
+        "two seconds of hold music"
+    );
+
+    let answer = phone.command("resume");
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    let after = listen(&rtp, Duration::from_millis(1500), &mut gateway);
+    assert!(
+        after.len() > 4000 && tone(&after[after.len() - 4000..]),
+        "after the resume the caller hears the seat again"
+    );
+    phone.command("hangup");
+    caller.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(gw.metric("hotline_media_timeouts_total"), Some(0.0));
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+}
+
+/// A seat phone that vanished without unregistering: the kernel's ICMP
+/// error moves the call to the next seat at once, not after the seat's
+/// ring time (20 s here) or the response time-out (10 s here).
+#[test]
+fn a_vanished_seat_phone_is_passed_over_at_once() {
+    let gw = Gateway::start_with("vanished-seat", |t| {
+        t.replace("seat_ring_seconds = 2", "seat_ring_seconds = 20")
+            .replace(
+                "trunk_probe_interval_seconds = 0",
+                "trunk_probe_interval_seconds = 0\nresponse_timeout_ms = 10000",
+            )
+            .replace("max_ring_seconds = 5", "max_ring_seconds = 60")
+    });
+    {
+        // 8001 registers, then its phone is gone (the socket closes).
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        gone.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert!(register_seat(&gw, &gone, "8001", 1).starts_with("SIP/2.0 200"));
+    }
+    let port = free_port();
+    gw.register("8002", port);
+    let seat = gw.seat("8002", port, "answer", "wait_bye");
+    gw.call("12345", "caller_bye").expect_success(&gw);
+    seat.expect_success(&gw);
+    let setup = gw.metric("hotline_call_setup_seconds_sum").unwrap();
+    assert!(setup < 5.0, "answered after {setup} s");
+    assert!(
+        gw.daemon.log_text().contains("target unreachable; trying the next"),
+        "{}",
+        gw.daemon.log_text()
+    );
 }

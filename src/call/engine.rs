@@ -230,7 +230,7 @@ impl Engine {
     /// Nothing listens at `addr` (an ICMP error, §18.4): its trunks are
     /// down, and every call with a leg there hears of it at once.
     fn unreachable(&self, addr: std::net::SocketAddr) {
-        tracing::info!(to = %addr, "ICMP: unreachable");
+        tracing::debug!(to = %addr, "ICMP: unreachable");
         let changes = self.lock_trunks().on_unreachable(addr);
         for change in &changes {
             self.trunk_changed(change);

@@ -310,7 +310,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
                 Some(&j) if trunks[j as usize].role != trunks[i].role => r.error(
                     alt.span(),
                     format!(
-                        "alternate `{id}` is a {} trunk, `{}` a {} trunk: alternates share the role",
+                        "alternate `{id}` has role `{}` and `{}` has role `{}`: alternates share the role",
                         trunks[j as usize].role.as_str(),
                         t.id.get_ref(),
                         trunks[i].role.as_str()
