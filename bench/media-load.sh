@@ -33,10 +33,13 @@ for p in "$SUT_PORT" "$UAS_PORT" "$UAC_PORT" "$UAS_MP" "$UAC_MP"; do
   port_free "$p" || { echo "UDP port $p busy" >&2; exit 2; }
 done
 cd "$RUN" || exit 2
+# Trunk probes off: the SIPp uas answers INVITEs only, and an OPTIONS it
+# does not expect would mark its trunk down.
 sed -e 's|^listen_udp = .*|listen_udp = "127.0.0.1:5070"|' \
     -e 's|^listen_tcp = .*|listen_tcp = "off"|' \
     -e 's|^listen = "127.0.0.1:9090"|listen = "127.0.0.1:19190"|' \
     -e 's|sip:127.0.0.1:5091|sip:127.0.0.1:5080|' \
+    -e 's|^max_register_expires = \(.*\)|max_register_expires = \1\ntrunk_probe_interval_seconds = 0|' \
     -e 's|^prompts_dir = .*|prompts_dir = "'"$ROOT"'/prompts"|' \
     -e 's|^recordings_dir = .*|recordings_dir = "'"$ROOT"'/recordings"|' \
     -e 's|^rtp_ports = .*|rtp_ports = "40000-49999"|' \

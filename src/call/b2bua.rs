@@ -206,6 +206,16 @@ enum Side {
     B,
 }
 
+impl Side {
+    /// As the log says it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::A => "caller",
+            Side::B => "far end",
+        }
+    }
+}
+
 enum Purpose {
     Cancel,
     Bye,
@@ -1434,7 +1444,7 @@ impl Call {
             if let Some(Action::Transmit(b)) = self.servers[s].send_response(200, ok, now) {
                 self.out.push(Output::Send(peer, b));
             }
-            tracing::info!(call = self.id, from = ?side, "hang-up");
+            tracing::info!(call = self.id, from = side.as_str(), "hang-up");
             match (self.phase, side) {
                 (Phase::Connected, _) => {
                     self.send_bye(other(side), now);

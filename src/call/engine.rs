@@ -805,7 +805,7 @@ impl Engine {
             return self.response(msg, 400, "Bad Request (To has no user)");
         };
         if let Err(resp) = self.authenticate_seat(msg, peer, &seat, Challenge::Registrar) {
-            return resp;
+            return *resp;
         }
         let max_expires = self.table.guard().sip.max_register_expires;
 
@@ -885,7 +885,7 @@ impl Engine {
         peer: Peer,
         seat: &str,
         kind: Challenge,
-    ) -> Result<(), Message> {
+    ) -> Result<(), Box<Message>> {
         let now = Instant::now();
         let ip = peer.addr.ip();
         let ended = self
@@ -906,7 +906,11 @@ impl Engine {
                 .auth_failures
                 .with_label_values(&["throttled"])
                 .inc();
-            return Err(self.response(msg, 403, "Forbidden (too many failed attempts)"));
+            return Err(Box::new(self.response(
+                msg,
+                403,
+                "Forbidden (too many failed attempts)",
+            )));
         }
         let table = self.table.guard();
         let entry = table.seats.iter().find(|s| s.id == seat);
@@ -919,7 +923,13 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let Some(authorization) = msg.header(&kind.credentials()) else {
-            return Err(self.challenge(msg, &algorithms, kind, unix, false));
+            return Err(Box::new(self.challenge(
+                msg,
+                &algorithms,
+                kind,
+                unix,
+                false,
+            )));
         };
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
         let verified = self.auth.verify(authorization, method, unix, |user| {
@@ -946,7 +956,9 @@ impl Engine {
                 }
                 Ok(())
             }
-            Err(AuthError::StaleNonce) => Err(self.challenge(msg, &algorithms, kind, unix, true)),
+            Err(AuthError::StaleNonce) => {
+                Err(Box::new(self.challenge(msg, &algorithms, kind, unix, true)))
+            }
             Err(AuthError::Replay) => {
                 // A captured request sent again: its credentials are spent.
                 self.metrics
@@ -954,7 +966,13 @@ impl Engine {
                     .with_label_values(&["replay"])
                     .inc();
                 tracing::info!(from = %peer.addr, seat = %seat, "replayed credentials refused");
-                Err(self.challenge(msg, &algorithms, kind, unix, false))
+                Err(Box::new(self.challenge(
+                    msg,
+                    &algorithms,
+                    kind,
+                    unix,
+                    false,
+                )))
             }
             Err(e) => {
                 let reason = match e {
@@ -976,7 +994,11 @@ impl Engine {
                     tracing::warn!(block = %block.scope, seconds = block.until.saturating_duration_since(now).as_secs(), "too many failed authentications; blocking");
                 }
                 tracing::info!(from = %peer.addr, seat = %seat, error = %e, "authentication refused");
-                Err(self.response(msg, 403, "Forbidden (bad credentials)"))
+                Err(Box::new(self.response(
+                    msg,
+                    403,
+                    "Forbidden (bad credentials)",
+                )))
             }
         }
     }
