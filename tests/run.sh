@@ -14,6 +14,8 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 # baresip is a real seat phone: it registers with the shipped digest
 # defaults and holds and resumes calls (tests/sip_calls.rs).
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
+# linphone-daemon registers with SHA-256 digest (a seat that requires it).
+command -v linphone-daemon >/dev/null 2>&1 || need_apt+=(linphone-cli)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
@@ -21,5 +23,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installing sip-tester" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after installing baresip-core" >&2; exit 1; }
+command -v linphone-daemon >/dev/null 2>&1 || { echo "linphone-daemon is still missing after installing linphone-cli" >&2; exit 1; }
 
 exec cargo test --locked "$@"

@@ -1415,3 +1415,108 @@ fn a_vanished_seat_phone_is_passed_over_at_once() {
         gw.daemon.log_text()
     );
 }
+
+// ── linphone, a phone with SHA-256 ──────────────────────────────────────
+
+/// linphone-daemon, driven over its stdin; killed by PID when dropped.
+struct Linphone {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    log: PathBuf,
+}
+
+impl Linphone {
+    fn start(gw: &Gateway) -> Linphone {
+        let home = gw.dir().join("linphone-home");
+        std::fs::create_dir_all(home.join(".local/share/linphone")).unwrap();
+        let rc = home.join("linphonerc");
+        std::fs::write(
+            &rc,
+            format!(
+                "[sip]\nsip_port={}\nsip_tcp_port=0\n[rtp]\naudio_rtp_port={}\n",
+                free_port(),
+                free_port()
+            ),
+        )
+        .unwrap();
+        let log = home.join("linphone.log");
+        let mut child = Command::new("linphone-daemon")
+            .args([
+                "--config",
+                rc.to_str().unwrap(),
+                "--log",
+                log.to_str().unwrap(),
+            ])
+            .env("HOME", &home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "linphone-daemon is not installed: run tests/run.sh, which installs linphone-cli",
+            );
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Linphone {
+            child,
+            stdin,
+            stdout,
+            log,
+        }
+    }
+
+    /// Sends one command; returns its answer up to the blank line after
+    /// `Status:`.
+    fn command(&mut self, line: &str) -> String {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{line}").unwrap();
+        let mut answer = String::new();
+        let mut status = false;
+        loop {
+            let mut l = String::new();
+            if self.stdout.read_line(&mut l).unwrap() == 0 {
+                return answer;
+            }
+            status |= l.contains("Status:");
+            answer.push_str(&l);
+            if status && l.trim().is_empty() {
+                return answer;
+            }
+        }
+    }
+}
+
+impl Drop for Linphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A seat that requires SHA-256 (`[[seats]] digest_algorithms`) is offered
+/// only that, and linphone, which speaks it, registers.
+#[test]
+fn linphone_registers_with_sha256_when_its_seat_requires_it() {
+    let gw = Gateway::start_with("linphone-sha256", |t| {
+        t.replace(
+            "password = \"demo-8101-change-me\"",
+            "password = \"demo-8101-change-me\"\ndigest_algorithms = [\"SHA-256\"]",
+        )
+    });
+    let mut phone = Linphone::start(&gw);
+    let answer = phone.command(&format!(
+        "register sip:8101@127.0.0.1 sip:127.0.0.1:{} demo-8101-change-me",
+        gw.sip
+    ));
+    assert!(answer.contains("Status: Ok"), "{answer}");
+    let seen = wait_for(Duration::from_secs(10), || {
+        (gw.metric("hotline_registered_seats") == Some(1.0)).then_some(())
+    });
+    let log = std::fs::read_to_string(&phone.log).unwrap_or_default();
+    assert!(seen.is_some(), "linphone did not register\n{log}");
+    assert!(
+        log.contains("algorithm=SHA-256") && !log.contains("algorithm=MD5"),
+        "only SHA-256 offered and used"
+    );
+}
