@@ -8,7 +8,7 @@
 //! | [`config`] | `routing.toml`: schema, validation with file/line errors, the shared table and its atomic reload |
 //! | [`routing`] | the pure decision: (dialed number, caller, instant, table) → where the call goes; number normalisation; working-day calendar |
 //! | [`sip`] | SIP, sans-I/O: the message facade (parser behind it), RFC 3261 transactions, digest authentication; and the UDP/TCP transport driver |
-//! | [`call`] | the routing loop (datagram → call task by Call-ID), the B2BUA call machine joining the caller's leg to a seat or trunk, the seat registrar |
+//! | [`call`] | the routing loop (datagram → call task by Call-ID), the B2BUA call machine joining the caller's leg to a seat or trunk, the seat registrar, trunk health (OPTIONS probes, ICMP) |
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |

@@ -11,7 +11,7 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Daemon, REPO, TempTable, free_port, http_get, metric, wait_for};
+use support::{Daemon, Killed, REPO, TempTable, free_port, http_get, metric, wait_for};
 
 /// The daemon under test, with the trunk ports SIPp plays.
 struct Gateway {
@@ -1169,7 +1169,7 @@ fn a_sub_centre_call_falls_back_to_the_12345_seats_when_its_trunk_is_dead() {
 /// 440 Hz tone as its voice, and is driven over its ctrl_tcp interface.
 /// Killed by its own PID when dropped.
 struct Baresip {
-    child: Child,
+    _child: Killed,
     ctrl: u16,
     log: PathBuf,
 }
@@ -1229,7 +1229,11 @@ impl Baresip {
             .stderr(out)
             .spawn()
             .expect("baresip is not installed: run tests/run.sh, which installs baresip-core");
-        Baresip { child, ctrl, log }
+        Baresip {
+            _child: Killed(child),
+            ctrl,
+            log,
+        }
     }
 
     fn log_text(&self) -> String {
@@ -1261,13 +1265,6 @@ impl Baresip {
                 return text;
             }
         }
-    }
-}
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -1420,7 +1417,7 @@ fn a_vanished_seat_phone_is_passed_over_at_once() {
 
 /// linphone-daemon, driven over its stdin; killed by PID when dropped.
 struct Linphone {
-    child: Child,
+    _child: Killed,
     stdin: std::process::ChildStdin,
     stdout: std::io::BufReader<std::process::ChildStdout>,
     log: PathBuf,
@@ -1459,7 +1456,7 @@ impl Linphone {
         let stdin = child.stdin.take().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         Linphone {
-            child,
+            _child: Killed(child),
             stdin,
             stdout,
             log,
@@ -1484,13 +1481,6 @@ impl Linphone {
                 return answer;
             }
         }
-    }
-}
-
-impl Drop for Linphone {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1882,6 +1882,12 @@ fn a_hold_reinvite_is_answered_here_and_only_changes_that_leg() {
 
 /// An anchored call answered by seat 8001 and ACKed; returns our To tag.
 fn anchored_answered() -> (Run, String) {
+    let (run, tag, _) = anchored_answered_with_invite();
+    (run, tag)
+}
+
+/// [`anchored_answered`], and our INVITE to the seat (for its requests).
+fn anchored_answered_with_invite() -> (Run, String, Message) {
     let t0 = Instant::now();
     let reg = registrar(&[("8001", seat_peer(1))], t0);
     let (mut run, out) = Run::start(reg, t0, anchored(false), vec![seat("8001")]);
@@ -1893,7 +1899,7 @@ fn anchored_answered() -> (Run, String) {
     let ok = one(responses(&sent, 200), "200").msg.clone();
     let tag = to_tag(&ok).unwrap();
     run.recv(&caller_ack_2xx(&tag), caller());
-    (run, tag)
+    (run, tag, invite)
 }
 
 fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
@@ -2039,19 +2045,13 @@ fn a_seat_holding_the_call_is_not_timed_out_and_the_caller_hears_hold_music_unti
     let t0 = Instant::now();
     let reg = registrar(&[("8001", seat_peer(1))], t0);
     let (mut run, out) = Run::start(reg, t0, anchored(false), vec![seat("8001")]);
-    let sent = run.take(out, t0);
-    let invite = one(requests(&sent, Method::Invite), "INVITE to the seat")
-        .msg
-        .clone();
+    run.take(out, t0);
     assert!(
         !run.media.iter().any(|m| m.starts_with("Watch")),
         "a ringing call's silence is not watched: {:?}",
         run.media
     );
-    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
-    let ok = one(responses(&sent, 200), "200").msg.clone();
-    let tag = to_tag(&ok).unwrap();
-    run.recv(&caller_ack_2xx(&tag), caller());
+    let (mut run, _, invite) = anchored_answered_with_invite();
     for leg in 0..2 {
         assert!(
             run.media

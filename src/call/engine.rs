@@ -159,7 +159,8 @@ impl Engine {
     }
 
     /// Probes the trunks with OPTIONS for as long as the daemon runs, and
-    /// follows the table's trunks across reloads.
+    /// follows the table's trunks across reloads; logs the end of
+    /// authentication blocks as they run out.
     pub fn spawn_trunk_probes(self: &Arc<Self>) {
         let engine = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -184,6 +185,7 @@ impl Engine {
                     }
                     table_seen = Some(table);
                 }
+                engine.log_ended_blocks(now);
                 let (probes, changes) = engine.lock_trunks().poll(now);
                 for change in &changes {
                     engine.trunk_changed(change);
@@ -235,29 +237,26 @@ impl Engine {
         for change in &changes {
             self.trunk_changed(change);
         }
-        let senders: Vec<mpsc::Sender<Event>> = self
-            .calls
+        for tx in self.call_queues() {
+            let _ = tx.try_send(Event::Unreachable(addr));
+        }
+    }
+
+    /// Each call's queue, once (a call is listed under each leg's Call-ID).
+    fn call_queues(&self) -> Vec<mpsc::Sender<Event>> {
+        self.calls
             .iter()
             .filter(|e| e.value().primary)
             .map(|e| e.value().tx.clone())
-            .collect();
-        for tx in senders {
-            let _ = tx.try_send(Event::Unreachable(addr));
-        }
+            .collect()
     }
 
     /// Asks every call to end cleanly: callers still being connected get
     /// 503, ringing seats a CANCEL, connected calls a BYE on both legs.
     /// Returns once the messages have had a moment to leave.
     pub async fn shutdown(&self) {
-        let senders: Vec<mpsc::Sender<Event>> = self
-            .calls
-            .iter()
-            .filter(|e| e.value().primary)
-            .map(|e| e.value().tx.clone())
-            .collect();
         let mut asked = 0;
-        for tx in senders {
+        for tx in self.call_queues() {
             if tx.send(Event::Terminate).await.is_ok() {
                 asked += 1;
             }
@@ -758,9 +757,7 @@ impl Engine {
 
     fn count(&self, call: &Call, outcome: Outcome, labels: &CallLabels) {
         self.metrics.active_calls.dec();
-        if labels.kind == Kind::Emergency
-            && !matches!(outcome, Outcome::Completed | Outcome::Cancelled)
-        {
+        if labels.kind == Kind::Emergency && call.final_status == Some(503) {
             self.metrics.emergency_failures.inc();
             tracing::warn!(
                 line = %labels.line,
@@ -888,14 +885,7 @@ impl Engine {
     ) -> Result<(), Box<Message>> {
         let now = Instant::now();
         let ip = peer.addr.ip();
-        let ended = self
-            .throttle
-            .lock()
-            .map(|mut t| t.prune(now))
-            .unwrap_or_default();
-        for end in ended {
-            tracing::info!(block = %end.scope, "authentication block ended");
-        }
+        self.log_ended_blocks(now);
         let allowed = self
             .throttle
             .lock()
@@ -1000,6 +990,19 @@ impl Engine {
                     "Forbidden (bad credentials)",
                 )))
             }
+        }
+    }
+
+    /// Blocks of the failure throttle that have run out, each logged once
+    /// (called at every authentication and every second).
+    fn log_ended_blocks(&self, now: Instant) {
+        let ended = self
+            .throttle
+            .lock()
+            .map(|mut t| t.prune(now))
+            .unwrap_or_default();
+        for end in ended {
+            tracing::info!(block = %end.scope, "authentication block ended");
         }
     }
 

@@ -61,6 +61,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Any child process, killed (by its own PID) when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A child process killed (by its own PID) when dropped.
 pub struct Daemon {
     pub child: Child,
