@@ -1195,6 +1195,7 @@ impl Baresip {
         let (sip, ctrl) = (free_port(), free_port());
         let config = format!(
             "poll_method epoll\n\
+             net_interface 127.0.0.1\n\
              sip_listen 127.0.0.1:{sip}\n\
              sip_trans_def udp\n\
              audio_player aubridge,x\n\
@@ -1431,7 +1432,9 @@ impl Linphone {
         std::fs::write(
             &rc,
             format!(
-                "[sip]\nsip_port={}\nsip_tcp_port=0\n[rtp]\naudio_rtp_port={}\n",
+                // No network monitor: on a machine without a default route
+                // it would call the network down and never register.
+                "[sip]\nsip_port={}\nsip_tcp_port=0\n[rtp]\naudio_rtp_port={}\n[net]\nauto_net_state_mon=0\n",
                 free_port(),
                 free_port()
             ),
