@@ -1513,3 +1513,38 @@ fn linphone_registers_with_sha256_when_its_seat_requires_it() {
         "only SHA-256 offered and used"
     );
 }
+
+/// A call whose media cannot be anchored (here: every RTP port taken) is
+/// refused with 503 saying why, never let past the gateway un-anchored
+/// (it would lose its prompts and recording).
+#[test]
+fn a_call_that_cannot_be_anchored_is_refused_with_the_true_reason() {
+    let ports = free_port() & !1;
+    let gw = Gateway::start_with("no-rtp-port", |t| {
+        t.replace(
+            "rtp_ports = \"20000-29999\"",
+            &format!("rtp_ports = \"{ports}-{}\"", ports + 3),
+        )
+    });
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.seat("8101", port, "answer", "wait_bye");
+    // The first call holds both ports of the range.
+    let first = gw.call_with_rtp("12348", "wait_bye", &free_port().to_string());
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    gw.sipp(
+        "trunk_refused.xml",
+        &[
+            ("DIALED", "12348"),
+            ("CODE", "503"),
+            ("MATCH", "cannot anchor media: no free RTP port"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    gw.daemon.signal("TERM");
+    first.expect_success(&gw);
+    seat.expect_success(&gw);
+}

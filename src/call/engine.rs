@@ -277,7 +277,7 @@ impl Engine {
 
     /// Our answer to a request outside any call.
     fn response(&self, req: &Message, code: u16, reason: &str) -> Message {
-        let mut resp = req.response(code, reason, Some("hl"));
+        let mut resp = req.response(code, reason, Some(&response_tag()));
         if code == 405 || code == 501 || (code == 200 && req.method() == Some(&Method::Options)) {
             resp.push(Name::Allow, ALLOW);
         }
@@ -405,7 +405,7 @@ impl Engine {
             .filter(|t| !t.is_empty())
             .collect();
         if !required.is_empty() {
-            let mut resp = msg.response(420, "Bad Extension", Some("hl"));
+            let mut resp = msg.response(420, "Bad Extension", Some(&response_tag()));
             resp.push(Name::Other("Unsupported".into()), required.join(", "));
             self.send(peer, &resp);
             return;
@@ -545,15 +545,13 @@ impl Engine {
         &self,
         early: Vec<Item>,
         sub_centre: bool,
-    ) -> Option<(SessionHandle, MediaPlan)> {
-        let pool = self.ports.as_ref()?;
-        let (a, b) = match (pool.allocate().await, pool.allocate().await) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, "no RTP ports; the call is not anchored");
-                return None;
-            }
+    ) -> Result<Option<(SessionHandle, MediaPlan)>, crate::media::rtp::MediaError> {
+        let Some(pool) = self.ports.as_ref() else {
+            return Ok(None);
         };
+        // Both or neither: a call is never half anchored, nor silently let
+        // past the gateway (it would lose its prompts and recording).
+        let (a, b) = (pool.allocate().await?, pool.allocate().await?);
         let prompts = self.prompts.load_full();
         let playlist = match (&prompts, early.is_empty()) {
             (Some(lib), false) => match Playlist::new(lib, early) {
@@ -590,7 +588,7 @@ impl Engine {
             hold,
             fallback,
         };
-        Some((session, plan))
+        Ok(Some((session, plan)))
     }
 
     /// Records the call when the table says so: every anchored call, or
@@ -635,12 +633,24 @@ impl Engine {
             early,
         } = start;
         let mut session = None;
-        if !invite.body.is_empty()
-            && let Some((handle, plan)) =
-                self.open_media(early, labels.kind == Kind::SubCentre).await
-        {
-            settings.media = Some(plan);
-            session = Some(handle);
+        let (mut targets, mut no_target) = (targets, no_target);
+        if !invite.body.is_empty() {
+            match self.open_media(early, labels.kind == Kind::SubCentre).await {
+                Ok(Some((handle, plan))) => {
+                    settings.media = Some(plan);
+                    session = Some(handle);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot anchor the call's media; refusing it");
+                    targets.clear();
+                    no_target = (
+                        503,
+                        format!("Service Unavailable (cannot anchor media: {e})"),
+                        Outcome::Unavailable,
+                    );
+                }
+            }
         }
         let (mut call, first) = Call::start(
             id,
@@ -844,7 +854,7 @@ impl Engine {
                     .or(header_expires)
                     .unwrap_or(3600);
                 if expires > 0 && expires < MIN_EXPIRES {
-                    let mut resp = msg.response(423, "Interval Too Brief", Some("hl"));
+                    let mut resp = msg.response(423, "Interval Too Brief", Some(&response_tag()));
                     resp.push(Name::Other("Min-Expires".into()), MIN_EXPIRES.to_string());
                     return resp;
                 }
@@ -858,7 +868,7 @@ impl Engine {
                 self.response(msg, 500, "Server Internal Error (out-of-order REGISTER)")
             }
             Ok(bindings) => {
-                let mut resp = msg.response(200, "OK", Some("hl"));
+                let mut resp = msg.response(200, "OK", Some(&response_tag()));
                 for (uri, left) in bindings {
                     resp.push(Name::Contact, format!("<{uri}>;expires={left}"));
                 }
@@ -1020,7 +1030,7 @@ impl Engine {
             Challenge::Registrar => (401, "Unauthorized"),
             Challenge::Proxy => (407, "Proxy Authentication Required"),
         };
-        let mut resp = msg.response(code, reason, Some("hl"));
+        let mut resp = msg.response(code, reason, Some(&response_tag()));
         let [sha256, md5] = self.auth.challenge(unix, stale);
         for alg in algorithms {
             let value = match alg {
@@ -1201,6 +1211,12 @@ fn probe_policy(table: &Table) -> ProbePolicy {
         interval: table.sip.probe_interval,
         failures: table.sip.probe_failures,
     }
+}
+
+/// The To tag of a response outside any call: random like every tag we
+/// make, so it neither fingerprints the product nor matches across answers.
+fn response_tag() -> String {
+    format!("{:016x}", random_salt())
 }
 
 fn random_salt() -> u64 {

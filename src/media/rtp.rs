@@ -94,6 +94,13 @@ impl PortPool {
                         pool: self.clone(),
                     });
                 }
+                // Out of descriptors (or memory): no other port will do
+                // better, and "no free port" would be untrue.
+                Err(e) if is_resource_exhaustion(&e) => {
+                    self.release(port);
+                    return Err(MediaError::Bind(e));
+                }
+                // Taken by another program: try the next.
                 Err(_) => self.release(port),
             }
         }
@@ -108,6 +115,14 @@ impl PortPool {
             }
         }
     }
+}
+
+fn is_resource_exhaustion(e: &std::io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
 }
 
 /// A leg's RTP socket; its port goes back to the pool when dropped.
