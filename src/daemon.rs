@@ -119,6 +119,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Some(a) => (Some(a), Some(a)),
         None => (sip.listen_udp, sip.listen_tcp),
     };
+    let listen_on: Vec<SocketAddr> = udp.into_iter().chain(tcp).collect();
+    let exposed = crate::config::demo_passwords_exposed(&shared.guard(), &listen_on);
+    if !exposed.is_empty() {
+        anyhow::bail!(
+            "refusing to listen for SIP on {} with demo passwords for seats {}: change them in {}, \
+             or set [sip] allow_demo_passwords = true",
+            sip_addresses(udp, tcp),
+            exposed.join(", "),
+            opts.config.display()
+        );
+    }
     let (transport, sip_listener) = Transport::bind(udp, tcp).await.map_err(|e| {
         anyhow::anyhow!("cannot listen for SIP on {}: {e}", sip_addresses(udp, tcp))
     })?;

@@ -208,3 +208,34 @@ fn the_readme_run_command_stays_on_loopback() {
         assert!(commands.contains(flag), "README Commands lacks {flag}");
     }
 }
+
+/// `serve` will not put the shipped demo passwords on a network: beyond
+/// loopback it refuses to start, naming the seats and the way out. (It
+/// stops before binding anything.)
+#[test]
+fn serve_refuses_demo_passwords_beyond_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args([
+            "serve",
+            "--sip-listen",
+            "0.0.0.0:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(REPO)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("demo passwords for seats 8001, 8002")
+            && stderr.contains("allow_demo_passwords = true"),
+        "{stderr}"
+    );
+    let (code, out, err) = hotline(&["check"]);
+    assert_eq!(code, 0, "check only warns");
+    assert!(
+        format!("{out}{err}").contains("warning: seat `8001` has a demo password"),
+        "{out}{err}"
+    );
+}

@@ -146,9 +146,21 @@ fn shipped_table_is_valid() {
     assert_eq!(t.lines[t.main_line as usize].number, "12345");
     assert_eq!(t.source, path());
     assert!(t.prompts_dir.ends_with("prompts"));
+    // Its only warnings: every seat's password is a demo one.
+    let seats_with_password = t.seats.iter().filter(|s| s.password.is_some()).count();
+    assert!(seats_with_password > 0);
+    assert_eq!(
+        loaded.warnings.len(),
+        seats_with_password,
+        "{}",
+        render(&loaded.warnings)
+    );
     assert!(
-        loaded.warnings.is_empty(),
-        "shipped file has warnings:\n{}",
+        loaded
+            .warnings
+            .iter()
+            .all(|w| w.message.contains("has a demo password")),
+        "shipped file has other warnings:\n{}",
         render(&loaded.warnings)
     );
     // The same text parses the same way twice (no hidden state).
@@ -1381,4 +1393,41 @@ fn the_shipped_table_offers_md5_and_a_seat_may_require_sha256() {
         "\"SHA-1\"",
         "unknown digest algorithm `SHA-1`",
     );
+}
+
+#[test]
+fn demo_and_short_passwords_are_warned_about() {
+    let text = replace_once(
+        &shipped(),
+        "password = \"demo-8101-change-me\"",
+        "password = \"s3cret-8101\"",
+    );
+    let loaded = parse(&text, path()).expect("a warning does not refuse the table");
+    let line = line_of(&text, "\"s3cret-8101\"");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.line == line && w.message.contains("shorter than 12 characters")),
+        "{}",
+        render(&loaded.warnings)
+    );
+    let demo_line = line_of(&text, "\"demo-8001-change-me\"");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.line == demo_line && w.message.contains("seat `8001` has a demo password")),
+        "{}",
+        render(&loaded.warnings)
+    );
+    // A good password gets no warning.
+    let text = replace_once(
+        &shipped(),
+        "password = \"demo-8101-change-me\"",
+        "password = \"correct-horse-battery-8101\"",
+    );
+    let loaded = parse(&text, path()).unwrap();
+    let line = line_of(&text, "correct-horse");
+    assert!(!loaded.warnings.iter().any(|w| w.line == line));
 }

@@ -29,6 +29,30 @@ pub struct Loaded {
 }
 
 /// Reads and validates a routing table file.
+/// A password of the shipped demo kind (`demo-8001-change-me`): fine on
+/// loopback, never on a network.
+pub fn is_demo_password(password: &str) -> bool {
+    let p = password.to_ascii_lowercase();
+    p.starts_with("demo") || p.contains("change-me") || p.contains("changeme")
+}
+
+/// Seats whose password is a demo one, when SIP would listen beyond
+/// loopback and the table does not allow it: `serve` refuses to start.
+pub fn demo_passwords_exposed(
+    table: &crate::routing::Table,
+    listen: &[std::net::SocketAddr],
+) -> Vec<String> {
+    if table.sip.allow_demo_passwords || listen.iter().all(|a| a.ip().is_loopback()) {
+        return Vec::new();
+    }
+    table
+        .seats
+        .iter()
+        .filter(|s| s.password.as_deref().is_some_and(is_demo_password))
+        .map(|s| s.id.clone())
+        .collect()
+}
+
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let (_, text) = read(path)?;
     parse(&text, path)

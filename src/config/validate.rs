@@ -753,6 +753,24 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
                     s.id.get_ref()
                 ),
             );
+        } else if let Some(p) = &s.password {
+            if crate::config::is_demo_password(p.get_ref()) {
+                r.warn(
+                    p.span(),
+                    format!(
+                        "seat `{}` has a demo password: change it before going live (serve refuses it on a non-loopback address)",
+                        s.id.get_ref()
+                    ),
+                );
+            } else if p.get_ref().chars().count() < 12 {
+                r.warn(
+                    p.span(),
+                    format!(
+                        "seat `{}` password is shorter than 12 characters: easy to guess",
+                        s.id.get_ref()
+                    ),
+                );
+            }
         }
     }
     let has_skill = |skill: &str| seats.iter().any(|s| s.skills.iter().any(|k| k == skill));
@@ -1359,6 +1377,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         max_ring: Duration::from_secs(max_ring),
         max_register_expires: max_expires as u32,
         response_timeout: Duration::from_millis(response_timeout),
+        allow_demo_passwords: raw.allow_demo_passwords.unwrap_or(false),
         probe_interval: (probe_interval > 0).then(|| Duration::from_secs(probe_interval)),
         probe_failures: probe_failures as u32,
     })

@@ -156,6 +156,8 @@ pub struct SipSettings {
     pub max_register_expires: u32,
     /// A target silent this long (no response at all) is given up.
     pub response_timeout: Duration,
+    /// Whether `serve` may listen beyond loopback with demo passwords.
+    pub allow_demo_passwords: bool,
     /// OPTIONS probes of the trunks, if on.
     pub probe_interval: Option<Duration>,
     /// Unanswered probes in a row that mark a trunk down.
