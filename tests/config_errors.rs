@@ -1431,3 +1431,29 @@ fn demo_and_short_passwords_are_warned_about() {
     let line = line_of(&text, "correct-horse");
     assert!(!loaded.warnings.iter().any(|w| w.line == line));
 }
+
+#[test]
+fn a_trunk_transport_and_source_ports_are_checked() {
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "id = \"carrier\"\n",
+                "id = \"carrier\"\ntransport = \"sctp\"\n",
+            )
+        },
+        "\"sctp\"",
+        "unknown trunk transport `sctp`: any, udp or tcp",
+    );
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "id = \"carrier\"\n",
+                "id = \"carrier\"\nsource_ports = [5060, 70000]\n",
+            )
+        },
+        "70000",
+        "bad source port 70000",
+    );
+}

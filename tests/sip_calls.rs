@@ -1548,3 +1548,44 @@ fn a_call_that_cannot_be_anchored_is_refused_with_the_true_reason() {
     first.expect_success(&gw);
     seat.expect_success(&gw);
 }
+
+/// UDP source addresses can be forged, so an operator can require a
+/// trunk's calls over TCP (or from given ports): an INVITE from the
+/// carrier's address over UDP is then refused, over TCP it is served.
+#[test]
+fn a_trunk_restricted_to_tcp_refuses_its_address_over_udp() {
+    // Every trunk of the test table sends from 127.0.0.1: all TCP only.
+    let gw = Gateway::start_with("tcp-only-trunk", |t| {
+        t.replace("[[trunks]]\n", "[[trunks]]\ntransport = \"tcp\"\n")
+    });
+    let port = free_port();
+    gw.register("8101", port);
+    gw.sipp(
+        "trunk_refused.xml",
+        &[
+            ("DIALED", "12348"),
+            ("CODE", "403"),
+            ("MATCH", "SIP/2.0 403"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    assert_eq!(gw.metric("hotline_sip_untrusted_invites_total"), Some(1.0));
+    let seat = gw.seat("8101", port, "answer", "seat_bye");
+    gw.sipp(
+        "trunk_call.xml",
+        &[
+            ("DIALED", "12348"),
+            ("HANGUP", "wait_bye"),
+            ("MEDIA_PORT", "[media_port]"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &["-t", "t1"],
+    )
+    .expect_success(&gw);
+    seat.expect_success(&gw);
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+}

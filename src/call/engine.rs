@@ -360,7 +360,7 @@ impl Engine {
         let trunk_source = table
             .trunks
             .iter()
-            .any(|t| t.sources.contains(&peer.addr.ip()));
+            .any(|t| t.admits(peer.addr, peer.is_reliable()));
         // A seat's own call: from a registered seat's address, or from a
         // trunk's address but in a seat's name (a seat behind the carrier's
         // SBC). Either way it must authenticate like REGISTER; trust by IP

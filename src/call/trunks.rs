@@ -279,6 +279,8 @@ mod tests {
             sources: Vec::new(),
             alternates: Vec::new(),
             probe,
+            tcp_only: None,
+            source_ports: Vec::new(),
         }
     }
 

@@ -137,6 +137,12 @@ pub struct RawTrunk {
     /// Probe this trunk with OPTIONS (default true).
     #[serde(default)]
     pub probe: Option<bool>,
+    /// How calls from it must arrive: "any" (default), "udp" or "tcp".
+    #[serde(default)]
+    pub transport: Option<S<String>>,
+    /// The source ports its calls come from; default any.
+    #[serde(default)]
+    pub source_ports: Vec<S<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -294,6 +294,32 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             sources,
             alternates: Vec::new(),
             probe: t.probe.unwrap_or(true),
+            tcp_only: match t.transport.as_ref().map(|v| v.get_ref().as_str()) {
+                None | Some("any") => None,
+                Some("tcp") => Some(true),
+                Some("udp") => Some(false),
+                Some(other) => {
+                    r.error(
+                        t.transport.as_ref().map_or(0..0, |v| v.span()),
+                        format!("unknown trunk transport `{other}`: any, udp or tcp"),
+                    );
+                    None
+                }
+            },
+            source_ports: t
+                .source_ports
+                .iter()
+                .filter_map(|p| match u16::try_from(*p.get_ref()) {
+                    Ok(port) if port > 0 => Some(port),
+                    _ => {
+                        r.error(
+                            p.span(),
+                            format!("bad source port {}: 1 to 65535", p.get_ref()),
+                        );
+                        None
+                    }
+                })
+                .collect(),
         });
     }
     // Alternates, once every trunk id is known: same role, not itself.

@@ -88,6 +88,22 @@ pub struct Trunk {
     pub alternates: Vec<String>,
     /// Whether OPTIONS probes watch this trunk.
     pub probe: bool,
+    /// Calls from it only over TCP (`Some(true)`), only over UDP
+    /// (`Some(false)`), or either.
+    pub tcp_only: Option<bool>,
+    /// Source ports calls from it may come from; empty: any.
+    pub source_ports: Vec<u16>,
+}
+
+impl Trunk {
+    /// Whether a request from `addr` (over TCP when `reliable`) may be
+    /// this trunk's: its source address, and its transport and port when
+    /// the table restricts them (UDP sources can be forged; see README).
+    pub fn admits(&self, addr: std::net::SocketAddr, reliable: bool) -> bool {
+        self.sources.contains(&addr.ip())
+            && self.tcp_only.is_none_or(|tcp| tcp == reliable)
+            && (self.source_ports.is_empty() || self.source_ports.contains(&addr.port()))
+    }
 }
 
 #[derive(Debug, Clone)]
