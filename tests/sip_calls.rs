@@ -1589,3 +1589,57 @@ fn a_trunk_restricted_to_tcp_refuses_its_address_over_udp() {
     seat.expect_success(&gw);
     assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
 }
+
+/// A seat's contacts are capped (`max_contacts_per_seat`, 10): a REGISTER
+/// naming more is refused, and re-registering from ever new contacts keeps
+/// only the newest, so no seat's bindings (and 200 OK) grow without bound.
+#[test]
+fn a_seat_cannot_register_more_than_its_cap_of_contacts() {
+    use hotline::sip::digest::{Algorithm, authorization_header};
+    let gw = Gateway::start("contact-cap");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let register = |cseq: u32, contacts: &[String]| -> String {
+        let text = |auth: &str| {
+            let contact: String = contacts
+                .iter()
+                .map(|c| format!("Contact: <{c}>\r\n"))
+                .collect();
+            format!(
+                "REGISTER sip:127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKcap{cseq}x{};rport\r\nMax-Forwards: 70\r\nFrom: <sip:8001@127.0.0.1>;tag=c1\r\nTo: <sip:8001@127.0.0.1>\r\nCall-ID: cap\r\nCSeq: {cseq} REGISTER\r\n{contact}{auth}Expires: 600\r\nContent-Length: 0\r\n\r\n",
+                auth.len(),
+                sip = gw.sip
+            )
+        };
+        let challenge = exchange(&gw, &socket, &text(""));
+        let auth = authorization_header(
+            "8001",
+            "demo-8001-change-me",
+            "hotline.chenzhou",
+            &nonce_of(&challenge),
+            "REGISTER",
+            &format!("sip:127.0.0.1:{}", gw.sip),
+            Algorithm::Md5,
+            Some("cap"),
+            1,
+        );
+        exchange(&gw, &socket, &text(&format!("Authorization: {auth}\r\n")))
+    };
+    let eleven: Vec<String> = (0..11).map(|n| format!("sip:8001@10.0.0.{n}")).collect();
+    let answer = register(1, &eleven);
+    assert!(
+        answer.starts_with("SIP/2.0 403") && answer.contains("at most 10 contacts"),
+        "{answer}"
+    );
+    let mut last = String::new();
+    for n in 0..15u32 {
+        last = register(10 + n, &[format!("sip:8001@10.1.0.{n}")]);
+        assert!(last.starts_with("SIP/2.0 200"), "{last}");
+    }
+    assert_eq!(last.matches("Contact:").count(), 10, "{last}");
+    assert!(last.contains("10.1.0.14"), "{last}");
+    assert!(!last.contains("10.1.0.4>"), "{last}");
+}

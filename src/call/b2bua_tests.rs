@@ -318,6 +318,7 @@ fn registrar(seats: &[(&str, Peer)], t0: Instant) -> Registrar {
             *peer,
             &format!("reg-{id}"),
             1,
+            10,
             t0,
         )
         .expect("registers");

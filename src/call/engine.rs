@@ -814,7 +814,10 @@ impl Engine {
         if let Err(resp) = self.authenticate_seat(msg, peer, &seat, Challenge::Registrar) {
             return *resp;
         }
-        let max_expires = self.table.guard().sip.max_register_expires;
+        let (max_expires, max_contacts) = {
+            let t = self.table.guard();
+            (t.sip.max_register_expires, t.sip.max_contacts_per_seat)
+        };
 
         // Which contacts, for how long (§10.3 steps 6–8).
         let header_expires = msg
@@ -830,8 +833,15 @@ impl Engine {
             if contacts.len() != 1 || header_expires != Some(0) {
                 return self.response(msg, 400, "Bad Request (Contact: * needs Expires: 0)");
             }
-            self.registrar
-                .register(&seat, Update::RemoveAll, peer, &cid, cseq, now)
+            self.registrar.register(
+                &seat,
+                Update::RemoveAll,
+                peer,
+                &cid,
+                cseq,
+                max_contacts,
+                now,
+            )
         } else if contacts.is_empty() {
             Ok(self
                 .registrar
@@ -843,6 +853,13 @@ impl Engine {
                 })
                 .collect())
         } else {
+            if contacts.len() > max_contacts {
+                return self.response(
+                    msg,
+                    403,
+                    &format!("Forbidden (at most {max_contacts} contacts per seat)"),
+                );
+            }
             let mut list = Vec::with_capacity(contacts.len());
             for c in &contacts {
                 let Ok(addr) = NameAddr::parse(c) else {
@@ -860,8 +877,15 @@ impl Engine {
                 }
                 list.push((addr.uri.to_string(), expires.min(max_expires)));
             }
-            self.registrar
-                .register(&seat, Update::Contacts(&list), peer, &cid, cseq, now)
+            self.registrar.register(
+                &seat,
+                Update::Contacts(&list),
+                peer,
+                &cid,
+                cseq,
+                max_contacts,
+                now,
+            )
         };
         match result {
             Err(RegisterError::OutOfOrder) => {

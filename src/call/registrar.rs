@@ -60,6 +60,7 @@ impl Registrar {
         peer: Peer,
         call_id: &str,
         cseq: u32,
+        max_contacts: usize,
         now: Instant,
     ) -> Result<Vec<(String, u32)>, RegisterError> {
         let mut entry = self.bindings.entry(seat.to_string()).or_default();
@@ -83,6 +84,11 @@ impl Registrar {
                         });
                     }
                 }
+                // At most `max_contacts`: the least recently registered
+                // give way (the list is in that order), so a phone that
+                // re-registers from ever new addresses cannot grow it.
+                let excess = list.len().saturating_sub(max_contacts.max(1));
+                list.drain(..excess);
             }
         }
         Ok(list
@@ -183,7 +189,7 @@ mod tests {
         let t0 = Instant::now();
         let c = [("sip:8001@127.0.0.1:5070".to_string(), 60)];
         let live = r
-            .register("8001", Update::Contacts(&c), peer(), "a", 1, t0)
+            .register("8001", Update::Contacts(&c), peer(), "a", 1, 10, t0)
             .unwrap();
         assert_eq!(live, vec![("sip:8001@127.0.0.1:5070".to_string(), 60)]);
         assert!(r.is_registered("8001", t0 + Duration::from_secs(59)));
@@ -197,21 +203,50 @@ mod tests {
         let t0 = Instant::now();
         let two = [("sip:a@h".to_string(), 60), ("sip:b@h".to_string(), 120)];
         assert_eq!(
-            r.register("8001", Update::Contacts(&two), peer(), "c", 1, t0)
+            r.register("8001", Update::Contacts(&two), peer(), "c", 1, 10, t0)
                 .unwrap()
                 .len(),
             2
         );
         let drop_a = [("sip:a@h".to_string(), 0)];
         let live = r
-            .register("8001", Update::Contacts(&drop_a), peer(), "c", 2, t0)
+            .register("8001", Update::Contacts(&drop_a), peer(), "c", 2, 10, t0)
             .unwrap();
         assert_eq!(live, vec![("sip:b@h".to_string(), 120)]);
         let live = r
-            .register("8001", Update::RemoveAll, peer(), "c", 3, t0)
+            .register("8001", Update::RemoveAll, peer(), "c", 3, 10, t0)
             .unwrap();
         assert!(live.is_empty());
         assert!(!r.is_registered("8001", t0));
+    }
+
+    #[test]
+    fn a_seat_keeps_at_most_its_cap_of_contacts_the_newest() {
+        let r = Registrar::new();
+        let t0 = Instant::now();
+        // A phone re-registering from a new address each time (or an
+        // attacker with the password): the oldest give way.
+        for n in 0..25u32 {
+            let c = [(format!("sip:8001@10.0.0.{n}:5060"), 600)];
+            let live = r
+                .register("8001", Update::Contacts(&c), peer(), "c", n + 1, 10, t0)
+                .unwrap();
+            assert!(live.len() <= 10);
+        }
+        let live = r.lookup("8001", t0);
+        assert_eq!(live.len(), 10);
+        assert!(live.iter().any(|b| b.uri == "sip:8001@10.0.0.24:5060"));
+        assert!(!live.iter().any(|b| b.uri == "sip:8001@10.0.0.14:5060"));
+        // A refresh moves a contact to the newest end.
+        let keep = [("sip:8001@10.0.0.15:5060".to_string(), 600)];
+        r.register("8001", Update::Contacts(&keep), peer(), "c", 26, 10, t0)
+            .unwrap();
+        let other = [("sip:8001@10.0.0.99:5060".to_string(), 600)];
+        r.register("8001", Update::Contacts(&other), peer(), "c", 27, 10, t0)
+            .unwrap();
+        let live = r.lookup("8001", t0);
+        assert!(live.iter().any(|b| b.uri == "sip:8001@10.0.0.15:5060"));
+        assert!(!live.iter().any(|b| b.uri == "sip:8001@10.0.0.16:5060"));
     }
 
     #[test]
@@ -219,15 +254,15 @@ mod tests {
         let r = Registrar::new();
         let t0 = Instant::now();
         let c = [("sip:a@h".to_string(), 60)];
-        r.register("8001", Update::Contacts(&c), peer(), "c", 5, t0)
+        r.register("8001", Update::Contacts(&c), peer(), "c", 5, 10, t0)
             .unwrap();
         assert_eq!(
-            r.register("8001", Update::Contacts(&c), peer(), "c", 5, t0),
+            r.register("8001", Update::Contacts(&c), peer(), "c", 5, 10, t0),
             Err(RegisterError::OutOfOrder)
         );
         // A different Call-ID (the phone rebooted) is not out of order.
         assert!(
-            r.register("8001", Update::Contacts(&c), peer(), "d", 1, t0)
+            r.register("8001", Update::Contacts(&c), peer(), "d", 1, 10, t0)
                 .is_ok()
         );
     }
@@ -241,9 +276,9 @@ mod tests {
             conn: Some(7),
         };
         let c = [("sip:8001@h".to_string(), 60)];
-        r.register("8001", Update::Contacts(&c), tcp, "a", 1, t0)
+        r.register("8001", Update::Contacts(&c), tcp, "a", 1, 10, t0)
             .unwrap();
-        r.register("8002", Update::Contacts(&c), peer(), "b", 1, t0)
+        r.register("8002", Update::Contacts(&c), peer(), "b", 1, 10, t0)
             .unwrap();
         assert_eq!(r.forget_peer(tcp), 1);
         assert!(!r.is_registered("8001", t0));

@@ -1350,6 +1350,13 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         "trunk_probe_interval_seconds",
     );
     let probe_failures = ms(&raw.trunk_probe_failures, 2, 1, 100, "trunk_probe_failures");
+    let max_contacts = ms(
+        &raw.max_contacts_per_seat,
+        10,
+        1,
+        100,
+        "max_contacts_per_seat",
+    );
     if t2 < t1 {
         ok = false;
         let span = raw
@@ -1404,6 +1411,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         max_register_expires: max_expires as u32,
         response_timeout: Duration::from_millis(response_timeout),
         allow_demo_passwords: raw.allow_demo_passwords.unwrap_or(false),
+        max_contacts_per_seat: max_contacts as usize,
         probe_interval: (probe_interval > 0).then(|| Duration::from_secs(probe_interval)),
         probe_failures: probe_failures as u32,
     })

@@ -172,6 +172,8 @@ pub struct SipSettings {
     pub max_register_expires: u32,
     /// A target silent this long (no response at all) is given up.
     pub response_timeout: Duration,
+    /// Contacts one seat may have registered at once.
+    pub max_contacts_per_seat: usize,
     /// Whether `serve` may listen beyond loopback with demo passwords.
     pub allow_demo_passwords: bool,
     /// OPTIONS probes of the trunks, if on.
