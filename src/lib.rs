@@ -12,6 +12,7 @@
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
+//! | [`log_limit`] | log lines an attacker can cause, rate-limited per kind and source |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
 //! Still to come, each as its own module beside these: `acd` (queues,
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod call;
 pub mod config;
 pub mod daemon;
+pub mod log_limit;
 pub mod media;
 pub mod metrics;
 pub mod routing;

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub trunk_up: IntGaugeVec,
     /// Emergency calls that reached no emergency trunk (answered 503).
     pub emergency_failures: IntCounter,
+    /// Requests for a call from none of its far ends, dropped unqueued.
+    pub sip_foreign_requests: IntCounter,
 }
 
 impl Metrics {
@@ -154,8 +156,14 @@ impl Metrics {
             "Emergency calls that reached no emergency trunk (answered 503 so the carrier reroutes)",
         )
         .expect("valid metric");
+        let sip_foreign_requests = IntCounter::new(
+            "hotline_sip_foreign_requests_total",
+            "Requests for a call that came from none of its far ends (address and port), dropped",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(rtp_packets.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sip_foreign_requests.clone()),
             Box::new(trunk_up.clone()),
             Box::new(emergency_failures.clone()),
             Box::new(dtmf_digits.clone()),
@@ -201,6 +209,7 @@ impl Metrics {
             rtp_packets,
             trunk_up,
             emergency_failures,
+            sip_foreign_requests,
         }
     }
 

@@ -1643,3 +1643,61 @@ fn a_seat_cannot_register_more_than_its_cap_of_contacts() {
     assert!(last.contains("10.1.0.14"), "{last}");
     assert!(!last.contains("10.1.0.4>"), "{last}");
 }
+
+/// Spoofed BYEs with the call's Call-ID from another port of the caller's
+/// address: dropped before they reach the call (none answered, each
+/// counted), and the real BYE, sent in the middle of the flood, lands.
+#[test]
+fn a_flood_of_spoofed_byes_does_not_crowd_out_the_real_one() {
+    let gw = Gateway::start("bye-flood");
+    let port = free_port();
+    gw.register("8101", port);
+    let seat = gw.sipp(
+        "seat.xml",
+        &[
+            ("MODE", "answer"),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "1500"),
+        ],
+        "127.0.0.1",
+        port,
+        &["-s", "8101"],
+    );
+    let caller = gw.call("12348", "wait_bye");
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    // SIPp's Call-ID and From tag for its first call.
+    let pid = caller.child.id();
+    let call_id = format!("1-{pid}@127.0.0.1");
+    let spoofer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    spoofer.set_nonblocking(true).unwrap();
+    let local = spoofer.local_addr().unwrap();
+    let mut sent = 0u32;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) && sent < 50_000 {
+        let bye = format!(
+            "BYE sip:hotline@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKspoof{sent}\r\nMax-Forwards: 70\r\nFrom: <sip:13907350000@127.0.0.1>;tag={pid}SIPpTag001\r\nTo: <sip:12348@127.0.0.1>;tag=guess\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
+            sent + 10,
+            sip = gw.sip
+        );
+        if spoofer
+            .send_to(bye.as_bytes(), ("127.0.0.1", gw.sip))
+            .is_ok()
+        {
+            sent += 1;
+        }
+        if sent % 64 == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    seat.expect_success(&gw);
+    caller.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(gw.calls_total("direct", "12348", "completed"), 1.0);
+    let dropped = gw.metric("hotline_sip_foreign_requests_total").unwrap();
+    assert!(dropped >= 100.0, "{dropped} of {sent} counted");
+    let mut buf = [0u8; 2048];
+    assert!(
+        spoofer.recv(&mut buf).is_err(),
+        "a spoofer gets no answer to reflect"
+    );
+}

@@ -194,6 +194,9 @@ struct LegB {
     /// Until the first response (any, `100` included) arrives.
     response_deadline: Instant,
     answered: bool,
+    /// Where its responses came from, when not `peer` (a trunk answering
+    /// from another port): its requests may come from there too.
+    latched: Option<SocketAddr>,
     /// When we stop waiting for a final response after our CANCEL
     /// (§9.1: 64·T1; a far end may never send its 487).
     cancel_deadline: Option<Instant>,
@@ -410,6 +413,20 @@ impl Call {
         self.answered_at.map(|t| t - self.started)
     }
 
+    /// The addresses (and ports) the call's far ends send from: the only
+    /// sources its requests are taken from.
+    pub fn far_ends(&self) -> Vec<SocketAddr> {
+        let mut out = vec![self.a.peer.addr];
+        for leg in self.retired.iter().chain(self.b.as_ref()) {
+            for addr in std::iter::once(leg.peer.addr).chain(leg.latched) {
+                if !out.contains(&addr) {
+                    out.push(addr);
+                }
+            }
+        }
+        out
+    }
+
     /// The B leg's Call-ID, if one was placed.
     pub fn b_call_id(&self) -> Option<&str> {
         self.b.as_ref().map(|b| b.call_id.as_str())
@@ -528,6 +545,16 @@ impl Call {
         if msg.is_request() {
             self.on_request(side, msg, peer, registrar, now);
         } else {
+            if side == Side::B
+                && let Some(b) = &mut self.b
+                && peer.addr != b.peer.addr
+                && b.latched.is_none()
+                && msg.top_via().and_then(|v| v.branch).as_deref() == Some(b.branch.as_str())
+            {
+                // The far end answers our INVITE from another port: its
+                // in-dialog requests will come from there.
+                b.latched = Some(peer.addr);
+            }
             self.on_response(side, msg, registrar, now);
         }
         self.settle(now);
@@ -876,6 +903,7 @@ impl Call {
             cancelled: false,
             ring_deadline: now + ring,
             response_deadline: now + self.settings.response_timeout,
+            latched: None,
             answered: false,
             cancel_deadline: None,
             given_up: false,
@@ -1707,7 +1735,7 @@ impl Call {
         branch: &str,
         peer: Peer,
     ) -> bool {
-        let (leg_ip, local_tag, remote_tag) = match side {
+        let (leg_addrs, local_tag, remote_tag) = match side {
             Side::A => {
                 let remote = self
                     .a
@@ -1715,17 +1743,24 @@ impl Call {
                     .from()
                     .and_then(|f| f.tag().map(str::to_string));
                 (
-                    self.a.peer.addr.ip(),
+                    [Some(self.a.peer.addr), None],
                     Some(self.a.local_tag.as_str()),
                     remote,
                 )
             }
             Side::B => match &self.b {
-                Some(b) => (b.peer.addr.ip(), Some(b.local_tag()), b.remote_tag.clone()),
+                Some(b) => (
+                    [Some(b.peer.addr), b.latched],
+                    Some(b.local_tag()),
+                    b.remote_tag.clone(),
+                ),
                 None => return false,
             },
         };
-        if peer.addr.ip() != leg_ip {
+        // The leg's transport address, port included: another port of the
+        // same host is not the far end (a NAT'd party is known by the
+        // address its messages come from).
+        if !leg_addrs.contains(&Some(peer.addr)) {
             return false;
         }
         // The initial INVITE's retransmissions, its ACK for a failure and

@@ -1583,6 +1583,17 @@ fn a_bye_with_the_wrong_tags_or_from_elsewhere_is_refused_and_the_call_goes_on()
     let sent = run.recv(&forged, stranger);
     assert!(one(to_peer(&sent, stranger), "481").is_code(481));
     assert!(requests(&sent, Method::Bye).is_empty());
+    // Right tags, the caller's IP, but another port: not the caller.
+    let neighbour = Peer::udp(SocketAddr::from(([192, 0, 2, 10], 5099)));
+    let forged = parse(&no_body(caller_request("BYE", 4, "z9hG4bKforged.4", &tag)));
+    let sent = run.recv(&forged, neighbour);
+    assert!(one(to_peer(&sent, neighbour), "481").is_code(481));
+    assert!(requests(&sent, Method::Bye).is_empty());
+    assert_eq!(
+        run.call.far_ends(),
+        vec![caller().addr, seat_peer(1).addr],
+        "what the engine lets in for this call"
+    );
     // A forged re-INVITE (a media redirect) from the seat's side with the
     // seat's Call-ID but not its tags is refused too.
     let reinvite = seat_request(&invite, "INVITE", 2, "z9hG4bKforged.3").replace(B_TAG, "other");

@@ -70,6 +70,9 @@ pub struct Engine {
     media_timeout: Duration,
     /// Which trunks are up (OPTIONS probes, ICMP errors).
     trunks: Mutex<TrunkMonitor>,
+    /// Lines a remote party can cause, at most one per kind and source
+    /// every 10 s.
+    log_limit: crate::log_limit::LogLimiter,
     this: Weak<Engine>,
 }
 
@@ -111,6 +114,7 @@ impl Engine {
         }
         Arc::new_cyclic(|this| Engine {
             trunks: Mutex::new(monitor),
+            log_limit: crate::log_limit::LogLimiter::new(Duration::from_secs(10), 4096),
             ports,
             prompts: arc_swap::ArcSwapOption::new(prompts),
             media_timeout: media.media_timeout,
@@ -139,6 +143,22 @@ impl Engine {
                 self.prompts.store(Some(Arc::new(lib)));
             }
             Err(e) => tracing::error!(error = %e, "prompts not reloaded; the running prompts stay"),
+        }
+    }
+
+    /// Whether to log an event a remote party caused: `Some(held back
+    /// since the last such line)`, or `None` to stay quiet.
+    fn quiet(&self, kind: &'static str, peer: Peer) -> Option<u64> {
+        self.log_limit.check(kind, peer.addr.ip(), Instant::now())
+    }
+
+    /// Summary lines for what the log limiter held back.
+    fn log_held_back(&self, now: Instant) {
+        for held in self.log_limit.flush(now) {
+            let from = held
+                .source
+                .map_or_else(|| "many sources".to_string(), |ip| ip.to_string());
+            tracing::info!(kind = held.kind, from = %from, count = held.count, "similar log lines held back");
         }
     }
 
@@ -186,6 +206,7 @@ impl Engine {
                     table_seen = Some(table);
                 }
                 engine.log_ended_blocks(now);
+                engine.log_held_back(now);
                 let (probes, changes) = engine.lock_trunks().poll(now);
                 for change in &changes {
                     engine.trunk_changed(change);
@@ -293,7 +314,9 @@ impl Engine {
             Ok(m) => m,
             Err(e) => {
                 self.metrics.sip_parse_errors.inc();
-                tracing::info!(from = %peer.addr, reason = e.reason, "malformed SIP message");
+                if let Some(suppressed) = self.quiet("malformed", peer) {
+                    tracing::info!(from = %peer.addr, reason = e.reason, suppressed, "malformed SIP message");
+                }
                 if let Some(resp) = e.response {
                     self.send(peer, &resp);
                 }
@@ -320,11 +343,27 @@ impl Engine {
         let Some(call_id) = msg.call_id().cloned() else {
             return;
         };
-        // An existing call: its task takes it from here.
-        let existing = self.calls.get(call_id.as_str()).map(|h| h.tx.clone());
-        if let Some(tx) = existing {
-            if let Err(e) = tx.try_send(Event::Message(Box::new((msg, peer)))) {
-                tracing::warn!(call_id = %call_id, error = %e, "call queue full; message dropped");
+        // An existing call: its task takes it from here. A request must
+        // come from one of the call's far ends (address and port): one from
+        // anywhere else is dropped here, before it can take a place in the
+        // call's queue (a flood of spoofed BYEs must not crowd out the real
+        // one). Responses are matched by their unguessable branch.
+        let existing = self
+            .calls
+            .get(call_id.as_str())
+            .map(|h| (h.tx.clone(), h.sources.clone()));
+        if let Some((tx, sources)) = existing {
+            if msg.is_request() && !sources.load().contains(&peer.addr) {
+                self.metrics.sip_foreign_requests.inc();
+                if let Some(suppressed) = self.quiet("foreign_request", peer) {
+                    tracing::info!(from = %peer.addr, suppressed, "request for a call from none of its far ends; dropped");
+                }
+                return;
+            }
+            if tx.try_send(Event::Message(Box::new((msg, peer)))).is_err()
+                && let Some(suppressed) = self.quiet("queue_full", peer)
+            {
+                tracing::warn!(call_id = %call_id, from = %peer.addr, suppressed, "call queue full; message dropped");
             }
             return;
         }
@@ -377,7 +416,9 @@ impl Engine {
         };
         if !trunk_source && seat.is_none() {
             self.metrics.untrusted_invites.inc();
-            tracing::info!(from = %peer.addr, "INVITE from an address that is no configured trunk");
+            if let Some(suppressed) = self.quiet("untrusted_invite", peer) {
+                tracing::info!(from = %peer.addr, suppressed, "INVITE from an address that is no configured trunk");
+            }
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
         }
@@ -493,13 +534,12 @@ impl Engine {
             early,
         };
         let (tx, rx) = mpsc::channel(CALL_QUEUE);
-        self.calls.insert(
-            a_call_id.clone(),
-            CallHandle {
-                tx: tx.clone(),
-                primary: true,
-            },
-        );
+        let handle = CallHandle {
+            tx,
+            primary: true,
+            sources: Arc::new(arc_swap::ArcSwap::from_pointee(vec![peer.addr])),
+        };
+        self.calls.insert(a_call_id.clone(), handle.clone());
         self.metrics.active_calls.inc();
         let Some(engine) = self.this.upgrade() else {
             return;
@@ -511,7 +551,7 @@ impl Engine {
         };
         tokio::spawn(
             async move {
-                engine.run_call(start, a_call_id, tx, rx, labels).await;
+                engine.run_call(start, a_call_id, handle, rx, labels).await;
             }
             .instrument(span),
         );
@@ -619,7 +659,7 @@ impl Engine {
         self: Arc<Self>,
         start: CallStart,
         a_call_id: String,
-        tx: mpsc::Sender<Event>,
+        handle: CallHandle,
         mut rx: mpsc::Receiver<Event>,
         labels: CallLabels,
     ) {
@@ -677,11 +717,11 @@ impl Engine {
                         }
                     }
                     Output::Bind(call_id) => {
-                        let handle = CallHandle {
-                            tx: tx.clone(),
+                        let leg = CallHandle {
                             primary: false,
+                            ..handle.clone()
                         };
-                        self.calls.insert(call_id.clone(), handle);
+                        self.calls.insert(call_id.clone(), leg);
                         bound.push(call_id);
                     }
                     Output::Media(cmd) => {
@@ -703,6 +743,11 @@ impl Engine {
                 continue;
             }
             error_rounds = 0;
+            // Requests for the call are let in from its far ends only.
+            let far_ends = call.far_ends();
+            if **handle.sources.load() != far_ends {
+                handle.sources.store(Arc::new(far_ends));
+            }
             if !setup_observed && let Some(t) = call.setup_time() {
                 // Observed at the answer, so the histogram is live.
                 setup_observed = true;
@@ -989,7 +1034,9 @@ impl Engine {
                     .auth_failures
                     .with_label_values(&["replay"])
                     .inc();
-                tracing::info!(from = %peer.addr, seat = %seat, "replayed credentials refused");
+                if let Some(suppressed) = self.quiet("replay", peer) {
+                    tracing::info!(from = %peer.addr, seat = %seat, suppressed, "replayed credentials refused");
+                }
                 Err(Box::new(self.challenge(
                     msg,
                     &algorithms,
@@ -1017,7 +1064,9 @@ impl Engine {
                 {
                     tracing::warn!(block = %block.scope, seconds = block.until.saturating_duration_since(now).as_secs(), "too many failed authentications; blocking");
                 }
-                tracing::info!(from = %peer.addr, seat = %seat, error = %e, "authentication refused");
+                if let Some(suppressed) = self.quiet("auth_refused", peer) {
+                    tracing::info!(from = %peer.addr, seat = %seat, error = %e, suppressed, "authentication refused");
+                }
                 Err(Box::new(self.response(
                     msg,
                     403,
@@ -1204,6 +1253,9 @@ impl Sink for Engine {
 struct CallHandle {
     tx: mpsc::Sender<Event>,
     primary: bool,
+    /// The call's far ends (address and port): the only sources its
+    /// requests may come from. The call's task keeps it current.
+    sources: Arc<arc_swap::ArcSwap<Vec<std::net::SocketAddr>>>,
 }
 
 /// What a call's task needs to start the call.
