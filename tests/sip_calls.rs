@@ -1685,7 +1685,7 @@ fn a_flood_of_spoofed_byes_does_not_crowd_out_the_real_one() {
         {
             sent += 1;
         }
-        if sent % 64 == 0 {
+        if sent.is_multiple_of(64) {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
