@@ -175,6 +175,80 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Below this many open files the daemon may run out under load: SIP
+/// allows 4,096 TCP connections, and every call leg holds RTP sockets.
+pub const OPEN_FILES_WANTED: u64 = 4096;
+
+/// Raises the soft open-file limit (RLIMIT_NOFILE) to the hard one, as far
+/// as the system lets us, and logs what was obtained. Service managers
+/// commonly start daemons at a soft 1,024 with a much higher hard limit;
+/// the soft one is what `accept` runs into. Returns the soft limit now in
+/// force, None where there is no such limit to read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit through a valid pointer.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return None;
+        }
+        let before = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: setrlimit reads one rlimit through a valid pointer.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            } else {
+                // e.g. macOS, whose hard limit may read "unlimited" while
+                // the kernel caps the soft one lower.
+                let e = std::io::Error::last_os_error();
+                tracing::warn!(
+                    error = %e,
+                    soft = files(before),
+                    hard = files(lim.rlim_max),
+                    "cannot raise the open-file limit to the hard limit"
+                );
+            }
+        }
+        let soft = files(lim.rlim_cur);
+        let hard = files(lim.rlim_max);
+        if lim.rlim_cur > before {
+            tracing::info!(
+                soft,
+                hard,
+                was = files(before),
+                "open-file limit raised to {soft}"
+            );
+        } else {
+            tracing::info!(soft, hard, "open-file limit {soft}");
+        }
+        if soft < OPEN_FILES_WANTED {
+            tracing::warn!(
+                soft,
+                "open-file limit {soft} is below {OPEN_FILES_WANTED}: SIP TCP connections and RTP ports may run out; raise LimitNOFILE (systemd) or ulimit -n"
+            );
+        }
+        Some(soft)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// `rlim_t` is 64 bits on most targets, 32 on some: as a count of files.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+fn files(n: libc::rlim_t) -> u64 {
+    n as u64
+}
+
 /// The SIP addresses as an operator writes them: `udp 127.0.0.1:5060, tcp
 /// 127.0.0.1:5060`, `off` for a transport that is disabled.
 fn sip_addresses(udp: Option<SocketAddr>, tcp: Option<SocketAddr>) -> String {

@@ -95,6 +95,9 @@ fn main() -> ExitCode {
             log_format,
         } => {
             init_tracing(log_format);
+            // Before any socket exists: process-wide, and the runtime's
+            // threads share it.
+            hotline::daemon::raise_open_file_limit();
             let opts = hotline::daemon::ServeOptions {
                 config,
                 metrics_listen,

@@ -47,6 +47,11 @@ pub struct Metrics {
     pub emergency_failures: IntCounter,
     /// Requests for a call from none of its far ends, dropped unqueued.
     pub sip_foreign_requests: IntCounter,
+    /// Failed accepts on the admin listener (out of file descriptors, ...).
+    pub admin_accept_errors: IntCounter,
+    /// `hotline_admin_connections_dropped_total{reason}`: admin connections
+    /// closed by the daemon before they were answered.
+    pub admin_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -161,8 +166,20 @@ impl Metrics {
             "Requests for a call that came from none of its far ends (address and port), dropped",
         )
         .expect("valid metric");
+        let admin_accept_errors = IntCounter::new(
+            "hotline_admin_accept_errors_total",
+            "Failed accepts on the metrics listener (e.g. out of file descriptors)",
+        )
+        .expect("valid metric");
+        let admin_dropped = counter_vec(
+            "hotline_admin_connections_dropped_total",
+            "Metrics connections closed unanswered: displaced by a newer one, full, or timed out",
+            &["reason"],
+        );
         for c in [
-            Box::new(rtp_packets.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(admin_accept_errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(admin_dropped.clone()),
+            Box::new(rtp_packets.clone()),
             Box::new(sip_foreign_requests.clone()),
             Box::new(trunk_up.clone()),
             Box::new(emergency_failures.clone()),
@@ -188,6 +205,9 @@ impl Metrics {
         // Both series exist from the start, so alerts on `error` see a 0.
         routing_reloads.with_label_values(&["ok"]);
         routing_reloads.with_label_values(&["error"]);
+        for reason in ["displaced", "full", "timeout"] {
+            admin_dropped.with_label_values(&[reason]);
+        }
         Metrics {
             registry,
             routing_reloads,
@@ -210,6 +230,8 @@ impl Metrics {
             trunk_up,
             emergency_failures,
             sip_foreign_requests,
+            admin_accept_errors,
+            admin_dropped,
         }
     }
 
