@@ -39,7 +39,8 @@ pub struct Metrics {
     pub media_timeouts: IntCounter,
     /// RTP ports not held by a leg.
     pub rtp_ports_free: IntGauge,
-    /// `hotline_rtp_packets_total{direction="received"|"sent"}`.
+    /// `hotline_rtp_packets_total{direction="received"|"sent"|"rejected"}`;
+    /// rejected: refused by a leg's latch, not from its RTP source.
     pub rtp_packets: IntCounterVec,
     /// `hotline_trunk_up{trunk}`: 1 while a trunk answers its probes.
     pub trunk_up: IntGaugeVec,
@@ -145,7 +146,7 @@ impl Metrics {
                 .expect("valid metric");
         let rtp_packets = counter_vec(
             "hotline_rtp_packets_total",
-            "RTP packets received from and sent to call legs",
+            "RTP packets received from and sent to call legs, and refused as not from the leg's source",
             &["direction"],
         );
         let trunk_up = IntGaugeVec::new(

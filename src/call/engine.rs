@@ -606,6 +606,7 @@ impl Engine {
         let counters = crate::media::session::Counters {
             received: Some(self.metrics.rtp_packets.with_label_values(&["received"])),
             sent: Some(self.metrics.rtp_packets.with_label_values(&["sent"])),
+            rejected: Some(self.metrics.rtp_packets.with_label_values(&["rejected"])),
         };
         let session =
             crate::media::session::start_counted(vec![a, b], self.media_timeout, counters);

@@ -6,8 +6,9 @@
 //! leg's outgoing stream keeps one SSRC of ours and continuous sequence
 //! numbers and timestamps across those changes ([`Rewriter`]; RFC 3550
 //! §5.1, §8.2). Callers behind NAT send from an address their SDP does not
-//! name, so the far address is learnt from the first packet and then held
-//! ([`Latch`], "symmetric RTP", RFC 4961). A leg that falls silent is
+//! name, so the far address is learnt from the first packet and then held:
+//! only that source is heard and sent to, until it falls silent or the SDP
+//! moves ([`Latch`], "symmetric RTP", RFC 4961). A leg that falls silent is
 //! flagged after a configured time.
 //!
 //! The pure pieces take time as an argument; the per-call task that uses
@@ -224,62 +225,134 @@ impl Rewriter {
     }
 }
 
+/// How long a latched RTP source must be silent before another may take
+/// its place ([`Latch`]): long enough that a live stream (a packet every
+/// 20 ms) is never displaced, short enough that a NAT rebinding costs a
+/// moment of audio, not the call.
+pub const RELEARN_AFTER: Duration = Duration::from_secs(2);
+
 /// Symmetric RTP (RFC 4961): the far end's address is the one its packets
-/// come from. Learnt from the first packet, then held, so a stray or
-/// spoofed sender cannot take the stream over; a new SDP resets it.
-#[derive(Debug, Clone, Default)]
+/// come from, and the only one they are taken from.
+///
+/// The latch takes the first packet from the SDP's address (c=/m=), or —
+/// a party behind NAT, whose packets come from an address its SDP does not
+/// name — the first from an allowed IP (the SDP's and the SIP peer's) at
+/// any port. From then on only that exact source (IP and port) is
+/// accepted, and we send only to it, so another sender on the same IP
+/// (another program on the caller's host, another subscriber behind the
+/// same NAT) can neither inject audio nor receive the call's. Two things
+/// move the latch: the SDP's address itself arriving while a NAT-learnt
+/// source is held (the signalled address outranks a guess), and the held
+/// source falling silent for [`RELEARN_AFTER`] (a NAT that rebinds). A new
+/// SDP address (a re-INVITE that moves the media) re-arms it at once.
+///
+/// Time is an argument; nothing here allocates per packet.
+#[derive(Debug, Clone)]
 pub struct Latch {
-    /// From the SDP, used until a packet arrives.
-    pub signalled: Option<SocketAddr>,
-    latched: Option<SocketAddr>,
+    /// From the SDP, used until a packet latches.
+    signalled: Option<SocketAddr>,
     allowed: Vec<IpAddr>,
+    relearn_after: Duration,
+    held: Option<Held>,
+}
+
+/// The latched source and when it was last heard.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    from: SocketAddr,
+    last: Instant,
+    /// It is the SDP's address (not learnt from a NAT).
+    signalled: bool,
+}
+
+/// What to do with a packet, by its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// From the latched source.
+    Accepted,
+    /// Its source is latched from now on; `replaced` is the source held
+    /// before (silent long enough, or NAT-learnt and outranked by the SDP
+    /// address), if any.
+    Latched { replaced: Option<SocketAddr> },
+    /// Not the leg's source: drop it, and send nothing there.
+    Rejected,
+}
+
+impl Default for Latch {
+    fn default() -> Self {
+        Latch::new(RELEARN_AFTER)
+    }
 }
 
 impl Latch {
-    pub fn new(signalled: Option<SocketAddr>) -> Self {
+    /// An empty latch (no SDP yet) that re-learns after `relearn_after`
+    /// of silence from the latched source.
+    pub fn new(relearn_after: Duration) -> Self {
         Latch {
-            signalled,
-            latched: None,
+            signalled: None,
             allowed: Vec::new(),
+            relearn_after,
+            held: None,
         }
     }
 
-    /// Restricts senders to these IPs (the leg's SDP and SIP addresses);
-    /// empty allows the first sender whoever it is.
+    /// The SDP's address.
+    pub fn signalled(&self) -> Option<SocketAddr> {
+        self.signalled
+    }
+
+    /// The latched source, if a packet has latched one.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.held.map(|h| h.from)
+    }
+
+    /// Restricts which IPs may latch when the SDP's address does not send
+    /// (the leg's SDP and SIP addresses); empty lets any sender latch
+    /// (tests).
     pub fn allow(&mut self, ips: Vec<IpAddr>) {
         self.allowed = ips;
     }
 
-    /// Whether to accept a packet from `from`. With allowed IPs, any port
-    /// of theirs is taken and becomes the target (a NAT may rebind); a
-    /// stranger who guesses our port is ignored. Without, the first sender
-    /// latches.
-    pub fn accept(&mut self, from: SocketAddr) -> bool {
-        if !self.allowed.is_empty() {
-            if !self.allowed.contains(&from.ip()) {
-                return false;
+    /// Whether to accept a packet that came from `from` at `now`.
+    pub fn accept(&mut self, from: SocketAddr, now: Instant) -> Verdict {
+        let negotiated = self.signalled == Some(from);
+        let replaced = match &mut self.held {
+            Some(held) if held.from == from => {
+                held.last = now;
+                return Verdict::Accepted;
             }
-            self.latched = Some(from);
-            return true;
-        }
-        match self.latched {
-            None => {
-                self.latched = Some(from);
-                true
+            Some(held) => {
+                let live = now.saturating_duration_since(held.last) < self.relearn_after;
+                // The SDP's address may take over from a NAT-learnt source
+                // (one that raced it); anything else waits for silence.
+                let outranks = negotiated && !held.signalled;
+                if live && !outranks {
+                    return Verdict::Rejected;
+                }
+                Some(held.from)
             }
-            Some(addr) => addr == from,
+            None => None,
+        };
+        if !negotiated && !self.allowed.is_empty() && !self.allowed.contains(&from.ip()) {
+            return Verdict::Rejected;
         }
+        self.held = Some(Held {
+            from,
+            last: now,
+            signalled: negotiated,
+        });
+        Verdict::Latched { replaced }
     }
 
-    /// Where to send: the latched address, else the signalled one.
+    /// Where to send: the latched source, else the SDP's address.
     pub fn target(&self) -> Option<SocketAddr> {
-        self.latched.or(self.signalled)
+        self.latched().or(self.signalled)
     }
 
-    /// A re-INVITE changed the far end's SDP: learn again.
+    /// A re-INVITE moved the far end's media: learn again, at once.
     pub fn resignal(&mut self, signalled: Option<SocketAddr>) {
         self.signalled = signalled;
-        self.latched = None;
+        self.held = None;
     }
 }
 
@@ -421,43 +494,168 @@ mod tests {
         assert_eq!(next, (1, first.1.wrapping_add(160)));
     }
 
-    #[test]
-    fn the_first_sender_latches_and_others_are_ignored() {
-        let sdp: SocketAddr = "10.0.0.5:4000".parse().unwrap();
-        let nat: SocketAddr = "203.0.113.9:61000".parse().unwrap();
-        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
-        let mut l = Latch::new(Some(sdp));
-        assert_eq!(l.target(), Some(sdp));
-        assert!(l.accept(nat));
-        assert_eq!(
-            l.target(),
-            Some(nat),
-            "symmetric RTP: answer where it comes from"
-        );
-        assert!(!l.accept(other), "no takeover by another sender");
-        l.resignal(Some(other));
-        assert!(l.accept(other));
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// A latch for a caller whose SDP names 203.0.113.9:4000 and whose
+    /// SIP comes from the same IP, as the call machine builds it.
+    fn caller_latch() -> Latch {
+        let mut l = Latch::new(Duration::from_secs(2));
+        l.resignal(Some(addr("203.0.113.9:4000")));
+        l.allow(vec!["203.0.113.9".parse().unwrap()]);
+        l
     }
 
     #[test]
-    fn with_allowed_addresses_a_stranger_cannot_take_the_stream() {
-        let sdp: SocketAddr = "10.0.0.5:4000".parse().unwrap();
-        let mut l = Latch::new(Some(sdp));
+    fn the_first_packet_from_the_negotiated_address_latches() {
+        let now = t0();
+        let mut l = caller_latch();
+        assert_eq!(l.target(), Some(addr("203.0.113.9:4000")), "SDP until then");
+        assert_eq!(
+            l.accept(addr("203.0.113.9:4000"), now),
+            Verdict::Latched { replaced: None }
+        );
+        assert_eq!(l.latched(), Some(addr("203.0.113.9:4000")));
+        assert_eq!(
+            l.accept(addr("203.0.113.9:4000"), now + Duration::from_millis(20)),
+            Verdict::Accepted
+        );
+    }
+
+    #[test]
+    fn another_port_of_the_same_ip_is_refused_while_the_latched_source_is_live() {
+        let now = t0();
+        let mut l = caller_latch();
+        l.accept(addr("203.0.113.9:4000"), now);
+        let injector = addr("203.0.113.9:4002");
+        for k in 1..=100u64 {
+            let at = now + Duration::from_millis(20 * k);
+            assert_eq!(l.accept(injector, at), Verdict::Rejected);
+            assert_eq!(l.accept(addr("203.0.113.9:4000"), at), Verdict::Accepted);
+        }
+        assert_eq!(l.target(), Some(addr("203.0.113.9:4000")), "no takeover");
+        // A stranger's IP never latches, silent source or not.
+        assert_eq!(
+            l.accept(addr("198.51.100.1:4000"), now + Duration::from_secs(60)),
+            Verdict::Rejected
+        );
+    }
+
+    #[test]
+    fn behind_nat_the_first_packet_from_an_allowed_ip_latches_at_any_port() {
+        let now = t0();
+        // The SDP names a private address that never sends to us; the SIP
+        // peer's public IP is allowed.
+        let mut l = Latch::new(Duration::from_secs(2));
+        l.resignal(Some(addr("10.0.0.5:4000")));
         l.allow(vec![
-            "10.0.0.5".parse().unwrap(),
             "203.0.113.9".parse().unwrap(),
+            "10.0.0.5".parse().unwrap(),
         ]);
-        let stranger: SocketAddr = "198.51.100.1:4000".parse().unwrap();
-        assert!(!l.accept(stranger), "a guessed port does not latch");
-        assert_eq!(l.target(), Some(sdp));
-        let nat: SocketAddr = "203.0.113.9:61000".parse().unwrap();
-        assert!(l.accept(nat));
-        assert_eq!(l.target(), Some(nat));
-        // The NAT rebinds: the new port of an allowed address is followed.
-        let rebound: SocketAddr = "203.0.113.9:61002".parse().unwrap();
-        assert!(l.accept(rebound));
+        assert_eq!(
+            l.accept(addr("198.51.100.1:61000"), now),
+            Verdict::Rejected,
+            "a guessed port does not latch"
+        );
+        let nat = addr("203.0.113.9:61000");
+        assert_eq!(l.accept(nat, now), Verdict::Latched { replaced: None });
+        assert_eq!(l.target(), Some(nat), "answer where it comes from");
+        // Held: another port of the same public IP is someone else.
+        assert_eq!(
+            l.accept(addr("203.0.113.9:61002"), now + Duration::from_millis(20)),
+            Verdict::Rejected
+        );
+    }
+
+    #[test]
+    fn the_negotiated_address_outranks_a_source_learnt_first() {
+        let now = t0();
+        let mut l = caller_latch();
+        // Another sender on the caller's IP races the caller's first packet.
+        let injector = addr("203.0.113.9:4002");
+        assert_eq!(l.accept(injector, now), Verdict::Latched { replaced: None });
+        let caller = addr("203.0.113.9:4000");
+        assert_eq!(
+            l.accept(caller, now + Duration::from_millis(5)),
+            Verdict::Latched {
+                replaced: Some(injector)
+            }
+        );
+        // Once the SDP's own address holds it, nothing displaces it live.
+        assert_eq!(
+            l.accept(injector, now + Duration::from_millis(10)),
+            Verdict::Rejected
+        );
+        assert_eq!(l.target(), Some(caller));
+    }
+
+    #[test]
+    fn another_source_is_learnt_after_the_latched_one_falls_silent() {
+        let now = t0();
+        let mut l = Latch::new(Duration::from_secs(2));
+        l.resignal(Some(addr("10.0.0.5:4000")));
+        l.allow(vec!["203.0.113.9".parse().unwrap()]);
+        let first = addr("203.0.113.9:61000");
+        let rebound = addr("203.0.113.9:61002");
+        l.accept(first, now);
+        assert_eq!(
+            l.accept(rebound, now + Duration::from_millis(1999)),
+            Verdict::Rejected,
+            "not yet silent for the window"
+        );
+        // The NAT rebinds: the old port has been silent for 2 s.
+        assert_eq!(
+            l.accept(rebound, now + Duration::from_secs(2)),
+            Verdict::Latched {
+                replaced: Some(first)
+            }
+        );
         assert_eq!(l.target(), Some(rebound));
-        assert!(!l.accept(stranger));
+        assert_eq!(
+            l.accept(first, now + Duration::from_millis(2020)),
+            Verdict::Rejected
+        );
+        // Even silent, a stranger's IP cannot re-learn.
+        assert_eq!(
+            l.accept(addr("198.51.100.1:5000"), now + Duration::from_secs(10)),
+            Verdict::Rejected
+        );
+        assert_eq!(l.target(), Some(rebound));
+    }
+
+    #[test]
+    fn a_new_sdp_address_re_arms_the_latch_at_once() {
+        let now = t0();
+        let mut l = caller_latch();
+        l.accept(addr("203.0.113.9:4000"), now);
+        // A re-INVITE moves the media to another port of the same host.
+        let moved = addr("203.0.113.9:5000");
+        l.resignal(Some(moved));
+        assert_eq!(l.latched(), None);
+        assert_eq!(l.target(), Some(moved), "send to the new SDP address");
+        assert_eq!(
+            l.accept(moved, now + Duration::from_millis(20)),
+            Verdict::Latched { replaced: None }
+        );
+        assert_eq!(
+            l.accept(addr("203.0.113.9:4000"), now + Duration::from_millis(40)),
+            Verdict::Rejected,
+            "the old port is no longer the leg's"
+        );
+    }
+
+    #[test]
+    fn without_allowed_addresses_the_first_sender_latches() {
+        let now = t0();
+        let mut l = Latch::default();
+        l.resignal(Some(addr("10.0.0.5:4000")));
+        let nat = addr("203.0.113.9:61000");
+        assert_eq!(l.accept(nat, now), Verdict::Latched { replaced: None });
+        assert_eq!(
+            l.accept(addr("198.51.100.1:5000"), now + Duration::from_secs(1)),
+            Verdict::Rejected
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ use super::g711::{Codec, SAMPLES_PER_FRAME};
 use super::mixer::{Frame, Mixer, PartyId};
 use super::prompt::{Pacer, Playlist};
 use super::recorder::Recorder;
-use super::rtp::{Latch, MediaSocket, Rewriter, Silence, Source, inspect, packet, restamp};
+use super::rtp::{
+    Latch, MediaSocket, RELEARN_AFTER, Rewriter, RtpInfo, Silence, Source, Verdict, inspect,
+    packet, restamp,
+};
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -52,9 +55,11 @@ pub enum Command {
         /// Whether the far end sends to us (not on hold): only then is its
         /// silence a media time-out.
         expect: bool,
-        /// The addresses the leg's RTP may come from (its SDP address and
-        /// its SIP peer's): a stranger who guesses the port cannot take
-        /// the stream over. Empty: the first sender (tests).
+        /// The IPs the leg's RTP may come from (its SDP address and its
+        /// SIP peer's): when the SDP address itself sends nothing (NAT),
+        /// the first packet from one of these latches the leg, and a
+        /// stranger who guesses the port is refused. Empty: the first
+        /// sender (tests). A changed `addr` re-arms the latch.
         allowed: Vec<IpAddr>,
     },
     /// Play to one leg (instead of what the mode would send it).
@@ -130,6 +135,8 @@ struct Leg {
     /// Our own counters for frames we generate (prompts, mixed audio).
     local_seq: u16,
     local_ts: u32,
+    /// Packets refused by the latch, for the log.
+    rejected: u64,
 }
 
 impl Leg {
@@ -145,19 +152,59 @@ impl Leg {
 pub struct Counters {
     pub received: Option<prometheus::IntCounter>,
     pub sent: Option<prometheus::IntCounter>,
+    /// Packets refused because they did not come from the leg's latched
+    /// source (injected or stray RTP); not counted as received.
+    pub rejected: Option<prometheus::IntCounter>,
+}
+
+/// How a session runs.
+#[derive(Clone)]
+pub struct Settings {
+    /// Silence from an answered, two-way leg that ends it.
+    pub media_timeout: Duration,
+    /// Silence from a leg's latched RTP source after which another source
+    /// may latch ([`Latch`]).
+    pub relearn_after: Duration,
+    pub counters: Counters,
+}
+
+impl Settings {
+    pub fn new(media_timeout: Duration) -> Self {
+        Settings {
+            media_timeout,
+            relearn_after: RELEARN_AFTER,
+            counters: Counters::default(),
+        }
+    }
 }
 
 /// Starts a session over `sockets` (one per leg).
 pub fn start(sockets: Vec<MediaSocket>, media_timeout: Duration) -> SessionHandle {
-    start_counted(sockets, media_timeout, Counters::default())
+    start_with(sockets, Settings::new(media_timeout))
 }
 
-/// [`start`], counting packets in and out.
+/// [`start`], counting packets in, out and refused.
 pub fn start_counted(
     sockets: Vec<MediaSocket>,
     media_timeout: Duration,
     counters: Counters,
 ) -> SessionHandle {
+    start_with(
+        sockets,
+        Settings {
+            counters,
+            ..Settings::new(media_timeout)
+        },
+    )
+}
+
+/// Starts a session over `sockets` (one per leg) with `settings`.
+pub fn start_with(sockets: Vec<MediaSocket>, settings: Settings) -> SessionHandle {
+    let Settings {
+        media_timeout,
+        relearn_after,
+        counters,
+    } = settings;
     let locals = sockets.iter().map(MediaSocket::local).collect();
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let (ev_tx, ev_rx) = mpsc::channel(32);
@@ -168,7 +215,7 @@ pub fn start_counted(
             let r = random_u32();
             Leg {
                 socket,
-                latch: Latch::default(),
+                latch: Latch::new(relearn_after),
                 rewriter: Rewriter::new(random_u32(), r as u16, r.rotate_left(16)),
                 codec: Codec::Pcmu,
                 payload_type: Codec::Pcmu.payload_type(),
@@ -185,6 +232,7 @@ pub fn start_counted(
                 recorder: None,
                 local_seq: 0,
                 local_ts: 0,
+                rejected: 0,
             }
         })
         .collect();
@@ -246,10 +294,7 @@ async fn run(
         turn = turn.wrapping_add(1);
         let now = Instant::now();
         if let Some((i, n, from)) = received {
-            if let Some(c) = &counters.received {
-                c.inc();
-            }
-            on_packet(
+            let accepted = on_packet(
                 i,
                 n,
                 from,
@@ -261,6 +306,14 @@ async fn run(
                 &mut outbox,
                 now,
             );
+            let counter = if accepted {
+                &counters.received
+            } else {
+                &counters.rejected
+            };
+            if let Some(c) = counter {
+                c.inc();
+            }
         }
         // Prompts due now.
         for (i, leg) in legs.iter_mut().enumerate() {
@@ -378,7 +431,9 @@ fn apply(
             allowed,
         } => {
             if let Some(l) = legs.get_mut(leg) {
-                if l.latch.signalled != addr {
+                // Only a moved address re-arms the latch: a re-INVITE that
+                // keeps it (hold, resume) keeps the learnt source.
+                if l.latch.signalled() != addr {
                     l.latch.resignal(addr);
                 }
                 l.latch.allow(allowed);
@@ -440,6 +495,9 @@ fn apply(
     }
 }
 
+/// Handles one packet that arrived on leg `i`. Returns false when the
+/// leg's latch refused it (not from the leg's source): it is dropped, and
+/// counted as rejected rather than received.
 #[allow(clippy::too_many_arguments)]
 fn on_packet(
     i: usize,
@@ -452,15 +510,62 @@ fn on_packet(
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
     now: Instant,
-) {
+) -> bool {
     let bytes = &bufs[i][..n];
-    let Some(info) = inspect(bytes) else { return };
+    let Some(info) = inspect(bytes) else {
+        return true;
+    };
     let leg = &mut legs[i];
-    if !leg.active || !leg.latch.accept(from) {
-        return;
+    if !leg.active {
+        return true;
+    }
+    match leg.latch.accept(from, now) {
+        Verdict::Accepted => {}
+        Verdict::Latched { replaced: None } => {
+            tracing::debug!(leg = i, %from, "RTP source latched");
+        }
+        Verdict::Latched {
+            replaced: Some(old),
+        } => {
+            tracing::info!(leg = i, %from, %old, "RTP source re-learnt");
+        }
+        Verdict::Rejected => {
+            leg.rejected += 1;
+            // Logged at 1, 2, 4, 8, ... refused packets: a flood costs a
+            // handful of lines.
+            if leg.rejected.is_power_of_two() {
+                tracing::warn!(
+                    leg = i,
+                    %from,
+                    latched = ?leg.latch.latched(),
+                    rejected = leg.rejected,
+                    "RTP from another source than the leg's refused"
+                );
+            }
+            return false;
+        }
     }
     leg.silence.heard(now);
     leg.timed_out = false;
+    deliver(i, bytes, info, legs, mode, events, pcm, outbox, now);
+    true
+}
+
+/// Acts on an accepted packet from leg `i`: a key press, a recording, the
+/// relay or the mixer.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    i: usize,
+    bytes: &[u8],
+    info: RtpInfo,
+    legs: &mut [Leg],
+    mode: Mode,
+    events: &mpsc::Sender<Event>,
+    pcm: &mut Vec<i16>,
+    outbox: &mut Outbox,
+    now: Instant,
+) {
+    let leg = &mut legs[i];
     let payload = &bytes[info.payload_at..];
     if Some(info.payload_type) == leg.telephone_event {
         if let Some(digit) = leg
@@ -836,6 +941,125 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The security probe's attack: another port of the caller's IP floods
+    /// the caller's leg with audio of its own while the caller talks. The
+    /// seat hears the caller only, the injector hears nothing of the call,
+    /// and every injected packet is counted as rejected, none as received.
+    #[tokio::test]
+    async fn another_port_of_the_callers_ip_can_neither_inject_nor_listen() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 33_000, 33_100);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let counter = |name: &str| prometheus::IntCounter::new(name, name).unwrap();
+        let (received, sent, rejected) = (counter("rx"), counter("tx"), counter("rej"));
+        let session = start_counted(
+            vec![a, b],
+            Duration::from_secs(30),
+            Counters {
+                received: Some(received.clone()),
+                sent: Some(sent.clone()),
+                rejected: Some(rejected.clone()),
+            },
+        );
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let seat = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let injector = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (leg, s) in [(0, &caller), (1, &seat)] {
+            session.send(Command::Remote {
+                leg,
+                addr: Some(s.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+                payload_type: None,
+                expect: true,
+                // As the call machine sends it: the SDP's IP and the SIP
+                // peer's, here the same loopback address the injector has.
+                allowed: vec![ip],
+            });
+        }
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let locals = session.locals.clone();
+        let frame = |freq: f64, tick: usize| {
+            let mut ulaw = Vec::new();
+            Codec::Pcmu.encode(&tone(freq, 160, tick * 160), &mut ulaw);
+            ulaw
+        };
+        let mut said = Vec::new();
+        let mut seat_heard: Vec<Vec<u8>> = Vec::new();
+        let mut caller_heard = 0usize;
+        let mut buf = [0u8; 2048];
+        for tick in 0..50usize {
+            // The caller speaks first, so its first packet latches its leg.
+            let voice = frame(500.0, tick);
+            let p = packet(0, false, tick as u16, (tick * 160) as u32, 11, &voice);
+            caller.send_to(&p, locals[0]).await.unwrap();
+            said.push(voice);
+            let p = packet(
+                0,
+                false,
+                tick as u16,
+                (tick * 160) as u32,
+                22,
+                &frame(900.0, tick),
+            );
+            seat.send_to(&p, locals[1]).await.unwrap();
+            // 8 injected packets a tick: 400 in all.
+            for k in 0..8usize {
+                let n = tick * 8 + k;
+                let p = packet(0, false, n as u16, (n * 160) as u32, 33, &frame(1800.0, n));
+                injector.send_to(&p, locals[0]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(1), seat.recv(&mut buf)).await
+            {
+                let info = inspect(&buf[..n]).unwrap();
+                seat_heard.push(buf[info.payload_at..n].to_vec());
+            }
+            while let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(1), caller.recv(&mut buf)).await
+            {
+                caller_heard += 1;
+            }
+        }
+        let leak = tokio::time::timeout(Duration::from_millis(200), injector.recv(&mut buf)).await;
+        assert!(leak.is_err(), "the injector hears nothing of the call");
+        assert!(caller_heard > 0, "the caller hears the seat");
+        assert!(
+            seat_heard.len() >= 40,
+            "the seat heard {} packets",
+            seat_heard.len()
+        );
+        for payload in &seat_heard {
+            assert!(
+                said.contains(payload),
+                "the seat hears what the caller said, nothing else"
+            );
+        }
+        let mut pcm = Vec::new();
+        for payload in &seat_heard {
+            Codec::Pcmu.decode(payload, &mut pcm);
+        }
+        let power = |f: f64| goertzel_power(&pcm, f, 8000.0);
+        assert!(power(500.0) > 1e6, "the caller's tone: {}", power(500.0));
+        assert!(power(1800.0) < 1e5, "the injected tone: {}", power(1800.0));
+        for _ in 0..100 {
+            if rejected.get() >= 400 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(rejected.get(), 400, "every injected packet is refused");
+        assert_eq!(
+            received.get(),
+            100,
+            "the parties' packets, not the injector's"
+        );
     }
 
     #[tokio::test]
