@@ -668,9 +668,7 @@ impl Call {
                 leg.release(registrar, self.id);
             }
         }
-        for c in self.clients.iter_mut().filter(|c| c.peer == peer) {
-            c.on_transport_error(now);
-        }
+        self.fail_clients(|c| c.peer == peer, now);
         for sv in self.servers.iter_mut().filter(|s| s.peer == peer) {
             sv.on_transport_error(now);
         }
@@ -706,6 +704,82 @@ impl Call {
         self.settle(now);
         self.gc();
         std::mem::take(&mut self.out)
+    }
+
+    /// An ICMP error says nothing listens at `addr` (§18.4) — for some
+    /// datagram sent there, which one is not known, and an ICMP error is
+    /// easily forged. So only what still waits for its first answer from
+    /// there fails: a leg that has not answered even `100`, a request with
+    /// no response yet. An answered leg, a ringing one, and the caller's
+    /// leg are never ended by it.
+    pub fn on_unreachable(
+        &mut self,
+        addr: SocketAddr,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        let silent = |leg: &LegB| {
+            leg.peer.addr == addr
+                && !leg.peer.is_reliable()
+                && !leg.provisional
+                && !leg.answered
+                && !leg.tx.is_terminated()
+        };
+        for leg in &mut self.retired {
+            if silent(leg) && leg.tx.on_transport_error(now).is_some() {
+                leg.release(registrar, self.id);
+            }
+        }
+        self.fail_clients(
+            |c| {
+                c.peer.addr == addr
+                    && !c.peer.is_reliable()
+                    && matches!(
+                        c.state(),
+                        crate::sip::transaction::State::Calling
+                            | crate::sip::transaction::State::Trying
+                    )
+            },
+            now,
+        );
+        if self.phase == Phase::Setup
+            && let Some(b) = &mut self.b
+            && silent(b)
+            && !b.cancelled
+            && b.tx.on_transport_error(now).is_some()
+        {
+            tracing::info!(call = self.id, to = %addr, "target unreachable (ICMP); trying the next");
+            self.on_b_failure(
+                503,
+                "Service Unavailable (target unreachable)",
+                registrar,
+                now,
+            );
+        }
+        self.settle(now);
+        self.gc();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Ends the client transactions `which` selects at a transport error;
+    /// a relayed request's sender is answered `503` rather than left
+    /// waiting (§8.1.3.1).
+    fn fail_clients(&mut self, which: impl Fn(&Client) -> bool, now: Instant) {
+        for i in 0..self.clients.len() {
+            if !which(&self.clients[i]) || self.clients[i].is_terminated() {
+                continue;
+            }
+            self.clients[i].on_transport_error(now);
+            if matches!(self.clients[i].purpose, Purpose::Relay { .. }) {
+                self.client_final(
+                    i,
+                    503,
+                    "Service Unavailable (the far end is unreachable)",
+                    None,
+                    now,
+                );
+            }
+        }
     }
 
     fn peer(&self, side: Side) -> Peer {
@@ -881,8 +955,12 @@ impl Call {
         self.out.push(Output::Bind(call_id.clone()));
         self.out.push(Output::Send(peer, bytes.clone()));
         let tx = ClientInvite::new(bytes, reliability(peer), self.settings.timers, now);
+        // A trunk rings for the caller's whole patience, unless other
+        // targets follow it (an alternate, a sub-centre's fallback to the
+        // 12345 seats): then it has a seat's ring, and they get their turn.
         let ring = match target {
             Target::Seat { .. } => self.settings.seat_ring,
+            Target::Trunk { .. } if !self.targets.is_empty() => self.settings.seat_ring,
             Target::Trunk { .. } => self.settings.max_ring,
         };
         self.b = Some(LegB {
@@ -2034,6 +2112,13 @@ impl Server {
 }
 
 impl Client {
+    fn state(&self) -> crate::sip::transaction::State {
+        match &self.tx {
+            ClientTx::Invite(t) => t.state(),
+            ClientTx::NonInvite(t) => t.state(),
+        }
+    }
+
     fn on_transport_error(&mut self, now: Instant) {
         let _ = match &mut self.tx {
             ClientTx::Invite(t) => t.on_transport_error(now),

@@ -2267,3 +2267,33 @@ fn a_failing_sub_centre_falls_back_to_the_12345_seats_with_a_prompt() {
     let sent = run.recv(&seat_ok(&seat_invite), seat_peer(1));
     one(responses(&sent, 200), "answered by the 12345 seat");
 }
+
+#[test]
+fn an_icmp_error_fails_only_what_has_not_answered_yet() {
+    // An answered call: ICMP naming the caller's or the seat's address
+    // (stale, or forged) changes nothing.
+    let (mut run, _invite, _ok) = answered();
+    let now = run.now;
+    for addr in [caller().addr, seat_peer(1).addr] {
+        let out = run.call.on_unreachable(addr, &run.reg, now);
+        let sent = run.take(out, now);
+        assert!(sent.is_empty(), "{:?}", summary(&sent));
+    }
+    assert_eq!(run.call.outcome(), None);
+
+    // A ringing seat (it sent 180) is not dropped either; a silent one is.
+    let (mut run, sent) = Run::seats(2, settings());
+    let first = one(requests(&sent, Method::Invite), "INVITE to 8001")
+        .msg
+        .clone();
+    run.recv(&seat_reply(&first, 180, "Ringing"), seat_peer(1));
+    let now = run.now;
+    let out = run.call.on_unreachable(seat_peer(1).addr, &run.reg, now);
+    assert!(requests(&run.take(out, now), Method::Invite).is_empty());
+    let (mut run, _) = Run::seats(2, settings());
+    let now = run.now;
+    let out = run.call.on_unreachable(seat_peer(1).addr, &run.reg, now);
+    let sent = run.take(out, now);
+    let next = one(requests(&sent, Method::Invite), "INVITE to 8002");
+    assert_eq!(next.peer, seat_peer(2));
+}

@@ -43,12 +43,6 @@ enum Event {
     Terminate,
 }
 
-/// `Retry-After` on the 503 of an emergency call no trunk took: short,
-/// since a carrier may also hold back its other calls to us that long
-/// (RFC 3261 §21.5.4), and our trunks' probes notice a recovery within
-/// seconds.
-const EMERGENCY_RETRY_AFTER: u32 = 5;
-
 pub struct Engine {
     table: SharedTable,
     metrics: Arc<Metrics>,
@@ -192,6 +186,12 @@ impl Engine {
                 let now = Instant::now();
                 let table = engine.table.guard().clone();
                 if table_seen.as_ref().is_none_or(|t| !Arc::ptr_eq(t, &table)) {
+                    // A trunk gone from the table leaves no stale series.
+                    for old in table_seen.iter().flat_map(|t| t.trunks.iter()) {
+                        if table.trunk(&old.id).is_none() {
+                            let _ = engine.metrics.trunk_up.remove_label_values(&[&old.id]);
+                        }
+                    }
                     engine
                         .lock_trunks()
                         .reconfigure(&table.trunks, probe_policy(&table), now);
@@ -369,7 +369,8 @@ impl Engine {
         }
         let Some(method) = msg.method().cloned() else {
             if call_id.starts_with(PROBE_CALL_ID_PREFIX) {
-                let change = self.lock_trunks().on_response(call_id.as_str());
+                let code = msg.code().unwrap_or(0);
+                let change = self.lock_trunks().on_response(call_id.as_str(), code);
                 if let Some(change) = change {
                     self.trunk_changed(&change);
                 }
@@ -489,13 +490,13 @@ impl Engine {
                 .iter()
                 .any(|t| matches!(t, Target::Seat { id } if self.registrar.is_registered(id, now)))
         {
-            let who = match targets.as_slice() {
-                [Target::Seat { id }] if seat.is_some() => format!("seat {id} is"),
-                _ => format!("no seat for {line} is"),
+            let why = match targets.as_slice() {
+                [Target::Seat { id }] if seat.is_some() => format!("seat {id} is not logged in"),
+                _ => format!("no seat for {line} is logged in"),
             };
             (
                 480,
-                format!("Temporarily Unavailable ({who} logged in)"),
+                format!("Temporarily Unavailable ({why})"),
                 Outcome::Unavailable,
             )
         } else {
@@ -516,7 +517,7 @@ impl Engine {
             seat_ring: table.sip.seat_ring,
             max_ring: table.sip.max_ring,
             response_timeout: table.sip.response_timeout,
-            retry_after: (kind == Kind::Emergency).then_some(EMERGENCY_RETRY_AFTER),
+            retry_after: (kind == Kind::Emergency).then_some(table.sip.emergency_retry_after),
             media: None,
         };
         let early = self.early_media(&decision);
@@ -775,7 +776,7 @@ impl Engine {
                         out = call.on_message(msg, peer, &self.registrar, Instant::now())
                     }
                     Some(Event::Unreachable(addr)) => {
-                        out = call.on_transport_error(Peer::udp(addr), &self.registrar, Instant::now())
+                        out = call.on_unreachable(addr, &self.registrar, Instant::now())
                     }
                     Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
                     None => break,

@@ -180,13 +180,21 @@ impl TrunkMonitor {
         (probes, changes)
     }
 
-    /// An answer to the probe with this Call-ID.
-    pub fn on_response(&mut self, call_id: &str) -> Option<Change> {
-        let t = self
+    /// An answer (final response `code`) to the probe with this Call-ID.
+    /// A `5xx`/`6xx` is a failure: an SBC out of service says `503`.
+    pub fn on_response(&mut self, call_id: &str, code: u16) -> Option<Change> {
+        let i = self
             .trunks
-            .iter_mut()
-            .find(|t| t.outstanding.as_ref().is_some_and(|o| o.0 == call_id))?;
-        t.outstanding = None;
+            .iter()
+            .position(|t| t.outstanding.as_ref().is_some_and(|o| o.0 == call_id))?;
+        if (100..200).contains(&code) {
+            return None;
+        }
+        self.trunks[i].outstanding = None;
+        if code >= 500 {
+            return self.failed(i, "refuses OPTIONS with 5xx/6xx");
+        }
+        let t = &mut self.trunks[i];
         t.failures = 0;
         if t.up {
             return None;
@@ -319,12 +327,18 @@ mod tests {
         // Still probed while down; one answer brings it back.
         let (probes, _) = m.poll(t0 + Duration::from_secs(20));
         assert_eq!(probes.len(), 1);
-        assert_eq!(m.on_response("someone else's"), None);
-        let change = m.on_response(&probes[0].call_id).expect("a change");
-        assert!(change.up);
+        assert_eq!(m.on_response("someone else's", 200), None);
+        let change = m.on_response(&probes[0].call_id, 404).expect("a change");
+        assert!(change.up, "any SIP answer but 5xx/6xx means it listens");
         assert!(m.is_up("e"));
         // A late duplicate answer changes nothing.
-        assert_eq!(m.on_response(&probes[0].call_id), None);
+        assert_eq!(m.on_response(&probes[0].call_id, 200), None);
+        // An SBC out of service answers 503: a failure.
+        let (probes, _) = m.poll(t0 + Duration::from_secs(30));
+        assert_eq!(m.on_response(&probes[0].call_id, 503), None, "one of two");
+        let (probes, _) = m.poll(t0 + Duration::from_secs(40));
+        let down = m.on_response(&probes[0].call_id, 503).expect("down");
+        assert!(!down.up);
     }
 
     #[test]
@@ -334,7 +348,7 @@ mod tests {
         m.poll(t0);
         m.poll(t0 + Duration::from_secs(5)); // one failure
         let (p, _) = m.poll(t0 + Duration::from_secs(10));
-        m.on_response(&p[0].call_id);
+        m.on_response(&p[0].call_id, 200);
         m.poll(t0 + Duration::from_secs(20));
         let (_, changes) = m.poll(t0 + Duration::from_secs(25));
         assert!(changes.is_empty(), "one failure after an answer: still up");

@@ -87,6 +87,9 @@ pub struct RawSip {
     pub trunk_probe_interval_seconds: Option<S<u64>>,
     #[serde(default)]
     pub trunk_probe_failures: Option<S<u64>>,
+    /// `Retry-After` on the 503 of an emergency call no trunk took.
+    #[serde(default)]
+    pub emergency_retry_after_seconds: Option<S<u64>>,
     /// Contacts one seat may register at once (the oldest give way).
     #[serde(default)]
     pub max_contacts_per_seat: Option<S<u64>>,

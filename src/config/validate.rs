@@ -1350,6 +1350,13 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         "trunk_probe_interval_seconds",
     );
     let probe_failures = ms(&raw.trunk_probe_failures, 2, 1, 100, "trunk_probe_failures");
+    let emergency_retry_after = ms(
+        &raw.emergency_retry_after_seconds,
+        0,
+        0,
+        3_600,
+        "emergency_retry_after_seconds",
+    );
     let max_contacts = ms(
         &raw.max_contacts_per_seat,
         10,
@@ -1357,6 +1364,21 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         100,
         "max_contacts_per_seat",
     );
+    if response_timeout < 2 * t1 {
+        ok = false;
+        let span = raw
+            .response_timeout_ms
+            .as_ref()
+            .or(raw.t1_ms.as_ref())
+            .map_or(0..0, |v| v.span());
+        r.error(
+            span,
+            format!(
+                "response_timeout_ms = {response_timeout} is shorter than two T1 ({}): one lost datagram would skip a live target",
+                2 * t1
+            ),
+        );
+    }
     if t2 < t1 {
         ok = false;
         let span = raw
@@ -1412,6 +1434,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         response_timeout: Duration::from_millis(response_timeout),
         allow_demo_passwords: raw.allow_demo_passwords.unwrap_or(false),
         max_contacts_per_seat: max_contacts as usize,
+        emergency_retry_after: emergency_retry_after as u32,
         probe_interval: (probe_interval > 0).then(|| Duration::from_secs(probe_interval)),
         probe_failures: probe_failures as u32,
     })

@@ -172,6 +172,10 @@ pub struct SipSettings {
     pub max_register_expires: u32,
     /// A target silent this long (no response at all) is given up.
     pub response_timeout: Duration,
+    /// `Retry-After` on the 503 of an emergency call no trunk took. A
+    /// carrier proxy holds back every request to us that long (RFC 3261
+    /// §21.5.4), so the default is 0: reroute this call, send the next.
+    pub emergency_retry_after: u32,
     /// Contacts one seat may have registered at once.
     pub max_contacts_per_seat: usize,
     /// Whether `serve` may listen beyond loopback with demo passwords.

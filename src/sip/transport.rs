@@ -149,7 +149,7 @@ impl Transport {
                             // says for which destination.
                             Err(e) => {
                                 tracing::debug!(error = %e, "udp receive error");
-                                for addr in icmp::drain(&socket) {
+                                for addr in icmp::drain(&socket).unreachable {
                                     sink.unreachable(addr);
                                 }
                             }
@@ -251,28 +251,30 @@ impl Transport {
                         tracing::debug!(to = %peer.addr, "udp send buffer full; message lost");
                         true
                     }
-                    Err(e) if icmp::is_pending_error(&e) => {
-                        // An earlier datagram's ICMP error, reported on this
-                        // send whatever its destination: tell who it was
-                        // for, then send this one again.
-                        let unreachable = icmp::drain(socket);
+                    Err(e) => {
+                        // Possibly an earlier datagram's ICMP error (any kind:
+                        // unreachable, too big, ...), reported on this send
+                        // whatever its destination: take the queued errors,
+                        // tell whom the unreachable ones were for, and send
+                        // this one again. Only its own failure counts.
+                        let drained = icmp::drain(socket);
                         if let Some(sink) = self.inner.sink.get() {
-                            for addr in &unreachable {
+                            for addr in &drained.unreachable {
                                 sink.unreachable(*addr);
                             }
+                        }
+                        if drained.count == 0 && !icmp::is_pending_error(&e) {
+                            tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
+                            return false;
                         }
                         match socket.try_send_to(&bytes, peer.addr) {
                             Ok(_) => true,
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
                             Err(e) => {
                                 tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
-                                !unreachable.contains(&peer.addr) && !icmp::is_pending_error(&e)
+                                false
                             }
                         }
-                    }
-                    Err(e) => {
-                        tracing::debug!(to = %peer.addr, error = %e, "udp send failed");
-                        false
                     }
                 }
             }
@@ -303,6 +305,15 @@ fn deliver(sink: &dyn Sink, bytes: Bytes, peer: Peer) {
     if outcome.is_err() {
         tracing::error!(from = %peer.addr, "message handling panicked; message dropped");
     }
+}
+
+/// What `icmp::drain` took from the socket's error queue.
+#[derive(Debug, Default)]
+struct Drained {
+    /// Errors taken, of any kind.
+    count: usize,
+    /// The destinations of those that say "unreachable".
+    unreachable: Vec<SocketAddr>,
 }
 
 /// ICMP errors on the unconnected UDP socket. Linux reports them for such
@@ -348,10 +359,11 @@ mod icmp {
         )
     }
 
-    /// Takes every queued ICMP error; returns the destinations that are
-    /// unreachable (port, host or network), at most 64 at a time.
-    pub fn drain(socket: &UdpSocket) -> Vec<SocketAddr> {
-        let mut out = Vec::new();
+    /// Takes every queued ICMP error (at most 64 at a time): how many,
+    /// and the destinations they say are unreachable (port, host or
+    /// network).
+    pub fn drain(socket: &UdpSocket) -> super::Drained {
+        let mut out = super::Drained::default();
         for _ in 0..64 {
             let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             let mut data = [0u8; 64];
@@ -379,10 +391,11 @@ mod icmp {
             if n < 0 {
                 break;
             }
+            out.count += 1;
             if unreachable_errno(&msg)
                 && let Some(addr) = sockaddr(&name)
             {
-                out.push(addr);
+                out.unreachable.push(addr);
             }
         }
         out
@@ -460,7 +473,7 @@ mod icmp {
             socket.send_to(b"OPTIONS", closed).await.unwrap();
             let mut found = Vec::new();
             for _ in 0..100 {
-                found = drain(&socket);
+                found = drain(&socket).unreachable;
                 if !found.is_empty() {
                     break;
                 }
@@ -475,7 +488,6 @@ mod icmp {
 /// time-outs only.
 #[cfg(not(target_os = "linux"))]
 mod icmp {
-    use std::net::SocketAddr;
     use tokio::net::UdpSocket;
 
     pub fn enable(_: &UdpSocket) -> std::io::Result<()> {
@@ -486,8 +498,8 @@ mod icmp {
         false
     }
 
-    pub fn drain(_: &UdpSocket) -> Vec<SocketAddr> {
-        Vec::new()
+    pub fn drain(_: &UdpSocket) -> super::Drained {
+        super::Drained::default()
     }
 }
 
