@@ -1408,7 +1408,7 @@ fn a_vanished_seat_phone_is_passed_over_at_once() {
     assert!(
         gw.daemon
             .log_text()
-            .contains("target unreachable; trying the next"),
+            .contains("target unreachable (ICMP); trying the next"),
         "{}",
         gw.daemon.log_text()
     );

@@ -1337,11 +1337,17 @@ fn targets_for(
     line: &str,
     trunk_up: impl Fn(&str) -> bool,
 ) -> (Vec<Target>, (u16, String, Outcome)) {
-    // The trunk, then its alternates, each only while up.
+    // The trunk, then its alternates: those marked down are skipped while
+    // another is up; with all down, all are still tried in turn (a probe
+    // can be wrong, and an emergency call must not be refused on a guess).
     let trunk_chain = |t: &routing::Trunk, number: &str| -> Vec<Target> {
-        std::iter::once(t)
+        let chain: Vec<&routing::Trunk> = std::iter::once(t)
             .chain(t.alternates.iter().filter_map(|id| table.trunk(id)))
-            .filter(|t| trunk_up(&t.id))
+            .collect();
+        let any_up = chain.iter().any(|t| trunk_up(&t.id));
+        chain
+            .into_iter()
+            .filter(|t| !any_up || trunk_up(&t.id))
             .filter_map(|t| {
                 let addr = t.target?;
                 Some(Target::Trunk {

@@ -207,26 +207,21 @@ impl TrunkMonitor {
         })
     }
 
-    /// An ICMP error for `addr`: every probed trunk there is down at once
-    /// (its probes bring it back). An unprobed trunk stays up: nothing
-    /// would tell us it had come back, and a call to it fails over on the
-    /// ICMP error at once anyway.
+    /// An ICMP error for `addr`: one failure for every probed trunk there
+    /// (its probe, if one is out, has failed). Not "down" at once: an ICMP
+    /// error is easily forged, and names no datagram. An unprobed trunk
+    /// is left alone: nothing would tell us it had come back, and a call to
+    /// it fails over on the ICMP error at once anyway.
     pub fn on_unreachable(&mut self, addr: SocketAddr) -> Vec<Change> {
         let mut changes = Vec::new();
-        for t in self
-            .trunks
-            .iter_mut()
-            .filter(|t| t.probed && t.addr == Some(addr))
-        {
+        for i in 0..self.trunks.len() {
+            let t = &mut self.trunks[i];
+            if !(t.probed && t.addr == Some(addr)) {
+                continue;
+            }
             t.outstanding = None;
-            t.failures = t.failures.max(self.policy.failures);
-            if t.up {
-                t.up = false;
-                changes.push(Change {
-                    trunk: t.id.clone(),
-                    up: false,
-                    reason: "unreachable (ICMP)",
-                });
+            if let Some(c) = self.failed(i, "unreachable (ICMP)") {
+                changes.push(c);
             }
         }
         changes
@@ -356,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn icmp_marks_every_trunk_at_the_address_down_at_once() {
+    fn icmp_counts_as_a_failed_probe_for_the_probed_trunks_at_the_address() {
         let t0 = Instant::now();
         let mut m = TrunkMonitor::new(
             &[trunk("a", 5093, true), trunk("b", 5094, false)],
@@ -364,6 +359,9 @@ mod tests {
             1,
             t0,
         );
+        // Two failures mark it down (the policy); an ICMP error is one.
+        let changes = m.on_unreachable(SocketAddr::from(([127, 0, 0, 1], 5093)));
+        assert!(changes.is_empty() && m.is_up("a"));
         let changes = m.on_unreachable(SocketAddr::from(([127, 0, 0, 1], 5093)));
         assert_eq!(changes.len(), 1);
         assert!(!m.is_up("a"));
@@ -383,6 +381,7 @@ mod tests {
     fn unprobed_trunks_are_never_polled_and_a_reload_keeps_state_by_id() {
         let t0 = Instant::now();
         let mut m = TrunkMonitor::new(&[trunk("a", 5093, true)], policy(), 1, t0);
+        m.on_unreachable(SocketAddr::from(([127, 0, 0, 1], 5093)));
         m.on_unreachable(SocketAddr::from(([127, 0, 0, 1], 5093)));
         m.reconfigure(
             &[trunk("a", 5093, true), trunk("n", 5095, true)],
