@@ -289,49 +289,129 @@ fn refuse(reason: &'static str) -> ParseError {
 /// too large or its Content-Length is unusable (the connection must close:
 /// framing is lost). Leading CRLFs (RFC 5626 keepalives) count as a frame of
 /// their own so the caller can skip them.
+///
+/// This looks at the whole buffer every time; a connection that receives
+/// its frames a piece at a time uses a [`Framer`], which gives the same
+/// answers but looks at each byte only once.
 pub fn frame_length(buf: &[u8]) -> Result<Option<usize>, &'static str> {
-    let keepalive = buf
-        .iter()
-        .take_while(|b| matches!(b, b'\r' | b'\n'))
-        .count();
-    if keepalive > 0 {
-        return Ok(Some(keepalive));
-    }
-    let Some(head_end) = find_head_end(buf) else {
-        return if buf.len() > MAX_MESSAGE_SIZE {
-            Err("message head exceeds the size limit")
-        } else {
-            Ok(None)
-        };
-    };
-    let head = &buf[..head_end];
-    let mut length = None;
-    for line in head.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = trim_bytes(&line[..colon]);
-        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            let value = std::str::from_utf8(trim_bytes(&line[colon + 1..]))
-                .map_err(|_| "Content-Length is not a number")?;
-            let n = value
-                .parse::<usize>()
-                .map_err(|_| "Content-Length is not a number")?;
-            if length.is_some_and(|l| l != n) {
-                return Err("Content-Length given twice with different values");
-            }
-            length = Some(n);
+    Framer::default().frame_length(buf)
+}
+
+/// [`frame_length`] for one stream, remembering what it has already read
+/// of the frame being received: how far the search for the blank line
+/// ending the head got, and, once the head is whole, the frame's length.
+/// A peer trickling a 64 KB head a byte at a time so costs 64 KB of
+/// scanning, not 64 KB on every byte (2 GB).
+///
+/// Use it on a buffer that only grows at its end between calls, and from
+/// which the caller removes the first `len` bytes whenever it answers
+/// `Ok(Some(len))`; the framer then starts afresh on the next frame.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// The blank line starts at no `\n` before this index.
+    searched: usize,
+    /// The frame's total length, once its head is whole.
+    total: Option<usize>,
+    /// Bytes looked at so far, over every frame: the work done, for tests
+    /// (and anyone curious) to check it stays proportional to the input.
+    examined: u64,
+}
+
+impl Framer {
+    /// The buffered stream's first frame: as [`frame_length`].
+    pub fn frame_length(&mut self, buf: &[u8]) -> Result<Option<usize>, &'static str> {
+        let found = self.find(buf);
+        if let Ok(Some(_)) = found {
+            self.searched = 0;
+            self.total = None;
         }
+        found
     }
-    // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
-    let length = length.ok_or("Content-Length is missing on a stream")?;
-    // Checked before adding: a huge length must not wrap around.
-    if length > MAX_MESSAGE_SIZE || head_end + length > MAX_MESSAGE_SIZE {
-        return Err("message exceeds the size limit");
+
+    /// How many bytes this framer has looked at, over all its frames.
+    pub fn bytes_examined(&self) -> u64 {
+        self.examined
     }
-    let total = head_end + length;
-    Ok((buf.len() >= total).then_some(total))
+
+    fn find(&mut self, buf: &[u8]) -> Result<Option<usize>, &'static str> {
+        if let Some(total) = self.total {
+            return Ok((buf.len() >= total).then_some(total));
+        }
+        if self.searched == 0 {
+            let keepalive = buf
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+            self.examined += (keepalive + 1).min(buf.len()) as u64;
+            if keepalive > 0 {
+                return Ok(Some(keepalive));
+            }
+        }
+        let Some(head_end) = self.find_head_end(buf) else {
+            return if buf.len() > MAX_MESSAGE_SIZE {
+                Err("message head exceeds the size limit")
+            } else {
+                Ok(None)
+            };
+        };
+        let head = &buf[..head_end];
+        // Read once per frame, when the head completes.
+        self.examined += head.len() as u64;
+        let mut length = None;
+        for line in head.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = trim_bytes(&line[..colon]);
+            if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+                let value = std::str::from_utf8(trim_bytes(&line[colon + 1..]))
+                    .map_err(|_| "Content-Length is not a number")?;
+                let n = value
+                    .parse::<usize>()
+                    .map_err(|_| "Content-Length is not a number")?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("Content-Length given twice with different values");
+                }
+                length = Some(n);
+            }
+        }
+        // RFC 3261 §18.3: on a stream, Content-Length is mandatory.
+        let length = length.ok_or("Content-Length is missing on a stream")?;
+        // Checked before adding: a huge length must not wrap around.
+        if length > MAX_MESSAGE_SIZE || head_end + length > MAX_MESSAGE_SIZE {
+            return Err("message exceeds the size limit");
+        }
+        let total = head_end + length;
+        self.total = Some(total);
+        Ok((buf.len() >= total).then_some(total))
+    }
+
+    /// [`find_head_end`], resumed where the last call stopped: each byte
+    /// is looked at once, but for the last `\n` (and the `\r` after it)
+    /// when the buffer ends too soon to tell whether the blank line
+    /// follows.
+    fn find_head_end(&mut self, buf: &[u8]) -> Option<usize> {
+        let mut i = self.searched;
+        while let Some(p) = memchr(b'\n', &buf[i..]) {
+            let nl = i + p;
+            let rest = &buf[nl + 1..];
+            self.examined += (p + 1 + rest.len().min(2)) as u64;
+            match rest {
+                [b'\n', ..] => return Some(nl + 2),
+                [b'\r', b'\n', ..] => return Some(nl + 3),
+                // Too near the end to tell: this `\n` again next time.
+                [] | [b'\r'] => {
+                    self.searched = nl;
+                    return None;
+                }
+                _ => i = nl + 1,
+            }
+        }
+        self.examined += (buf.len() - i) as u64;
+        self.searched = buf.len();
+        None
+    }
 }
 
 fn trim_bytes(b: &[u8]) -> &[u8] {
@@ -1252,6 +1332,180 @@ mod tests {
         let ok = "OPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\nab";
         assert_eq!(frame_length(ok.as_bytes()), Ok(Some(ok.len())));
         assert_eq!(frame_length(&ok.as_bytes()[..ok.len() - 1]), Ok(None));
+    }
+
+    /// `frame_length` as it was before [`Framer`]: the whole buffer read
+    /// on every call. The oracle the framer must agree with.
+    fn frame_length_before(buf: &[u8]) -> Result<Option<usize>, &'static str> {
+        let keepalive = buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if keepalive > 0 {
+            return Ok(Some(keepalive));
+        }
+        let Some(head_end) = find_head_end(buf) else {
+            return if buf.len() > MAX_MESSAGE_SIZE {
+                Err("message head exceeds the size limit")
+            } else {
+                Ok(None)
+            };
+        };
+        let mut length = None;
+        for line in buf[..head_end].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = trim_bytes(&line[..colon]);
+            if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+                let value = std::str::from_utf8(trim_bytes(&line[colon + 1..]))
+                    .map_err(|_| "Content-Length is not a number")?;
+                let n = value
+                    .parse::<usize>()
+                    .map_err(|_| "Content-Length is not a number")?;
+                if length.is_some_and(|l| l != n) {
+                    return Err("Content-Length given twice with different values");
+                }
+                length = Some(n);
+            }
+        }
+        let length = length.ok_or("Content-Length is missing on a stream")?;
+        if length > MAX_MESSAGE_SIZE || head_end + length > MAX_MESSAGE_SIZE {
+            return Err("message exceeds the size limit");
+        }
+        let total = head_end + length;
+        Ok((buf.len() >= total).then_some(total))
+    }
+
+    /// Streams to frame: every input of the framing tests, pipelined
+    /// messages with bodies and keepalives between, bare-LF heads, `\n\r`
+    /// that is not a blank line, and each way framing breaks.
+    fn framing_streams() -> Vec<Vec<u8>> {
+        let huge = format!(
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX - 20
+        );
+        let options = String::from_utf8(request("OPTIONS sip:h SIP/2.0", "")).unwrap();
+        let invite = "INVITE sip:1@h SIP/2.0\r\nl: 5\r\nContent-Length :  5 \r\n\r\nv=0\r\n";
+        let mut streams: Vec<Vec<u8>> = [
+            huge.as_str(),
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\nl: 5\r\n\r\n",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\nab",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\na",
+            "OPTIONS sip:a SIP/2.0\nl: 3\n\nabcOPTIONS sip:b SIP/2.0\nl: 0\n\n",
+            "OPTIONS sip:a SIP/2.0\r\nX: a\n\rb\r\nl: 1\r\n\r\nz\r\n\r\n",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: x\r\n\r\n",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: \u{e9}\r\n\r\n",
+            "OPTIONS sip:a SIP/2.0\r\nContent-Length: 70000\r\n\r\n",
+            "\r\n\r\n\n\r",
+            "",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        streams.push(format!("\r\n{options}\r\n\r\n{invite}{options}\n").into_bytes());
+        streams.push(format!("{invite}{invite}\r\n{options}{options}").into_bytes());
+        streams
+    }
+
+    /// Frames `stream` arriving in `chunks`, as the TCP reader does: after
+    /// each chunk, every whole frame is cut off. Each answer is checked
+    /// against the oracle on the same buffer. Returns the messages (the
+    /// frames but keepalives, which come in as many pieces as the CRLFs
+    /// arrived in), and the error that ended framing if one did.
+    fn frame_in_chunks<'a>(
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Vec<u8>>, Option<&'static str>, Framer) {
+        let mut framer = Framer::default();
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            loop {
+                let got = framer.frame_length(&buf);
+                assert_eq!(
+                    got,
+                    frame_length_before(&buf),
+                    "on {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+                match got {
+                    Ok(Some(n)) => {
+                        let frame: Vec<u8> = buf.drain(..n).collect();
+                        if !frame.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                            frames.push(frame);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e), framer),
+                }
+            }
+        }
+        (frames, None, framer)
+    }
+
+    #[test]
+    fn the_framer_cuts_streams_as_before_however_they_are_split() {
+        let (mut messages, mut errors) = (0, 0);
+        for stream in framing_streams() {
+            let whole = frame_in_chunks([stream.as_slice()]);
+            let (frames, error) = (whole.0, whole.1);
+            for cut in 0..=stream.len() {
+                let (a, b) = stream.split_at(cut);
+                let split = frame_in_chunks([a, b]);
+                assert_eq!((&split.0, split.1), (&frames, error), "cut at {cut}");
+            }
+            let trickled = frame_in_chunks(stream.chunks(1));
+            assert_eq!((&trickled.0, trickled.1), (&frames, error));
+            messages += frames.len();
+            errors += usize::from(error.is_some());
+        }
+        assert_eq!((messages, errors), (12, 5));
+    }
+
+    #[test]
+    fn trickled_bytes_are_each_looked_at_a_bounded_number_of_times() {
+        // A head with many short lines (many `\n` to look past), trickled a
+        // byte at a time, sizes doubling: the work doubles with them.
+        let head = |lines: usize| {
+            let mut h = b"OPTIONS sip:a SIP/2.0\r\n".to_vec();
+            h.extend(b"X: y\r\n".repeat(lines));
+            h.extend(b"Content-Length: 0\r\n\r\n");
+            h
+        };
+        let mut work = Vec::new();
+        for lines in [500, 1000, 2000, 4000] {
+            let h = head(lines);
+            let mut framer = Framer::default();
+            for end in 1..=h.len() {
+                let got = framer.frame_length(&h[..end]).unwrap();
+                assert_eq!(got, (end == h.len()).then_some(h.len()));
+            }
+            let examined = framer.bytes_examined();
+            assert!(examined <= 4 * h.len() as u64, "{examined} for {}", h.len());
+            work.push(examined);
+        }
+        for pair in work.windows(2) {
+            assert!(pair[1] <= 2 * pair[0] + 64, "{work:?}");
+        }
+        // A head that never ends is refused at the size limit, having had
+        // each of its bytes looked at about once.
+        let mut framer = Framer::default();
+        let endless = b"OPTIONS sip:a SIP/2.0\r\n".repeat(MAX_MESSAGE_SIZE / 20);
+        let mut refused = None;
+        for end in 1..=endless.len() {
+            if let Err(e) = framer.frame_length(&endless[..end]) {
+                refused = Some((end, e));
+                break;
+            }
+        }
+        assert_eq!(
+            refused,
+            Some((MAX_MESSAGE_SIZE + 1, "message head exceeds the size limit"))
+        );
+        assert!(framer.bytes_examined() <= 3 * MAX_MESSAGE_SIZE as u64);
     }
 
     #[test]

@@ -3,20 +3,25 @@
 //! [`Sink`] with the [`Peer`] it came from, and [`Transport::send`] writes
 //! bytes back out. Parsing and every decision live above it.
 //!
-//! TCP frames are cut by Content-Length ([`super::message::frame_length`]);
+//! TCP frames are cut by Content-Length (a [`Framer`] per connection);
 //! a connection whose framing breaks is closed, since nothing after a bad
 //! length can be trusted (RFC 4475 `ncl`). Sends never wait: a full UDP
 //! buffer or a slow TCP peer loses that message (the transaction layer
 //! retransmits), never stalls the routing loop.
+//!
+//! A TCP peer cannot hold what others need ([`TcpLimits`]): connections are
+//! capped in all and per source address, and a connection must deliver
+//! whole messages in time — bytes that never complete one buy nothing.
 
-use super::message::{MAX_MESSAGE_SIZE, frame_length};
+use super::message::{Framer, MAX_MESSAGE_SIZE};
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util_shim::CancelOnDrop;
 
@@ -66,29 +71,105 @@ struct Inner {
     /// Told of ICMP errors found while sending.
     sink: std::sync::OnceLock<Arc<dyn Sink>>,
     tcp_local: Option<SocketAddr>,
+    limits: TcpLimits,
     connections: DashMap<u64, mpsc::Sender<Bytes>>,
+    /// Open connections per source (see [`source_of`]).
+    sources: DashMap<IpAddr, Source>,
+    /// Whether the global cap is refusing connections (logged once).
+    refusing_all: AtomicBool,
     next_conn: AtomicU64,
 }
 
 /// Per-connection outgoing queue: beyond this a slow peer loses messages.
 const TCP_QUEUE: usize = 256;
 
-/// Open TCP connections at most; more are closed at once, so idle sockets
-/// cannot exhaust file descriptors.
-const MAX_TCP_CONNECTIONS: usize = 4096;
+/// Connections the kernel queues for us to accept. `TcpListener::bind`
+/// asks for 128, which a burst of connects (a flood, or every phone after
+/// a restart) overflows: the kernel then drops SYNs, and a phone's SYN
+/// dropped waits a second or more to be sent again. We accept (or refuse)
+/// queued connections in microseconds, so a deep queue costs nothing.
+const LISTEN_BACKLOG: u32 = 1024;
 
-/// A connection must send its first message this soon...
-const FIRST_MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Binds a TCP listener as `TcpListener::bind` does (`SO_REUSEADDR`, so a
+/// restart need not wait out `TIME_WAIT`), with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
-/// ...and then something (a message or a CRLF keep-alive) at least this
-/// often. An hour covers the longest registration refresh we grant.
-const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// What a TCP peer may hold. The defaults suit a hotline: phones and
+/// trunks open a connection or two each and send whole messages at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Open connections at most; more are closed at once, so idle sockets
+    /// cannot exhaust file descriptors.
+    pub max_connections: usize,
+    /// Open connections from one source at most (an IPv4 address, an IPv6
+    /// /64), so that one host cannot take all of `max_connections`.
+    pub max_per_source: usize,
+    /// A connection must deliver its first whole message this soon after
+    /// it opens (keep-alives do not count)...
+    pub first_message: Duration,
+    /// ...each later message this soon after its first byte arrived (a
+    /// web server's header time-out)...
+    pub message: Duration,
+    /// ...and between messages send something (a message or a CRLF
+    /// keep-alive) at least this often. An hour covers the longest
+    /// registration refresh we grant over TCP.
+    pub idle: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 4096,
+            max_per_source: 64,
+            first_message: Duration::from_secs(10),
+            message: Duration::from_secs(10),
+            idle: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One source's open connections, and the ones refused since it reached
+/// the cap (its refusals are logged when they start and when they end).
+#[derive(Default)]
+struct Source {
+    open: usize,
+    refused: u64,
+}
+
+/// Whose share of the connections a peer uses: its IPv4 address, or its
+/// IPv6 /64 (one host commonly holds a whole /64, so counting single
+/// IPv6 addresses would cap nothing). An IPv4 peer seen on a dual-stack
+/// socket (`::ffff:a.b.c.d`) counts as its IPv4 address.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
 
 impl Transport {
-    /// Binds the sockets; [`Transport::run`] starts receiving.
+    /// Binds the sockets with the default [`TcpLimits`];
+    /// [`Transport::run`] starts receiving.
     pub async fn bind(
         udp: Option<SocketAddr>,
         tcp: Option<SocketAddr>,
+    ) -> std::io::Result<(Transport, Option<TcpListener>)> {
+        Transport::bind_with(udp, tcp, TcpLimits::default()).await
+    }
+
+    /// [`Transport::bind`] with the given limits on TCP peers.
+    pub async fn bind_with(
+        udp: Option<SocketAddr>,
+        tcp: Option<SocketAddr>,
+        limits: TcpLimits,
     ) -> std::io::Result<(Transport, Option<TcpListener>)> {
         let udp = match udp {
             Some(a) => {
@@ -101,7 +182,7 @@ impl Transport {
             None => None,
         };
         let listener = match tcp {
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(a) => Some(listen(a)?),
             None => None,
         };
         let tcp_local = match &listener {
@@ -114,7 +195,10 @@ impl Transport {
                     udp,
                     sink: std::sync::OnceLock::new(),
                     tcp_local,
+                    limits,
                     connections: DashMap::new(),
+                    sources: DashMap::new(),
+                    refusing_all: AtomicBool::new(false),
                     next_conn: AtomicU64::new(1),
                 }),
             },
@@ -163,14 +247,13 @@ impl Transport {
             tokio::spawn(async move {
                 loop {
                     match listener.accept().await {
-                        Ok((stream, from)) => {
-                            if this.inner.connections.len() >= MAX_TCP_CONNECTIONS {
-                                tracing::warn!(from = %from, "too many TCP connections; closing the new one");
-                                drop(stream);
-                                continue;
+                        Ok((stream, from)) => match this.inner.admit(from) {
+                            // Dropping the stream closes it.
+                            None => drop(stream),
+                            Some(slot) => {
+                                this.adopt(stream, from, slot, sink.clone());
                             }
-                            this.adopt(stream, from, sink.clone());
-                        }
+                        },
                         Err(e) => {
                             tracing::warn!(error = %e, "tcp accept failed");
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -181,7 +264,7 @@ impl Transport {
         }
     }
 
-    fn adopt(&self, stream: TcpStream, from: SocketAddr, sink: Arc<dyn Sink>) -> Peer {
+    fn adopt(&self, stream: TcpStream, from: SocketAddr, slot: Slot, sink: Arc<dyn Sink>) -> Peer {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
             addr: from,
@@ -201,22 +284,29 @@ impl Transport {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            let _slot = slot;
             let mut buf = BytesMut::with_capacity(8192);
-            let mut timeout = FIRST_MESSAGE_TIMEOUT;
+            let mut framer = Framer::default();
+            let mut liveness = Liveness::new(inner.limits, Instant::now());
             'read: loop {
-                match tokio::time::timeout(timeout, reader.read_buf(&mut buf)).await {
+                let (deadline, why) = liveness.deadline();
+                let deadline = tokio::time::Instant::from_std(deadline);
+                match tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)).await {
                     Ok(Ok(0)) | Ok(Err(_)) => break,
-                    Ok(Ok(_)) => timeout = IDLE_TIMEOUT,
+                    Ok(Ok(_)) => {}
                     Err(_) => {
-                        tracing::debug!(peer = %from, "closing idle TCP connection");
+                        tracing::debug!(peer = %from, reason = why, "closing TCP connection");
                         break;
                     }
                 }
+                let now = Instant::now();
                 loop {
-                    match frame_length(&buf) {
+                    match framer.frame_length(&buf) {
                         Ok(Some(n)) => {
                             let frame = buf.split_to(n).freeze();
-                            if !frame.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                            let keepalive = frame.iter().all(|b| matches!(b, b'\r' | b'\n'));
+                            liveness.framed(now, keepalive);
+                            if !keepalive {
                                 deliver(&*sink, frame, peer);
                             }
                         }
@@ -227,6 +317,7 @@ impl Transport {
                         }
                     }
                 }
+                liveness.buffered(now, !buf.is_empty());
             }
             inner.connections.remove(&id);
             sink.connection_closed(peer);
@@ -293,6 +384,126 @@ impl Transport {
                 },
             },
         }
+    }
+}
+
+impl Inner {
+    /// Whether a connection from `from` may open: the global and the
+    /// per-source caps. Refusals are logged when they start, not each one
+    /// (a flood would flood the log too).
+    fn admit(self: &Arc<Self>, from: SocketAddr) -> Option<Slot> {
+        if self.connections.len() >= self.limits.max_connections {
+            if !self.refusing_all.swap(true, Ordering::Relaxed) {
+                tracing::warn!(from = %from, limit = self.limits.max_connections, "too many TCP connections; refusing new ones");
+            }
+            return None;
+        }
+        if self.refusing_all.swap(false, Ordering::Relaxed) {
+            tracing::info!("TCP connections below the limit again; accepting new ones");
+        }
+        if self.limits.max_per_source == 0 {
+            return None;
+        }
+        let source = source_of(from.ip());
+        // An entry exists only while its source has a connection open, so
+        // a flood from many addresses leaves nothing behind.
+        let mut entry = self.sources.entry(source).or_default();
+        if entry.open >= self.limits.max_per_source {
+            if entry.refused == 0 {
+                tracing::warn!(source = %source, limit = self.limits.max_per_source, "too many TCP connections from one source; refusing more from it");
+            }
+            entry.refused += 1;
+            return None;
+        }
+        entry.open += 1;
+        Some(Slot {
+            inner: self.clone(),
+            source,
+        })
+    }
+}
+
+/// A connection's place in its source's count, given back when the
+/// connection ends, however it ends.
+struct Slot {
+    inner: Arc<Inner>,
+    source: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let dashmap::Entry::Occupied(mut e) = self.inner.sources.entry(self.source) {
+            let s = e.get_mut();
+            s.open -= 1;
+            if s.refused > 0 {
+                tracing::info!(source = %self.source, refused = s.refused, "TCP connections from the source below the limit again");
+                s.refused = 0;
+            }
+            if s.open == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+/// When a TCP connection must next make progress, or be closed. Sans-I/O:
+/// told what the reader framed and when, it answers with a deadline.
+///
+/// Only whole frames count as progress. Before the first message the
+/// deadline is `first_message` after opening; while a message is arriving,
+/// `message` after its first byte; between messages, `idle` after the
+/// last frame (a message or a CRLF keep-alive, RFC 5626 §4.4.1). So a peer
+/// trickling bytes holds a connection for seconds, not the idle hour.
+#[derive(Debug)]
+struct Liveness {
+    limits: TcpLimits,
+    opened: Instant,
+    /// Whether a message (not a keep-alive) has come whole.
+    delivered: bool,
+    /// When the first byte of the message now arriving came.
+    message_began: Option<Instant>,
+    last_frame: Instant,
+}
+
+impl Liveness {
+    fn new(limits: TcpLimits, now: Instant) -> Self {
+        Liveness {
+            limits,
+            opened: now,
+            delivered: false,
+            message_began: None,
+            last_frame: now,
+        }
+    }
+
+    /// A whole frame was read at `now`.
+    fn framed(&mut self, now: Instant, keepalive: bool) {
+        self.delivered |= !keepalive;
+        self.message_began = None;
+        self.last_frame = now;
+    }
+
+    /// After the frames of a read at `now`: whether part of another is
+    /// buffered (a keep-alive never is: it is a frame as soon as it comes).
+    fn buffered(&mut self, now: Instant, pending: bool) {
+        if !pending {
+            self.message_began = None;
+        } else if self.message_began.is_none() {
+            self.message_began = Some(now);
+        }
+    }
+
+    /// The next deadline, and what it is for (for the log).
+    fn deadline(&self) -> (Instant, &'static str) {
+        let mut next = match self.message_began {
+            Some(began) => (began + self.limits.message, "message not completed in time"),
+            None => (self.last_frame + self.limits.idle, "idle"),
+        };
+        let first = self.opened + self.limits.first_message;
+        if !self.delivered && first < next.0 {
+            next = (first, "no first message in time");
+        }
+        next
     }
 }
 
@@ -512,5 +723,168 @@ mod tokio_util_shim {
         fn drop(&mut self) {
             self.0.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn only_whole_frames_keep_a_connection_alive() {
+        let limits = TcpLimits {
+            first_message: Duration::from_secs(10),
+            message: Duration::from_secs(5),
+            idle: Duration::from_secs(3600),
+            ..TcpLimits::default()
+        };
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut l = Liveness::new(limits, t0);
+        assert_eq!(l.deadline().0, at(10));
+        // Its first byte starts the message's clock too: whichever ends
+        // first.
+        l.buffered(at(1), true);
+        assert_eq!(l.deadline().0, at(6));
+        l.buffered(at(6), true);
+        assert_eq!(l.deadline().0, at(6));
+        let mut l = Liveness::new(limits, t0);
+        l.buffered(at(7), true);
+        assert_eq!(l.deadline(), (at(10), "no first message in time"));
+        // Keep-alives are no first message.
+        let mut l = Liveness::new(limits, t0);
+        l.framed(at(2), true);
+        l.buffered(at(2), false);
+        assert_eq!(l.deadline(), (at(10), "no first message in time"));
+        // A whole message: the idle hour from then.
+        l.framed(at(3), false);
+        l.buffered(at(3), false);
+        assert_eq!(l.deadline(), (at(3603), "idle"));
+        // A keep-alive restarts the idle hour.
+        l.framed(at(100), true);
+        l.buffered(at(100), false);
+        assert_eq!(l.deadline().0, at(3700));
+        // A message begun must end within its deadline, however its bytes
+        // are spaced.
+        l.buffered(at(200), true);
+        l.buffered(at(204), true);
+        assert_eq!(l.deadline(), (at(205), "message not completed in time"));
+        l.framed(at(204), false);
+        l.buffered(at(204), false);
+        assert_eq!(l.deadline().0, at(3804));
+        // A read ending one message and beginning the next starts the
+        // next one's clock.
+        l.framed(at(300), false);
+        l.buffered(at(300), true);
+        assert_eq!(l.deadline().0, at(305));
+    }
+
+    #[test]
+    fn a_source_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(source_of(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            source_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(source_of(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+    }
+
+    /// Counts what the transport hands up.
+    #[derive(Default)]
+    struct Count {
+        received: std::sync::Mutex<Vec<Bytes>>,
+    }
+
+    impl Sink for Count {
+        fn received(&self, bytes: Bytes, _: Peer) {
+            self.received.lock().unwrap().push(bytes);
+        }
+        fn framing_lost(&self, _: Peer, _: &'static str) {}
+    }
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:h SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+
+    async fn start(limits: TcpLimits) -> (SocketAddr, Arc<Count>) {
+        let (transport, listener) =
+            Transport::bind_with(None, Some("127.0.0.1:0".parse().unwrap()), limits)
+                .await
+                .unwrap();
+        let sink = Arc::new(Count::default());
+        transport.run(listener, sink.clone(), 1);
+        (transport.tcp_local().unwrap(), sink)
+    }
+
+    async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// Whether the transport closes `stream` within `limit`.
+    async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+        let mut buf = [0u8; 64];
+        tokio::time::timeout(limit, async {
+            while !matches!(stream.read(&mut buf).await, Ok(0) | Err(_)) {}
+        })
+        .await
+        .is_ok()
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_a_sources_share_are_closed_and_the_share_is_given_back() {
+        let (addr, _) = start(TcpLimits {
+            max_per_source: 2,
+            ..TcpLimits::default()
+        })
+        .await;
+        let mut first = connect_from("127.0.0.1", addr).await;
+        let mut second = connect_from("127.0.0.1", addr).await;
+        let mut third = connect_from("127.0.0.1", addr).await;
+        assert!(closed_within(&mut third, Duration::from_secs(5)).await);
+        // Another source has its own share.
+        let mut other = connect_from("127.0.0.2", addr).await;
+        assert!(!closed_within(&mut other, Duration::from_millis(200)).await);
+        // A connection that ends gives its place back.
+        drop(first);
+        let mut again = None;
+        for _ in 0..50 {
+            let mut s = connect_from("127.0.0.1", addr).await;
+            if !closed_within(&mut s, Duration::from_millis(100)).await {
+                again = Some(s);
+                break;
+            }
+        }
+        assert!(
+            again.is_some(),
+            "the closed connection's place was never given back"
+        );
+        assert!(!closed_within(&mut second, Duration::from_millis(10)).await);
+        first = connect_from("127.0.0.1", addr).await;
+        assert!(closed_within(&mut first, Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test]
+    async fn after_a_whole_message_the_short_deadlines_no_longer_apply() {
+        let short = Duration::from_millis(200);
+        let (addr, sink) = start(TcpLimits {
+            first_message: short,
+            message: short,
+            ..TcpLimits::default()
+        })
+        .await;
+        let mut stream = connect_from("127.0.0.1", addr).await;
+        stream.write_all(OPTIONS).await.unwrap();
+        // Silent for several times the short deadlines, between messages.
+        assert!(!closed_within(&mut stream, 5 * short).await);
+        stream.write_all(b"\r\n\r\n").await.unwrap();
+        stream.write_all(OPTIONS).await.unwrap();
+        // Half a message, then silence: closed by the message deadline.
+        stream.write_all(&OPTIONS[..20]).await.unwrap();
+        assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+        assert_eq!(sink.received.lock().unwrap().len(), 2);
     }
 }
