@@ -125,6 +125,25 @@ fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// A TCP connection to `127.0.0.1:port` from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        let stream = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
 /// Whether `s` is still open right now, without waiting.
 fn still_open(s: &TcpStream) -> bool {
     s.set_nonblocking(true).unwrap();
@@ -145,10 +164,11 @@ fn out_of_file_descriptors_the_admin_endpoint_backs_off_and_logs_little() {
         s.daemon.log_text()
     );
 
-    // Hold SIP TCP connections until the daemon has no descriptor left.
+    // Hold SIP TCP connections until the daemon has no descriptor left,
+    // from several loopback addresses (SIP takes at most 64 from one).
     let mut held = Vec::new();
-    for _ in 0..200 {
-        held.push(TcpStream::connect(("127.0.0.1", s.sip)).unwrap());
+    for i in 0..200u8 {
+        held.push(connect_from([127, 0, 0, 2 + i / 50], s.sip));
     }
     let full = wait_for(LIMIT, || (open_fds(pid) >= 128).then_some(()));
     assert!(
