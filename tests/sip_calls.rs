@@ -1701,3 +1701,64 @@ fn a_flood_of_spoofed_byes_does_not_crowd_out_the_real_one() {
         "a spoofer gets no answer to reflect"
     );
 }
+
+/// A blind spoofer forging a seat's address cannot lock the seat out: only
+/// a wrong answer to a nonce issued to that very address counts, and junk
+/// credentials or a nonce issued elsewhere get a fresh challenge instead.
+#[test]
+fn forged_credentials_count_for_nothing_and_lock_no_one_out() {
+    use hotline::sip::digest::{Algorithm, authorization_header};
+    let gw = Gateway::start("no-blind-lockout");
+    let attacker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    // A nonce the attacker got for itself, answered with a wrong password
+    // from the victim's address (here: sent from the victim's socket, as a
+    // forged source would be), and pure junk.
+    let nonce = nonce_of(&exchange(
+        &gw,
+        &attacker,
+        &register_text(&gw, &attacker, "8001", 1, None),
+    ));
+    for n in 0..20u32 {
+        let junk = if n % 2 == 0 {
+            authorization_header(
+                "8001",
+                "guess",
+                "hotline.chenzhou",
+                &nonce,
+                "REGISTER",
+                &format!("sip:127.0.0.1:{}", gw.sip),
+                Algorithm::Md5,
+                Some("x"),
+                n + 1,
+            )
+        } else {
+            "Digest username=\"8001\", realm=\"hotline.chenzhou\", nonce=\"00\", uri=\"sip:x\", response=\"00\"".to_string()
+        };
+        let answer = exchange(
+            &gw,
+            &victim,
+            &register_text(&gw, &victim, "8001", 10 + n, Some(&junk)),
+        );
+        // A nonce issued elsewhere: a fresh challenge. Junk: refused.
+        let expected = if n % 2 == 0 {
+            "SIP/2.0 401"
+        } else {
+            "SIP/2.0 403"
+        };
+        assert!(answer.starts_with(expected), "{answer}");
+    }
+    assert_eq!(
+        gw.metric("hotline_sip_auth_failures_total{reason=\"wrong_password\"}"),
+        None,
+        "no failure counted"
+    );
+    let ok = register_seat(&gw, &victim, "8001", 100);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+}

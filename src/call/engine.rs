@@ -1000,10 +1000,11 @@ impl Engine {
                 kind,
                 unix,
                 false,
+                ip,
             )));
         };
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
-        let verified = self.auth.verify(authorization, method, unix, |user| {
+        let verified = self.auth.verify(authorization, method, unix, ip, |user| {
             // Credentials are for this seat, and only from configuration.
             (user == seat).then(|| password.clone()).flatten()
         });
@@ -1023,13 +1024,34 @@ impl Engine {
         match verified {
             Ok(_) => {
                 if let Ok(mut t) = self.throttle.lock() {
-                    t.record_success(ip, seat);
+                    t.record_success(ip, seat, now);
                 }
                 Ok(())
             }
-            Err(AuthError::StaleNonce) => {
-                Err(Box::new(self.challenge(msg, &algorithms, kind, unix, true)))
+            Err(AuthError::BadNonce) => {
+                // Not a nonce we gave this address: junk, or a blind spoofer.
+                // A fresh challenge; nothing is counted against the seat.
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&["bad_nonce"])
+                    .inc();
+                Err(Box::new(self.challenge(
+                    msg,
+                    &algorithms,
+                    kind,
+                    unix,
+                    false,
+                    ip,
+                )))
             }
+            Err(AuthError::StaleNonce) => Err(Box::new(self.challenge(
+                msg,
+                &algorithms,
+                kind,
+                unix,
+                true,
+                ip,
+            ))),
             Err(AuthError::Replay) => {
                 // A captured request sent again: its credentials are spent.
                 self.metrics
@@ -1045,6 +1067,7 @@ impl Engine {
                     kind,
                     unix,
                     false,
+                    ip,
                 )))
             }
             Err(e) => {
@@ -1100,13 +1123,14 @@ impl Engine {
         kind: Challenge,
         unix: u64,
         stale: bool,
+        source: std::net::IpAddr,
     ) -> Message {
         let (code, reason) = match kind {
             Challenge::Registrar => (401, "Unauthorized"),
             Challenge::Proxy => (407, "Proxy Authentication Required"),
         };
         let mut resp = msg.response(code, reason, Some(&response_tag()));
-        let [sha256, md5] = self.auth.challenge(unix, stale);
+        let [sha256, md5] = self.auth.challenge(unix, stale, source);
         for alg in algorithms {
             let value = match alg {
                 Algorithm::Sha256 => sha256.clone(),

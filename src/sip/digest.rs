@@ -140,11 +140,12 @@ impl AuthError {
     /// non-digest header is no guess at a password, so none is held against
     /// the source. Counting replays would also let anyone who captured one
     /// REGISTER lock its seat out by sending it again.
+    /// Only a wrong answer to a nonce we issued to that address counts:
+    /// anything a sender could make without seeing our challenge (junk, a
+    /// nonce of ours replayed from elsewhere, another realm) does not, so
+    /// no one can lock a seat out with forged requests.
     pub fn counts_as_failure(&self) -> bool {
-        !matches!(
-            self,
-            AuthError::StaleNonce | AuthError::NotDigest | AuthError::Replay
-        )
+        matches!(self, AuthError::WrongPassword | AuthError::UnknownUser)
     }
 }
 
@@ -252,9 +253,9 @@ impl Authenticator {
     /// (RFC 8760 §2.4, RFC 7616 §3.7). `stale` adds `stale=true`
     /// (after [`AuthError::StaleNonce`]). Both carry the same nonce, which no
     /// other call returns.
-    pub fn challenge(&self, now_unix_secs: u64, stale: bool) -> [String; 2] {
+    pub fn challenge(&self, now_unix_secs: u64, stale: bool, source: IpAddr) -> [String; 2] {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        let nonce = self.nonce(now_unix_secs, serial);
+        let nonce = self.nonce(now_unix_secs, serial, source);
         let realm = quote(&self.realm);
         let stale = if stale { ", stale=true" } else { "" };
         [Algorithm::Sha256, Algorithm::Md5].map(|algorithm| {
@@ -281,18 +282,24 @@ impl Authenticator {
     /// count, so its nonce is accepted once per user; our challenges always
     /// offer `qop=auth`, which SIPp, baresip and desk phones answer with, so
     /// this costs old phones at most an extra challenge per registration.
+    ///
+    /// A nonce is bound to the address it was sent to (its MAC covers it):
+    /// an answer from anywhere else is [`AuthError::BadNonce`], so a blind
+    /// spoofer, who never sees the challenge sent to the address it forges,
+    /// cannot produce a failure that counts against a seat.
     pub fn verify<P: AsRef<str>>(
         &self,
         authorization: &str,
         method: &str,
         now_unix_secs: u64,
+        source: IpAddr,
         password_for: impl FnOnce(&str) -> Option<P>,
     ) -> Result<Verified, AuthError> {
         let creds = Credentials::parse(authorization)?;
         if creds.realm != self.realm {
             return Err(AuthError::WrongRealm);
         }
-        let issued = self.check_nonce(&creds.nonce)?;
+        let issued = self.check_nonce(&creds.nonce, source)?;
 
         let password = password_for(&creds.username);
         // Hash even for an unknown user so the reply time does not tell which
@@ -332,27 +339,32 @@ impl Authenticator {
         })
     }
 
-    fn nonce(&self, issued: u64, serial: u32) -> String {
-        let tag = self.nonce_tag(issued, serial);
+    fn nonce(&self, issued: u64, serial: u32, source: IpAddr) -> String {
+        let tag = self.nonce_tag(issued, serial, source);
         format!("{issued:016x}{serial:08x}{}", hex(&tag[..NONCE_TAG_BYTES]))
     }
 
     /// HMAC (not a bare hash of secret ‖ data) so that nothing about the tag
     /// leaks the key or allows extension; the realm is included so a nonce
     /// from one realm is useless in another that happens to share the secret.
-    fn nonce_tag(&self, issued: u64, serial: u32) -> [u8; 32] {
+    fn nonce_tag(&self, issued: u64, serial: u32, source: IpAddr) -> [u8; 32] {
+        let source = match source.to_canonical() {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
         hmac_sha256(
             &self.secret,
             &[
                 &issued.to_be_bytes(),
                 &serial.to_be_bytes(),
+                &source,
                 self.realm.as_bytes(),
             ],
         )
     }
 
     /// Returns the issue time of a nonce we issued, or `BadNonce`.
-    fn check_nonce(&self, nonce: &str) -> Result<u64, AuthError> {
+    fn check_nonce(&self, nonce: &str, source: IpAddr) -> Result<u64, AuthError> {
         if nonce.len() != NONCE_LEN || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AuthError::BadNonce);
         }
@@ -360,7 +372,7 @@ impl Authenticator {
         let (serial, tag) = rest.split_at(NONCE_SERIAL_HEX);
         let issued = u64::from_str_radix(time, 16).map_err(|_| AuthError::BadNonce)?;
         let serial = u32::from_str_radix(serial, 16).map_err(|_| AuthError::BadNonce)?;
-        let expected = hex(&self.nonce_tag(issued, serial)[..NONCE_TAG_BYTES]);
+        let expected = hex(&self.nonce_tag(issued, serial, source)[..NONCE_TAG_BYTES]);
         if constant_time_eq(expected.as_bytes(), tag.as_bytes()) {
             Ok(issued)
         } else {
@@ -908,8 +920,15 @@ pub struct ThrottlePolicy {
     /// ... and the whole address, for every user, when its users together
     /// fail more than this many times (a flood, or a scan of usernames) ...
     pub max_failures_per_source: u32,
+    /// ... and the user from every address it has not logged in from within
+    /// `known_for`, when it fails more than this many times from anywhere
+    /// (guessing from many addresses) ...
+    pub max_failures_per_user: u32,
     /// ... within this window, counted from the first failure in the window.
     pub window: Duration,
+    /// How long an address a user logged in from stays exempt from that
+    /// user's account-wide block.
+    pub known_for: Duration,
     /// How long a block lasts.
     pub block_for: Duration,
     /// Most counters kept at once (one per failing address and one per
@@ -925,7 +944,9 @@ impl Default for ThrottlePolicy {
             // Hundreds of seats can sit behind one NAT or SBC address; a
             // shift change with stale passwords stays well under this.
             max_failures_per_source: 200,
+            max_failures_per_user: 30,
             window: Duration::from_secs(60),
+            known_for: Duration::from_secs(3600),
             block_for: Duration::from_secs(60),
             max_entries: 20_000,
         }
@@ -940,6 +961,9 @@ pub enum BlockScope {
     User { ip: IpAddr, user: String },
     /// Every user from one address: the flood ceiling.
     Source { ip: IpAddr },
+    /// One user from every address it has not lately logged in from: the
+    /// ceiling for guessing one seat's password from many addresses.
+    Account { user: String },
 }
 
 /// As the log says it: `seat 8001 from 192.0.2.7`, `every seat from 192.0.2.7`.
@@ -948,21 +972,35 @@ impl fmt::Display for BlockScope {
         match self {
             BlockScope::User { ip, user } => write!(f, "seat {user} from {ip}"),
             BlockScope::Source { ip } => write!(f, "every seat from {ip}"),
+            BlockScope::Account { user } => {
+                write!(f, "seat {user} from addresses it has not logged in from")
+            }
         }
     }
 }
 
 impl BlockScope {
     fn user(ip: IpAddr, user: &str) -> Self {
-        let mut end = user.len().min(MAX_THROTTLED_USER_LEN);
-        while !user.is_char_boundary(end) {
-            end -= 1;
-        }
         BlockScope::User {
             ip,
-            user: user[..end].to_owned(),
+            user: cut(user).to_owned(),
         }
     }
+
+    fn account(user: &str) -> Self {
+        BlockScope::Account {
+            user: cut(user).to_owned(),
+        }
+    }
+}
+
+/// A user name cut to [`MAX_THROTTLED_USER_LEN`] bytes.
+fn cut(user: &str) -> &str {
+    let mut end = user.len().min(MAX_THROTTLED_USER_LEN);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    &user[..end]
 }
 
 /// Longest user name the throttle keeps, in bytes. Seat ids are short; the
@@ -1047,6 +1085,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub struct FailureThrottle {
     policy: ThrottlePolicy,
     counters: FxHashMap<BlockScope, Counter>,
+    /// Where each user last logged in from, and when: exempt from its
+    /// account-wide block (a seat's own phone keeps working).
+    known: FxHashMap<(IpAddr, String), Instant>,
     /// Blocks lifted and not yet handed out by `prune`.
     ended: Vec<BlockEnded>,
     next_sweep: Option<Instant>,
@@ -1072,9 +1113,19 @@ impl FailureThrottle {
     /// before its credentials are checked.
     pub fn allowed(&self, ip: IpAddr, user: &str, now: Instant) -> bool {
         let ip = ip.to_canonical();
-        ![BlockScope::Source { ip }, BlockScope::user(ip, user)]
+        let blocked = [BlockScope::Source { ip }, BlockScope::user(ip, user)]
             .iter()
-            .any(|scope| self.blocking(scope, now))
+            .any(|scope| self.blocking(scope, now));
+        let account_blocked =
+            self.blocking(&BlockScope::account(user), now) && !self.known(ip, user, now);
+        !blocked && !account_blocked
+    }
+
+    /// Whether `user` logged in from `ip` lately.
+    fn known(&self, ip: IpAddr, user: &str, now: Instant) -> bool {
+        self.known
+            .get(&(ip, cut(user).to_owned()))
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.policy.known_for)
     }
 
     /// Counts a failed authentication for `user` from `ip`. Returns the
@@ -1085,15 +1136,27 @@ impl FailureThrottle {
         if self.blocking(&source, now) {
             return None;
         }
-        self.count(source, now)
-            .or_else(|| self.count(BlockScope::user(ip, user), now))
+        let first = self
+            .count(source, now)
+            .or_else(|| self.count(BlockScope::user(ip, user), now));
+        let account = self.count(BlockScope::account(user), now);
+        first.or(account)
     }
 
     /// Clears the failure count of `user` at `ip` after a successful
     /// authentication. An active block stays: it is the penalty for the
     /// failures before it.
-    pub fn record_success(&mut self, ip: IpAddr, user: &str) {
-        let scope = BlockScope::user(ip.to_canonical(), user);
+    pub fn record_success(&mut self, ip: IpAddr, user: &str, now: Instant) {
+        let ip = ip.to_canonical();
+        if self.known.len() >= self.policy.max_entries {
+            let known_for = self.policy.known_for;
+            self.known
+                .retain(|_, at| now.saturating_duration_since(*at) < known_for);
+        }
+        if self.known.len() < self.policy.max_entries {
+            self.known.insert((ip, cut(user).to_owned()), now);
+        }
+        let scope = BlockScope::user(ip, user);
         if self
             .counters
             .get(&scope)
@@ -1153,6 +1216,7 @@ impl FailureThrottle {
         let limit = match scope {
             BlockScope::User { .. } => policy.max_failures,
             BlockScope::Source { .. } => policy.max_failures_per_source,
+            BlockScope::Account { .. } => policy.max_failures_per_user,
         };
         let counter = self
             .counters
@@ -1185,6 +1249,8 @@ impl FailureThrottle {
 
     fn sweep(&mut self, now: Instant) {
         let policy = self.policy;
+        self.known
+            .retain(|_, at| now.saturating_duration_since(*at) < policy.known_for);
         let ended = &mut self.ended;
         self.counters.retain(|scope, c| {
             if !c.expired(now, &policy) {
@@ -1231,6 +1297,8 @@ fn note_ended(ended: &mut Vec<BlockEnded>, scope: &BlockScope, cap: usize) {
 
 #[cfg(test)]
 mod tests {
+    /// The address test challenges are sent to and answers come from.
+    const SRC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
     use super::*;
     use std::collections::HashMap;
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -1259,7 +1327,9 @@ mod tests {
 
     fn verify_with(a: &Authenticator, header: &str, now: u64) -> Result<Verified, AuthError> {
         let pw = passwords();
-        a.verify(header, "REGISTER", now, |u| pw.get(u).map(String::as_str))
+        a.verify(header, "REGISTER", now, SRC, |u| {
+            pw.get(u).map(String::as_str)
+        })
     }
 
     fn response_of(
@@ -1373,7 +1443,7 @@ mod tests {
 
         // A correct response to a nonce we never issued is still refused.
         let a = Authenticator::new("testrealm@host.com", [1; 32], LIFETIME);
-        let r = a.verify(header, "GET", T0, |_| Some("Circle Of Life"));
+        let r = a.verify(header, "GET", T0, SRC, |_| Some("Circle Of Life"));
         assert_eq!(r, Err(AuthError::BadNonce));
     }
 
@@ -1392,7 +1462,7 @@ mod tests {
     #[test]
     fn challenge_format_and_order() {
         let a = auth();
-        let [first, second] = a.challenge(T0, false);
+        let [first, second] = a.challenge(T0, false, SRC);
         let nonce = nonce_of(&first);
         assert_eq!(nonce.len(), NONCE_LEN);
         assert_eq!(
@@ -1407,15 +1477,15 @@ mod tests {
                 "Digest realm=\"hotline.example\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\""
             )
         );
-        let [stale, _] = a.challenge(T0, true);
+        let [stale, _] = a.challenge(T0, true, SRC);
         assert!(stale.ends_with(", qop=\"auth\", stale=true"));
         // Every challenge has its own nonce, even within one second, so a
         // fresh challenge after a replay really is fresh.
-        assert_ne!(nonce_of(&a.challenge(T0 + 1, false)[0]), nonce);
-        assert_ne!(nonce_of(&a.challenge(T0, false)[0]), nonce);
+        assert_ne!(nonce_of(&a.challenge(T0 + 1, false, SRC)[0]), nonce);
+        assert_ne!(nonce_of(&a.challenge(T0, false, SRC)[0]), nonce);
         // The realm is escaped.
         let odd = Authenticator::new("a\"b", [0; 32], LIFETIME);
-        assert!(odd.challenge(T0, false)[0].starts_with("Digest realm=\"a\\\"b\", "));
+        assert!(odd.challenge(T0, false, SRC)[0].starts_with("Digest realm=\"a\\\"b\", "));
     }
 
     fn client(
@@ -1426,7 +1496,7 @@ mod tests {
         issued: u64,
         cnonce: Option<&str>,
     ) -> String {
-        let nonce = nonce_of(&a.challenge(issued, false)[0]);
+        let nonce = nonce_of(&a.challenge(issued, false, SRC)[0]);
         authorization_header(
             user,
             password,
@@ -1456,7 +1526,7 @@ mod tests {
             // The method is part of the hash.
             let pw = passwords();
             assert_eq!(
-                a.verify(&header, "INVITE", T0, |u| pw.get(u).cloned()),
+                a.verify(&header, "INVITE", T0, SRC, |u| pw.get(u).cloned()),
                 Err(AuthError::WrongPassword)
             );
         }
@@ -1525,7 +1595,7 @@ mod tests {
     #[test]
     fn forged_nonces_are_refused() {
         let a = auth();
-        let genuine = nonce_of(&a.challenge(T0, false)[0]);
+        let genuine = nonce_of(&a.challenge(T0, false, SRC)[0]);
         let build = |nonce: &str| {
             authorization_header(
                 "1001",
@@ -1541,7 +1611,7 @@ mod tests {
         };
         // Another secret, same realm and time.
         let forger = Authenticator::new(REALM, [8u8; 32], LIFETIME);
-        let forged = nonce_of(&forger.challenge(T0, false)[0]);
+        let forged = nonce_of(&forger.challenge(T0, false, SRC)[0]);
         // Our tag with a moved timestamp (to extend its life) or serial.
         let retimed = format!("{:016x}{}", T0 + 1000, &genuine[NONCE_TIME_HEX..]);
         let reserialed = format!(
@@ -1753,12 +1823,12 @@ mod tests {
     fn password_lookup_may_return_owned_strings() {
         let a = auth();
         let header = client(&a, "1001", "s3cret", Algorithm::Md5, T0, Some("c"));
-        let r = a.verify(&header, "REGISTER", T0, |u| {
+        let r = a.verify(&header, "REGISTER", T0, SRC, |u| {
             (u == "1001").then(|| String::from("s3cret"))
         });
         assert!(r.is_ok());
         assert_eq!(
-            a.verify(&header, "REGISTER", T0, |_| None::<&str>),
+            a.verify(&header, "REGISTER", T0, SRC, |_| None::<&str>),
             Err(AuthError::UnknownUser)
         );
     }
@@ -1797,7 +1867,7 @@ mod tests {
     #[test]
     fn a_replayed_authorization_is_refused_and_a_higher_count_accepted() {
         let a = auth();
-        let nonce = nonce_of(&a.challenge(T0, false)[0]);
+        let nonce = nonce_of(&a.challenge(T0, false, SRC)[0]);
         let first = answer(&nonce, "1001", "s3cret", "c1", 1);
         assert!(verify_with(&a, &first, T0).is_ok());
         // The same request again, as captured: refused.
@@ -1896,7 +1966,7 @@ mod tests {
     #[test]
     fn only_a_correct_response_is_tracked() {
         let a = auth();
-        let nonce = nonce_of(&a.challenge(T0, false)[0]);
+        let nonce = nonce_of(&a.challenge(T0, false, SRC)[0]);
         for nc in 1..100 {
             let guess = answer(&nonce, "1001", "guess", &format!("c{nc}"), nc);
             assert_eq!(verify_with(&a, &guess, T0), Err(AuthError::WrongPassword));
@@ -1956,7 +2026,7 @@ mod tests {
         assert!(t.allowed(nat, "1002", now));
         let good = client(&a, "1002", "other\"pw\\", Algorithm::Sha256, T0, Some("c"));
         assert!(verify_with(&a, &good, T0).is_ok());
-        t.record_success(nat, "1002");
+        t.record_success(nat, "1002", now);
         // Its own count is its own: ten failures still leave it in.
         for _ in 0..10 {
             t.record_failure(nat, "1002", now);
@@ -1965,7 +2035,7 @@ mod tests {
         // And the blocked user is blocked only at that address.
         assert!(t.allowed(ip(0xc633_6402), "1001", now));
         // A success does not lift an active block.
-        t.record_success(nat, "1001");
+        t.record_success(nat, "1001", now);
         assert!(!t.allowed(nat, "1001", now + secs(1)));
     }
 
@@ -2009,7 +2079,7 @@ mod tests {
         }
         // Even a user's success from there does not lift it; other
         // addresses are untouched.
-        t.record_success(flooder, "1001");
+        t.record_success(flooder, "1001", now + secs(2));
         assert!(!t.allowed(flooder, "1001", now + secs(2)));
         assert!(t.allowed(ip(0xcb00_7102), "1001", now + secs(2)));
         // Failures while blocked count for nothing and start no block.
@@ -2069,6 +2139,60 @@ mod tests {
     }
 
     #[test]
+    fn guessing_one_seat_from_many_addresses_blocks_it_except_where_it_logged_in() {
+        let mut t = FailureThrottle::new(ThrottlePolicy::default());
+        let now = Instant::now();
+        let phone = ip(0x0a00_0001);
+        t.record_success(phone, "8001", now);
+        // 31 failures from 4 addresses: none reaches 10 at one address.
+        let mut started = None;
+        for n in 0..31u32 {
+            let from = ip(0xc633_6400 + n / 8);
+            started = started.or(t.record_failure(from, "8001", now));
+        }
+        assert_eq!(
+            started.map(|b| b.scope),
+            Some(BlockScope::Account {
+                user: "8001".into()
+            })
+        );
+        assert!(!t.allowed(ip(0xc633_6499), "8001", now), "a new address");
+        assert!(t.allowed(phone, "8001", now), "the seat's own phone");
+        assert!(t.allowed(ip(0xc633_6499), "8002", now), "another seat");
+        assert!(t.allowed(ip(0xc633_6499), "8001", now + secs(61)));
+    }
+
+    #[test]
+    fn a_nonce_answered_from_another_address_is_bad_and_counts_for_nothing() {
+        let a = auth();
+        let nonce = nonce_of(&a.challenge(T0, false, SRC)[0]);
+        let header = authorization_header(
+            "1001",
+            "wrong",
+            REALM,
+            &nonce,
+            "REGISTER",
+            "sip:hotline.example",
+            Algorithm::Md5,
+            Some("x"),
+            1,
+        );
+        let elsewhere = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
+        let e = a
+            .verify(&header, "REGISTER", T0, elsewhere, |_| Some("secret-1001"))
+            .unwrap_err();
+        assert_eq!(e, AuthError::BadNonce);
+        assert!(!e.counts_as_failure(), "a blind spoofer counts nothing");
+        let e = a
+            .verify(&header, "REGISTER", T0, SRC, |_| Some("secret-1001"))
+            .unwrap_err();
+        assert_eq!(e, AuthError::WrongPassword);
+        assert!(e.counts_as_failure());
+        assert!(!AuthError::Malformed("x".into()).counts_as_failure());
+        assert!(!AuthError::WrongRealm.counts_as_failure());
+    }
+
+    #[test]
     fn throttle_is_per_ip_and_canonical() {
         let mut t = FailureThrottle::new(ThrottlePolicy {
             max_failures: 2,
@@ -2083,8 +2207,9 @@ mod tests {
         assert!(!t.allowed(IpAddr::V6(v4.to_ipv6_mapped()), "1001", now));
         assert!(t.allowed(ip(0xc000_0208), "1001", now));
         assert!(t.allowed(IpAddr::V6(Ipv6Addr::LOCALHOST), "1001", now));
-        // One counter for the address, one for the user at it.
-        assert_eq!(t.len(), 2);
+        // One counter for the address, one for the user at it, one for the
+        // user from anywhere.
+        assert_eq!(t.len(), 3);
     }
 
     #[test]
@@ -2102,18 +2227,18 @@ mod tests {
         t.record_failure(src, "u", now + secs(11));
         assert!(t.allowed(src, "u", now + secs(11)));
         t.record_failure(src, "u", now + secs(12));
-        t.record_success(src, "u");
+        t.record_success(src, "u", now + secs(12));
         t.record_failure(src, "u", now + secs(12));
         t.record_failure(src, "u", now + secs(12));
         assert!(t.allowed(src, "u", now + secs(12)));
         t.record_failure(src, "u", now + secs(12));
         assert!(!t.allowed(src, "u", now + secs(12)));
         // Success does not lift an active block.
-        t.record_success(src, "u");
+        t.record_success(src, "u", now + secs(12));
         assert!(!t.allowed(src, "u", now + secs(13)));
         // Prune drops expired windows and blocks.
         t.record_failure(ip(2), "u", now);
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.len(), 5);
         assert!(t.prune(now + secs(30)).is_empty());
         assert_eq!(t.len(), 1, "only the blocked user is kept");
         assert!(!t.allowed(src, "u", now + secs(30)));
