@@ -12,7 +12,7 @@
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
-//! | [`log_limit`] | log lines an attacker can cause, rate-limited per kind and source |
+//! | [`log_limit`] | log lines an attacker can cause: rate-limited per kind and source; accept loops that back off |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
 //! Still to come, each as its own module beside these: `acd` (queues,

@@ -107,6 +107,56 @@ impl LogLimiter {
     }
 }
 
+/// How an accept loop answers a run of failures: a pause that doubles from
+/// [`AcceptErrors::FIRST_PAUSE`] to [`AcceptErrors::MAX_PAUSE`], and a log
+/// line at most once per [`AcceptErrors::LOG_EVERY`] carrying the count of
+/// failures not logged since. Pure: it is told the time.
+#[derive(Debug, Default)]
+pub struct AcceptErrors {
+    pause: Option<Duration>,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+/// What to do about one failed accept.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AcceptFailure {
+    /// Wait this long before accepting again.
+    pub pause: Duration,
+    /// Log now, saying this many failures went unlogged since the last line.
+    pub log: Option<u64>,
+}
+
+impl AcceptErrors {
+    pub const FIRST_PAUSE: Duration = Duration::from_millis(50);
+    pub const MAX_PAUSE: Duration = Duration::from_secs(1);
+    pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    pub fn failed(&mut self, now: Instant) -> AcceptFailure {
+        let pause = self
+            .pause
+            .map_or(Self::FIRST_PAUSE, |p| (p * 2).min(Self::MAX_PAUSE));
+        self.pause = Some(pause);
+        let due = self
+            .last_logged
+            .is_none_or(|t| now.saturating_duration_since(t) >= Self::LOG_EVERY);
+        let log = if due {
+            self.last_logged = Some(now);
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        };
+        AcceptFailure { pause, log }
+    }
+
+    /// An accept went through: the next failure starts from the shortest
+    /// pause again (the log interval still holds).
+    pub fn succeeded(&mut self) {
+        self.pause = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +231,27 @@ mod tests {
                 count: 189
             }]
         );
+    }
+
+    #[test]
+    fn accept_failures_back_off_to_a_second_and_log_once_per_interval() {
+        let mut e = AcceptErrors::default();
+        let t0 = Instant::now();
+        let first = e.failed(t0);
+        assert_eq!(first.pause, Duration::from_millis(50));
+        assert_eq!(first.log, Some(0));
+        let pauses: Vec<_> = (1..8)
+            .map(|i| e.failed(t0 + Duration::from_millis(i)).pause.as_millis())
+            .collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000, 1000]);
+        // Seven failures went unlogged; the next line, ten seconds on, says so.
+        assert_eq!(e.failed(t0 + Duration::from_secs(9)).log, None);
+        let later = e.failed(t0 + Duration::from_secs(10));
+        assert_eq!(later.log, Some(8));
+        // Success resets the pause, not the log interval.
+        e.succeeded();
+        let again = e.failed(t0 + Duration::from_secs(11));
+        assert_eq!(again.pause, Duration::from_millis(50));
+        assert_eq!(again.log, None);
     }
 }

@@ -245,18 +245,25 @@ impl Transport {
         if let Some(listener) = listener {
             let this = self.clone();
             tokio::spawn(async move {
+                let mut errors = crate::log_limit::AcceptErrors::default();
                 loop {
                     match listener.accept().await {
                         Ok((stream, from)) => match this.inner.admit(from) {
                             // Dropping the stream closes it.
                             None => drop(stream),
                             Some(slot) => {
+                                errors.succeeded();
                                 this.adopt(stream, from, slot, sink.clone());
                             }
                         },
                         Err(e) => {
-                            tracing::warn!(error = %e, "tcp accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            // Out of descriptors, say: back off, and log once
+                            // an interval, not once a failure.
+                            let failure = errors.failed(std::time::Instant::now());
+                            if let Some(suppressed) = failure.log {
+                                tracing::warn!(error = %e, suppressed, "tcp accept failed");
+                            }
+                            tokio::time::sleep(failure.pause).await;
                         }
                     }
                 }
