@@ -130,7 +130,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.config.display()
         );
     }
-    let (transport, sip_listener) = Transport::bind(udp, tcp).await.map_err(|e| {
+    let limits = crate::sip::transport::TcpLimits {
+        max_per_source: sip.tcp_max_per_source,
+        ..Default::default()
+    };
+    let (transport, sip_listener) = Transport::bind_with(udp, tcp, limits).await.map_err(|e| {
         anyhow::anyhow!("cannot listen for SIP on {}: {e}", sip_addresses(udp, tcp))
     })?;
     let bound_sip = transport.udp_local().or(transport.tcp_local());

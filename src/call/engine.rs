@@ -195,6 +195,13 @@ impl Engine {
                     engine
                         .lock_trunks()
                         .reconfigure(&table.trunks, probe_policy(&table), now);
+                    engine.transport.set_trusted_sources(
+                        table
+                            .trunks
+                            .iter()
+                            .flat_map(|t| t.sources.clone())
+                            .collect(),
+                    );
                     for t in &table.trunks {
                         let up = engine.lock_trunks().is_up(&t.id);
                         engine

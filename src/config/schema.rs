@@ -90,6 +90,9 @@ pub struct RawSip {
     /// `Retry-After` on the 503 of an emergency call no trunk took.
     #[serde(default)]
     pub emergency_retry_after_seconds: Option<S<u64>>,
+    /// TCP connections one address may hold open (trunks excepted).
+    #[serde(default)]
+    pub tcp_max_per_source: Option<S<u64>>,
     /// Contacts one seat may register at once (the oldest give way).
     #[serde(default)]
     pub max_contacts_per_seat: Option<S<u64>>,

@@ -1357,6 +1357,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         3_600,
         "emergency_retry_after_seconds",
     );
+    let tcp_max_per_source = ms(&raw.tcp_max_per_source, 64, 1, 4_096, "tcp_max_per_source");
     let max_contacts = ms(
         &raw.max_contacts_per_seat,
         10,
@@ -1434,6 +1435,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         response_timeout: Duration::from_millis(response_timeout),
         allow_demo_passwords: raw.allow_demo_passwords.unwrap_or(false),
         max_contacts_per_seat: max_contacts as usize,
+        tcp_max_per_source: tcp_max_per_source as usize,
         emergency_retry_after: emergency_retry_after as u32,
         probe_interval: (probe_interval > 0).then(|| Duration::from_secs(probe_interval)),
         probe_failures: probe_failures as u32,

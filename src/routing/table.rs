@@ -176,6 +176,8 @@ pub struct SipSettings {
     /// carrier proxy holds back every request to us that long (RFC 3261
     /// §21.5.4), so the default is 0: reroute this call, send the next.
     pub emergency_retry_after: u32,
+    /// TCP connections one address (an IPv6 /64) may hold; trunks excepted.
+    pub tcp_max_per_source: usize,
     /// Contacts one seat may have registered at once.
     pub max_contacts_per_seat: usize,
     /// Whether `serve` may listen beyond loopback with demo passwords.

@@ -78,6 +78,9 @@ struct Inner {
     /// Whether the global cap is refusing connections (logged once).
     refusing_all: AtomicBool,
     next_conn: AtomicU64,
+    /// Sources the per-source cap does not apply to: the trunks (a
+    /// carrier's SBC may hold many connections); the global cap still does.
+    trusted: arc_swap::ArcSwap<Vec<IpAddr>>,
 }
 
 /// Per-connection outgoing queue: beyond this a slow peer loses messages.
@@ -198,12 +201,20 @@ impl Transport {
                     limits,
                     connections: DashMap::new(),
                     sources: DashMap::new(),
+                    trusted: arc_swap::ArcSwap::from_pointee(Vec::new()),
                     refusing_all: AtomicBool::new(false),
                     next_conn: AtomicU64::new(1),
                 }),
             },
             listener,
         ))
+    }
+
+    /// The addresses the per-source TCP cap spares (the trunks'), replaced
+    /// whole at each table load.
+    pub fn set_trusted_sources(&self, ips: Vec<IpAddr>) {
+        let ips = ips.into_iter().map(|ip| ip.to_canonical()).collect();
+        self.inner.trusted.store(Arc::new(ips));
     }
 
     pub fn udp_local(&self) -> Option<SocketAddr> {
@@ -415,7 +426,9 @@ impl Inner {
         // An entry exists only while its source has a connection open, so
         // a flood from many addresses leaves nothing behind.
         let mut entry = self.sources.entry(source).or_default();
-        if entry.open >= self.limits.max_per_source {
+        if entry.open >= self.limits.max_per_source
+            && !self.trusted.load().contains(&from.ip().to_canonical())
+        {
             if entry.refused == 0 {
                 tracing::warn!(source = %source, limit = self.limits.max_per_source, "too many TCP connections from one source; refusing more from it");
             }
@@ -816,13 +829,37 @@ mod tests {
     const OPTIONS: &[u8] = b"OPTIONS sip:h SIP/2.0\r\nContent-Length: 0\r\n\r\n";
 
     async fn start(limits: TcpLimits) -> (SocketAddr, Arc<Count>) {
+        let (addr, sink, _) = start_transport(limits).await;
+        (addr, sink)
+    }
+
+    async fn start_transport(limits: TcpLimits) -> (SocketAddr, Arc<Count>, Transport) {
         let (transport, listener) =
             Transport::bind_with(None, Some("127.0.0.1:0".parse().unwrap()), limits)
                 .await
                 .unwrap();
         let sink = Arc::new(Count::default());
         transport.run(listener, sink.clone(), 1);
-        (transport.tcp_local().unwrap(), sink)
+        (transport.tcp_local().unwrap(), sink, transport)
+    }
+
+    #[tokio::test]
+    async fn a_trunks_address_is_spared_the_per_source_cap() {
+        let (addr, _, transport) = start_transport(TcpLimits {
+            max_per_source: 1,
+            ..TcpLimits::default()
+        })
+        .await;
+        transport.set_trusted_sources(vec!["127.0.0.3".parse().unwrap()]);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut s = connect_from("127.0.0.3", addr).await;
+            assert!(!closed_within(&mut s, Duration::from_millis(100)).await);
+            held.push(s);
+        }
+        let _one = connect_from("127.0.0.4", addr).await;
+        let mut two = connect_from("127.0.0.4", addr).await;
+        assert!(closed_within(&mut two, Duration::from_secs(5)).await);
     }
 
     async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
