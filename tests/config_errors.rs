@@ -1457,3 +1457,18 @@ fn a_trunk_transport_and_source_ports_are_checked() {
         "bad source port 70000",
     );
 }
+
+#[test]
+fn a_response_timeout_shorter_than_two_t1_is_refused() {
+    expect_error(
+        |t| {
+            replace_once(
+                t,
+                "max_register_expires = 3600",
+                "max_register_expires = 3600\nresponse_timeout_ms = 600",
+            )
+        },
+        "response_timeout_ms = 600",
+        "is shorter than two T1 (1000)",
+    );
+}

@@ -291,6 +291,9 @@ pub struct Call {
     ended_at: Option<Instant>,
     /// The linger cap ran out: whatever is still open is abandoned.
     forced: bool,
+    /// The far ends changed (a leg placed, an answer from a new address)
+    /// since the engine last asked.
+    far_ends_changed: bool,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -372,6 +375,7 @@ impl Call {
             counter: 0,
             ended_at: None,
             forced: false,
+            far_ends_changed: true,
             a_remote_cseq: Some(invite_cseq),
             b_remote_cseq: None,
             media: None,
@@ -411,6 +415,12 @@ impl Call {
     /// Seconds from the INVITE to the answer, once answered.
     pub fn setup_time(&self) -> Option<Duration> {
         self.answered_at.map(|t| t - self.started)
+    }
+
+    /// [`Call::far_ends`], when they changed since the last time asked
+    /// (so the engine copies them only then).
+    pub fn changed_far_ends(&mut self) -> Option<Vec<SocketAddr>> {
+        std::mem::take(&mut self.far_ends_changed).then(|| self.far_ends())
     }
 
     /// The addresses (and ports) the call's far ends send from: the only
@@ -554,6 +564,7 @@ impl Call {
                 // The far end answers our INVITE from another port: its
                 // in-dialog requests will come from there.
                 b.latched = Some(peer.addr);
+                self.far_ends_changed = true;
             }
             self.on_response(side, msg, registrar, now);
         }
@@ -953,6 +964,7 @@ impl Call {
         // A new dialog: its far end numbers its own requests.
         self.b_remote_cseq = None;
         self.out.push(Output::Bind(call_id.clone()));
+        self.far_ends_changed = true;
         self.out.push(Output::Send(peer, bytes.clone()));
         let tx = ClientInvite::new(bytes, reliability(peer), self.settings.timers, now);
         // A trunk rings for the caller's whole patience, unless other

@@ -753,8 +753,7 @@ impl Engine {
             }
             error_rounds = 0;
             // Requests for the call are let in from its far ends only.
-            let far_ends = call.far_ends();
-            if **handle.sources.load() != far_ends {
+            if let Some(far_ends) = call.changed_far_ends() {
                 handle.sources.store(Arc::new(far_ends));
             }
             if !setup_observed && let Some(t) = call.setup_time() {
