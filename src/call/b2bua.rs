@@ -94,6 +94,9 @@ struct Media {
     early_playing: bool,
     /// Which legs (A, B) hold the call now: the other hears hold music.
     held: [bool; 2],
+    /// Legs that sent a re-INVITE without an offer: our 200 carried one,
+    /// and its answer comes in their ACK (RFC 3264 §5, §14.2).
+    answer_in_ack: [bool; 2],
 }
 
 /// The telephone-event payload type we offer (RFC 4733; 101 by custom).
@@ -1676,6 +1679,7 @@ impl Call {
             a_codec: neg.codec,
             early_playing: false,
             held: [false; 2],
+            answer_in_ack: [false; 2],
         });
         Ok(())
     }
@@ -1738,23 +1742,29 @@ impl Call {
             Side::B => (1, m.plan.b_local),
         };
         let resp = match sdp_body(msg) {
-            // No offer (a session refresh, §14.2): our current SDP for the
-            // leg, unchanged, as the offer; nothing about the stream moves.
+            // No offer (a session refresh, §14.2, or a phone that resumes
+            // a hold this way): our offer, two-way — whatever the leg held
+            // before — and its answer comes in the ACK.
             None => {
-                let sdp = match side {
-                    Side::A => m.a_answer.clone(),
+                let version = match side {
+                    Side::A => {
+                        m.a_version += 1;
+                        m.a_version
+                    }
                     Side::B => {
                         m.b_version += 1;
-                        sdp::offer(
-                            &[m.a_codec],
-                            TELEPHONE_EVENT_PT,
-                            local,
-                            m.session_id,
-                            m.b_version,
-                            sdp::Direction::SendRecv,
-                        )
+                        m.b_version
                     }
                 };
+                let sdp = sdp::offer(
+                    &[m.a_codec],
+                    TELEPHONE_EVENT_PT,
+                    local,
+                    m.session_id,
+                    version,
+                    sdp::Direction::SendRecv,
+                );
+                m.answer_in_ack[leg] = true;
                 let mut ok = msg.response(200, "OK", None);
                 ok.push(Name::Contact, contact);
                 ok.set(Name::ContentType, "application/sdp");
@@ -1773,32 +1783,14 @@ impl Call {
                             m.b_version
                         }
                     };
-                    // RFC 3264 §8.4: the holder may send nothing at all; the
-                    // other party hears hold music until it resumes.
-                    let holds = remote.is_hold();
-                    if m.held[leg] != holds {
-                        m.held[leg] = holds;
-                        let other_leg = 1 - leg;
-                        tracing::info!(call = self.id, leg, on_hold = holds, "hold");
-                        match (holds, &m.plan.hold) {
-                            (true, Some(music)) => {
-                                self.out.push(Output::Media(MediaCommand::Play {
-                                    leg: other_leg,
-                                    playlist: Box::new(music.clone()),
-                                }))
-                            }
-                            (true, None) => {}
-                            (false, _) => self
-                                .out
-                                .push(Output::Media(MediaCommand::StopPlay { leg: other_leg })),
-                        }
-                    }
-                    self.out
-                        .push(Output::Media(remote_command(leg, peer_ip, &remote, &neg)));
+                    m.answer_in_ack[leg] = false;
+                    let answer = sdp::answer(&neg, local, m.session_id, version);
+                    self.apply_remote(leg, peer_ip, &remote, &neg);
+                    let Some(m) = &mut self.media else { return };
                     let mut ok = msg.response(200, "OK", None);
                     ok.push(Name::Contact, contact);
                     ok.set(Name::ContentType, "application/sdp");
-                    ok.body = Bytes::from(sdp::answer(&neg, local, m.session_id, version));
+                    ok.body = Bytes::from(answer);
                     if side == Side::A {
                         m.a_answer = String::from_utf8_lossy(&ok.body).into_owned();
                     }
@@ -1812,6 +1804,38 @@ impl Call {
         {
             self.out.push(Output::Send(peer, b));
         }
+    }
+
+    /// A leg's new remote SDP (an offer it made, or its answer to ours):
+    /// the stream follows it, and a hold starts or ends — RFC 3264 §8.4: the
+    /// holder may send nothing at all, so the other party hears hold music
+    /// until it resumes.
+    fn apply_remote(
+        &mut self,
+        leg: usize,
+        peer_ip: std::net::IpAddr,
+        remote: &sdp::RemoteSdp,
+        neg: &sdp::Negotiated,
+    ) {
+        let Some(m) = &mut self.media else { return };
+        let holds = remote.is_hold();
+        if m.held[leg] != holds {
+            m.held[leg] = holds;
+            let other_leg = 1 - leg;
+            tracing::info!(call = self.id, leg, on_hold = holds, "hold");
+            match (holds, &m.plan.hold) {
+                (true, Some(music)) => self.out.push(Output::Media(MediaCommand::Play {
+                    leg: other_leg,
+                    playlist: Box::new(music.clone()),
+                })),
+                (true, None) => {}
+                (false, _) => self
+                    .out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: other_leg })),
+            }
+        }
+        self.out
+            .push(Output::Media(remote_command(leg, peer_ip, remote, neg)));
     }
 
     /// Whether a request really is this call's (§12.2.2): it comes from the
@@ -1866,8 +1890,26 @@ impl Call {
         to_tag.as_deref() == local_tag && from_tag.is_some() && from_tag == remote_tag
     }
 
-    /// The ACK for a 2xx we relayed to a re-INVITE: stop retransmitting it.
+    /// The ACK for a 2xx we sent to a re-INVITE: stop retransmitting it;
+    /// if our 2xx carried the offer, the ACK carries the answer.
     fn ack_relayed_invite(&mut self, side: Side, msg: &Message, now: Instant) {
+        let leg = if side == Side::A { 0 } else { 1 };
+        if let Some(m) = &mut self.media
+            && std::mem::take(&mut m.answer_in_ack[leg])
+            && let Some(body) = sdp_body(msg)
+        {
+            match sdp::parse(&body).ok().and_then(|r| {
+                sdp::negotiate(&r, &[Codec::Pcmu, Codec::Pcma])
+                    .ok()
+                    .map(|n| (r, n))
+            }) {
+                Some((remote, neg)) => {
+                    let peer_ip = self.peer(side).addr.ip();
+                    self.apply_remote(leg, peer_ip, &remote, &neg);
+                }
+                None => tracing::info!(call = self.id, leg, "no usable SDP answer in the ACK"),
+            }
+        }
         let cseq = msg.cseq().map(|c| c.0);
         for s in &mut self.servers {
             if s.side == side

@@ -2297,3 +2297,41 @@ fn an_icmp_error_fails_only_what_has_not_answered_yet() {
     let next = one(requests(&sent, Method::Invite), "INVITE to 8002");
     assert_eq!(next.peer, seat_peer(2));
 }
+
+#[test]
+fn a_hold_ended_by_an_offerless_reinvite_takes_the_answer_from_the_ack() {
+    let (mut run, _, invite) = anchored_answered_with_invite();
+    let hold = parse(&with_body(
+        seat_request(&invite, "INVITE", 2, "z9hG4bKseat.hold"),
+        "application/sdp",
+        "v=0\r\no=seat 2 3 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\na=sendonly\r\n",
+    ));
+    run.recv(&hold, seat_peer(1));
+    assert!(run.media.iter().any(|m| m.starts_with("Play { leg: 0")));
+    // Resume without an offer: our 200 offers two-way media...
+    let resume = parse(&no_body(seat_request(
+        &invite,
+        "INVITE",
+        3,
+        "z9hG4bKseat.resume",
+    )));
+    let sent = run.recv(&resume, seat_peer(1));
+    let ok = one(responses(&sent, 200), "200 with our offer").msg.clone();
+    let offer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(offer.contains("a=sendrecv"), "{offer}");
+    // ...and the seat's answer, in its ACK, ends the hold.
+    let before = run.media.len();
+    let ack = parse(&with_body(
+        seat_request(&invite, "ACK", 3, "z9hG4bKseat.ack3"),
+        "application/sdp",
+        "v=0\r\no=seat 2 4 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\n",
+    ));
+    run.recv(&ack, seat_peer(1));
+    let new: Vec<&String> = run.media[before..].iter().collect();
+    assert!(new.iter().any(|m| m == &"StopPlay { leg: 0 }"), "{new:?}");
+    assert!(
+        new.iter()
+            .any(|m| m.contains("leg: 1") && m.contains("expect: true")),
+        "{new:?}"
+    );
+}

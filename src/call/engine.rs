@@ -999,7 +999,15 @@ impl Engine {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let Some(authorization) = msg.header(&kind.credentials()) else {
+        // §22.3: of several credentials (one per proxy on the path), ours
+        // name our realm.
+        let ours = format!("realm=\"{}\"", self.auth.realm());
+        let name = kind.credentials();
+        let Some(authorization) = msg
+            .headers_named(&name)
+            .find(|v| v.contains(&ours))
+            .or_else(|| msg.header(&name))
+        else {
             return Err(Box::new(self.challenge(
                 msg,
                 &algorithms,
