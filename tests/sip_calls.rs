@@ -1192,7 +1192,11 @@ impl Baresip {
                 .unwrap();
         }
         w.finalize().unwrap();
-        let (sip, ctrl) = (free_port(), free_port());
+        // Two distinct ports (baresip listens for SIP on TCP too).
+        let sip = free_port();
+        let ctrl = std::iter::repeat_with(free_port)
+            .find(|&p| p != sip)
+            .unwrap();
         let config = format!(
             "poll_method epoll\n\
              net_interface 127.0.0.1\n\
@@ -1242,28 +1246,40 @@ impl Baresip {
     }
 
     /// Runs a menu command (`hold`, `resume`, `hangup`) and returns
-    /// baresip's answer.
+    /// baresip's answer; tried twice, on a fresh connection each, for a
+    /// loaded machine.
     fn command(&self, command: &str) -> String {
+        for _ in 0..2 {
+            if let Some(answer) = self.try_command(command) {
+                return answer;
+            }
+        }
+        panic!("no answer from baresip to {command}\n{}", self.log_text());
+    }
+
+    fn try_command(&self, command: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut s = wait_for(Duration::from_secs(5), || {
             std::net::TcpStream::connect(("127.0.0.1", self.ctrl)).ok()
         })
         .expect("baresip's ctrl_tcp port");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let body = format!("{{\"command\":\"{command}\",\"token\":\"t\"}}");
-        write!(s, "{}:{body},", body.len()).unwrap();
+        write!(s, "{}:{body},", body.len()).ok()?;
         // Netstrings: events may come first; the answer has "response".
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
-            let n = s.read(&mut chunk).expect("an answer from baresip");
-            assert!(n > 0, "baresip closed its control connection");
+            let n = s.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
             buf.extend_from_slice(&chunk[..n]);
             let text = String::from_utf8_lossy(&buf).into_owned();
             if let Some(at) = text.find("\"response\":true")
                 && text[at..].contains("\"token\":\"t\"}")
             {
-                return text;
+                return Some(text);
             }
         }
     }
