@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// The defaults in `hotline::sip::transport::TcpLimits`.
-const PER_SOURCE: usize = 64;
+const PER_SOURCE: usize = 256;
 const GLOBAL: usize = 4096;
 const FIRST_MESSAGE: Duration = Duration::from_secs(10);
 const MESSAGE: Duration = Duration::from_secs(10);

@@ -96,7 +96,8 @@ struct Media {
     held: [bool; 2],
     /// Legs that sent a re-INVITE without an offer: our 200 carried one,
     /// and its answer comes in their ACK (RFC 3264 §5, §14.2).
-    answer_in_ack: [bool; 2],
+    /// (The CSeq of that re-INVITE, which its ACK repeats.)
+    answer_in_ack: [Option<u32>; 2],
 }
 
 /// The telephone-event payload type we offer (RFC 4733; 101 by custom).
@@ -1463,7 +1464,7 @@ impl Call {
             return;
         };
         let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
-        if !self.belongs(side, &msg, &method, &branch, peer) {
+        if !self.belongs(side, &msg, peer, registrar, now) {
             tracing::info!(call = self.id, from = %peer.addr, method = %method, "request does not match the dialog; refused");
             if method != Method::Ack {
                 let resp = msg.response(481, "Call/Transaction Does Not Exist", None);
@@ -1679,7 +1680,7 @@ impl Call {
             a_codec: neg.codec,
             early_playing: false,
             held: [false; 2],
-            answer_in_ack: [false; 2],
+            answer_in_ack: [None; 2],
         });
         Ok(())
     }
@@ -1742,6 +1743,14 @@ impl Call {
             Side::B => (1, m.plan.b_local),
         };
         let resp = match sdp_body(msg) {
+            // An UPDATE without an offer (a session-timer refresh, RFC
+            // 4028) changes nothing, and its 2xx may carry no offer (RFC
+            // 3311 §5.2).
+            None if msg.method() == Some(&Method::Update) => {
+                let mut ok = msg.response(200, "OK", None);
+                ok.push(Name::Contact, contact);
+                (200, ok)
+            }
             // No offer (a session refresh, §14.2, or a phone that resumes
             // a hold this way): our offer, two-way — whatever the leg held
             // before — and its answer comes in the ACK.
@@ -1764,7 +1773,7 @@ impl Call {
                     version,
                     sdp::Direction::SendRecv,
                 );
-                m.answer_in_ack[leg] = true;
+                m.answer_in_ack[leg] = msg.cseq().map(|c| c.0);
                 let mut ok = msg.response(200, "OK", None);
                 ok.push(Name::Contact, contact);
                 ok.set(Name::ContentType, "application/sdp");
@@ -1783,7 +1792,7 @@ impl Call {
                             m.b_version
                         }
                     };
-                    m.answer_in_ack[leg] = false;
+                    m.answer_in_ack[leg] = None;
                     let answer = sdp::answer(&neg, local, m.session_id, version);
                     self.apply_remote(leg, peer_ip, &remote, &neg);
                     let Some(m) = &mut self.media else { return };
@@ -1845,10 +1854,14 @@ impl Call {
         &self,
         side: Side,
         msg: &Message,
-        method: &Method,
-        branch: &str,
         peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
     ) -> bool {
+        let Some(method) = msg.method() else {
+            return false;
+        };
+        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
         let (leg_addrs, local_tag, remote_tag) = match side {
             Side::A => {
                 let remote = self
@@ -1871,10 +1884,7 @@ impl Call {
                 None => return false,
             },
         };
-        // The leg's transport address, port included: another port of the
-        // same host is not the far end (a NAT'd party is known by the
-        // address its messages come from).
-        if !leg_addrs.contains(&Some(peer.addr)) {
+        if !far_end_address(side, &leg_addrs, self.b.as_ref(), peer, registrar, now) {
             return false;
         }
         // The initial INVITE's retransmissions, its ACK for a failure and
@@ -1894,8 +1904,11 @@ impl Call {
     /// if our 2xx carried the offer, the ACK carries the answer.
     fn ack_relayed_invite(&mut self, side: Side, msg: &Message, now: Instant) {
         let leg = if side == Side::A { 0 } else { 1 };
+        let cseq = msg.cseq().map(|c| c.0);
         if let Some(m) = &mut self.media
-            && std::mem::take(&mut m.answer_in_ack[leg])
+            && cseq.is_some()
+            && m.answer_in_ack[leg] == cseq
+            && m.answer_in_ack[leg].take().is_some()
             && let Some(body) = sdp_body(msg)
         {
             match sdp::parse(&body).ok().and_then(|r| {
@@ -2350,6 +2363,36 @@ fn keep_response_fields(msg: &mut Message) {
     }
     msg.headers.shrink_to_fit();
     msg.body = Bytes::new();
+}
+
+/// Whether `peer` is the far end of a leg known at `leg_addrs`: that
+/// transport address, port included, over UDP (another port of the same
+/// host is not the far end); over TCP the host (a connection's port is
+/// ephemeral, and a blind spoofer cannot complete a handshake); and for a
+/// seat, the address its phone registers from now (its NAT may have given
+/// it a new port since the call began).
+fn far_end_address(
+    side: Side,
+    leg_addrs: &[Option<SocketAddr>],
+    b: Option<&LegB>,
+    peer: Peer,
+    registrar: &Registrar,
+    now: Instant,
+) -> bool {
+    let addrs = || leg_addrs.iter().flatten();
+    if addrs().any(|a| *a == peer.addr) {
+        return true;
+    }
+    if peer.is_reliable() && addrs().any(|a| a.ip() == peer.addr.ip()) {
+        return true;
+    }
+    match (side, b.map(|b| &b.target)) {
+        (Side::B, Some(Target::Seat { id })) => registrar
+            .lookup(id, now)
+            .iter()
+            .any(|binding| binding.peer.addr == peer.addr),
+        _ => false,
+    }
 }
 
 fn other(side: Side) -> Side {

@@ -2335,3 +2335,44 @@ fn a_hold_ended_by_an_offerless_reinvite_takes_the_answer_from_the_ack() {
         "{new:?}"
     );
 }
+
+#[test]
+fn a_seat_whose_nat_gave_it_a_new_port_is_still_its_far_end_once_it_re_registers() {
+    let (mut run, invite, _) = answered();
+    let moved = Peer::udp(SocketAddr::from(([192, 0, 2, 21], 6001)));
+    let bye = parse(&no_body(seat_request(
+        &invite,
+        "BYE",
+        2,
+        "z9hG4bKseat.bye.moved",
+    )));
+    // Before it re-registers from there: another port is not the seat.
+    let sent = run.recv(&bye, moved);
+    assert!(one(to_peer(&sent, moved), "481").is_code(481));
+    let contacts = [(seat_uri("8001", moved), 3600)];
+    run.reg
+        .register(
+            "8001",
+            Update::Contacts(&contacts),
+            moved,
+            "reg-8001",
+            2,
+            10,
+            run.now,
+        )
+        .unwrap();
+    let bye = parse(&no_body(seat_request(
+        &invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye.moved2",
+    )));
+    let sent = run.recv(&bye, moved);
+    assert!(one(to_peer(&sent, moved), "200").is_code(200));
+    assert_eq!(
+        requests(&sent, Method::Bye).len(),
+        1,
+        "relayed to the caller"
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+}

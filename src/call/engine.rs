@@ -265,7 +265,15 @@ impl Engine {
         for change in &changes {
             self.trunk_changed(change);
         }
-        for tx in self.call_queues() {
+        // Only the calls with a leg there: a forged ICMP flood must not
+        // crowd every call's queue.
+        let queues: Vec<mpsc::Sender<Event>> = self
+            .calls
+            .iter()
+            .filter(|e| e.value().primary && e.value().sources.load().contains(&addr))
+            .map(|e| e.value().tx.clone())
+            .collect();
+        for tx in queues {
             let _ = tx.try_send(Event::Unreachable(addr));
         }
     }
@@ -360,7 +368,15 @@ impl Engine {
             .get(call_id.as_str())
             .map(|h| (h.tx.clone(), h.sources.clone()));
         if let Some((tx, sources)) = existing {
-            if msg.is_request() && !sources.load().contains(&peer.addr) {
+            let sources = sources.load();
+            let from_far_end = || {
+                sources.contains(&peer.addr)
+                // Over TCP the host (the port is the connection's); a seat
+                // may send from where it registers now.
+                || (peer.is_reliable() && sources.iter().any(|a| a.ip() == peer.addr.ip()))
+                || self.registrar.seat_at(peer.addr, Instant::now()).is_some()
+            };
+            if msg.is_request() && !from_far_end() {
                 self.metrics.sip_foreign_requests.inc();
                 if let Some(suppressed) = self.quiet("foreign_request", peer) {
                     tracing::info!(from = %peer.addr, suppressed, "request for a call from none of its far ends; dropped");
@@ -690,12 +706,21 @@ impl Engine {
                     session = Some(handle);
                 }
                 Ok(None) => {}
+                // An emergency call is never refused for want of a port:
+                // it goes through with its media relayed end to end.
+                Err(e) if labels.kind == Kind::Emergency => {
+                    tracing::error!(error = %e, "cannot anchor an emergency call's media; relaying its SDP untouched");
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot anchor the call's media; refusing it");
                     targets.clear();
+                    let why = match e {
+                        crate::media::rtp::MediaError::NoPort(..) => "no free RTP port",
+                        crate::media::rtp::MediaError::Bind(_) => "media resources exhausted",
+                    };
                     no_target = (
                         503,
-                        format!("Service Unavailable (cannot anchor media: {e})"),
+                        format!("Service Unavailable (cannot anchor media: {why})"),
                         Outcome::Unavailable,
                     );
                 }
@@ -1044,7 +1069,9 @@ impl Engine {
             }
             Err(AuthError::BadNonce) => {
                 // Not a nonce we gave this address: junk, or a blind spoofer.
-                // A fresh challenge; nothing is counted against the seat.
+                // A fresh challenge, nothing counted against the seat; with
+                // stale=true, so a phone whose address changed since its
+                // challenge retries with the new nonce instead of giving up.
                 self.metrics
                     .auth_failures
                     .with_label_values(&["bad_nonce"])
@@ -1054,7 +1081,7 @@ impl Engine {
                     &algorithms,
                     kind,
                     unix,
-                    false,
+                    true,
                     ip,
                 )))
             }

@@ -1357,7 +1357,7 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
         3_600,
         "emergency_retry_after_seconds",
     );
-    let tcp_max_per_source = ms(&raw.tcp_max_per_source, 64, 1, 4_096, "tcp_max_per_source");
+    let tcp_max_per_source = ms(&raw.tcp_max_per_source, 256, 1, 4_096, "tcp_max_per_source");
     let max_contacts = ms(
         &raw.max_contacts_per_seat,
         10,

@@ -102,7 +102,9 @@ impl Trunk {
     pub fn admits(&self, addr: std::net::SocketAddr, reliable: bool) -> bool {
         self.sources.contains(&addr.ip())
             && self.tcp_only.is_none_or(|tcp| tcp == reliable)
-            && (self.source_ports.is_empty() || self.source_ports.contains(&addr.port()))
+            // Ports say something over UDP only (a TCP source port is
+            // ephemeral).
+            && (reliable || self.source_ports.is_empty() || self.source_ports.contains(&addr.port()))
     }
 }
 

@@ -994,6 +994,21 @@ impl BlockScope {
     }
 }
 
+/// The source a failure counts against: an IPv4 address, or an IPv6 /64
+/// (one host may use a whole /64, and must not get a fresh count per
+/// address).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let mut prefix = [0u8; 16];
+            prefix[..8].copy_from_slice(&o[..8]);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 /// A user name cut to [`MAX_THROTTLED_USER_LEN`] bytes.
 fn cut(user: &str) -> &str {
     let mut end = user.len().min(MAX_THROTTLED_USER_LEN);
@@ -1112,12 +1127,16 @@ impl FailureThrottle {
     /// account the request is for (for REGISTER, the seat in To), known
     /// before its credentials are checked.
     pub fn allowed(&self, ip: IpAddr, user: &str, now: Instant) -> bool {
-        let ip = ip.to_canonical();
+        let ip = source_key(ip);
         let blocked = [BlockScope::Source { ip }, BlockScope::user(ip, user)]
             .iter()
             .any(|scope| self.blocking(scope, now));
-        let account_blocked =
-            self.blocking(&BlockScope::account(user), now) && !self.known(ip, user, now);
+        // The account-wide block shuts out only addresses that have failed
+        // for this seat themselves (a new one gets one try), never one it
+        // logged in from: a guesser cannot lock the seat's own phone out.
+        let account_blocked = self.blocking(&BlockScope::account(user), now)
+            && self.counters.contains_key(&BlockScope::user(ip, user))
+            && !self.known(ip, user, now);
         !blocked && !account_blocked
     }
 
@@ -1131,7 +1150,7 @@ impl FailureThrottle {
     /// Counts a failed authentication for `user` from `ip`. Returns the
     /// block it starts, if any — once per block, for the caller to log.
     pub fn record_failure(&mut self, ip: IpAddr, user: &str, now: Instant) -> Option<BlockStarted> {
-        let ip = ip.to_canonical();
+        let ip = source_key(ip);
         let source = BlockScope::Source { ip };
         if self.blocking(&source, now) {
             return None;
@@ -1147,7 +1166,7 @@ impl FailureThrottle {
     /// authentication. An active block stays: it is the penalty for the
     /// failures before it.
     pub fn record_success(&mut self, ip: IpAddr, user: &str, now: Instant) {
-        let ip = ip.to_canonical();
+        let ip = source_key(ip);
         if self.known.len() >= self.policy.max_entries {
             let known_for = self.policy.known_for;
             self.known
@@ -1276,7 +1295,12 @@ impl FailureThrottle {
         let mut order: Vec<(bool, Instant, BlockScope)> = self
             .counters
             .iter()
-            .map(|(scope, c)| (c.blocked_since.is_some(), c.last_failure, scope.clone()))
+            .map(|(scope, c)| {
+                // Account counters go last: forgetting one would lift the
+                // cap on guessing that seat from many addresses.
+                let keep = c.blocked_since.is_some() || matches!(scope, BlockScope::Account { .. });
+                (keep, c.last_failure, scope.clone())
+            })
             .collect();
         order.select_nth_unstable_by_key(evict - 1, |(blocked, last, _)| (*blocked, *last));
         for (_, _, scope) in &order[..evict] {
@@ -2156,8 +2180,20 @@ mod tests {
                 user: "8001".into()
             })
         );
-        assert!(!t.allowed(ip(0xc633_6499), "8001", now), "a new address");
+        // The guessing addresses are shut out; a new one gets one try, then
+        // it too has failed for the seat and is shut out.
+        assert!(
+            !t.allowed(ip(0xc633_6400), "8001", now),
+            "a guessing address"
+        );
+        let fresh = ip(0xc633_6499);
+        assert!(t.allowed(fresh, "8001", now), "one try from a new address");
+        t.record_failure(fresh, "8001", now);
+        assert!(!t.allowed(fresh, "8001", now));
         assert!(t.allowed(phone, "8001", now), "the seat's own phone");
+        // An address that never failed for the seat (a phone that moved) is
+        // not locked out by someone else's guessing.
+        assert!(t.allowed(ip(0x0a00_0099), "8001", now));
         assert!(t.allowed(ip(0xc633_6499), "8002", now), "another seat");
         assert!(t.allowed(ip(0xc633_6499), "8001", now + secs(61)));
     }
@@ -2190,6 +2226,20 @@ mod tests {
         assert!(e.counts_as_failure());
         assert!(!AuthError::Malformed("x".into()).counts_as_failure());
         assert!(!AuthError::WrongRealm.counts_as_failure());
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_slash_64() {
+        let mut t = FailureThrottle::new(ThrottlePolicy::default());
+        let now = Instant::now();
+        for n in 0..11u16 {
+            let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, n + 1));
+            t.record_failure(a, "8001", now);
+        }
+        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 9, 9, 9, 9));
+        assert!(!t.allowed(other, "8001", now), "the /64 is one source");
+        let next = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        assert!(t.allowed(next, "8001", now));
     }
 
     #[test]

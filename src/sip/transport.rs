@@ -131,7 +131,7 @@ impl Default for TcpLimits {
     fn default() -> Self {
         TcpLimits {
             max_connections: 4096,
-            max_per_source: 64,
+            max_per_source: 256,
             first_message: Duration::from_secs(10),
             message: Duration::from_secs(10),
             idle: Duration::from_secs(3600),
