@@ -261,6 +261,8 @@ pub struct Latch {
 struct Held {
     from: SocketAddr,
     last: Instant,
+    /// When it latched.
+    since: Instant,
     /// It is the SDP's address (not learnt from a NAT).
     signalled: bool,
 }
@@ -324,8 +326,12 @@ impl Latch {
             Some(held) => {
                 let live = now.saturating_duration_since(held.last) < self.relearn_after;
                 // The SDP's address may take over from a NAT-learnt source
-                // (one that raced it); anything else waits for silence.
-                let outranks = negotiated && !held.signalled;
+                // that raced it at the start of the stream; later, and
+                // anything else, waits for silence (a spoofer of the SDP's
+                // address must not take a live leg).
+                let outranks = negotiated
+                    && !held.signalled
+                    && now.saturating_duration_since(held.since) < self.relearn_after;
                 if live && !outranks {
                     return Verdict::Rejected;
                 }
@@ -339,6 +345,7 @@ impl Latch {
         self.held = Some(Held {
             from,
             last: now,
+            since: now,
             signalled: negotiated,
         });
         Verdict::Latched { replaced }
@@ -566,6 +573,29 @@ mod tests {
             l.accept(addr("203.0.113.9:61002"), now + Duration::from_millis(20)),
             Verdict::Rejected
         );
+    }
+
+    #[test]
+    fn a_nat_learnt_source_is_not_taken_over_later_by_the_sdp_address() {
+        let now = t0();
+        let mut l = Latch::new(Duration::from_secs(2));
+        l.resignal(Some(addr("10.0.0.5:4000")));
+        l.allow(vec![
+            "203.0.113.9".parse().unwrap(),
+            "10.0.0.5".parse().unwrap(),
+        ]);
+        let nat = addr("203.0.113.9:61000");
+        l.accept(nat, now);
+        // Ten seconds into the call, live: a packet forging the SDP's
+        // private address does not take the leg.
+        for k in 0..500u64 {
+            l.accept(nat, now + Duration::from_millis(20 * k));
+        }
+        assert_eq!(
+            l.accept(addr("10.0.0.5:4000"), now + Duration::from_secs(10)),
+            Verdict::Rejected
+        );
+        assert_eq!(l.target(), Some(nat));
     }
 
     #[test]
