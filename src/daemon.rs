@@ -130,9 +130,23 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             opts.config.display()
         );
     }
+    // Descriptors are kept for media: TCP signalling may hold at most a
+    // quarter of them, so calls can still bind their RTP ports when
+    // connections pile up.
+    let defaults = crate::sip::transport::TcpLimits::default();
+    let max_connections = open_file_limit().map_or(defaults.max_connections, |n| {
+        defaults.max_connections.min((n / 4).max(16) as usize)
+    });
+    if max_connections < defaults.max_connections {
+        tracing::info!(
+            max_connections,
+            "TCP connections capped to a quarter of the open-file limit, the rest kept for media"
+        );
+    }
     let limits = crate::sip::transport::TcpLimits {
-        max_per_source: sip.tcp_max_per_source,
-        ..Default::default()
+        max_connections,
+        max_per_source: sip.tcp_max_per_source.min(max_connections),
+        ..defaults
     };
     let (transport, sip_listener) = Transport::bind_with(udp, tcp, limits).await.map_err(|e| {
         anyhow::anyhow!("cannot listen for SIP on {}: {e}", sip_addresses(udp, tcp))
@@ -188,6 +202,24 @@ pub const OPEN_FILES_WANTED: u64 = 4096;
 /// commonly start daemons at a soft 1,024 with a much higher hard limit;
 /// the soft one is what `accept` runs into. Returns the soft limit now in
 /// force, None where there is no such limit to read.
+/// The soft open-file limit now, if it can be read.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit through a valid pointer.
+        (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0)
+            .then_some(lim.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 pub fn raise_open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
