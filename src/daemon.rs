@@ -211,6 +211,8 @@ fn open_file_limit() -> Option<u64> {
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes one rlimit through a valid pointer.
+        // (rlim_t is u64 here, not everywhere.)
+        #[allow(clippy::unnecessary_cast)]
         (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0)
             .then_some(lim.rlim_cur as u64)
     }
