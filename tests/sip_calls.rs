@@ -199,6 +199,27 @@ impl Gateway {
         )
     }
 
+    /// Seat 8101 answers a call from the trunk to 12348 and hangs up
+    /// `hold_ms` later; returns (seat, caller) once the call is answered.
+    fn answered_call_to_12348(&self, hold_ms: u32) -> (Sipp, Sipp) {
+        let port = free_port();
+        self.register("8101", port);
+        let seat = self.sipp(
+            "seat.xml",
+            &[
+                ("MODE", "answer"),
+                ("HANGUP", "seat_bye"),
+                ("HOLD_MS", &hold_ms.to_string()),
+            ],
+            "127.0.0.1",
+            port,
+            &["-s", "8101"],
+        );
+        let caller = self.call("12348", "wait_bye");
+        self.wait_metric("hotline_call_setup_seconds_count", 1.0);
+        (seat, caller)
+    }
+
     /// A trunk peer that answers a call for `user` on `port`.
     fn trunk_uas(&self, user: &str, port: u16) -> Sipp {
         self.sipp("uas.xml", &[("USER", user)], "127.0.0.1", port, &[])
@@ -451,21 +472,7 @@ fn a_register_with_a_wrong_password_gets_no_registration() {
 #[test]
 fn torture_messages_do_not_disturb_a_call_in_progress() {
     let gw = Gateway::start("torture");
-    let port = free_port();
-    gw.register("8101", port);
-    let seat = gw.sipp(
-        "seat.xml",
-        &[
-            ("MODE", "answer"),
-            ("HANGUP", "seat_bye"),
-            ("HOLD_MS", "8000"),
-        ],
-        "127.0.0.1",
-        port,
-        &["-s", "8101"],
-    );
-    let caller = gw.call("12348", "wait_bye");
-    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    let (seat, caller) = gw.answered_call_to_12348(8000);
 
     let dir = Path::new(REPO).join("tests/sip/torture/invalid");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1666,21 +1673,7 @@ fn a_seat_cannot_register_more_than_its_cap_of_contacts() {
 #[test]
 fn a_flood_of_spoofed_byes_does_not_crowd_out_the_real_one() {
     let gw = Gateway::start("bye-flood");
-    let port = free_port();
-    gw.register("8101", port);
-    let seat = gw.sipp(
-        "seat.xml",
-        &[
-            ("MODE", "answer"),
-            ("HANGUP", "seat_bye"),
-            ("HOLD_MS", "1500"),
-        ],
-        "127.0.0.1",
-        port,
-        &["-s", "8101"],
-    );
-    let caller = gw.call("12348", "wait_bye");
-    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    let (seat, caller) = gw.answered_call_to_12348(1500);
     // SIPp's Call-ID and From tag for its first call.
     let pid = caller.child.id();
     let call_id = format!("1-{pid}@127.0.0.1");

@@ -1024,6 +1024,7 @@ impl Engine {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let challenge = |stale| Box::new(self.challenge(msg, &algorithms, kind, unix, stale, ip));
         // §22.3: of several credentials (one per proxy on the path), ours
         // name our realm.
         let ours = format!("realm=\"{}\"", self.auth.realm());
@@ -1033,14 +1034,7 @@ impl Engine {
             .find(|v| v.contains(&ours))
             .or_else(|| msg.header(&name))
         else {
-            return Err(Box::new(self.challenge(
-                msg,
-                &algorithms,
-                kind,
-                unix,
-                false,
-                ip,
-            )));
+            return Err(challenge(false));
         };
         let method = msg.method().map(|m| m.as_str()).unwrap_or_default();
         let verified = self.auth.verify(authorization, method, unix, ip, |user| {
@@ -1076,23 +1070,9 @@ impl Engine {
                     .auth_failures
                     .with_label_values(&["bad_nonce"])
                     .inc();
-                Err(Box::new(self.challenge(
-                    msg,
-                    &algorithms,
-                    kind,
-                    unix,
-                    true,
-                    ip,
-                )))
+                Err(challenge(true))
             }
-            Err(AuthError::StaleNonce) => Err(Box::new(self.challenge(
-                msg,
-                &algorithms,
-                kind,
-                unix,
-                true,
-                ip,
-            ))),
+            Err(AuthError::StaleNonce) => Err(challenge(true)),
             Err(AuthError::Replay) => {
                 // A captured request sent again: its credentials are spent.
                 self.metrics
@@ -1102,14 +1082,7 @@ impl Engine {
                 if let Some(suppressed) = self.quiet("replay", peer) {
                     tracing::info!(from = %peer.addr, seat = %seat, suppressed, "replayed credentials refused");
                 }
-                Err(Box::new(self.challenge(
-                    msg,
-                    &algorithms,
-                    kind,
-                    unix,
-                    false,
-                    ip,
-                )))
+                Err(challenge(false))
             }
             Err(e) => {
                 let reason = match e {
