@@ -37,8 +37,18 @@ pub fn reload(
     text: Result<&str, ConfigError>,
     trigger: &str,
     serving_metrics_on: Option<SocketAddr>,
+    sip_listening: &[SocketAddr],
 ) -> bool {
-    match text.and_then(|t| shared.reload_text(t)) {
+    let refuse = |table: &crate::routing::Table| {
+        let exposed = crate::config::demo_passwords_exposed(table, sip_listening);
+        (!exposed.is_empty()).then(|| {
+            format!(
+                "seats {} have demo passwords and SIP listens beyond loopback: change them, or set [sip] allow_demo_passwords = true",
+                exposed.join(", ")
+            )
+        })
+    };
+    match text.and_then(|t| shared.reload_text_checked(t, refuse)) {
         Ok(warnings) => {
             for w in &warnings {
                 tracing::warn!(trigger, "{w}");
@@ -178,6 +188,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             interval: opts.watch_interval,
             serving_metrics_on: opts.metrics_listen.is_none().then_some(listen),
+            sip_listening: listen_on.clone(),
             seen: bytes,
             engine: engine.clone(),
         },
@@ -395,6 +406,9 @@ struct Watch {
     interval: Duration,
     /// See [`reload`].
     serving_metrics_on: Option<SocketAddr>,
+    /// Where SIP listens: a table with demo passwords is refused beyond
+    /// loopback.
+    sip_listening: Vec<SocketAddr>,
     /// The file's bytes as last loaded or refused.
     seen: Vec<u8>,
     /// Reloads its prompts with the table.
@@ -409,6 +423,7 @@ impl Watch {
             text.as_deref().map_err(clone_io),
             trigger,
             self.serving_metrics_on,
+            &self.sip_listening,
         );
         if loaded {
             self.engine.reload_prompts();
