@@ -1771,3 +1771,57 @@ fn forged_credentials_count_for_nothing_and_lock_no_one_out() {
     let ok = register_seat(&gw, &victim, "8001", 100);
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
 }
+
+/// RTP injected at the caller's leg from another port of the caller's own
+/// address: the gateway ignores it (counted as rejected), sends the
+/// injector nothing, and the caller keeps hearing the seat.
+#[test]
+fn injected_rtp_is_ignored_and_the_call_audio_stays_intact() {
+    use hotline::media::mixer::goertzel_power;
+    use hotline::media::rtp::packet;
+
+    let gw = Gateway::start("rtp-inject");
+    let phone = Baresip::start(&gw, "8101");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.call_with_rtp("12348", "wait_bye", &rtp_port);
+    gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
+    let mut gateway = None;
+    let before = listen(&rtp, Duration::from_millis(1000), &mut gateway);
+    let gateway = gateway.expect("RTP from the gateway");
+    assert!(before.len() > 4000, "{}", phone.log_text());
+
+    // 250 packets of a 1,800 Hz tone at the caller's leg, 20 ms apart.
+    let injector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    injector.set_nonblocking(true).unwrap();
+    let mut tone = Vec::new();
+    let samples: Vec<i16> = (0..160)
+        .map(|i| (12000.0 * (2.0 * std::f64::consts::PI * 1800.0 * i as f64 / 8000.0).sin()) as i16)
+        .collect();
+    hotline::media::g711::Codec::Pcmu.encode(&samples, &mut tone);
+    let mut heard = Vec::new();
+    let mut gw_addr = Some(gateway);
+    for k in 0..250u16 {
+        let _ = injector.send_to(
+            &packet(0, false, 1000 + k, 160 * u32::from(k), 0xbad, &tone),
+            gateway,
+        );
+        heard.extend(listen(&rtp, Duration::from_millis(20), &mut gw_addr));
+    }
+    let mut buf = [0u8; 2048];
+    assert!(
+        injector.recv_from(&mut buf).is_err(),
+        "the injector hears nothing of the call"
+    );
+    assert!(
+        goertzel_power(&heard, 440.0, 8000.0) > 100.0 * goertzel_power(&heard, 1800.0, 8000.0),
+        "the caller still hears the seat, not the injection"
+    );
+    let rejected = gw
+        .metric("hotline_rtp_packets_total{direction=\"rejected\"}")
+        .unwrap_or(0.0);
+    assert!(rejected >= 200.0, "{rejected} rejected");
+    phone.command("hangup");
+    caller.expect_success(&gw);
+}
