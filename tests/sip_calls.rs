@@ -220,6 +220,20 @@ impl Gateway {
         (seat, caller)
     }
 
+    /// The trunk (SIPp from `ip`) calls `dialed` with an SDP offer and
+    /// must be refused with `code`, the refusal matching `matching` (a
+    /// regular expression).
+    fn expect_refused(&self, ip: &str, dialed: &str, code: &str, matching: &str) {
+        self.sipp(
+            "trunk_refused.xml",
+            &[("DIALED", dialed), ("CODE", code), ("MATCH", matching)],
+            ip,
+            free_port(),
+            &[],
+        )
+        .expect_success(self);
+    }
+
     /// A trunk peer that answers a call for `user` on `port`.
     fn trunk_uas(&self, user: &str, port: u16) -> Sipp {
         self.sipp("uas.xml", &[("USER", user)], "127.0.0.1", port, &[])
@@ -397,18 +411,7 @@ fn the_caller_hangs_up_an_answered_call() {
 #[test]
 fn an_invite_from_an_unknown_address_gets_403() {
     let gw = Gateway::start("acl");
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "12345"),
-            ("CODE", "403"),
-            ("MATCH", "SIP/2.0 403"),
-        ],
-        "127.0.0.2",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+    gw.expect_refused("127.0.0.2", "12345", "403", "SIP/2.0 403");
     assert_eq!(gw.metric("hotline_sip_untrusted_invites_total"), Some(1.0));
 }
 
@@ -434,31 +437,14 @@ fn a_register_with_a_wrong_password_gets_no_registration() {
     );
     // With no seat registered, 12348 is refused at once, saying why (no
     // seat is logged in, which is not "busy"), not ringing forever.
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "12348"),
-            ("CODE", "480"),
-            ("MATCH", "no seat for 12348 is logged in"),
-        ],
+    gw.expect_refused(
         "127.0.0.1",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+        "12348",
+        "480",
+        "no seat for 12348 is logged in",
+    );
     // A number the table does not list is a refusal, not a shortage.
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "99999"),
-            ("CODE", "404"),
-            ("MATCH", "SIP/2.0 404"),
-        ],
-        "127.0.0.1",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+    gw.expect_refused("127.0.0.1", "99999", "404", "SIP/2.0 404");
     gw.wait_metric(
         "hotline_calls_total{kind=\"reject\",line=\"unknown\",result=\"rejected\"}",
         1.0,
@@ -1101,18 +1087,7 @@ fn an_emergency_call_with_its_trunk_down_gets_503_at_once_and_a_live_alternate_t
     let backup = free_port();
     let gw = Gateway::start_with("emergency-down", |t| with_emergency_backup(t, backup));
     let started = Instant::now();
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "120"),
-            ("CODE", "503"),
-            ("MATCH", "Retry-After: [0-9]+"),
-        ],
-        "127.0.0.1",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+    gw.expect_refused("127.0.0.1", "120", "503", "Retry-After: [0-9]+");
     // Both trunks tried: at worst each waits out the 2 s response
     // time-out; ICMP makes it immediate. Timer B would take 32 s.
     assert!(
@@ -1555,18 +1530,12 @@ fn a_call_that_cannot_be_anchored_is_refused_with_the_true_reason() {
     // The first call holds both ports of the range.
     let first = gw.call_with_rtp("12348", "wait_bye", &free_port().to_string());
     gw.wait_metric("hotline_call_setup_seconds_count", 1.0);
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "12348"),
-            ("CODE", "503"),
-            ("MATCH", "cannot anchor media: no free RTP port"),
-        ],
+    gw.expect_refused(
         "127.0.0.1",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+        "12348",
+        "503",
+        "cannot anchor media: no free RTP port",
+    );
     gw.daemon.signal("TERM");
     first.expect_success(&gw);
     seat.expect_success(&gw);
@@ -1583,18 +1552,7 @@ fn a_trunk_restricted_to_tcp_refuses_its_address_over_udp() {
     });
     let port = free_port();
     gw.register("8101", port);
-    gw.sipp(
-        "trunk_refused.xml",
-        &[
-            ("DIALED", "12348"),
-            ("CODE", "403"),
-            ("MATCH", "SIP/2.0 403"),
-        ],
-        "127.0.0.1",
-        free_port(),
-        &[],
-    )
-    .expect_success(&gw);
+    gw.expect_refused("127.0.0.1", "12348", "403", "SIP/2.0 403");
     assert_eq!(gw.metric("hotline_sip_untrusted_invites_total"), Some(1.0));
     let seat = gw.seat("8101", port, "answer", "seat_bye");
     gw.sipp(
