@@ -17,7 +17,8 @@ use crate::media::g711::Codec;
 use crate::media::prompt::Playlist;
 use crate::media::sdp;
 use crate::media::session::{Command as MediaCommand, Mode as MediaMode};
-use crate::sip::message::{Message, Method, Name, NameAddr, StartLine};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Message, Method, Name, StartLine};
 use crate::sip::transaction::{
     Action, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, Timers,
     Transport as Reliability,
@@ -165,14 +166,7 @@ struct LegA {
     peer: Peer,
     tx: ServerInvite,
     branch: String,
-    local_tag: String,
-    /// Our From when we send requests to A: A's To plus our tag.
-    local_addr: String,
-    /// Our To when we send requests to A: A's From.
-    remote_addr: String,
-    remote_target: String,
-    route_set: Vec<String>,
-    local_cseq: u32,
+    dialog: Dialog,
     invite_cseq: u32,
     answered: bool,
 }
@@ -180,17 +174,11 @@ struct LegA {
 /// The side we place: we are the UAC.
 struct LegB {
     target: Target,
-    call_id: String,
     peer: Peer,
     invite: Message,
     tx: ClientInvite,
     branch: String,
-    local_addr: String,
-    remote_addr: String,
-    remote_tag: Option<String>,
-    remote_target: String,
-    route_set: Vec<String>,
-    local_cseq: u32,
+    dialog: Dialog,
     provisional: bool,
     cancel_pending: bool,
     cancelled: bool,
@@ -288,9 +276,6 @@ pub struct Call {
     out: Vec<Output>,
     counter: u32,
     media: Option<Media>,
-    /// The highest CSeq each far end has used in its dialog (§12.2.2).
-    a_remote_cseq: Option<u32>,
-    b_remote_cseq: Option<u32>,
     /// When the call ended; it may linger at most [`LINGER_CAP`] after.
     ended_at: Option<Instant>,
     /// The linger cap ran out: whatever is still open is abandoned.
@@ -329,23 +314,7 @@ impl Call {
         now: Instant,
     ) -> (Call, Vec<Output>) {
         let branch = invite.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let local_tag = tag(id, 0);
-        let to = invite
-            .header(&Name::To)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let from = invite
-            .header(&Name::From)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let remote_target = invite
-            .header(&Name::Contact)
-            .and_then(|c| NameAddr::parse(c).ok().map(|a| a.uri.to_string()))
-            .unwrap_or_else(|| format!("sip:{}", peer.addr));
-        let route_set = invite
-            .headers_named(&Name::RecordRoute)
-            .map(|v| v.to_string())
-            .collect();
+        let dialog = Dialog::uas(&invite, tag(id, 0), format!("sip:{}", peer.addr));
         let invite_cseq = invite.cseq().map_or(0, |c| c.0);
         let mut call = Call {
             id,
@@ -355,12 +324,7 @@ impl Call {
                 invite,
                 peer,
                 branch,
-                local_addr: format!("{to};tag={local_tag}"),
-                local_tag,
-                remote_addr: from,
-                remote_target,
-                route_set,
-                local_cseq: 0,
+                dialog,
                 invite_cseq,
                 answered: false,
             },
@@ -380,8 +344,6 @@ impl Call {
             ended_at: None,
             forced: false,
             far_ends_changed: true,
-            a_remote_cseq: Some(invite_cseq),
-            b_remote_cseq: None,
             media: None,
         };
         call.respond_a(100, "Trying", None, now);
@@ -443,7 +405,7 @@ impl Call {
 
     /// The B leg's Call-ID, if one was placed.
     pub fn b_call_id(&self) -> Option<&str> {
-        self.b.as_ref().map(|b| b.call_id.as_str())
+        self.b.as_ref().map(|b| b.dialog.call_id.as_str())
     }
 
     /// The seat the call is on or ringing, if any.
@@ -549,8 +511,13 @@ impl Call {
         now: Instant,
     ) -> Vec<Output> {
         let call_id = msg.call_id().map(|c| c.as_str()).unwrap_or_default();
-        let from_b = self.b.as_ref().is_some_and(|b| call_id == b.call_id);
-        if !from_b && let Some(i) = self.retired.iter().position(|l| l.call_id == call_id) {
+        let from_b = self.b.as_ref().is_some_and(|b| call_id == b.dialog.call_id);
+        if !from_b
+            && let Some(i) = self
+                .retired
+                .iter()
+                .position(|l| l.dialog.call_id == call_id)
+        {
             self.on_retired(i, msg, peer, registrar, now);
             self.settle(now);
             return std::mem::take(&mut self.out);
@@ -816,11 +783,11 @@ impl Call {
         let mut resp = self
             .a
             .invite
-            .response(code, reason, Some(&self.a.local_tag));
+            .response(code, reason, Some(&self.a.dialog.local_tag));
         if code > 100 {
             let contact = format!("<sip:hotline@{}>", self.settings.local);
             resp.push(Name::Contact, contact);
-            for rr in &self.a.route_set {
+            for rr in self.a.dialog.route_set() {
                 resp.push(Name::RecordRoute, rr.clone());
             }
         }
@@ -912,25 +879,20 @@ impl Call {
         // Unguessable: a Call-ID is all it takes to address a call's task.
         let call_id = format!("{:016x}{:08x}@hotline", random_u64(), n);
         let branch = self.branch();
-        let local_tag = tag(self.id, n);
         let caller = self
             .a
             .invite
             .from()
             .map(|f| crate::sip::message::uri_number(f.uri).unwrap_or_default())
             .unwrap_or_default();
-        let local_addr = format!(
-            "<sip:{}@{}>;tag={local_tag}",
-            sanitize_user(&caller),
-            self.settings.local
-        );
-        let remote_addr = format!("<{uri}>");
+        let local_uri = format!("sip:{}@{}", sanitize_user(&caller), self.settings.local);
+        let dialog = Dialog::uac(call_id.clone(), &local_uri, tag(self.id, n), &uri);
         let mut invite = Message::request(Method::Invite, uri.clone());
         invite
             .push(Name::Via, self.via(peer, &branch))
             .push(Name::MaxForwards, max_forwards(&self.a.invite))
-            .push(Name::From, local_addr.clone())
-            .push(Name::To, remote_addr.clone())
+            .push(Name::From, dialog.local_addr().to_string())
+            .push(Name::To, dialog.remote_addr().to_string())
             .push(Name::CallId, call_id.clone())
             .push(Name::CSeq, "1 INVITE")
             .push(
@@ -965,8 +927,6 @@ impl Call {
         if let Some(old) = self.b.take() {
             self.retired.push(old);
         }
-        // A new dialog: its far end numbers its own requests.
-        self.b_remote_cseq = None;
         self.out.push(Output::Bind(call_id.clone()));
         self.far_ends_changed = true;
         self.out.push(Output::Send(peer, bytes.clone()));
@@ -981,17 +941,11 @@ impl Call {
         };
         self.b = Some(LegB {
             target,
-            call_id,
             peer,
             invite,
             tx,
             branch,
-            local_addr,
-            remote_addr,
-            remote_tag: None,
-            remote_target: uri,
-            route_set: Vec::new(),
-            local_cseq: 1,
+            dialog,
             provisional: false,
             cancel_pending: false,
             cancelled: false,
@@ -1084,7 +1038,7 @@ impl Call {
         }
         for leg in self.retired.iter_mut().chain(self.b.as_mut()) {
             if leg.cancel_deadline.is_some_and(|d| now >= d) && !leg.tx.is_terminated() {
-                tracing::info!(call = self.id, b_call_id = %leg.call_id, "no final response to our CANCEL; giving up on the leg");
+                tracing::info!(call = self.id, b_call_id = %leg.dialog.call_id, "no final response to our CANCEL; giving up on the leg");
                 leg.given_up = true;
                 leg.release(registrar, self.id);
             }
@@ -1146,7 +1100,7 @@ impl Call {
             }
         } else if (200..300).contains(&code) {
             // Answered after we moved on (§9.1 race): ACK, then hang up.
-            if leg.answered && msg.to().and_then(|t| t.tag()) != leg.remote_tag.as_deref() {
+            if leg.answered && leg.dialog.is_other_dialog(&msg) {
                 let bye_branch = new_branch(id, self.counter + 1);
                 self.counter += 1;
                 let leg = &self.retired[i];
@@ -1156,7 +1110,7 @@ impl Call {
                 return;
             }
             if !leg.answered {
-                leg.learn_dialog(&msg);
+                leg.dialog.learn(&msg);
             }
             let ack = leg.dialog_request(Method::Ack, Some(1), &local, &via_branch);
             self.out.push(Output::Send(leg.peer, ack.encode()));
@@ -1322,9 +1276,7 @@ impl Call {
             b.provisional = true;
             // The early dialog's tag, so the far end's in-dialog requests
             // (an early BYE) are recognised before any 2xx (§12.1).
-            if b.remote_tag.is_none() {
-                b.remote_tag = msg.to().and_then(|t| t.tag().map(str::to_string));
-            }
+            b.dialog.learn_early(&msg);
             if b.cancel_pending {
                 self.send_cancel_b(now);
                 return;
@@ -1345,7 +1297,7 @@ impl Call {
         } else if (200..300).contains(&code) {
             // A second dialog from a forking far end (§13.2.2.4): ACK it
             // and hang it up; the call stays on the first.
-            if b.answered && msg.to().and_then(|t| t.tag()) != b.remote_tag.as_deref() {
+            if b.answered && b.dialog.is_other_dialog(&msg) {
                 let (peer, timers) = (b.peer, self.settings.timers);
                 let (ack_branch, bye_branch) = (self.branch(), self.branch());
                 let Some(b) = &self.b else { return };
@@ -1357,7 +1309,7 @@ impl Call {
             // Learn the dialog from the first 2xx (§12.1.2); a retransmitted
             // one is ACKed again (RFC 6026 §7.2).
             if !b.answered {
-                b.learn_dialog(&msg);
+                b.dialog.learn(&msg);
             }
             let ack = self.in_dialog_request(Side::B, Method::Ack, Some(1));
             let peer = self.peer(Side::B);
@@ -1502,7 +1454,9 @@ impl Call {
             }
             (Method::Cancel, Side::A) => {
                 // §9.2: the 200 carries the To tag the 487 will carry.
-                let ok = msg.response(200, "OK", Some(&self.a.local_tag)).encode();
+                let ok = msg
+                    .response(200, "OK", Some(&self.a.dialog.local_tag))
+                    .encode();
                 self.out.push(Output::Send(self.a.peer, ok));
                 self.caller_gives_up(now);
                 return;
@@ -1524,16 +1478,15 @@ impl Call {
         // §12.2.2: a new request's CSeq must exceed the last one the far
         // end used in this dialog.
         let cseq = msg.cseq().map_or(0, |c| c.0);
-        let last = match side {
-            Side::A => &mut self.a_remote_cseq,
-            Side::B => &mut self.b_remote_cseq,
+        let dialog = match side {
+            Side::A => Some(&mut self.a.dialog),
+            Side::B => self.b.as_mut().map(|b| &mut b.dialog),
         };
-        if last.is_some_and(|l| cseq <= l) {
+        if dialog.is_some_and(|d| !d.accept_remote_cseq(cseq)) {
             let resp = msg.response(500, "Server Internal Error (CSeq out of order)", None);
             self.out.push(Output::Send(peer, resp.encode()));
             return;
         }
-        *last = Some(cseq);
         let tx = match method {
             Method::Invite => ServerTx::Invite(ServerInvite::new(
                 reliability(peer),
@@ -1862,25 +1815,10 @@ impl Call {
             return false;
         };
         let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let (leg_addrs, local_tag, remote_tag) = match side {
-            Side::A => {
-                let remote = self
-                    .a
-                    .invite
-                    .from()
-                    .and_then(|f| f.tag().map(str::to_string));
-                (
-                    [Some(self.a.peer.addr), None],
-                    Some(self.a.local_tag.as_str()),
-                    remote,
-                )
-            }
+        let (leg_addrs, dialog) = match side {
+            Side::A => ([Some(self.a.peer.addr), None], &self.a.dialog),
             Side::B => match &self.b {
-                Some(b) => (
-                    [Some(b.peer.addr), b.latched],
-                    Some(b.local_tag()),
-                    b.remote_tag.clone(),
-                ),
+                Some(b) => ([Some(b.peer.addr), b.latched], &b.dialog),
                 None => return false,
             },
         };
@@ -1895,9 +1833,7 @@ impl Call {
         {
             return true;
         }
-        let to_tag = msg.to().and_then(|t| t.tag().map(str::to_string));
-        let from_tag = msg.from().and_then(|f| f.tag().map(str::to_string));
-        to_tag.as_deref() == local_tag && from_tag.is_some() && from_tag == remote_tag
+        dialog.has_tags_of(msg)
     }
 
     /// The ACK for a 2xx we sent to a re-INVITE: stop retransmitting it;
@@ -2029,29 +1965,9 @@ impl Call {
         let local = self.settings.local.clone();
         match side {
             Side::A => {
-                let a = &mut self.a;
-                let n = cseq.unwrap_or_else(|| {
-                    a.local_cseq += 1;
-                    a.local_cseq
-                });
-                let call_id = a
-                    .invite
-                    .call_id()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default();
-                // Requests to A go in A's dialog: its Record-Route is our
-                // route set in order (§12.1.1).
-                let far = FarEnd {
-                    remote_target: a.remote_target.clone(),
-                    route_set: a.route_set.clone(),
-                    remote_addr: a.remote_addr.clone(),
-                };
-                let ours = Ours {
-                    addr: &a.local_addr,
-                    call_id: &call_id,
-                    peer: a.peer,
-                };
-                far.request(ours, method, n, &local, &branch)
+                let n = cseq.unwrap_or_else(|| self.a.dialog.next_cseq());
+                let transport = self.a.peer.transport_name();
+                self.a.dialog.request(method, n, &local, transport, &branch)
             }
             Side::B => match self.b.as_mut() {
                 Some(b) => b.dialog_request(method, cseq, &local, &branch),
@@ -2062,11 +1978,6 @@ impl Call {
 }
 
 impl LegB {
-    /// Our tag on this leg (in the From we sent).
-    fn local_tag(&self) -> &str {
-        self.local_addr.rsplit(";tag=").next().unwrap_or("")
-    }
-
     /// Nothing more will happen on this leg.
     fn is_done(&self) -> bool {
         self.tx.is_terminated() || self.given_up
@@ -2079,31 +1990,6 @@ impl LegB {
         }
     }
 
-    /// The dialog a 2xx establishes (§12.1.2): remote tag, target, route set.
-    fn learn_dialog(&mut self, msg: &Message) {
-        if let Some(to) = msg.to()
-            && to.tag().is_some()
-        {
-            self.remote_tag = to.tag().map(str::to_string);
-            self.remote_addr = msg
-                .header(&Name::To)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-        }
-        if let Some(c) = msg
-            .header(&Name::Contact)
-            .and_then(|c| NameAddr::parse(c).ok())
-        {
-            self.remote_target = c.uri.to_string();
-        }
-        let mut routes: Vec<String> = msg
-            .headers_named(&Name::RecordRoute)
-            .map(|v| v.to_string())
-            .collect();
-        routes.reverse();
-        self.route_set = routes;
-    }
-
     /// A request in this leg's dialog (§12.2.1.1); `cseq` given for ACK.
     fn dialog_request(
         &mut self,
@@ -2112,23 +1998,16 @@ impl LegB {
         local: &str,
         branch: &str,
     ) -> Message {
-        let n = cseq.unwrap_or_else(|| {
-            self.local_cseq += 1;
-            self.local_cseq
-        });
-        let far = FarEnd {
-            remote_target: self.remote_target.clone(),
-            route_set: self.route_set.clone(),
-            remote_addr: self.remote_addr.clone(),
-        };
-        far.request(self.ours(), method, n, local, branch)
+        let n = cseq.unwrap_or_else(|| self.dialog.next_cseq());
+        self.dialog
+            .request(method, n, local, self.peer.transport_name(), branch)
     }
 
     /// A CANCEL's Request-URI is the INVITE's (§9.1).
     fn remote_target_for_cancel(&self) -> String {
         match &self.invite.start {
             StartLine::Request { uri, .. } => uri.to_string(),
-            StartLine::Response { .. } => self.remote_target.clone(),
+            StartLine::Response { .. } => "sip:invalid".to_string(),
         }
     }
 }
@@ -2236,84 +2115,11 @@ fn fork_ack_and_bye(
     ack_branch: &str,
     bye_branch: &str,
 ) -> (Message, Message) {
-    let mut fork = FarEnd {
-        remote_target: resp
-            .header(&Name::Contact)
-            .and_then(|c| NameAddr::parse(c).ok().map(|a| a.uri.to_string()))
-            .unwrap_or_else(|| leg.remote_target.clone()),
-        route_set: resp
-            .headers_named(&Name::RecordRoute)
-            .map(|v| v.to_string())
-            .collect(),
-        remote_addr: resp
-            .header(&Name::To)
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-    };
-    fork.route_set.reverse();
-    let ack = fork.request(leg.ours(), Method::Ack, 1, local, ack_branch);
-    let bye = fork.request(leg.ours(), Method::Bye, 2, local, bye_branch);
+    let fork = leg.dialog.fork(resp);
+    let transport = leg.peer.transport_name();
+    let ack = fork.request(Method::Ack, 1, local, transport, ack_branch);
+    let bye = fork.request(Method::Bye, 2, local, transport, bye_branch);
     (ack, bye)
-}
-
-/// Our side of a dialog: the From we send, its Call-ID, and the transport
-/// towards the far end.
-#[derive(Clone, Copy)]
-struct Ours<'a> {
-    addr: &'a str,
-    call_id: &'a str,
-    peer: Peer,
-}
-
-impl LegB {
-    fn ours(&self) -> Ours<'_> {
-        Ours {
-            addr: &self.local_addr,
-            call_id: &self.call_id,
-            peer: self.peer,
-        }
-    }
-}
-
-/// The far end's side of one dialog: where requests go and what To they
-/// carry (§12.1.2).
-struct FarEnd {
-    remote_target: String,
-    route_set: Vec<String>,
-    remote_addr: String,
-}
-
-impl FarEnd {
-    /// A request in this dialog (§12.2.1.1): `ours` is our side of it.
-    fn request(
-        &self,
-        ours: Ours<'_>,
-        method: Method,
-        n: u32,
-        local: &str,
-        branch: &str,
-    ) -> Message {
-        let mut m = Message::request(method.clone(), self.remote_target.clone());
-        m.push(
-            Name::Via,
-            format!(
-                "SIP/2.0/{} {local};branch={branch};rport",
-                ours.peer.transport_name()
-            ),
-        )
-        .push(Name::MaxForwards, "70")
-        .push(Name::From, ours.addr.to_string())
-        .push(Name::To, self.remote_addr.clone())
-        .push(Name::CallId, ours.call_id.to_string());
-        for r in &self.route_set {
-            m.push(Name::Route, r.clone());
-        }
-        m.push(Name::CSeq, format!("{n} {method}"));
-        if method != Method::Ack {
-            m.push(Name::Contact, format!("<sip:hotline@{local}>"));
-        }
-        m
-    }
 }
 
 /// The CANCEL for a leg's INVITE (§9.1): same Request-URI, Call-ID, From,
