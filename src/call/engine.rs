@@ -8,7 +8,7 @@
 //! owning a sans-I/O [`Call`], so one call's events are handled in order
 //! and a slow or broken call never holds up another.
 
-use super::b2bua::{ALLOW, Call, MediaPlan, Outcome, Output, Settings, Target};
+use super::call::{ALLOW, Call, FarEnds, MediaPlan, Outcome, Output, Rejection, Settings, Target};
 use super::registrar::{RegisterError, Registrar, Update};
 use super::trunks::{PROBE_CALL_ID_PREFIX, ProbePolicy, TrunkMonitor};
 use crate::config::SharedTable;
@@ -270,7 +270,7 @@ impl Engine {
         let queues: Vec<mpsc::Sender<Event>> = self
             .calls
             .iter()
-            .filter(|e| e.value().primary && e.value().sources.load().contains(&addr))
+            .filter(|e| e.value().primary && e.value().sources.load().addrs.contains(&addr))
             .map(|e| e.value().tx.clone())
             .collect();
         for tx in queues {
@@ -370,11 +370,10 @@ impl Engine {
         if let Some((tx, sources)) = existing {
             let sources = sources.load();
             let from_far_end = || {
-                sources.contains(&peer.addr)
-                // Over TCP the host (the port is the connection's); a seat
-                // may send from where it registers now.
-                || (peer.is_reliable() && sources.iter().any(|a| a.ip() == peer.addr.ip()))
-                || self.registrar.seat_at(peer.addr, Instant::now()).is_some()
+                // Over TCP the host (the port is the connection's), a
+                // trunk from any of its sources; a seat may send from where
+                // it registers now.
+                sources.admits(peer) || self.registrar.seat_at(peer.addr, Instant::now()).is_some()
             };
             if msg.is_request() && !from_far_end() {
                 self.metrics.sip_foreign_requests.inc();
@@ -494,7 +493,7 @@ impl Engine {
             kind = Kind::Direct;
             (
                 vec![Target::Seat { id: dialed.clone() }],
-                (
+                Rejection::new(
                     486,
                     format!("Busy Here (seat {dialed} is busy)"),
                     Outcome::Unavailable,
@@ -517,7 +516,7 @@ impl Engine {
                 [Target::Seat { id }] if seat.is_some() => format!("seat {id} is not logged in"),
                 _ => format!("no seat for {line} is logged in"),
             };
-            (
+            Rejection::new(
                 480,
                 format!("Temporarily Unavailable ({why})"),
                 Outcome::Unavailable,
@@ -561,7 +560,10 @@ impl Engine {
         let handle = CallHandle {
             tx,
             primary: true,
-            sources: Arc::new(arc_swap::ArcSwap::from_pointee(vec![peer.addr])),
+            sources: Arc::new(arc_swap::ArcSwap::from_pointee(FarEnds {
+                addrs: vec![peer.addr],
+                hosts: Vec::new(),
+            })),
         };
         self.calls.insert(a_call_id.clone(), handle.clone());
         self.metrics.active_calls.inc();
@@ -718,7 +720,7 @@ impl Engine {
                         crate::media::rtp::MediaError::NoPort(..) => "no free RTP port",
                         crate::media::rtp::MediaError::Bind(_) => "media resources exhausted",
                     };
-                    no_target = (
+                    no_target = Rejection::new(
                         503,
                         format!("Service Unavailable (cannot anchor media: {why})"),
                         Outcome::Unavailable,
@@ -732,7 +734,7 @@ impl Engine {
             invite,
             peer,
             targets,
-            (no_target.0, &no_target.1, no_target.2),
+            no_target,
             &self.registrar,
             Instant::now(),
         );
@@ -828,8 +830,10 @@ impl Engine {
         if !counted {
             self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
         }
-        if let Some(seat) = call.seat() {
-            self.registrar.release(seat, call.id);
+        // Whatever state the call ended in (the linger cap, a far end that
+        // never answered our CANCEL), no seat stays held by it.
+        for seat in call.seats_held() {
+            self.registrar.release(&seat, call.id);
         }
         for id in bound {
             self.calls.remove(&id);
@@ -1295,7 +1299,7 @@ struct CallHandle {
     primary: bool,
     /// The call's far ends (address and port): the only sources its
     /// requests may come from. The call's task keeps it current.
-    sources: Arc<arc_swap::ArcSwap<Vec<std::net::SocketAddr>>>,
+    sources: Arc<arc_swap::ArcSwap<FarEnds>>,
 }
 
 /// What a call's task needs to start the call.
@@ -1305,7 +1309,7 @@ struct CallStart {
     invite: Message,
     peer: Peer,
     targets: Vec<Target>,
-    no_target: (u16, String, Outcome),
+    no_target: Rejection,
     early: Vec<Item>,
 }
 
@@ -1374,7 +1378,7 @@ fn targets_for(
     d: &routing::Decision<'_>,
     line: &str,
     trunk_up: impl Fn(&str) -> bool,
-) -> (Vec<Target>, (u16, String, Outcome)) {
+) -> (Vec<Target>, Rejection) {
     // The trunk, then its alternates: those marked down are skipped while
     // another is up; with all down, all are still tried in turn (a probe
     // can be wrong, and an emergency call must not be refused on a guess).
@@ -1392,6 +1396,7 @@ fn targets_for(
                     id: t.id.clone(),
                     uri: format!("sip:{number}@{addr}"),
                     peer: Peer::udp(addr),
+                    sources: t.sources.clone(),
                 })
             })
             .collect()
@@ -1416,7 +1421,7 @@ fn targets_for(
             });
             (
                 Vec::new(),
-                (r.status, r.reason.to_string(), Outcome::Rejected),
+                Rejection::new(r.status, r.reason, Outcome::Rejected),
             )
         }
         (_, routing::Target::Trunk(t)) => {
@@ -1436,7 +1441,7 @@ fn targets_for(
             };
             (
                 targets,
-                (
+                Rejection::new(
                     503,
                     format!("Service Unavailable (no {role} trunk is up)"),
                     Outcome::Unavailable,
@@ -1451,7 +1456,7 @@ fn targets_for(
             },
         ) => (
             seats_with(skill, expert_seats),
-            (
+            Rejection::new(
                 486,
                 format!("Busy Here (every seat for {line} is busy)"),
                 Outcome::Unavailable,
@@ -1461,7 +1466,7 @@ fn targets_for(
             // Until the queue exists (ACD), a queued call is offered to a
             // free seat with the queue's skill, or refused as busy.
             seats_with(&q.skill, &[]),
-            (
+            Rejection::new(
                 486,
                 format!("Busy Here (every seat for {line} is busy)"),
                 Outcome::Unavailable,
@@ -1469,11 +1474,7 @@ fn targets_for(
         ),
         (_, routing::Target::None) => (
             Vec::new(),
-            (
-                480,
-                "Temporarily Unavailable".to_string(),
-                Outcome::Unavailable,
-            ),
+            Rejection::new(480, "Temporarily Unavailable", Outcome::Unavailable),
         ),
     }
 }

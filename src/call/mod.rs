@@ -1,9 +1,14 @@
-//! Calls: the B2BUA state machine joining a caller's leg to the leg we
-//! place ([`b2bua`]), the registrar of seats ([`registrar`]), the health
-//! of the trunks calls go out on ([`trunks`]), and the routing loop that
-//! feeds them from the sockets ([`engine`]).
+//! Calls. A call is made of legs: [`leg`] is one SIP dialog with its
+//! transactions (the caller's, each seat or trunk tried), [`call`] joins
+//! them and decides the next step, [`hunt`] chooses the targets tried in
+//! turn; [`registrar`] holds the seats' registrations, [`trunks`] the
+//! health of the trunks calls go out on, and [`engine`] is the routing loop
+//! that feeds calls from the sockets.
 
-pub mod b2bua;
+#[allow(clippy::module_inception)]
+pub mod call;
 pub mod engine;
+pub mod hunt;
+pub mod leg;
 pub mod registrar;
 pub mod trunks;

@@ -6,6 +6,7 @@
 //! fake clock (`t0 + …`) by calling `on_timer` at each `deadline()`.
 use super::*;
 use crate::call::registrar::Update;
+use crate::sip::message::StartLine;
 use std::net::SocketAddr;
 
 // ── The far ends ────────────────────────────────────────────────────────
@@ -74,6 +75,7 @@ fn trunk() -> Target {
         id: "carrier".into(),
         uri: "sip:12345@198.51.100.7:5060".into(),
         peer: trunk_peer(),
+        sources: vec![trunk_peer().addr.ip()],
     }
 }
 
@@ -353,7 +355,7 @@ impl Run {
             caller_invite(),
             caller(),
             targets,
-            (404, "Not Found (no such line)", Outcome::Unavailable),
+            Rejection::new(404, "Not Found (no such line)", Outcome::Unavailable),
             &reg,
             t0,
         );
@@ -1591,7 +1593,10 @@ fn a_bye_with_the_wrong_tags_or_from_elsewhere_is_refused_and_the_call_goes_on()
     assert!(requests(&sent, Method::Bye).is_empty());
     assert_eq!(
         run.call.far_ends(),
-        vec![caller().addr, seat_peer(1).addr],
+        FarEnds {
+            addrs: vec![caller().addr, seat_peer(1).addr],
+            hosts: vec![],
+        },
         "what the engine lets in for this call"
     );
     // A forged re-INVITE (a media redirect) from the seat's side with the
@@ -1827,7 +1832,7 @@ fn an_offer_without_a_codec_we_speak_gets_488() {
         wire(&g729),
         caller(),
         vec![seat("8001")],
-        (404, "x", Outcome::Unavailable),
+        Rejection::new(404, "x", Outcome::Unavailable),
         &reg,
         t0,
     );
@@ -1926,7 +1931,7 @@ fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
         wire(&invite),
         caller(),
         vec![seat("8001")],
-        (404, "x", Outcome::Unavailable),
+        Rejection::new(404, "x", Outcome::Unavailable),
         &reg,
         t0,
     );
@@ -2121,6 +2126,7 @@ fn trunk_at(id: &str, last_octet: u8) -> Target {
         id: id.into(),
         uri: format!("sip:120@{}", peer.addr),
         peer,
+        sources: vec![peer.addr.ip()],
     }
 }
 

@@ -1,0 +1,1451 @@
+//! One call: its legs, who hears whom, and the controller that decides the
+//! next step. The caller's leg ([`LegId::CALLER`]) is joined to the leg we
+//! place — a seat, a trunk — tried in turn by the [`Hunt`]; legs we moved
+//! on from (rang out, refused) stay in the call until their transactions
+//! end, so a late 487 is ACKed and a late 2xx hung up by the leg itself.
+//!
+//! The legs speak SIP ([`super::leg`]); the call never builds a SIP
+//! message. It answers the caller, places legs, relays in-dialog requests
+//! between the two joined legs, and drives the media session (anchored
+//! SDP per leg, early media, hold music, the bridge).
+//!
+//! Sans-I/O: [`Call`] is fed messages, "now" and timer expiries, and
+//! returns [`Output`]s (bytes to send, Call-IDs to bind, media commands).
+//! The engine's per-call task drives it; tests drive it directly.
+
+use super::hunt::Hunt;
+pub use super::leg::Target;
+use super::leg::{Leg, LegEvent, LegId, LegState, Parts};
+use super::registrar::Registrar;
+use crate::media::dtmf::{Digit, parse_dtmf_relay};
+use crate::media::g711::Codec;
+use crate::media::prompt::Playlist;
+use crate::media::sdp;
+use crate::media::session::{Command as MediaCommand, Mode as MediaMode};
+use crate::sip::message::{Message, Method, Name};
+use crate::sip::transaction::Timers;
+use crate::sip::transport::Peer;
+use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub use super::leg::ALLOW;
+
+/// Settings a call needs from the daemon.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub timers: Timers,
+    /// Our address as written in Via and Contact (`host:port`).
+    pub local: String,
+    pub seat_ring: Duration,
+    pub max_ring: Duration,
+    /// A target that sends no response at all (not even `100`) this long
+    /// is given up for the next: a seat phone that vanished, a dead trunk.
+    pub response_timeout: Duration,
+    /// Emergency calls: when no target takes the call, `503` with this
+    /// `Retry-After`, so the carrier routes the call itself.
+    pub retry_after: Option<u32>,
+    /// Anchor this call's media on these ports; `None` relays SDP untouched.
+    pub media: Option<MediaPlan>,
+}
+
+/// Where the call's media is anchored, and what the caller hears while
+/// the call is being connected.
+#[derive(Clone, Debug)]
+pub struct MediaPlan {
+    /// Our RTP address for the caller's leg (leg 0 of the media session).
+    pub a_local: SocketAddr,
+    /// Our RTP address for the leg we place (leg 1).
+    pub b_local: SocketAddr,
+    /// Played to the caller as early media until the call is answered.
+    pub early: Option<Playlist>,
+    /// Played to a party while the other holds the call (looping).
+    pub hold: Option<Playlist>,
+    /// Played to the caller when the call falls back from a trunk (a
+    /// sub-centre that failed) to seats.
+    pub fallback: Option<Playlist>,
+}
+
+/// The media session's stream for a leg: the caller's is 0, the placed
+/// leg's 1 (legs tried in turn share it).
+fn slot(leg: LegId) -> usize {
+    if leg == LegId::CALLER { 0 } else { 1 }
+}
+
+/// The call's anchored media, once the caller's offer was accepted.
+struct Media {
+    plan: MediaPlan,
+    session_id: u64,
+    /// Our SDP answer to the caller, sent in the 183 and the 200.
+    a_answer: String,
+    /// Our SDP version per stream (RFC 4566 `o=`).
+    version: [u64; 2],
+    a_codec: Codec,
+    early_playing: bool,
+    /// Which streams hold the call now: the other hears hold music.
+    held: [bool; 2],
+    /// Streams whose leg sent a re-INVITE without an offer: our 200
+    /// carried one, and its answer comes in their ACK (RFC 3264 §5,
+    /// §14.2). (The CSeq of that re-INVITE, which its ACK repeats.)
+    answer_in_ack: [Option<u32>; 2],
+}
+
+impl Media {
+    fn next_version(&mut self, slot: usize) -> u64 {
+        self.version[slot] += 1;
+        self.version[slot]
+    }
+}
+
+/// The telephone-event payload type we offer (RFC 4733; 101 by custom).
+const TELEPHONE_EVENT_PT: u8 = 101;
+
+/// What the driver must do.
+#[derive(Debug)]
+pub enum Output {
+    Send(Peer, Bytes),
+    /// The call now also answers to this Call-ID (a leg placed).
+    Bind(String),
+    /// For the call's media session.
+    Media(MediaCommand),
+    /// A key press signalled in SIP (INFO, application/dtmf-relay).
+    Digit {
+        leg: usize,
+        digit: Digit,
+    },
+}
+
+/// How the call ended, for `hotline_calls_total{result}` and the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered and later hung up.
+    Completed,
+    /// The caller hung up before an answer.
+    Cancelled,
+    /// Nobody answered: every target refused, was busy, or rang out.
+    NoAnswer,
+    /// The far side refused with a final response we relayed.
+    Failed,
+    /// No target could be tried at all (no seat free, trunk unreachable).
+    Unavailable,
+    /// The table refuses the call: a number it does not list (404), a
+    /// barred caller (403), a number that is no number (484).
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Failed => "failed",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// A final response the call gives its caller when it cannot be put
+/// through: the status, the reason phrase, and how the call is counted.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub code: u16,
+    pub reason: String,
+    pub outcome: Outcome,
+}
+
+impl Rejection {
+    pub fn new(code: u16, reason: impl Into<String>, outcome: Outcome) -> Rejection {
+        Rejection {
+            code,
+            reason: reason.into(),
+            outcome,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Ringing a target (or about to).
+    Setup,
+    /// The caller and the placed leg are joined.
+    Connected,
+    /// Over: waiting only for transactions to finish their linger timers.
+    Ended,
+}
+
+/// A request relayed from one leg to the other: its responses go back to
+/// the transaction it came in on.
+struct Relay {
+    from: LegId,
+    server_tx: u32,
+    to: LegId,
+    client_tx: u32,
+}
+
+/// The addresses a call's requests are taken from: its legs' exact
+/// transport addresses, and hosts that may send from any port (a trunk's
+/// configured sources).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FarEnds {
+    pub addrs: Vec<SocketAddr>,
+    pub hosts: Vec<IpAddr>,
+}
+
+impl FarEnds {
+    /// Whether `peer` is one of them: the exact address over UDP (another
+    /// port of the same host is not the far end), the host over TCP (a
+    /// connection's port is ephemeral and a blind spoofer cannot complete
+    /// a handshake), or a trunk's source host.
+    pub fn admits(&self, peer: Peer) -> bool {
+        self.addrs.contains(&peer.addr)
+            || (peer.is_reliable() && self.addrs.iter().any(|a| a.ip() == peer.addr.ip()))
+            || self.hosts.contains(&peer.addr.ip())
+    }
+}
+
+pub struct Call {
+    pub id: u64,
+    settings: Settings,
+    phase: Phase,
+    /// Every leg still alive, the caller's first.
+    legs: Vec<Leg>,
+    /// The placed leg the call rings or is joined to.
+    current: Option<LegId>,
+    next_leg: u32,
+    hunt: Hunt,
+    /// When the current leg's turn ends.
+    ring_deadline: Option<Instant>,
+    relays: Vec<Relay>,
+    started: Instant,
+    max_ring_at: Instant,
+    answered_at: Option<Instant>,
+    outcome: Option<Outcome>,
+    /// The final status answered to the caller when the call failed.
+    pub final_status: Option<u16>,
+    out: Vec<Output>,
+    media: Option<Media>,
+    /// When the call ended; it may linger at most [`LINGER_CAP`] after.
+    ended_at: Option<Instant>,
+    /// The linger cap ran out: whatever is still open is abandoned.
+    forced: bool,
+    /// The far ends changed (a leg placed, an answer from a new address)
+    /// since the engine last asked.
+    far_ends_changed: bool,
+}
+
+/// The longest a finished call waits for its transactions: their own
+/// timers end them within 64·T1 (32 s by default); this is the backstop
+/// against a far end that never answers a relayed request.
+const LINGER_CAP: Duration = Duration::from_secs(120);
+
+impl Call {
+    /// A call for an INVITE that arrived at `now`. Sends `100 Trying` at
+    /// once (§17.2.1) and starts on the first target; with no target,
+    /// answers `no_target` to the caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        id: u64,
+        settings: Settings,
+        invite: Message,
+        peer: Peer,
+        targets: Vec<Target>,
+        no_target: Rejection,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> (Call, Vec<Output>) {
+        let caller = Leg::incoming(
+            LegId::CALLER,
+            id,
+            invite,
+            peer,
+            settings.timers,
+            settings.local.clone(),
+            now,
+        );
+        let mut call = Call {
+            id,
+            phase: Phase::Setup,
+            legs: vec![caller],
+            current: None,
+            next_leg: 1,
+            hunt: Hunt::new(targets, settings.seat_ring, settings.max_ring),
+            ring_deadline: None,
+            relays: Vec::new(),
+            started: now,
+            max_ring_at: now + settings.max_ring,
+            answered_at: None,
+            outcome: None,
+            final_status: None,
+            settings,
+            out: Vec::new(),
+            ended_at: None,
+            forced: false,
+            far_ends_changed: true,
+            media: None,
+        };
+        call.respond_caller(100, "Trying", None, now);
+        if let Err((code, reason)) = call.anchor_media() {
+            call.fail_caller(Rejection::new(code, reason, Outcome::Failed), now);
+            let out = call.finish_input(registrar, now);
+            return (call, out);
+        }
+        if call.media.as_ref().is_some_and(|m| m.plan.early.is_some()) {
+            // Early media (RFC 3960): the caller hears the welcome while
+            // seats ring.
+            call.respond_caller(183, "Session Progress", None, now);
+            let playlist = call.media.as_mut().and_then(|m| m.plan.early.take());
+            if let (Some(m), Some(playlist)) = (call.media.as_mut(), playlist) {
+                m.early_playing = true;
+                call.out.push(Output::Media(MediaCommand::Play {
+                    leg: 0,
+                    playlist: Box::new(playlist),
+                }));
+            }
+        }
+        if !call.try_next_target(registrar, now) {
+            call.fail_caller(no_target, now);
+        }
+        let out = call.finish_input(registrar, now);
+        (call, out)
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// Seconds from the INVITE to the answer, once answered.
+    pub fn setup_time(&self) -> Option<Duration> {
+        self.answered_at.map(|t| t - self.started)
+    }
+
+    /// [`Call::far_ends`], when they changed since the last time asked
+    /// (so the engine copies them only then).
+    pub fn changed_far_ends(&mut self) -> Option<FarEnds> {
+        std::mem::take(&mut self.far_ends_changed).then(|| self.far_ends())
+    }
+
+    /// Where the call's far ends send from: the only sources its requests
+    /// are taken from.
+    pub fn far_ends(&self) -> FarEnds {
+        let mut f = FarEnds::default();
+        for leg in &self.legs {
+            for addr in leg.far_ends() {
+                if !f.addrs.contains(&addr) {
+                    f.addrs.push(addr);
+                }
+            }
+            if let Some(Target::Trunk { sources, .. }) = leg.target() {
+                for ip in sources {
+                    if !f.hosts.contains(ip) {
+                        f.hosts.push(*ip);
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    /// The current placed leg's Call-ID, if one was placed.
+    pub fn b_call_id(&self) -> Option<&str> {
+        self.current_leg().map(|l| l.dialog.call_id.as_str())
+    }
+
+    /// The seat the call is on or ringing, if any.
+    pub fn seat(&self) -> Option<&str> {
+        self.current_leg().and_then(Leg::seat)
+    }
+
+    /// Every seat a leg of this call may still hold: freed by the engine
+    /// when the call's task ends, whatever state it ends in.
+    pub fn seats_held(&self) -> Vec<String> {
+        self.legs
+            .iter()
+            .filter_map(|l| l.seat().map(str::to_string))
+            .collect()
+    }
+
+    /// Whether nothing is left to do: the call is over and every
+    /// transaction has finished lingering.
+    pub fn is_finished(&self) -> bool {
+        self.forced || (self.phase == Phase::Ended && self.legs.iter().all(Leg::is_done))
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = Some(d.map_or(t, |d| d.min(t)));
+            }
+        };
+        for leg in &self.legs {
+            consider(leg.deadline());
+        }
+        if self.phase == Phase::Setup {
+            match self.current_leg() {
+                Some(leg) if !leg.is_answered() && !leg.is_abandoned() => {
+                    consider(self.ring_deadline.map(|r| r.min(self.max_ring_at)));
+                }
+                Some(_) => {}
+                None => consider(Some(self.max_ring_at)),
+            }
+        }
+        if !self.is_finished() {
+            consider(self.ended_at.map(|t| t + LINGER_CAP));
+        }
+        d
+    }
+
+    // ── Inputs ───────────────────────────────────────────────────────────
+
+    /// A message for this call arrived from `peer`.
+    pub fn on_message(
+        &mut self,
+        msg: Message,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        let call_id = msg.call_id().map(|c| c.as_str()).unwrap_or_default();
+        let Some(i) = self.legs.iter().position(|l| l.dialog.call_id == call_id) else {
+            return Vec::new();
+        };
+        if msg.is_request() && !self.belongs(i, &msg, peer, registrar, now) {
+            let method = msg.method().cloned().unwrap_or(Method::Ack);
+            tracing::info!(call = self.id, from = %peer.addr, method = %method, "request does not match the dialog; refused");
+            if method != Method::Ack {
+                let resp = msg.response(481, "Call/Transaction Does Not Exist", None);
+                self.out.push(Output::Send(peer, resp.encode()));
+            }
+            return std::mem::take(&mut self.out);
+        }
+        let before: Vec<SocketAddr> = self.legs[i].far_ends().collect();
+        self.legs[i].on_message(msg, peer, now);
+        if self.legs[i].far_ends().ne(before) {
+            self.far_ends_changed = true;
+        }
+        self.finish_input(registrar, now)
+    }
+
+    pub fn on_timer(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        for leg in &mut self.legs {
+            leg.on_timer(now);
+        }
+        self.drain(registrar, now);
+        // Ring limits: the seat's turn, then the caller's patience.
+        if self.phase == Phase::Setup
+            && let Some(leg) = self.current_leg()
+            && !leg.is_answered()
+            && !leg.is_abandoned()
+        {
+            let target = leg.target().map(|t| t.to_string()).unwrap_or_default();
+            if now >= self.max_ring_at {
+                tracing::info!(call = self.id, "max ring time reached");
+                self.cancel_current(now);
+                self.hunt.clear();
+                self.fail_caller(
+                    Rejection::new(
+                        480,
+                        "Temporarily Unavailable (no answer)",
+                        Outcome::NoAnswer,
+                    ),
+                    now,
+                );
+            } else if self.ring_deadline.is_some_and(|r| now >= r) {
+                tracing::info!(
+                    call = self.id,
+                    target,
+                    "target did not answer in time; trying the next"
+                );
+                self.cancel_current(now);
+                if !self.try_next_target(registrar, now) {
+                    self.fail_caller(
+                        Rejection::new(
+                            480,
+                            "Temporarily Unavailable (no answer)",
+                            Outcome::NoAnswer,
+                        ),
+                        now,
+                    );
+                }
+            }
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// Sending to `peer` failed at the transport (§8.1.3.1, §17.1.4,
+    /// §17.2.4): the transactions towards it fail at once. A seat that
+    /// cannot be reached passes the call on; a caller that cannot be
+    /// reached ends it.
+    pub fn on_transport_error(
+        &mut self,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        for leg in &mut self.legs {
+            leg.on_transport_error(peer, now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// An ICMP error says nothing listens at `addr` (§18.4). Only what
+    /// still waits for its first answer from there fails (see
+    /// [`Leg::on_unreachable`]); the caller's leg is never ended by it.
+    pub fn on_unreachable(
+        &mut self,
+        addr: SocketAddr,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        for leg in self.legs.iter_mut().skip(1) {
+            leg.on_unreachable(addr, now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// A leg of an answered call sent no RTP for the media time-out while
+    /// it should have (not on hold): its far end is gone without a BYE
+    /// (a rebooted SBC, a lost network). End the call so its seat and
+    /// ports are freed.
+    pub fn on_media_timeout(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if self.phase == Phase::Connected {
+            tracing::info!(
+                call = self.id,
+                "media time-out on an answered call; hanging up"
+            );
+            self.hang_up_both(now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// Hang up everything, for shutdown or an operator's request.
+    pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        match self.phase {
+            Phase::Connected => self.hang_up_both(now),
+            Phase::Setup => {
+                self.cancel_current(now);
+                self.hunt.clear();
+                self.fail_caller(
+                    Rejection::new(
+                        503,
+                        "Service Unavailable (shutting down)",
+                        Outcome::Unavailable,
+                    ),
+                    now,
+                );
+            }
+            Phase::Ended => {}
+        }
+        self.finish_input(registrar, now)
+    }
+
+    // ── After every input ────────────────────────────────────────────────
+
+    /// Collects what the legs send and report until they are quiet, frees
+    /// the seats of legs that ended, closes what the end of the call
+    /// leaves open, and hands the output over.
+    fn finish_input(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        self.drain(registrar, now);
+        self.settle(now);
+        self.drain(registrar, now);
+        self.release_ended_seats(registrar);
+        if self.phase == Phase::Ended || self.legs.len() > 2 {
+            self.gc();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn drain(&mut self, registrar: &Registrar, now: Instant) {
+        // Events may make legs send and report more; bounded, since each
+        // pass consumes what the legs queued.
+        for _ in 0..16 {
+            let mut events = Vec::new();
+            for leg in &mut self.legs {
+                while let Some((peer, bytes)) = leg.poll_transmit() {
+                    self.out.push(Output::Send(peer, bytes));
+                }
+                while let Some(ev) = leg.poll_event() {
+                    events.push((leg.id, ev));
+                }
+            }
+            if events.is_empty() {
+                return;
+            }
+            for (leg, ev) in events {
+                self.on_leg_event(leg, ev, registrar, now);
+            }
+        }
+    }
+
+    /// Once the call has ended: close what the end leaves open — a
+    /// re-INVITE still pending gets 487 (§15.1.2), our own pending relays
+    /// are let go — and enforce the linger cap.
+    fn settle(&mut self, now: Instant) {
+        if self.phase != Phase::Ended {
+            return;
+        }
+        if self.ended_at.is_none() {
+            self.ended_at = Some(now);
+            self.relays.clear();
+            for leg in &mut self.legs {
+                leg.close_pending(now);
+            }
+        }
+        if !self.forced && self.ended_at.is_some_and(|t| now >= t + LINGER_CAP) {
+            tracing::warn!(
+                call = self.id,
+                "transactions still open after the linger cap; abandoning them"
+            );
+            self.forced = true;
+            for leg in &mut self.legs {
+                leg.abandon();
+            }
+        }
+    }
+
+    /// A seat is held while a leg rings or talks to it; once the leg has
+    /// ended it is free again — unless another live leg of this call is
+    /// on the same seat.
+    fn release_ended_seats(&self, registrar: &Registrar) {
+        for leg in &self.legs {
+            let Some(seat) = leg.seat() else { continue };
+            if leg.state() != LegState::Ended {
+                continue;
+            }
+            let held_elsewhere = self
+                .legs
+                .iter()
+                .any(|l| l.id != leg.id && l.seat() == Some(seat) && l.state() != LegState::Ended);
+            if !held_elsewhere {
+                registrar.release(seat, self.id);
+            }
+        }
+    }
+
+    fn gc(&mut self) {
+        let current = self.current;
+        self.legs
+            .retain(|l| l.id == LegId::CALLER || Some(l.id) == current || !l.is_done());
+    }
+
+    fn leg(&mut self, id: LegId) -> Option<&mut Leg> {
+        self.legs.iter_mut().find(|l| l.id == id)
+    }
+
+    fn current_leg(&self) -> Option<&Leg> {
+        let id = self.current?;
+        self.legs.iter().find(|l| l.id == id)
+    }
+
+    fn caller(&mut self) -> &mut Leg {
+        &mut self.legs[0]
+    }
+
+    // ── What the legs report ─────────────────────────────────────────────
+
+    fn on_leg_event(&mut self, leg: LegId, ev: LegEvent, registrar: &Registrar, now: Instant) {
+        let is_current = Some(leg) == self.current;
+        match ev {
+            LegEvent::Request { tx, msg } => {
+                if leg == LegId::CALLER || is_current {
+                    self.on_in_dialog_request(leg, tx, msg, now);
+                } else if let Some(l) = self.leg(leg) {
+                    // A leg we moved on from has nothing to say.
+                    l.reply(
+                        tx,
+                        481,
+                        "Call/Transaction Does Not Exist",
+                        Parts::default(),
+                        now,
+                    );
+                }
+            }
+            LegEvent::Response {
+                tx,
+                code,
+                reason,
+                msg,
+            } => self.on_relayed_response(leg, tx, code, &reason, msg.as_ref(), now),
+            LegEvent::Ack { msg } => self.on_ack(leg, &msg),
+            LegEvent::Cancelled => self.caller_gives_up(now),
+            LegEvent::AckTimeout => {
+                // §13.3.1.4: no ACK for our 2xx: end the session.
+                tracing::info!(
+                    call = self.id,
+                    "caller never acknowledged the answer; ending"
+                );
+                if self.phase == Phase::Connected {
+                    if let Some(id) = self.current
+                        && let Some(l) = self.leg(id)
+                    {
+                        l.hang_up(now);
+                    }
+                    self.end(Outcome::Completed);
+                }
+            }
+            LegEvent::Unreachable => {
+                tracing::info!(call = self.id, "caller unreachable; ending the call");
+                match self.phase {
+                    Phase::Setup => {
+                        self.cancel_current(now);
+                        self.hunt.clear();
+                        self.end(Outcome::Failed);
+                    }
+                    Phase::Connected => {
+                        if let Some(id) = self.current
+                            && let Some(l) = self.leg(id)
+                        {
+                            l.hang_up(now);
+                        }
+                        self.end(Outcome::Completed);
+                    }
+                    Phase::Ended => {}
+                }
+            }
+            LegEvent::HungUp if leg == LegId::CALLER || is_current => {
+                if self.phase == Phase::Connected {
+                    let other = if leg == LegId::CALLER {
+                        self.current
+                    } else {
+                        Some(LegId::CALLER)
+                    };
+                    if let Some(other) = other
+                        && let Some(l) = self.leg(other)
+                    {
+                        l.hang_up(now);
+                    }
+                    self.end(Outcome::Completed);
+                }
+            }
+            LegEvent::HungUp => {}
+            LegEvent::Progress { code, msg } if is_current => self.on_progress(code, &msg, now),
+            LegEvent::Answered { msg } if is_current => self.on_answered(leg, &msg, now),
+            LegEvent::Answered { .. } => {
+                // Answered after we moved on from it (the leg hangs up
+                // abandoned legs itself; this one was not).
+                if let Some(l) = self.leg(leg) {
+                    l.hang_up(now);
+                }
+            }
+            LegEvent::Failed { code, reason } if is_current => {
+                self.on_target_failed(code, &reason, registrar, now);
+            }
+            LegEvent::Silent if is_current && self.phase == Phase::Setup => {
+                let target = self
+                    .current_leg()
+                    .and_then(Leg::target)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                tracing::info!(
+                    call = self.id,
+                    target,
+                    "no response from the target; trying the next"
+                );
+                self.cancel_current(now);
+                self.on_target_failed(408, "Request Timeout (no response)", registrar, now);
+            }
+            LegEvent::Progress { .. } | LegEvent::Failed { .. } | LegEvent::Silent => {}
+        }
+    }
+
+    fn on_progress(&mut self, code: u16, msg: &Message, now: Instant) {
+        // While our early media plays, the caller has its 183; the far
+        // end's ringing is not relayed over it.
+        let early = self.media.as_ref().is_some_and(|m| m.early_playing);
+        if self.phase != Phase::Setup || early {
+            return;
+        }
+        let code = if self.media.is_some() && code == 183 {
+            180
+        } else {
+            code
+        };
+        self.respond_caller(code, &super::leg::reason_of(msg), Some(msg), now);
+    }
+
+    fn on_answered(&mut self, leg: LegId, msg: &Message, now: Instant) {
+        if self.phase != Phase::Setup {
+            // Answered after the call moved on (§9.1 race): hang up.
+            if let Some(l) = self.leg(leg) {
+                l.hang_up(now);
+            }
+            return;
+        }
+        self.phase = Phase::Connected;
+        self.answered_at = Some(now);
+        self.connect_media(leg, msg);
+        self.respond_caller(200, &super::leg::reason_of(msg), Some(msg), now);
+        tracing::info!(call = self.id, "answered");
+    }
+
+    /// The current target failed with `code`: try the next while the call
+    /// is still setting up, else tell the caller.
+    fn on_target_failed(&mut self, code: u16, reason: &str, registrar: &Registrar, now: Instant) {
+        if self.phase != Phase::Setup {
+            return;
+        }
+        let is_seat = self.current_leg().is_some_and(|l| l.seat().is_some());
+        // Seats that are busy, refuse or time out pass the call on, and so
+        // does a failing trunk (to its alternates, or a sub-centre's call
+        // to the 12345 seats); the last trunk's answer is relayed.
+        if now < self.max_ring_at && self.try_next_target(registrar, now) {
+            return;
+        }
+        if self.settings.retry_after.is_some() {
+            tracing::warn!(
+                call = self.id,
+                code,
+                "no emergency trunk took the call; answering 503 so the carrier reroutes"
+            );
+            self.fail_caller(
+                Rejection::new(
+                    503,
+                    "Service Unavailable (no emergency trunk answered)",
+                    Outcome::Failed,
+                ),
+                now,
+            );
+            return;
+        }
+        let rejection = if is_seat {
+            if code == 486 || code == 600 {
+                Rejection::new(
+                    486,
+                    "Busy Here (every seat for this line is busy)",
+                    Outcome::NoAnswer,
+                )
+            } else {
+                Rejection::new(
+                    480,
+                    "Temporarily Unavailable (no seat answered)",
+                    Outcome::NoAnswer,
+                )
+            }
+        } else {
+            // A redirect or a challenge from the far end is for us, not the
+            // caller: relaying it would send the caller back to us or ask
+            // it for credentials it has not got.
+            match code {
+                300..=399 | 401 | 407 => Rejection::new(
+                    503,
+                    "Service Unavailable (the far end refused the call)",
+                    Outcome::Failed,
+                ),
+                _ => Rejection::new(code, reason, Outcome::Failed),
+            }
+        };
+        self.fail_caller(rejection, now);
+    }
+
+    // ── The caller's leg ─────────────────────────────────────────────────
+
+    fn respond_caller(&mut self, code: u16, reason: &str, relay: Option<&Message>, now: Instant) {
+        let mut parts = Parts::default();
+        if code == 503
+            && let Some(secs) = self.settings.retry_after
+        {
+            // §21.5.4: the carrier may try elsewhere at once.
+            parts = parts.header(Name::Other("Retry-After".into()), secs.to_string());
+        }
+        match &self.media {
+            // Anchored: the caller only ever sees our SDP, in the 183 of
+            // early media and in the 200 (RFC 3264 answer).
+            Some(m) if code == 183 || (200..300).contains(&code) => {
+                parts.body = Some(("application/sdp".into(), Bytes::from(m.a_answer.clone())));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(src) = relay {
+                    parts.body = Parts::body_of(src).body;
+                }
+            }
+        }
+        self.caller().respond(code, reason, parts, now);
+    }
+
+    /// Ends the setup with a final failure to the caller.
+    fn fail_caller(&mut self, r: Rejection, now: Instant) {
+        if self.phase != Phase::Setup {
+            return;
+        }
+        self.respond_caller(r.code, &r.reason, None, now);
+        self.final_status = Some(r.code);
+        self.end(r.outcome);
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if self.outcome.is_none() {
+            self.outcome = Some(outcome);
+        }
+        self.phase = Phase::Ended;
+        self.hunt.clear();
+    }
+
+    /// The caller gave up while the call was being set up (CANCEL, or a
+    /// BYE on the early dialog): 487 to the INVITE, CANCEL to the target.
+    /// The ringing seat stays reserved until its INVITE ends.
+    fn caller_gives_up(&mut self, now: Instant) {
+        if self.phase != Phase::Setup {
+            return;
+        }
+        tracing::info!(call = self.id, "caller cancelled");
+        self.cancel_current(now);
+        self.hunt.clear();
+        self.respond_caller(487, "Request Terminated", None, now);
+        self.final_status = Some(487);
+        self.end(Outcome::Cancelled);
+    }
+
+    /// Ends an answered call from our side: BYE on both legs.
+    fn hang_up_both(&mut self, now: Instant) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        self.caller().hang_up(now);
+        if let Some(id) = self.current
+            && let Some(l) = self.leg(id)
+        {
+            l.hang_up(now);
+        }
+        self.end(Outcome::Completed);
+    }
+
+    // ── Placed legs ──────────────────────────────────────────────────────
+
+    /// Places a leg to the next target that can take the call. False when
+    /// none is left.
+    fn try_next_target(&mut self, registrar: &Registrar, now: Instant) -> bool {
+        let Some(next) = self.hunt.next(registrar, self.id, now) else {
+            return false;
+        };
+        let from_trunk = matches!(
+            self.current_leg().and_then(Leg::target),
+            Some(Target::Trunk { .. })
+        );
+        if matches!(next.target, Target::Seat { .. }) && from_trunk {
+            self.play_fallback(now);
+        }
+        self.place(next, now);
+        true
+    }
+
+    fn place(&mut self, next: super::hunt::Next, now: Instant) {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        let caller_invite = self.legs[0].invite();
+        let caller = caller_invite
+            .from()
+            .map(|f| crate::sip::message::uri_number(f.uri).unwrap_or_default())
+            .unwrap_or_default();
+        let (mut invite, dialog, branch) = Leg::invite_for(
+            self.id,
+            id,
+            &next.uri,
+            &caller,
+            &max_forwards(caller_invite),
+            next.peer,
+            &self.settings.local,
+        );
+        match &mut self.media {
+            Some(m) => {
+                // Our offer from our B port: the caller's codec first, so no
+                // transcoding is needed when the far end can take it.
+                let other = match m.a_codec {
+                    Codec::Pcmu => Codec::Pcma,
+                    Codec::Pcma => Codec::Pcmu,
+                };
+                m.version[1] = 1;
+                let offer = sdp::offer(
+                    &[m.a_codec, other],
+                    TELEPHONE_EVENT_PT,
+                    m.plan.b_local,
+                    m.session_id,
+                    m.version[1],
+                    sdp::Direction::SendRecv,
+                );
+                invite.set(Name::ContentType, "application/sdp");
+                invite.body = Bytes::from(offer);
+            }
+            None => {
+                if let Some((ct, body)) = Parts::body_of(caller_invite).body {
+                    invite.set(Name::ContentType, ct);
+                    invite.body = body;
+                }
+            }
+        }
+        let call_id = dialog.call_id.clone();
+        tracing::info!(call = self.id, target = %next.target, to = %next.peer.addr, b_call_id = %call_id, "placing second leg");
+        // What the legs queued goes first (the caller's 100, a CANCEL).
+        for leg in &mut self.legs {
+            while let Some((peer, bytes)) = leg.poll_transmit() {
+                self.out.push(Output::Send(peer, bytes));
+            }
+        }
+        self.out.push(Output::Bind(call_id));
+        self.far_ends_changed = true;
+        let leg = Leg::outgoing(
+            id,
+            self.id,
+            next.target,
+            invite,
+            dialog,
+            branch,
+            next.peer,
+            self.settings.timers,
+            self.settings.local.clone(),
+            self.settings.response_timeout,
+            now,
+        );
+        self.legs.push(leg);
+        self.current = Some(id);
+        self.ring_deadline = Some(now + next.ring);
+    }
+
+    fn cancel_current(&mut self, now: Instant) {
+        if let Some(id) = self.current
+            && let Some(l) = self.leg(id)
+        {
+            l.cancel(now);
+        }
+    }
+
+    /// Whether a request really is this call's (§12.2.2): it comes from one
+    /// of the leg's far ends — its address, a trunk's source, the address
+    /// a seat registers from now (its NAT may have given it a new port) —
+    /// and carries the leg's dialog tags.
+    fn belongs(
+        &self,
+        i: usize,
+        msg: &Message,
+        peer: Peer,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> bool {
+        let leg = &self.legs[i];
+        let far = FarEnds {
+            addrs: leg.far_ends().collect(),
+            hosts: match leg.target() {
+                Some(Target::Trunk { sources, .. }) => sources.clone(),
+                _ => Vec::new(),
+            },
+        };
+        let from_far_end = far.admits(peer)
+            || leg.seat().is_some_and(|id| {
+                registrar
+                    .lookup(id, now)
+                    .iter()
+                    .any(|binding| binding.peer.addr == peer.addr)
+            });
+        from_far_end && leg.matches(msg)
+    }
+
+    // ── In-dialog requests ───────────────────────────────────────────────
+
+    /// An in-dialog request on the caller's or the current leg.
+    fn on_in_dialog_request(&mut self, leg: LegId, tx: u32, msg: Message, now: Instant) {
+        let Some(method) = msg.method().cloned() else {
+            return;
+        };
+        if self.media.is_some() && self.phase == Phase::Connected {
+            // Anchored media: a re-INVITE (hold, resume, a new address)
+            // changes only its own leg's stream, answered here. So does an
+            // UPDATE (RFC 3311): relaying its SDP would take the media off
+            // the gateway.
+            if method == Method::Invite || method == Method::Update {
+                self.answer_reoffer(leg, tx, &msg, now);
+                return;
+            }
+            if method == Method::Info
+                && let Some(digit) = dtmf_in_info(&msg)
+            {
+                self.out.push(Output::Digit {
+                    leg: slot(leg),
+                    digit,
+                });
+                if let Some(l) = self.leg(leg) {
+                    l.reply(tx, 200, "OK", Parts::default(), now);
+                }
+                return;
+            }
+        }
+        // Other in-dialog requests cross to the other leg once connected.
+        let other = if leg == LegId::CALLER {
+            self.current
+        } else {
+            Some(LegId::CALLER)
+        };
+        let other = other.filter(|_| self.phase == Phase::Connected);
+        let Some(other) = other else {
+            if let Some(l) = self.leg(leg) {
+                l.reply(tx, 491, "Request Pending", Parts::default(), now);
+            }
+            return;
+        };
+        let Some(to) = self.leg(other) else { return };
+        let client_tx = to.request(method, Parts::body_of(&msg), now);
+        self.relays.push(Relay {
+            from: leg,
+            server_tx: tx,
+            to: other,
+            client_tx,
+        });
+    }
+
+    /// A response to a relayed request: back to where it came from.
+    fn on_relayed_response(
+        &mut self,
+        leg: LegId,
+        tx: u32,
+        code: u16,
+        reason: &str,
+        msg: Option<&Message>,
+        now: Instant,
+    ) {
+        let Some(i) = self
+            .relays
+            .iter()
+            .position(|r| r.to == leg && r.client_tx == tx)
+        else {
+            return;
+        };
+        let (from, server_tx) = (self.relays[i].from, self.relays[i].server_tx);
+        if code >= 200 {
+            self.relays.swap_remove(i);
+        }
+        let parts = msg.map(Parts::body_of).unwrap_or_default();
+        if let Some(l) = self.leg(from) {
+            l.reply(server_tx, code, reason, parts, now);
+        }
+    }
+
+    // ── Media ────────────────────────────────────────────────────────────
+
+    /// Accepts the caller's SDP offer for anchoring: negotiates a codec,
+    /// builds our answer from our A port, and tells the media session
+    /// where the caller is. An offer we cannot take is `488` (RFC 3264
+    /// §6). A caller without SDP (a late offer) is not anchored.
+    fn anchor_media(&mut self) -> Result<(), (u16, String)> {
+        let Some(plan) = self.settings.media.clone() else {
+            return Ok(());
+        };
+        let Some(body) = sdp_body(self.legs[0].invite()) else {
+            tracing::info!(
+                call = self.id,
+                "no SDP offer from the caller; media not anchored"
+            );
+            return Ok(());
+        };
+        let (remote, neg) = negotiate_offer(&body, plan.a_local)?;
+        let peer_ip = self.legs[0].peer.addr.ip();
+        let session_id = u64::from(super::leg::random_u32());
+        let a_answer = sdp::answer(&neg, plan.a_local, session_id, 1);
+        self.out
+            .push(Output::Media(remote_command(0, peer_ip, &remote, &neg)));
+        self.media = Some(Media {
+            plan,
+            session_id,
+            a_answer,
+            version: [1, 0],
+            a_codec: neg.codec,
+            early_playing: false,
+            held: [false; 2],
+            answer_in_ack: [None; 2],
+        });
+        Ok(())
+    }
+
+    /// The call falls back from a trunk to seats (a sub-centre that
+    /// failed): the caller hears why while the seats ring, as early media.
+    fn play_fallback(&mut self, now: Instant) {
+        let Some(playlist) = self.media.as_mut().and_then(|m| m.plan.fallback.take()) else {
+            return;
+        };
+        tracing::info!(
+            call = self.id,
+            "trunk failed; falling back to the 12345 seats"
+        );
+        self.respond_caller(183, "Session Progress", None, now);
+        if let Some(m) = self.media.as_mut() {
+            m.early_playing = true;
+        }
+        self.out.push(Output::Media(MediaCommand::Play {
+            leg: 0,
+            playlist: Box::new(playlist),
+        }));
+    }
+
+    /// The far end answered: its SDP says where stream 1 goes; the prompt
+    /// stops and the two legs are bridged.
+    fn connect_media(&mut self, leg: LegId, answer: &Message) {
+        let Some(peer_ip) = self
+            .legs
+            .iter()
+            .find(|l| l.id == leg)
+            .map(|l| l.peer.addr.ip())
+        else {
+            return;
+        };
+        let Some(m) = &mut self.media else { return };
+        if let Some(body) = sdp_body(answer)
+            && let Ok(remote) = sdp::parse(&body)
+            && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+        {
+            self.out
+                .push(Output::Media(remote_command(1, peer_ip, &remote, &neg)));
+        } else {
+            tracing::info!(call = self.id, "the far end answered without usable SDP");
+        }
+        m.early_playing = false;
+        // Only now is a leg's silence a sign of trouble: ringing, and the
+        // caller's early media, are not.
+        for leg in 0..2 {
+            self.out.push(Output::Media(MediaCommand::Watch { leg }));
+        }
+        self.out
+            .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+        self.out
+            .push(Output::Media(MediaCommand::Connect(MediaMode::Relay)));
+    }
+
+    /// A new offer on an anchored leg (hold, resume, a moved far end):
+    /// answered from our port for that leg, without disturbing the other.
+    fn answer_reoffer(&mut self, leg: LegId, tx: u32, msg: &Message, now: Instant) {
+        let s = slot(leg);
+        let Some(peer_ip) = self
+            .legs
+            .iter()
+            .find(|l| l.id == leg)
+            .map(|l| l.peer.addr.ip())
+        else {
+            return;
+        };
+        let Some(m) = &mut self.media else { return };
+        let local = if s == 0 {
+            m.plan.a_local
+        } else {
+            m.plan.b_local
+        };
+        let (code, reason, parts) = match sdp_body(msg) {
+            // An UPDATE without an offer (a session-timer refresh, RFC
+            // 4028) changes nothing, and its 2xx may carry no offer (RFC
+            // 3311 §5.2).
+            None if msg.method() == Some(&Method::Update) => {
+                (200, "OK".to_string(), Parts::default())
+            }
+            // No offer (a session refresh, §14.2, or a phone that resumes
+            // a hold this way): our offer, two-way — whatever the leg held
+            // before — and its answer comes in the ACK.
+            None => {
+                let version = m.next_version(s);
+                let offer = sdp::offer(
+                    &[m.a_codec],
+                    TELEPHONE_EVENT_PT,
+                    local,
+                    m.session_id,
+                    version,
+                    sdp::Direction::SendRecv,
+                );
+                m.answer_in_ack[s] = msg.cseq().map(|c| c.0);
+                (200, "OK".to_string(), Parts::sdp(offer))
+            }
+            Some(body) => match negotiate_offer(&body, local) {
+                Ok((remote, neg)) => {
+                    let version = m.next_version(s);
+                    m.answer_in_ack[s] = None;
+                    let answer = sdp::answer(&neg, local, m.session_id, version);
+                    if s == 0 {
+                        m.a_answer = answer.clone();
+                    }
+                    self.apply_remote(s, peer_ip, &remote, &neg);
+                    (200, "OK".to_string(), Parts::sdp(answer))
+                }
+                Err((code, reason)) => (code, reason, Parts::default()),
+            },
+        };
+        if let Some(l) = self.leg(leg) {
+            l.reply(tx, code, &reason, parts, now);
+        }
+    }
+
+    /// A stream's new remote SDP (an offer its leg made, or its answer to
+    /// ours): the stream follows it, and a hold starts or ends — RFC 3264
+    /// §8.4: the holder may send nothing at all, so the other party hears
+    /// hold music until it resumes.
+    fn apply_remote(
+        &mut self,
+        s: usize,
+        peer_ip: IpAddr,
+        remote: &sdp::RemoteSdp,
+        neg: &sdp::Negotiated,
+    ) {
+        let Some(m) = &mut self.media else { return };
+        let holds = remote.is_hold();
+        if m.held[s] != holds {
+            m.held[s] = holds;
+            let other = 1 - s;
+            tracing::info!(call = self.id, leg = s, on_hold = holds, "hold");
+            match (holds, &m.plan.hold) {
+                (true, Some(music)) => self.out.push(Output::Media(MediaCommand::Play {
+                    leg: other,
+                    playlist: Box::new(music.clone()),
+                })),
+                (true, None) => {}
+                (false, _) => self
+                    .out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: other })),
+            }
+        }
+        self.out
+            .push(Output::Media(remote_command(s, peer_ip, remote, neg)));
+    }
+
+    /// The ACK for our 2xx to a re-INVITE: if our 2xx carried the offer,
+    /// the ACK carries the answer.
+    fn on_ack(&mut self, leg: LegId, msg: &Message) {
+        let s = slot(leg);
+        let cseq = msg.cseq().map(|c| c.0);
+        let Some(peer_ip) = self
+            .legs
+            .iter()
+            .find(|l| l.id == leg)
+            .map(|l| l.peer.addr.ip())
+        else {
+            return;
+        };
+        if let Some(m) = &mut self.media
+            && cseq.is_some()
+            && m.answer_in_ack[s] == cseq
+            && m.answer_in_ack[s].take().is_some()
+            && let Some(body) = sdp_body(msg)
+        {
+            match sdp::parse(&body).ok().and_then(|r| {
+                sdp::negotiate(&r, &[Codec::Pcmu, Codec::Pcma])
+                    .ok()
+                    .map(|n| (r, n))
+            }) {
+                Some((remote, neg)) => self.apply_remote(s, peer_ip, &remote, &neg),
+                None => tracing::info!(call = self.id, leg = s, "no usable SDP answer in the ACK"),
+            }
+        }
+    }
+}
+
+/// Parses and negotiates an SDP offer for a leg whose RTP is at `local`:
+/// `488` for what we cannot take (no PCMU/PCMA, no audio, an address family
+/// our socket cannot reach), `400` for SDP that does not parse.
+fn negotiate_offer(
+    body: &[u8],
+    local: SocketAddr,
+) -> Result<(sdp::RemoteSdp, sdp::Negotiated), (u16, String)> {
+    let remote = sdp::parse(body).map_err(|e| match e {
+        sdp::SdpError::NoAudio | sdp::SdpError::NotAcceptable(_) => {
+            (488, format!("Not Acceptable Here ({e})"))
+        }
+        _ => (400, format!("Bad Request (SDP: {e})")),
+    })?;
+    let neg = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+        .map_err(|e| (488, format!("Not Acceptable Here ({e})")))?;
+    if let Some(addr) = neg.remote_rtp
+        && addr.is_ipv4() != local.is_ipv4()
+    {
+        return Err((488, "Not Acceptable Here (address family)".to_string()));
+    }
+    Ok((remote, neg))
+}
+
+/// What the media session needs to know of one leg's negotiated SDP.
+fn remote_command(
+    leg: usize,
+    sip_peer: IpAddr,
+    remote: &sdp::RemoteSdp,
+    neg: &sdp::Negotiated,
+) -> MediaCommand {
+    let mut allowed = vec![sip_peer];
+    if let Some(addr) = neg.remote_rtp
+        && addr.ip() != sip_peer
+    {
+        allowed.push(addr.ip());
+    }
+    MediaCommand::Remote {
+        leg,
+        addr: neg.remote_rtp,
+        codec: neg.codec,
+        payload_type: Some(neg.payload_type),
+        telephone_event: neg.telephone_event_pt,
+        send: remote.audio.direction.has_recv(),
+        // A held stream (sendonly, inactive) may carry no RTP at all (RFC
+        // 3264 §8.4): only a two-way stream's silence is a dead far end.
+        expect: remote.audio.direction == sdp::Direction::SendRecv && neg.remote_rtp.is_some(),
+        allowed,
+    }
+}
+
+/// The SDP in a message body: the body itself, or the `application/sdp`
+/// part of a multipart body (SIP-I/SIP-T trunks send SDP with ISUP).
+/// `None` when there is no SDP.
+fn sdp_body(msg: &Message) -> Option<Bytes> {
+    if msg.body.is_empty() {
+        return None;
+    }
+    let ct = msg
+        .header(&Name::ContentType)
+        .map(|v| v.to_ascii_lowercase())
+        .unwrap_or_else(|| "application/sdp".to_string());
+    if ct.starts_with("application/sdp") {
+        return Some(msg.body.clone());
+    }
+    if !ct.starts_with("multipart/") {
+        return None;
+    }
+    let original = msg.header(&Name::ContentType)?.to_string();
+    let boundary = original.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })?;
+    let text = std::str::from_utf8(&msg.body).ok()?;
+    let delimiter = format!("--{boundary}");
+    for part in text.split(delimiter.as_str()).skip(1) {
+        if part.starts_with("--") {
+            break;
+        }
+        let part = part.trim_start_matches(['\r', '\n']);
+        let (head, body) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))?;
+        let is_sdp = head.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("content-type:") && l.contains("application/sdp")
+        });
+        if is_sdp {
+            let body = body.trim_end_matches(['\r', '\n']);
+            return Some(Bytes::from(format!("{body}\r\n")));
+        }
+    }
+    None
+}
+
+/// A key press carried in SIP INFO (`application/dtmf-relay` or
+/// `application/dtmf`), the fallback some trunks use instead of RFC 4733.
+fn dtmf_in_info(msg: &Message) -> Option<Digit> {
+    let ct = msg.header(&Name::ContentType)?.to_ascii_lowercase();
+    if !ct.starts_with("application/dtmf") {
+        return None;
+    }
+    parse_dtmf_relay(std::str::from_utf8(&msg.body).ok()?)
+}
+
+fn max_forwards(invite: &Message) -> String {
+    let mf = invite
+        .header(&Name::MaxForwards)
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(70);
+    mf.saturating_sub(1).to_string()
+}
+
+#[cfg(test)]
+#[path = "call_tests.rs"]
+mod tests;
