@@ -927,17 +927,17 @@ fn sub_centre_trunk_without_level() {
 }
 
 #[test]
-fn queue_on_a_dual_number_line() {
+fn queue_on_a_sub_centre_line() {
     expect_only_error(
         |t| {
             replace_once(
                 t,
-                "skill = \"environment\"\n",
-                "skill = \"environment\"\nqueue = \"general\"\n",
+                "remark = \"市级设立分中心\"\n",
+                "remark = \"市级设立分中心\"\nqueue = \"general\"\n",
             )
         },
-        "\"general\"\n\n[[lines]]\nnumber = \"12319\"",
-        "`queue` applies to main and whole_merge lines only",
+        "\"general\"\nlevel = \"city\"",
+        "`queue` applies to main, whole_merge and dual_number lines only",
     );
 }
 
@@ -1471,4 +1471,409 @@ fn a_response_timeout_shorter_than_two_t1_is_refused() {
         "response_timeout_ms = 600",
         "is shorter than two T1 (1000)",
     );
+}
+
+// ── Queues (ACD) and [acd] ───────────────────────────────────────────────────
+
+use hotline::routing::{QueueOverflow, QueueStrategy};
+use std::time::Duration;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The table `edit` makes of the shipped file, which must be accepted.
+#[track_caller]
+fn accepted(edit: impl Fn(&str) -> String) -> hotline::routing::Table {
+    match parse(&edit(&shipped()), path()) {
+        Ok(l) => l.table,
+        Err(e) => panic!("edited table refused:\n{e}"),
+    }
+}
+
+fn queue<'t>(t: &'t hotline::routing::Table, id: &str) -> (u32, &'t hotline::routing::Queue) {
+    let i = t.queues.iter().position(|q| q.id == id).unwrap();
+    (i as u32, &t.queues[i])
+}
+
+#[test]
+fn the_shipped_queues_have_the_settings_the_file_gives() {
+    let t = accepted(|t| t.to_string());
+    let (general, g) = queue(&t, "general");
+    assert_eq!(g.strategy, QueueStrategy::LongestIdle);
+    assert_eq!(g.ring, secs(20));
+    assert_eq!(g.wrap_up, secs(10));
+    assert_eq!(g.announce_every, Some(secs(45)));
+    assert_eq!(g.service_level, secs(20));
+    assert_eq!(g.max_callers, Some(200));
+    assert_eq!(g.max_wait, Some(secs(900)));
+    assert_eq!(g.overflow, QueueOverflow::Busy);
+    assert_eq!(g.join_empty, QueueOverflow::Busy);
+    assert_eq!(g.exit_key, None);
+    let (_, l) = queue(&t, "leader");
+    assert_eq!(l.strategy, QueueStrategy::RingAll);
+    assert_eq!(l.overflow, QueueOverflow::Queue(general));
+    assert_eq!(l.join_empty, QueueOverflow::Queue(general));
+    assert!(
+        l.max_wait < g.max_wait,
+        "a caller moved to general keeps its arrival"
+    );
+    assert_eq!(t.acd.pause_code, "*51");
+    assert_eq!(t.acd.resume_code, "*50");
+    assert_eq!(t.acd.queue_log, None);
+}
+
+#[test]
+fn queue_keys_left_out_take_their_defaults() {
+    let t = accepted(|t| {
+        let t = replace_once(
+            t,
+            "default_handle_seconds = 300\n",
+            "default_handle_seconds = 300\n\n[[queues]]\nid = \"spare\"\nskill = \"general\"\n",
+        );
+        // No [acd] table at all.
+        let t = replace_once(&t, "pause_code = \"*51\"\nresume_code = \"*50\"\n", "");
+        replace_once(&t, "\n[acd]\n", "\n")
+    });
+    let (_, q) = queue(&t, "spare");
+    assert_eq!(q.name, "spare");
+    assert_eq!(q.strategy, QueueStrategy::LongestIdle);
+    assert_eq!(q.ring, secs(20));
+    assert_eq!(q.wrap_up, secs(10));
+    assert_eq!(q.announce_every, Some(secs(45)));
+    assert_eq!(q.service_level, secs(20));
+    assert_eq!(q.max_callers, None);
+    assert_eq!(q.max_wait, None);
+    assert_eq!(q.join_empty, QueueOverflow::Busy);
+    assert_eq!(q.overflow, QueueOverflow::Busy);
+    assert_eq!(q.exit_key, None);
+    assert_eq!(q.exit_action, QueueOverflow::Busy);
+    assert_eq!(q.expert_wait, secs(10));
+    assert_eq!(q.widen_after, secs(30));
+    assert_eq!(q.default_handle, secs(180));
+    assert_eq!(q.max_missed_offers, 3);
+    assert_eq!(q.short_abandon, secs(5));
+    assert_eq!(
+        t.acd,
+        hotline::routing::AcdSettings {
+            queue_log: None,
+            pause_code: "*51".into(),
+            resume_code: "*50".into(),
+        }
+    );
+    // Dual-number lines wait with the main line's queue; sub-centre lines
+    // have none.
+    let (general, _) = queue(&t, "general");
+    assert_eq!(t.line("12348").unwrap().queue, Some(general));
+    assert_eq!(t.line("12369").unwrap().queue, Some(general));
+    assert_eq!(t.line("12366").unwrap().queue, None);
+}
+
+#[test]
+fn a_dual_number_line_may_name_its_queue() {
+    let t = accepted(|t| {
+        replace_once(
+            t,
+            "skill = \"environment\"\n",
+            "skill = \"environment\"\nqueue = \"leader\"\n",
+        )
+    });
+    let (leader, _) = queue(&t, "leader");
+    assert_eq!(t.line("12369").unwrap().queue, Some(leader));
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "skill = \"environment\"\n",
+                "skill = \"environment\"\nqueue = \"environmental\"\n",
+            )
+        },
+        "\"environmental\"",
+        "unknown queue `environmental`",
+    );
+}
+
+#[test]
+fn an_unknown_strategy_is_refused_naming_the_known_ones() {
+    expect_only_error(
+        |t| replace_once(t, "strategy = \"longest_idle\"", "strategy = \"random\""),
+        "\"random\"",
+        "unknown strategy `random`: one of longest_idle, round_robin, fewest_calls, ring_all",
+    );
+    let t = accepted(|t| replace_once(t, "\"longest_idle\"", "\"fewest_calls\""));
+    assert_eq!(queue(&t, "general").1.strategy, QueueStrategy::FewestCalls);
+}
+
+#[test]
+fn queue_times_and_limits_are_range_checked() {
+    for (from, to, message) in [
+        (
+            "ring_seconds = 20\n",
+            "ring_seconds = 0\n",
+            "ring_seconds = 0 is out of range 1..=300",
+        ),
+        (
+            "ring_seconds = 20\n",
+            "ring_seconds = 301\n",
+            "ring_seconds = 301 is out of range 1..=300",
+        ),
+        (
+            "wrap_up_seconds = 10\n",
+            "wrap_up_seconds = 3601\n",
+            "wrap_up_seconds = 3601 is out of range 0..=3600",
+        ),
+        (
+            "service_level_seconds = 20\n",
+            "service_level_seconds = 0\n",
+            "service_level_seconds = 0 is out of range 1..=3600",
+        ),
+        (
+            "max_callers = 200\n",
+            "max_callers = 0\n",
+            "max_callers = 0 is out of range 1..=100000",
+        ),
+        (
+            "max_wait_seconds = 900\n",
+            "max_wait_seconds = 5\n",
+            "max_wait_seconds = 5 is out of range 10..=86400",
+        ),
+        (
+            "max_missed_offers = 3\n",
+            "max_missed_offers = 101\n",
+            "max_missed_offers = 101 is out of range 0..=100",
+        ),
+        (
+            "default_handle_seconds = 180\n",
+            "default_handle_seconds = 0\n",
+            "default_handle_seconds = 0 is out of range 10..=7200",
+        ),
+        (
+            "short_abandon_seconds = 5\n",
+            "short_abandon_seconds = 601\n",
+            "short_abandon_seconds = 601 is out of range 0..=600",
+        ),
+        (
+            "expert_wait_seconds = 10\n",
+            "expert_wait_seconds = 3601\n",
+            "expert_wait_seconds = 3601 is out of range 0..=3600",
+        ),
+    ] {
+        // After a newline: `[sip] seat_ring_seconds` ends the same way.
+        let edit = |t: &str| replace_once(t, &format!("\n{from}"), &format!("\n{to}"));
+        let (_, errors) = expect_error(edit, to.trim_end(), message);
+        assert_eq!(errors.len(), 1, "{to}: {}", render(&errors));
+    }
+}
+
+#[test]
+fn announcements_are_never_or_at_least_ten_seconds_apart() {
+    let (_, errors) = expect_error(
+        |t| replace_once(t, "announce_seconds = 45", "announce_seconds = 5"),
+        "announce_seconds = 5",
+        "announce_seconds = 5: 0 (never) or 10 to 3600",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+    let t = accepted(|t| replace_once(t, "announce_seconds = 45", "announce_seconds = 0"));
+    assert_eq!(queue(&t, "general").1.announce_every, None);
+}
+
+#[test]
+fn widening_before_the_expert_wait_is_refused() {
+    let (_, errors) = expect_error(
+        |t| replace_once(t, "widen_after_seconds = 30", "widen_after_seconds = 5"),
+        "widen_after_seconds = 5",
+        "widen_after_seconds = 5 is shorter than expert_wait_seconds = 10",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+    // Equal is fine: the skilled and the general seats join at once.
+    let t = accepted(|t| replace_once(t, "widen_after_seconds = 30", "widen_after_seconds = 10"));
+    assert_eq!(queue(&t, "general").1.widen_after, secs(10));
+}
+
+#[test]
+fn an_exit_key_is_one_key_and_an_exit_action_needs_one() {
+    expect_only_error(
+        |t| replace_once(t, "# exit_key = \"0\"", "exit_key = \"00\""),
+        "\"00\"",
+        "bad exit_key `00`: one key, 0-9, * or #",
+    );
+    expect_only_error(
+        |t| replace_once(t, "# exit_key = \"0\"", "exit_key = \"A\""),
+        "\"A\"",
+        "bad exit_key `A`",
+    );
+    expect_only_error(
+        |t| replace_once(t, "# exit_action = \"busy\"", "exit_action = \"busy\""),
+        "\"busy\"\n# Dual-number",
+        "exit_action without exit_key",
+    );
+    let t = accepted(|t| {
+        let t = replace_once(t, "# exit_key = \"0\"", "exit_key = \"#\"");
+        replace_once(
+            &t,
+            "# exit_action = \"busy\"",
+            "exit_action = \"queue:leader\"",
+        )
+    });
+    let (_, g) = queue(&t, "general");
+    assert_eq!(g.exit_key, Some('#'));
+    assert_eq!(g.exit_action, QueueOverflow::Queue(queue(&t, "leader").0));
+}
+
+#[test]
+fn a_callback_overflow_is_refused_until_tickets_exist() {
+    for key in ["overflow", "join_empty"] {
+        expect_only_error_at_value(
+            &format!("{key} = \"busy\""),
+            key,
+            "\"callback\"",
+            &format!(
+                "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
+            ),
+        );
+    }
+}
+
+/// Like [`expect_only_error`], for an error at the value of `key = value`.
+#[track_caller]
+fn expect_only_error_at_value(from: &str, key: &str, value: &str, message_part: &str) {
+    let to = format!("{key} = {value}");
+    let text = replace_once(&shipped(), from, &to);
+    let (line, column) = position_of(&text, &to);
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{to}: {}", render(&errors));
+    let d = &errors[0];
+    let value_column = column + key.chars().count() + 3;
+    assert!(
+        d.line == line && d.column == value_column && d.message.contains(message_part),
+        "expected {line}:{value_column} containing {message_part:?}; got:\n{}",
+        render(&errors)
+    );
+}
+
+#[test]
+fn an_overflow_target_is_busy_or_another_existing_queue() {
+    let busy = "overflow = \"busy\"";
+    expect_only_error_at_value(
+        busy,
+        "overflow",
+        "\"hangup\"",
+        "unknown overflow `hangup`: busy or queue:<id>",
+    );
+    expect_only_error_at_value(
+        busy,
+        "overflow",
+        "\"queue:nowhere\"",
+        "unknown queue `nowhere`",
+    );
+    // The leader's queue, whose overflow and join_empty name general.
+    for key in ["overflow", "join_empty"] {
+        expect_only_error_at_value(
+            &format!("{key} = \"queue:general\""),
+            key,
+            "\"queue:leader\"",
+            &format!("{key} = \"queue:leader\" names the queue itself"),
+        );
+    }
+}
+
+#[test]
+fn queues_may_overflow_into_each_other() {
+    // general → leader → general: the ACD guards a caller against going round.
+    let t = accepted(|t| replace_once(t, "overflow = \"busy\"", "overflow = \"queue:leader\""));
+    let (general, g) = queue(&t, "general");
+    let (leader, l) = queue(&t, "leader");
+    assert_eq!(g.overflow, QueueOverflow::Queue(leader));
+    assert_eq!(l.overflow, QueueOverflow::Queue(general));
+}
+
+#[test]
+fn a_queue_setting_of_the_wrong_type_is_located() {
+    expect_only_error(
+        |t| replace_once(t, "\nring_seconds = 20\n", "\nring_seconds = \"20s\"\n"),
+        "\"20s\"",
+        "expected a whole number",
+    );
+}
+
+#[test]
+fn feature_codes_are_short_key_strings_that_differ() {
+    let pause = "pause_code = \"*51\"";
+    expect_only_error_at_value(
+        pause,
+        "pause_code",
+        "\"*5a\"",
+        "bad pause_code `*5a`: 2 to 8 keys of 0-9, * and #",
+    );
+    expect_only_error_at_value(pause, "pause_code", "\"*\"", "bad pause_code `*`");
+    expect_only_error_at_value(
+        pause,
+        "pause_code",
+        "\"*51515151\"",
+        "bad pause_code `*51515151`",
+    );
+    // Reported at the second of the two.
+    let (_, errors) = expect_error(
+        |t| replace_once(t, pause, "pause_code = \"*50\""),
+        "resume_code = \"*50\"",
+        "pause_code and resume_code are both `*50`: they must differ",
+    );
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+    // Left out, the resume code is *50 still.
+    let text = replace_once(&shipped(), "resume_code = \"*50\"\n", "");
+    let text = replace_once(&text, pause, "pause_code = \"*50\"");
+    let errors = errors_of(&text);
+    assert_has(&errors, line_of(&text, "\"*50\""), "both `*50`");
+    let t = accepted(|t| replace_once(t, pause, "pause_code = \"#51#\""));
+    assert_eq!(t.acd.pause_code, "#51#");
+}
+
+#[test]
+fn a_feature_code_cannot_hide_a_number_or_a_seat() {
+    let pause = "pause_code = \"*51\"";
+    expect_only_error_at_value(
+        pause,
+        "pause_code",
+        "\"110\"",
+        "pause_code `110` is a number the table routes",
+    );
+    expect_only_error_at_value(
+        pause,
+        "pause_code",
+        "\"12345\"",
+        "pause_code `12345` is a number the table routes",
+    );
+    expect_only_error_at_value(
+        "resume_code = \"*50\"",
+        "resume_code",
+        "\"8001\"",
+        "resume_code `8001` is seat `8001`",
+    );
+}
+
+#[test]
+fn the_queue_log_is_a_file_beside_the_table() {
+    let log = "# queue_log = \"queue_log.jsonl\"";
+    let t = accepted(|t| replace_once(t, log, "queue_log = \"queue_log.jsonl\""));
+    assert_eq!(
+        t.acd.queue_log.as_deref(),
+        Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("queue_log.jsonl")
+                .as_path()
+        )
+    );
+    expect_only_error_at_value(
+        log,
+        "queue_log",
+        "\"no-such-dir/queue_log.jsonl\"",
+        "no directory",
+    );
+    expect_only_error_at_value(
+        log,
+        "queue_log",
+        "\"prompts\"",
+        "is a directory: name a file",
+    );
+    expect_only_error_at_value(log, "queue_log", "\"\"", "empty queue_log");
 }
