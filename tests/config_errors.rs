@@ -1482,6 +1482,40 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+fn key_of(line: &str) -> &str {
+    line.trim_start_matches("# ").split(" = ").next().unwrap()
+}
+
+/// `text` with its whole line `line` (`ring_seconds = 20`, or commented
+/// out: `# exit_key = "0"`) replaced by the key set to `value`.
+fn set_value(text: &str, line: &str, value: &str) -> String {
+    let key = key_of(line);
+    replace_once(
+        text,
+        &format!("\n{line}\n"),
+        &format!("\n{key} = {value}\n"),
+    )
+}
+
+/// Sets the key of the shipped file's line `line` to `value` and expects
+/// one error, at the value, containing `message_part`.
+#[track_caller]
+fn expect_only_error_at_value(line: &str, value: &str, message_part: &str) {
+    let text = set_value(&shipped(), line, value);
+    let key = key_of(line);
+    let at = line_of(&text, &format!("\n{key} = {value}\n")) + 1;
+    let column = key.chars().count() + " = ".len() + 1;
+    let errors = errors_of(&text);
+    assert!(
+        errors.len() == 1
+            && errors[0].line == at
+            && errors[0].column == column
+            && errors[0].message.contains(message_part),
+        "{key} = {value}: expected one error at {at}:{column} containing {message_part:?}; got:\n{}",
+        render(&errors)
+    );
+}
+
 /// The table `edit` makes of the shipped file, which must be accepted.
 #[track_caller]
 fn accepted(edit: impl Fn(&str) -> String) -> hotline::routing::Table {
@@ -1595,126 +1629,105 @@ fn a_dual_number_line_may_name_its_queue() {
 
 #[test]
 fn an_unknown_strategy_is_refused_naming_the_known_ones() {
-    expect_only_error(
-        |t| replace_once(t, "strategy = \"longest_idle\"", "strategy = \"random\""),
+    expect_only_error_at_value(
+        "strategy = \"longest_idle\"",
         "\"random\"",
         "unknown strategy `random`: one of longest_idle, round_robin, fewest_calls, ring_all",
     );
-    let t = accepted(|t| replace_once(t, "\"longest_idle\"", "\"fewest_calls\""));
+    let t = accepted(|t| set_value(t, "strategy = \"longest_idle\"", "\"fewest_calls\""));
     assert_eq!(queue(&t, "general").1.strategy, QueueStrategy::FewestCalls);
 }
 
 #[test]
 fn queue_times_and_limits_are_range_checked() {
-    for (from, to, message) in [
+    for (line, value, message) in [
         (
-            "ring_seconds = 20\n",
-            "ring_seconds = 0\n",
+            "ring_seconds = 20",
+            "0",
             "ring_seconds = 0 is out of range 1..=300",
         ),
         (
-            "ring_seconds = 20\n",
-            "ring_seconds = 301\n",
+            "ring_seconds = 20",
+            "301",
             "ring_seconds = 301 is out of range 1..=300",
         ),
         (
-            "wrap_up_seconds = 10\n",
-            "wrap_up_seconds = 3601\n",
+            "wrap_up_seconds = 10",
+            "3601",
             "wrap_up_seconds = 3601 is out of range 0..=3600",
         ),
         (
-            "service_level_seconds = 20\n",
-            "service_level_seconds = 0\n",
+            "service_level_seconds = 20",
+            "0",
             "service_level_seconds = 0 is out of range 1..=3600",
         ),
         (
-            "max_callers = 200\n",
-            "max_callers = 0\n",
+            "max_callers = 200",
+            "0",
             "max_callers = 0 is out of range 1..=100000",
         ),
         (
-            "max_wait_seconds = 900\n",
-            "max_wait_seconds = 5\n",
+            "max_wait_seconds = 900",
+            "5",
             "max_wait_seconds = 5 is out of range 10..=86400",
         ),
         (
-            "max_missed_offers = 3\n",
-            "max_missed_offers = 101\n",
+            "max_missed_offers = 3",
+            "101",
             "max_missed_offers = 101 is out of range 0..=100",
         ),
         (
-            "default_handle_seconds = 180\n",
-            "default_handle_seconds = 0\n",
+            "default_handle_seconds = 180",
+            "0",
             "default_handle_seconds = 0 is out of range 10..=7200",
         ),
         (
-            "short_abandon_seconds = 5\n",
-            "short_abandon_seconds = 601\n",
+            "short_abandon_seconds = 5",
+            "601",
             "short_abandon_seconds = 601 is out of range 0..=600",
         ),
         (
-            "expert_wait_seconds = 10\n",
-            "expert_wait_seconds = 3601\n",
+            "expert_wait_seconds = 10",
+            "3601",
             "expert_wait_seconds = 3601 is out of range 0..=3600",
         ),
+        (
+            "announce_seconds = 45",
+            "5",
+            "announce_seconds = 5: 0 (never) or 10 to 3600",
+        ),
+        (
+            "ring_seconds = 20",
+            "\"20s\"",
+            "invalid type: string \"20s\", expected a whole number",
+        ),
     ] {
-        // After a newline: `[sip] seat_ring_seconds` ends the same way.
-        let edit = |t: &str| replace_once(t, &format!("\n{from}"), &format!("\n{to}"));
-        let (_, errors) = expect_error(edit, to.trim_end(), message);
-        assert_eq!(errors.len(), 1, "{to}: {}", render(&errors));
+        expect_only_error_at_value(line, value, message);
     }
-}
-
-#[test]
-fn announcements_are_never_or_at_least_ten_seconds_apart() {
-    let (_, errors) = expect_error(
-        |t| replace_once(t, "announce_seconds = 45", "announce_seconds = 5"),
-        "announce_seconds = 5",
-        "announce_seconds = 5: 0 (never) or 10 to 3600",
-    );
-    assert_eq!(errors.len(), 1, "{}", render(&errors));
-    let t = accepted(|t| replace_once(t, "announce_seconds = 45", "announce_seconds = 0"));
+    let t = accepted(|t| set_value(t, "announce_seconds = 45", "0"));
     assert_eq!(queue(&t, "general").1.announce_every, None);
 }
 
 #[test]
 fn widening_before_the_expert_wait_is_refused() {
-    let (_, errors) = expect_error(
-        |t| replace_once(t, "widen_after_seconds = 30", "widen_after_seconds = 5"),
-        "widen_after_seconds = 5",
+    expect_only_error_at_value(
+        "widen_after_seconds = 30",
+        "5",
         "widen_after_seconds = 5 is shorter than expert_wait_seconds = 10",
     );
-    assert_eq!(errors.len(), 1, "{}", render(&errors));
     // Equal is fine: the skilled and the general seats join at once.
-    let t = accepted(|t| replace_once(t, "widen_after_seconds = 30", "widen_after_seconds = 10"));
+    let t = accepted(|t| set_value(t, "widen_after_seconds = 30", "10"));
     assert_eq!(queue(&t, "general").1.widen_after, secs(10));
 }
 
 #[test]
 fn an_exit_key_is_one_key_and_an_exit_action_needs_one() {
-    expect_only_error(
-        |t| replace_once(t, "# exit_key = \"0\"", "exit_key = \"00\""),
-        "\"00\"",
-        "bad exit_key `00`: one key, 0-9, * or #",
-    );
-    expect_only_error(
-        |t| replace_once(t, "# exit_key = \"0\"", "exit_key = \"A\""),
-        "\"A\"",
-        "bad exit_key `A`",
-    );
-    expect_only_error(
-        |t| replace_once(t, "# exit_action = \"busy\"", "exit_action = \"busy\""),
-        "\"busy\"\n# Dual-number",
-        "exit_action without exit_key",
-    );
-    let t = accepted(|t| {
-        let t = replace_once(t, "# exit_key = \"0\"", "exit_key = \"#\"");
-        replace_once(
-            &t,
-            "# exit_action = \"busy\"",
-            "exit_action = \"queue:leader\"",
-        )
-    });
+    let key = "# exit_key = \"0\"";
+    let action = "# exit_action = \"busy\"";
+    expect_only_error_at_value(key, "\"00\"", "bad exit_key `00`: one key, 0-9, * or #");
+    expect_only_error_at_value(key, "\"A\"", "bad exit_key `A`");
+    expect_only_error_at_value(action, "\"busy\"", "exit_action without exit_key");
+    let t = accepted(|t| set_value(&set_value(t, key, "\"#\""), action, "\"queue:leader\""));
     let (_, g) = queue(&t, "general");
     assert_eq!(g.exit_key, Some('#'));
     assert_eq!(g.exit_action, QueueOverflow::Queue(queue(&t, "leader").0));
@@ -1725,7 +1738,6 @@ fn a_callback_overflow_is_refused_until_tickets_exist() {
     for key in ["overflow", "join_empty"] {
         expect_only_error_at_value(
             &format!("{key} = \"busy\""),
-            key,
             "\"callback\"",
             &format!(
                 "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
@@ -1734,43 +1746,19 @@ fn a_callback_overflow_is_refused_until_tickets_exist() {
     }
 }
 
-/// Like [`expect_only_error`], for an error at the value of `key = value`.
-#[track_caller]
-fn expect_only_error_at_value(from: &str, key: &str, value: &str, message_part: &str) {
-    let to = format!("{key} = {value}");
-    let text = replace_once(&shipped(), from, &to);
-    let (line, column) = position_of(&text, &to);
-    let errors = errors_of(&text);
-    assert_eq!(errors.len(), 1, "{to}: {}", render(&errors));
-    let d = &errors[0];
-    let value_column = column + key.chars().count() + 3;
-    assert!(
-        d.line == line && d.column == value_column && d.message.contains(message_part),
-        "expected {line}:{value_column} containing {message_part:?}; got:\n{}",
-        render(&errors)
-    );
-}
-
 #[test]
 fn an_overflow_target_is_busy_or_another_existing_queue() {
     let busy = "overflow = \"busy\"";
     expect_only_error_at_value(
         busy,
-        "overflow",
         "\"hangup\"",
         "unknown overflow `hangup`: busy or queue:<id>",
     );
-    expect_only_error_at_value(
-        busy,
-        "overflow",
-        "\"queue:nowhere\"",
-        "unknown queue `nowhere`",
-    );
+    expect_only_error_at_value(busy, "\"queue:nowhere\"", "unknown queue `nowhere`");
     // The leader's queue, whose overflow and join_empty name general.
     for key in ["overflow", "join_empty"] {
         expect_only_error_at_value(
             &format!("{key} = \"queue:general\""),
-            key,
             "\"queue:leader\"",
             &format!("{key} = \"queue:leader\" names the queue itself"),
         );
@@ -1780,7 +1768,7 @@ fn an_overflow_target_is_busy_or_another_existing_queue() {
 #[test]
 fn queues_may_overflow_into_each_other() {
     // general → leader → general: the ACD guards a caller against going round.
-    let t = accepted(|t| replace_once(t, "overflow = \"busy\"", "overflow = \"queue:leader\""));
+    let t = accepted(|t| set_value(t, "overflow = \"busy\"", "\"queue:leader\""));
     let (general, g) = queue(&t, "general");
     let (leader, l) = queue(&t, "leader");
     assert_eq!(g.overflow, QueueOverflow::Queue(leader));
@@ -1788,43 +1776,28 @@ fn queues_may_overflow_into_each_other() {
 }
 
 #[test]
-fn a_queue_setting_of_the_wrong_type_is_located() {
-    expect_only_error(
-        |t| replace_once(t, "\nring_seconds = 20\n", "\nring_seconds = \"20s\"\n"),
-        "\"20s\"",
-        "expected a whole number",
-    );
-}
-
-#[test]
 fn feature_codes_are_short_key_strings_that_differ() {
     let pause = "pause_code = \"*51\"";
     expect_only_error_at_value(
         pause,
-        "pause_code",
         "\"*5a\"",
         "bad pause_code `*5a`: 2 to 8 keys of 0-9, * and #",
     );
-    expect_only_error_at_value(pause, "pause_code", "\"*\"", "bad pause_code `*`");
+    expect_only_error_at_value(pause, "\"*\"", "bad pause_code `*`");
+    expect_only_error_at_value(pause, "\"*51515151\"", "bad pause_code `*51515151`");
+    // Reported at the second of the two; or at the pause code when the
+    // resume code is left out (and so is *50).
     expect_only_error_at_value(
-        pause,
-        "pause_code",
-        "\"*51515151\"",
-        "bad pause_code `*51515151`",
-    );
-    // Reported at the second of the two.
-    let (_, errors) = expect_error(
-        |t| replace_once(t, pause, "pause_code = \"*50\""),
         "resume_code = \"*50\"",
-        "pause_code and resume_code are both `*50`: they must differ",
+        "\"*51\"",
+        "pause_code and resume_code are both `*51`: they must differ",
     );
-    assert_eq!(errors.len(), 1, "{}", render(&errors));
-    // Left out, the resume code is *50 still.
     let text = replace_once(&shipped(), "resume_code = \"*50\"\n", "");
-    let text = replace_once(&text, pause, "pause_code = \"*50\"");
+    let text = set_value(&text, pause, "\"*50\"");
     let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
     assert_has(&errors, line_of(&text, "\"*50\""), "both `*50`");
-    let t = accepted(|t| replace_once(t, pause, "pause_code = \"#51#\""));
+    let t = accepted(|t| set_value(t, pause, "\"#51#\""));
     assert_eq!(t.acd.pause_code, "#51#");
 }
 
@@ -1833,19 +1806,16 @@ fn a_feature_code_cannot_hide_a_number_or_a_seat() {
     let pause = "pause_code = \"*51\"";
     expect_only_error_at_value(
         pause,
-        "pause_code",
         "\"110\"",
         "pause_code `110` is a number the table routes",
     );
     expect_only_error_at_value(
         pause,
-        "pause_code",
         "\"12345\"",
         "pause_code `12345` is a number the table routes",
     );
     expect_only_error_at_value(
         "resume_code = \"*50\"",
-        "resume_code",
         "\"8001\"",
         "resume_code `8001` is seat `8001`",
     );
@@ -1854,26 +1824,10 @@ fn a_feature_code_cannot_hide_a_number_or_a_seat() {
 #[test]
 fn the_queue_log_is_a_file_beside_the_table() {
     let log = "# queue_log = \"queue_log.jsonl\"";
-    let t = accepted(|t| replace_once(t, log, "queue_log = \"queue_log.jsonl\""));
-    assert_eq!(
-        t.acd.queue_log.as_deref(),
-        Some(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("queue_log.jsonl")
-                .as_path()
-        )
-    );
-    expect_only_error_at_value(
-        log,
-        "queue_log",
-        "\"no-such-dir/queue_log.jsonl\"",
-        "no directory",
-    );
-    expect_only_error_at_value(
-        log,
-        "queue_log",
-        "\"prompts\"",
-        "is a directory: name a file",
-    );
-    expect_only_error_at_value(log, "queue_log", "\"\"", "empty queue_log");
+    let t = accepted(|t| set_value(t, log, "\"queue_log.jsonl\""));
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("queue_log.jsonl");
+    assert_eq!(t.acd.queue_log, Some(beside));
+    expect_only_error_at_value(log, "\"no-such-dir/queue_log.jsonl\"", "no directory");
+    expect_only_error_at_value(log, "\"prompts\"", "is a directory: name a file");
+    expect_only_error_at_value(log, "\"\"", "empty queue_log");
 }
