@@ -70,12 +70,41 @@ say transfer_notice       "正在为您转接，请稍候。"
 say emergency_redirect    "正在为您转接紧急服务。"
 say goodbye               "感谢您的来电，再见。"
 
+# The queue (ACD). Position: 您前面还有 + numeral + 位来电者在等候, or, for the
+# caller at the head, you_are_next. Wait: 预计等待时间约 + numeral + 分钟, or
+# under a minute 预计等待时间不到 + 一 + 分钟.
+say you_are_next          "您是下一位，请稍候。"
+say estimated_wait_under  "预计等待时间不到"
+# Overflow "busy" (queue full, wait too long), and join_empty "busy" (no
+# seat logged in), each before the gateway hangs up.
+say queue_busy            "当前坐席全忙，请您稍后再拨。"
+say queue_unavailable     "现在没有坐席可以接听，请您稍后再拨。"
+# The caller's queue was removed by a reload, or it overflowed into another.
+say queue_moved           "正在为您转接，请继续等候。"
+# Answers to a seat's pause and resume feature codes (*51, *50).
+say seat_paused           "您已暂停接听。"
+say seat_resumed          "您已恢复接听。"
+
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.
 digits=(零 幺 二 三 四 五 六 七 八 九)
 for i in "${!digits[@]}"; do
     say "digit_$i" "${digits[$i]}"
 done
+
+# Numerals for counts (positions, minutes), joined into Mandarin numbers:
+# 二十三 is num_2 num_10 num_3, 两百零五 is num_liang num_100 num_0 num_5.
+# Unlike the digits above, 1 is 一 (yī): 一百, 十一, 不到一分钟. 两 (liǎng) is
+# 2 as a count before a measure word or 百/千/万 (两位, 两分钟, 两千).
+numerals=(零 一 二 三 四 五 六 七 八 九)
+for i in "${!numerals[@]}"; do
+    say "num_$i" "${numerals[$i]}"
+done
+say num_liang             "两"
+say num_10                "十"
+say num_100               "百"
+say num_1000              "千"
+say num_10000             "万"
 
 # Hold music: not speech. Four soft sine chords (I-vi-IV-V in C major, kept
 # above ~290 Hz so they survive the narrow telephone band), 2.5 s each with

@@ -927,17 +927,17 @@ fn sub_centre_trunk_without_level() {
 }
 
 #[test]
-fn queue_on_a_dual_number_line() {
+fn queue_on_a_sub_centre_line() {
     expect_only_error(
         |t| {
             replace_once(
                 t,
-                "skill = \"environment\"\n",
-                "skill = \"environment\"\nqueue = \"general\"\n",
+                "remark = \"市级设立分中心\"\n",
+                "remark = \"市级设立分中心\"\nqueue = \"general\"\n",
             )
         },
-        "\"general\"\n\n[[lines]]\nnumber = \"12319\"",
-        "`queue` applies to main and whole_merge lines only",
+        "\"general\"\nlevel = \"city\"",
+        "`queue` applies to main, whole_merge and dual_number lines only",
     );
 }
 
@@ -1471,4 +1471,363 @@ fn a_response_timeout_shorter_than_two_t1_is_refused() {
         "response_timeout_ms = 600",
         "is shorter than two T1 (1000)",
     );
+}
+
+// ── Queues (ACD) and [acd] ───────────────────────────────────────────────────
+
+use hotline::routing::{QueueOverflow, QueueStrategy};
+use std::time::Duration;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn key_of(line: &str) -> &str {
+    line.trim_start_matches("# ").split(" = ").next().unwrap()
+}
+
+/// `text` with its whole line `line` (`ring_seconds = 20`, or commented
+/// out: `# exit_key = "0"`) replaced by the key set to `value`.
+fn set_value(text: &str, line: &str, value: &str) -> String {
+    let key = key_of(line);
+    replace_once(
+        text,
+        &format!("\n{line}\n"),
+        &format!("\n{key} = {value}\n"),
+    )
+}
+
+/// Sets the key of the shipped file's line `line` to `value` and expects
+/// one error, at the value, containing `message_part`.
+#[track_caller]
+fn expect_only_error_at_value(line: &str, value: &str, message_part: &str) {
+    let text = set_value(&shipped(), line, value);
+    let key = key_of(line);
+    let at = line_of(&text, &format!("\n{key} = {value}\n")) + 1;
+    let column = key.chars().count() + " = ".len() + 1;
+    let errors = errors_of(&text);
+    assert!(
+        errors.len() == 1
+            && errors[0].line == at
+            && errors[0].column == column
+            && errors[0].message.contains(message_part),
+        "{key} = {value}: expected one error at {at}:{column} containing {message_part:?}; got:\n{}",
+        render(&errors)
+    );
+}
+
+/// The table `edit` makes of the shipped file, which must be accepted.
+#[track_caller]
+fn accepted(edit: impl Fn(&str) -> String) -> hotline::routing::Table {
+    match parse(&edit(&shipped()), path()) {
+        Ok(l) => l.table,
+        Err(e) => panic!("edited table refused:\n{e}"),
+    }
+}
+
+fn queue<'t>(t: &'t hotline::routing::Table, id: &str) -> (u32, &'t hotline::routing::Queue) {
+    let i = t.queues.iter().position(|q| q.id == id).unwrap();
+    (i as u32, &t.queues[i])
+}
+
+#[test]
+fn the_shipped_queues_have_the_settings_the_file_gives() {
+    let t = accepted(|t| t.to_string());
+    let (general, g) = queue(&t, "general");
+    assert_eq!(g.strategy, QueueStrategy::LongestIdle);
+    assert_eq!(g.ring, secs(20));
+    assert_eq!(g.wrap_up, secs(10));
+    assert_eq!(g.announce_every, Some(secs(45)));
+    assert_eq!(g.service_level, secs(20));
+    assert_eq!(g.max_callers, Some(200));
+    assert_eq!(g.max_wait, Some(secs(900)));
+    assert_eq!(g.overflow, QueueOverflow::Busy);
+    assert_eq!(g.join_empty, QueueOverflow::Busy);
+    assert_eq!(g.exit_key, None);
+    let (_, l) = queue(&t, "leader");
+    assert_eq!(l.strategy, QueueStrategy::RingAll);
+    assert_eq!(l.overflow, QueueOverflow::Queue(general));
+    assert_eq!(l.join_empty, QueueOverflow::Queue(general));
+    assert!(
+        l.max_wait < g.max_wait,
+        "a caller moved to general keeps its arrival"
+    );
+    assert_eq!(t.acd.pause_code, "*51");
+    assert_eq!(t.acd.resume_code, "*50");
+    assert_eq!(t.acd.queue_log, None);
+}
+
+#[test]
+fn queue_keys_left_out_take_their_defaults() {
+    let t = accepted(|t| {
+        let t = replace_once(
+            t,
+            "default_handle_seconds = 300\n",
+            "default_handle_seconds = 300\n\n[[queues]]\nid = \"spare\"\nskill = \"general\"\n",
+        );
+        // No [acd] table at all.
+        let t = replace_once(&t, "pause_code = \"*51\"\nresume_code = \"*50\"\n", "");
+        replace_once(&t, "\n[acd]\n", "\n")
+    });
+    let (_, q) = queue(&t, "spare");
+    assert_eq!(q.name, "spare");
+    assert_eq!(q.strategy, QueueStrategy::LongestIdle);
+    assert_eq!(q.ring, secs(20));
+    assert_eq!(q.wrap_up, secs(10));
+    assert_eq!(q.announce_every, Some(secs(45)));
+    assert_eq!(q.service_level, secs(20));
+    assert_eq!(q.max_callers, None);
+    assert_eq!(q.max_wait, None);
+    assert_eq!(q.join_empty, QueueOverflow::Busy);
+    assert_eq!(q.overflow, QueueOverflow::Busy);
+    assert_eq!(q.exit_key, None);
+    assert_eq!(q.exit_action, QueueOverflow::Busy);
+    assert_eq!(q.expert_wait, secs(10));
+    assert_eq!(q.widen_after, secs(30));
+    assert_eq!(q.default_handle, secs(180));
+    assert_eq!(q.max_missed_offers, 3);
+    assert_eq!(q.short_abandon, secs(5));
+    assert_eq!(
+        t.acd,
+        hotline::routing::AcdSettings {
+            queue_log: None,
+            pause_code: "*51".into(),
+            resume_code: "*50".into(),
+        }
+    );
+    // Dual-number lines wait with the main line's queue; sub-centre lines
+    // have none.
+    let (general, _) = queue(&t, "general");
+    assert_eq!(t.line("12348").unwrap().queue, Some(general));
+    assert_eq!(t.line("12369").unwrap().queue, Some(general));
+    assert_eq!(t.line("12366").unwrap().queue, None);
+}
+
+#[test]
+fn a_dual_number_line_may_name_its_queue() {
+    let t = accepted(|t| {
+        replace_once(
+            t,
+            "skill = \"environment\"\n",
+            "skill = \"environment\"\nqueue = \"leader\"\n",
+        )
+    });
+    let (leader, _) = queue(&t, "leader");
+    assert_eq!(t.line("12369").unwrap().queue, Some(leader));
+    expect_only_error(
+        |t| {
+            replace_once(
+                t,
+                "skill = \"environment\"\n",
+                "skill = \"environment\"\nqueue = \"environmental\"\n",
+            )
+        },
+        "\"environmental\"",
+        "unknown queue `environmental`",
+    );
+}
+
+#[test]
+fn an_unknown_strategy_is_refused_naming_the_known_ones() {
+    expect_only_error_at_value(
+        "strategy = \"longest_idle\"",
+        "\"random\"",
+        "unknown strategy `random`: one of longest_idle, round_robin, fewest_calls, ring_all",
+    );
+    let t = accepted(|t| set_value(t, "strategy = \"longest_idle\"", "\"fewest_calls\""));
+    assert_eq!(queue(&t, "general").1.strategy, QueueStrategy::FewestCalls);
+}
+
+#[test]
+fn queue_times_and_limits_are_range_checked() {
+    for (line, value, message) in [
+        (
+            "ring_seconds = 20",
+            "0",
+            "ring_seconds = 0 is out of range 1..=300",
+        ),
+        (
+            "ring_seconds = 20",
+            "301",
+            "ring_seconds = 301 is out of range 1..=300",
+        ),
+        (
+            "wrap_up_seconds = 10",
+            "3601",
+            "wrap_up_seconds = 3601 is out of range 0..=3600",
+        ),
+        (
+            "service_level_seconds = 20",
+            "0",
+            "service_level_seconds = 0 is out of range 1..=3600",
+        ),
+        (
+            "max_callers = 200",
+            "0",
+            "max_callers = 0 is out of range 1..=100000",
+        ),
+        (
+            "max_wait_seconds = 900",
+            "5",
+            "max_wait_seconds = 5 is out of range 10..=86400",
+        ),
+        (
+            "max_missed_offers = 3",
+            "101",
+            "max_missed_offers = 101 is out of range 0..=100",
+        ),
+        (
+            "default_handle_seconds = 180",
+            "0",
+            "default_handle_seconds = 0 is out of range 10..=7200",
+        ),
+        (
+            "short_abandon_seconds = 5",
+            "601",
+            "short_abandon_seconds = 601 is out of range 0..=600",
+        ),
+        (
+            "expert_wait_seconds = 10",
+            "3601",
+            "expert_wait_seconds = 3601 is out of range 0..=3600",
+        ),
+        (
+            "announce_seconds = 45",
+            "5",
+            "announce_seconds = 5: 0 (never) or 10 to 3600",
+        ),
+        (
+            "ring_seconds = 20",
+            "\"20s\"",
+            "invalid type: string \"20s\", expected a whole number",
+        ),
+    ] {
+        expect_only_error_at_value(line, value, message);
+    }
+    let t = accepted(|t| set_value(t, "announce_seconds = 45", "0"));
+    assert_eq!(queue(&t, "general").1.announce_every, None);
+}
+
+#[test]
+fn widening_before_the_expert_wait_is_refused() {
+    expect_only_error_at_value(
+        "widen_after_seconds = 30",
+        "5",
+        "widen_after_seconds = 5 is shorter than expert_wait_seconds = 10",
+    );
+    // Equal is fine: the skilled and the general seats join at once.
+    let t = accepted(|t| set_value(t, "widen_after_seconds = 30", "10"));
+    assert_eq!(queue(&t, "general").1.widen_after, secs(10));
+}
+
+#[test]
+fn an_exit_key_is_one_key_and_an_exit_action_needs_one() {
+    let key = "# exit_key = \"0\"";
+    let action = "# exit_action = \"busy\"";
+    expect_only_error_at_value(key, "\"00\"", "bad exit_key `00`: one key, 0-9, * or #");
+    expect_only_error_at_value(key, "\"A\"", "bad exit_key `A`");
+    expect_only_error_at_value(action, "\"busy\"", "exit_action without exit_key");
+    let t = accepted(|t| set_value(&set_value(t, key, "\"#\""), action, "\"queue:leader\""));
+    let (_, g) = queue(&t, "general");
+    assert_eq!(g.exit_key, Some('#'));
+    assert_eq!(g.exit_action, QueueOverflow::Queue(queue(&t, "leader").0));
+}
+
+#[test]
+fn a_callback_overflow_is_refused_until_tickets_exist() {
+    for key in ["overflow", "join_empty"] {
+        expect_only_error_at_value(
+            &format!("{key} = \"busy\""),
+            "\"callback\"",
+            &format!(
+                "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
+            ),
+        );
+    }
+}
+
+#[test]
+fn an_overflow_target_is_busy_or_another_existing_queue() {
+    let busy = "overflow = \"busy\"";
+    expect_only_error_at_value(
+        busy,
+        "\"hangup\"",
+        "unknown overflow `hangup`: busy or queue:<id>",
+    );
+    expect_only_error_at_value(busy, "\"queue:nowhere\"", "unknown queue `nowhere`");
+    // The leader's queue, whose overflow and join_empty name general.
+    for key in ["overflow", "join_empty"] {
+        expect_only_error_at_value(
+            &format!("{key} = \"queue:general\""),
+            "\"queue:leader\"",
+            &format!("{key} = \"queue:leader\" names the queue itself"),
+        );
+    }
+}
+
+#[test]
+fn queues_may_overflow_into_each_other() {
+    // general → leader → general: the ACD guards a caller against going round.
+    let t = accepted(|t| set_value(t, "overflow = \"busy\"", "\"queue:leader\""));
+    let (general, g) = queue(&t, "general");
+    let (leader, l) = queue(&t, "leader");
+    assert_eq!(g.overflow, QueueOverflow::Queue(leader));
+    assert_eq!(l.overflow, QueueOverflow::Queue(general));
+}
+
+#[test]
+fn feature_codes_are_short_key_strings_that_differ() {
+    let pause = "pause_code = \"*51\"";
+    expect_only_error_at_value(
+        pause,
+        "\"*5a\"",
+        "bad pause_code `*5a`: 2 to 8 keys of 0-9, * and #",
+    );
+    expect_only_error_at_value(pause, "\"*\"", "bad pause_code `*`");
+    expect_only_error_at_value(pause, "\"*51515151\"", "bad pause_code `*51515151`");
+    // Reported at the second of the two; or at the pause code when the
+    // resume code is left out (and so is *50).
+    expect_only_error_at_value(
+        "resume_code = \"*50\"",
+        "\"*51\"",
+        "pause_code and resume_code are both `*51`: they must differ",
+    );
+    let text = replace_once(&shipped(), "resume_code = \"*50\"\n", "");
+    let text = set_value(&text, pause, "\"*50\"");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 1, "{}", render(&errors));
+    assert_has(&errors, line_of(&text, "\"*50\""), "both `*50`");
+    let t = accepted(|t| set_value(t, pause, "\"#51#\""));
+    assert_eq!(t.acd.pause_code, "#51#");
+}
+
+#[test]
+fn a_feature_code_cannot_hide_a_number_or_a_seat() {
+    let pause = "pause_code = \"*51\"";
+    expect_only_error_at_value(
+        pause,
+        "\"110\"",
+        "pause_code `110` is a number the table routes",
+    );
+    expect_only_error_at_value(
+        pause,
+        "\"12345\"",
+        "pause_code `12345` is a number the table routes",
+    );
+    expect_only_error_at_value(
+        "resume_code = \"*50\"",
+        "\"8001\"",
+        "resume_code `8001` is seat `8001`",
+    );
+}
+
+#[test]
+fn the_queue_log_is_a_file_beside_the_table() {
+    let log = "# queue_log = \"queue_log.jsonl\"";
+    let t = accepted(|t| set_value(t, log, "\"queue_log.jsonl\""));
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("queue_log.jsonl");
+    assert_eq!(t.acd.queue_log, Some(beside));
+    expect_only_error_at_value(log, "\"no-such-dir/queue_log.jsonl\"", "no directory");
+    expect_only_error_at_value(log, "\"prompts\"", "is a directory: name a file");
+    expect_only_error_at_value(log, "\"\"", "empty queue_log");
 }

@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub queues: Vec<S<RawQueue>>,
     #[serde(default)]
+    pub acd: Option<S<RawAcd>>,
+    #[serde(default)]
     pub lines: Vec<S<RawLine>>,
     #[serde(default)]
     pub emergency: Vec<S<RawEmergency>>,
@@ -154,12 +156,63 @@ pub struct RawTrunk {
     pub source_ports: Vec<S<u64>>,
 }
 
+/// `[[queues]]`: every key but `id` and `skill` has a default (see
+/// `validate::build_queue`).
 #[derive(Debug, Deserialize)]
 pub struct RawQueue {
     pub id: S<String>,
     #[serde(default)]
     pub name: Option<String>,
     pub skill: S<String>,
+    /// "longest_idle" (default), "round_robin", "fewest_calls", "ring_all".
+    #[serde(default)]
+    pub strategy: Option<S<String>>,
+    #[serde(default)]
+    pub ring_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub wrap_up_seconds: Option<S<u64>>,
+    /// 0: never announce position and wait.
+    #[serde(default)]
+    pub announce_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub service_level_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub max_callers: Option<S<u64>>,
+    #[serde(default)]
+    pub max_wait_seconds: Option<S<u64>>,
+    /// "busy" or "queue:<id>", like `overflow` and `exit_action`.
+    #[serde(default)]
+    pub join_empty: Option<S<String>>,
+    #[serde(default)]
+    pub overflow: Option<S<String>>,
+    /// One key: 0-9, `*` or `#`.
+    #[serde(default)]
+    pub exit_key: Option<S<String>>,
+    #[serde(default)]
+    pub exit_action: Option<S<String>>,
+    #[serde(default)]
+    pub expert_wait_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub widen_after_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub default_handle_seconds: Option<S<u64>>,
+    #[serde(default)]
+    pub max_missed_offers: Option<S<u64>>,
+    #[serde(default)]
+    pub short_abandon_seconds: Option<S<u64>>,
+}
+
+/// `[acd]`: the queue event log and the seats' feature codes.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAcd {
+    /// JSON-lines queue event log, relative to this file; unset: off.
+    #[serde(default)]
+    pub queue_log: Option<S<String>>,
+    /// Dialled from a seat's phone: pause, resume taking calls.
+    #[serde(default)]
+    pub pause_code: Option<S<String>>,
+    #[serde(default)]
+    pub resume_code: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

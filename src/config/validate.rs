@@ -4,7 +4,8 @@
 use super::error::Reporter;
 use super::schema::*;
 use crate::routing::table::{
-    EmergencyLine, LeaderSession, Line, MediaSettings, Queue, Resolved, Seat, SipSettings, Trunk,
+    AcdSettings, EmergencyLine, LeaderSession, Line, MediaSettings, Queue, QueueOverflow,
+    QueueStrategy, Resolved, Seat, SipSettings, Trunk,
 };
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -66,6 +67,29 @@ fn parse_weekday(s: &str) -> Option<Weekday> {
         "saturday" | "sat" => Some(Weekday::Sat),
         "sunday" | "sun" => Some(Weekday::Sun),
         _ => None,
+    }
+}
+
+/// An optional whole number of `key` within `min..=max`, `default` when it
+/// is absent; out of range it is reported, naming the key, and `None`.
+fn bounded(
+    r: &mut Reporter,
+    v: Option<&S<u64>>,
+    default: u64,
+    min: u64,
+    max: u64,
+    key: &str,
+) -> Option<u64> {
+    match v {
+        None => Some(default),
+        Some(v) if (min..=max).contains(v.get_ref()) => Some(*v.get_ref()),
+        Some(v) => {
+            r.error(
+                v.span(),
+                format!("{key} = {} is out of range {min}..={max}", v.get_ref()),
+            );
+            None
+        }
     }
 }
 
@@ -394,11 +418,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         if q.skill.get_ref().trim().is_empty() {
             r.error(q.skill.span(), "empty skill");
         }
-        queues.push(Queue {
-            id: q.id.get_ref().clone(),
-            name: q.name.clone().unwrap_or_else(|| q.id.get_ref().clone()),
-            skill: q.skill.get_ref().clone(),
-        });
+        queues.push(build_queue(q, r));
     }
     let lookup_queue = |r: &mut Reporter, id: &S<String>| -> Option<u32> {
         let found = queue_ids.get(id.get_ref().as_str()).copied();
@@ -407,6 +427,17 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         }
         found
     };
+    // Overflow targets, once every queue id is known. A cycle among queues
+    // (a → b → a) is allowed: the ACD guards a caller against going round.
+    for (i, q) in raw.queues.iter().enumerate() {
+        let q = q.get_ref();
+        let target = |r: &mut Reporter, v: &Option<S<String>>, key: &str| {
+            queue_overflow(r, v.as_ref(), key, i as u32, lookup_queue)
+        };
+        queues[i].join_empty = target(r, &q.join_empty, "join_empty");
+        queues[i].overflow = target(r, &q.overflow, "overflow");
+        queues[i].exit_action = target(r, &q.exit_action, "exit_action");
+    }
 
     // [[emergency]]
     let mut emergency: Vec<EmergencyLine> = Vec::new();
@@ -560,8 +591,10 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             r.error(span, format!("`{key}` applies to {modes} lines only"));
         };
         match (&l.queue, mode) {
-            (Some(q), Mode::Main | Mode::WholeMerge) => lines[i].queue = lookup_queue(r, q),
-            (Some(q), _) => misplaced(r, q.span(), "queue", "main and whole_merge"),
+            (Some(q), Mode::Main | Mode::WholeMerge | Mode::DualNumber) => {
+                lines[i].queue = lookup_queue(r, q)
+            }
+            (Some(q), _) => misplaced(r, q.span(), "queue", "main, whole_merge and dual_number"),
             (None, Mode::Main) => r.error(l.mode.span(), "the main line needs `queue`"),
             (None, _) => {}
         }
@@ -653,10 +686,11 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             misplaced(r, t.span(), "trunk", "sub_centre");
         }
     }
-    // Whole-merge lines without their own queue fold into the main line's.
+    // Whole-merge lines without their own queue fold into the main line's;
+    // dual-number lines wait with its settings and widen to its seats.
     let main_queue = main_line.and_then(|m| lines[m as usize].queue);
     for l in lines.iter_mut() {
-        if l.mode == Mode::WholeMerge && l.queue.is_none() {
+        if matches!(l.mode, Mode::WholeMerge | Mode::DualNumber) && l.queue.is_none() {
             l.queue = main_queue;
         }
     }
@@ -828,6 +862,15 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             );
         }
     }
+
+    let acd = build_acd(
+        raw.acd.as_ref().map(|a| a.get_ref()),
+        base_dir,
+        &plan,
+        |n: &Number| line_index.contains_key(&n.key()) || emergency_index.contains_key(&n.key()),
+        &seats,
+        r,
+    );
 
     // [calendar]
     let c = raw.calendar.get_ref();
@@ -1274,6 +1317,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         metrics_listen: metrics_listen?,
         sip: sip?,
         media: media?,
+        acd,
         prompts_dir,
         line_index,
         emergency_index,
@@ -1310,18 +1354,10 @@ fn build_sip(raw: Option<&RawSip>, r: &mut Reporter) -> Option<SipSettings> {
     let listen_udp = addr(&raw.listen_udp, "0.0.0.0:5060", "sip listen_udp");
     let listen_tcp = addr(&raw.listen_tcp, "0.0.0.0:5060", "sip listen_tcp");
     let mut ms = |v: &Option<S<u64>>, default: u64, min: u64, max: u64, what: &str| -> u64 {
-        match v {
-            None => default,
-            Some(v) if (min..=max).contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                ok = false;
-                r.error(
-                    v.span(),
-                    format!("{what} = {} is out of range {min}..={max}", v.get_ref()),
-                );
-                default
-            }
-        }
+        bounded(r, v.as_ref(), default, min, max, what).unwrap_or_else(|| {
+            ok = false;
+            default
+        })
     };
     let t1 = ms(&raw.t1_ms, 500, 10, 10_000, "t1_ms");
     let t2 = ms(&raw.t2_ms, 4_000, 100, 60_000, "t2_ms");
@@ -1557,21 +1593,13 @@ fn build_media(raw: Option<&RawMedia>, base_dir: &Path, r: &mut Reporter) -> Opt
             }
         },
     };
-    let media_timeout = match raw.and_then(|m| m.media_timeout_seconds.as_ref()) {
-        None => Duration::from_secs(30),
-        Some(v) if (1..=3600).contains(v.get_ref()) => Duration::from_secs(*v.get_ref()),
-        Some(v) => {
+    let timeout = raw.and_then(|m| m.media_timeout_seconds.as_ref());
+    let media_timeout = Duration::from_secs(
+        bounded(r, timeout, 30, 1, 3600, "media_timeout_seconds").unwrap_or_else(|| {
             ok = false;
-            r.error(
-                v.span(),
-                format!(
-                    "media_timeout_seconds = {} is out of range 1..=3600",
-                    v.get_ref()
-                ),
-            );
-            Duration::from_secs(30)
-        }
-    };
+            30
+        }),
+    );
     ok.then_some(MediaSettings {
         recordings,
         anchor: raw.and_then(|m| m.anchor).unwrap_or(true),
@@ -1579,4 +1607,270 @@ fn build_media(raw: Option<&RawMedia>, base_dir: &Path, r: &mut Reporter) -> Opt
         rtp_address,
         media_timeout,
     })
+}
+
+/// One `[[queues]]` entry with its defaults (the README's table). Its
+/// overflow targets are left `Busy` here and resolved by [`queue_overflow`]
+/// once every queue id is known.
+fn build_queue(q: &RawQueue, r: &mut Reporter) -> Queue {
+    let mut secs = |v: &Option<S<u64>>, default: u64, min: u64, max: u64, key: &str| {
+        Duration::from_secs(bounded(r, v.as_ref(), default, min, max, key).unwrap_or(default))
+    };
+    let ring = secs(&q.ring_seconds, 20, 1, 300, "ring_seconds");
+    let wrap_up = secs(&q.wrap_up_seconds, 10, 0, 3_600, "wrap_up_seconds");
+    let service_level = secs(
+        &q.service_level_seconds,
+        20,
+        1,
+        3_600,
+        "service_level_seconds",
+    );
+    let expert_wait = secs(&q.expert_wait_seconds, 10, 0, 3_600, "expert_wait_seconds");
+    let widen_after = secs(&q.widen_after_seconds, 30, 0, 3_600, "widen_after_seconds");
+    let default_handle = secs(
+        &q.default_handle_seconds,
+        180,
+        10,
+        7_200,
+        "default_handle_seconds",
+    );
+    let short_abandon = secs(&q.short_abandon_seconds, 5, 0, 600, "short_abandon_seconds");
+    // Fewer than 10 s would not let the welcome prompt end before the
+    // first wait announcement.
+    let max_wait = q.max_wait_seconds.as_ref().map(|v| {
+        Duration::from_secs(bounded(r, Some(v), 0, 10, 86_400, "max_wait_seconds").unwrap_or(0))
+    });
+    let max_callers = q
+        .max_callers
+        .as_ref()
+        .map(|v| bounded(r, Some(v), 1, 1, 100_000, "max_callers").unwrap_or(1) as usize);
+    let max_missed_offers = bounded(
+        r,
+        q.max_missed_offers.as_ref(),
+        3,
+        0,
+        100,
+        "max_missed_offers",
+    )
+    .unwrap_or(3) as u32;
+    let announce_every = match &q.announce_seconds {
+        None => Some(Duration::from_secs(45)),
+        Some(v) if *v.get_ref() == 0 => None,
+        Some(v) if (10..=3_600).contains(v.get_ref()) => Some(Duration::from_secs(*v.get_ref())),
+        Some(v) => {
+            r.error(
+                v.span(),
+                format!(
+                    "announce_seconds = {}: 0 (never) or 10 to 3600; more often, the announcements would leave no hold music between them",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    if widen_after < expert_wait {
+        let at = q
+            .widen_after_seconds
+            .as_ref()
+            .or(q.expert_wait_seconds.as_ref());
+        r.error(
+            at.map_or(q.id.span(), |v| v.span()),
+            format!(
+                "widen_after_seconds = {} is shorter than expert_wait_seconds = {}: general seats would be offered a dual-number caller before the line's skilled seats",
+                widen_after.as_secs(),
+                expert_wait.as_secs()
+            ),
+        );
+    }
+    let strategy = match &q.strategy {
+        None => QueueStrategy::LongestIdle,
+        Some(v) => QueueStrategy::ALL
+            .into_iter()
+            .find(|s| s.as_str() == v.get_ref())
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = QueueStrategy::ALL.iter().map(|s| s.as_str()).collect();
+                r.error(
+                    v.span(),
+                    format!(
+                        "unknown strategy `{}`: one of {}",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
+                );
+                QueueStrategy::LongestIdle
+            }),
+    };
+    let exit_key = q.exit_key.as_ref().and_then(|k| {
+        let mut keys = k.get_ref().chars();
+        match (keys.next(), keys.next()) {
+            (Some(c @ ('0'..='9' | '*' | '#')), None) => Some(c),
+            _ => {
+                r.error(
+                    k.span(),
+                    format!("bad exit_key `{}`: one key, 0-9, * or #", k.get_ref()),
+                );
+                None
+            }
+        }
+    });
+    if let Some(a) = &q.exit_action
+        && q.exit_key.is_none()
+    {
+        r.error(
+            a.span(),
+            "exit_action without exit_key: set exit_key, the key a waiting caller presses to leave the queue",
+        );
+    }
+    Queue {
+        id: q.id.get_ref().clone(),
+        name: q.name.clone().unwrap_or_else(|| q.id.get_ref().clone()),
+        skill: q.skill.get_ref().clone(),
+        strategy,
+        ring,
+        wrap_up,
+        announce_every,
+        service_level,
+        max_callers,
+        max_wait,
+        join_empty: QueueOverflow::Busy,
+        overflow: QueueOverflow::Busy,
+        exit_key,
+        exit_action: QueueOverflow::Busy,
+        expert_wait,
+        widen_after,
+        default_handle,
+        max_missed_offers,
+        short_abandon,
+    }
+}
+
+/// `join_empty`, `overflow` or `exit_action` of the queue at index `own`:
+/// `"busy"` (the default) or `"queue:<id>"` of another queue.
+fn queue_overflow(
+    r: &mut Reporter,
+    v: Option<&S<String>>,
+    key: &str,
+    own: u32,
+    lookup_queue: impl Fn(&mut Reporter, &S<String>) -> Option<u32>,
+) -> QueueOverflow {
+    let Some(v) = v else {
+        return QueueOverflow::Busy;
+    };
+    let text = v.get_ref().as_str();
+    if text == "busy" {
+        return QueueOverflow::Busy;
+    }
+    if text == "callback" {
+        // Enabled by the ticket store, which is not built yet.
+        r.error(
+            v.span(),
+            format!(
+                "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
+            ),
+        );
+        return QueueOverflow::Busy;
+    }
+    let Some(id) = text.strip_prefix("queue:") else {
+        r.error(
+            v.span(),
+            format!("unknown {key} `{text}`: busy or queue:<id> (another queue)"),
+        );
+        return QueueOverflow::Busy;
+    };
+    match lookup_queue(r, &S::new(v.span(), id.trim().to_string())) {
+        Some(q) if q == own => {
+            r.error(
+                v.span(),
+                format!("{key} = \"{text}\" names the queue itself: use busy or another queue"),
+            );
+            QueueOverflow::Busy
+        }
+        Some(q) => QueueOverflow::Queue(q),
+        None => QueueOverflow::Busy,
+    }
+}
+
+/// `[acd]`: the queue event log (off by default) and the feature codes a
+/// seat dials to pause (`*51`) and resume (`*50`). A code must not be a
+/// number the table routes, or dialling that number would pause the seat.
+fn build_acd(
+    raw: Option<&RawAcd>,
+    base_dir: &Path,
+    plan: &NumberingPlan,
+    routed: impl Fn(&Number) -> bool,
+    seats: &[Seat],
+    r: &mut Reporter,
+) -> AcdSettings {
+    let default = RawAcd::default();
+    let raw = raw.unwrap_or(&default);
+    let mut code = |v: &Option<S<String>>, default: &str, key: &str| -> String {
+        let Some(v) = v else {
+            return default.to_string();
+        };
+        let c = v.get_ref();
+        let keys = c
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+        if !(2..=8).contains(&c.len()) || !keys {
+            r.error(
+                v.span(),
+                format!("bad {key} `{c}`: 2 to 8 keys of 0-9, * and #, e.g. \"*51\""),
+            );
+        } else if let Ok(n) = plan.normalize(c)
+            && routed(&n)
+        {
+            r.error(
+                v.span(),
+                format!("{key} `{c}` is a number the table routes ({n}): a seat dialling it must reach it"),
+            );
+        } else if seats.iter().any(|s| s.id == *c) {
+            r.error(
+                v.span(),
+                format!("{key} `{c}` is seat `{c}`: a seat dialling it must reach that seat"),
+            );
+        }
+        c.clone()
+    };
+    let pause_code = code(&raw.pause_code, "*51", "pause_code");
+    let resume_code = code(&raw.resume_code, "*50", "resume_code");
+    if pause_code == resume_code {
+        let at = raw.resume_code.as_ref().or(raw.pause_code.as_ref());
+        r.error(
+            at.map_or(0..0, |v| v.span()),
+            format!("pause_code and resume_code are both `{pause_code}`: they must differ"),
+        );
+    }
+    let queue_log = raw.queue_log.as_ref().map(|v| {
+        let path = base_dir.join(v.get_ref());
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if v.get_ref().trim().is_empty() {
+            r.error(
+                v.span(),
+                "empty queue_log: leave it out to keep the log off",
+            );
+        } else if path.is_dir() {
+            r.error(
+                v.span(),
+                format!("queue_log `{}` is a directory: name a file", path.display()),
+            );
+        } else if !dir.is_dir() {
+            r.error(
+                v.span(),
+                format!(
+                    "queue_log `{}`: no directory {}",
+                    path.display(),
+                    dir.display()
+                ),
+            );
+        }
+        path
+    });
+    AcdSettings {
+        queue_log,
+        pause_code,
+        resume_code,
+    }
 }

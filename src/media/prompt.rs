@@ -799,18 +799,34 @@ mod tests {
             "emergency_redirect",
             "goodbye",
             "hold_music",
+            // The queue's announcements, overflows and seat feature codes.
+            "you_are_next",
+            "estimated_wait_under",
+            "queue_busy",
+            "queue_unavailable",
+            "queue_moved",
+            "seat_paused",
+            "seat_resumed",
+            // Mandarin numerals for counts, beside the telephony digits.
+            "num_liang",
+            "num_10",
+            "num_100",
+            "num_1000",
+            "num_10000",
         ];
-        let digits: Vec<String> = (0..10).map(|d| format!("digit_{d}")).collect();
+        let digits: Vec<String> = (0..10)
+            .flat_map(|d| [format!("digit_{d}"), format!("num_{d}")])
+            .collect();
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 24);
+        assert_eq!(library.len(), 46);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();
             let (min, max) = match name {
                 // Single syllables, 50 ms lead-in and 200 ms tail included.
-                n if n.starts_with("digit_") => (0.3, 1.0),
+                n if n.starts_with("digit_") || n.starts_with("num_") => (0.3, 1.0),
                 // Exactly 20 s: four chords of 2.5 s, played twice.
                 "hold_music" => (20.0, 20.0),
                 _ => (0.5, 15.0),

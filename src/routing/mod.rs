@@ -23,7 +23,8 @@ pub mod table;
 pub use calendar::{Deadline, WorkCalendar};
 pub use number::{Number, NumberError, NumberingPlan};
 pub use table::{
-    EmergencyLine, LeaderSession, Level, Line, Mode, Queue, Resolved, Seat, Table, Trunk, TrunkRole,
+    AcdSettings, EmergencyLine, LeaderSession, Level, Line, Mode, Queue, QueueOverflow,
+    QueueStrategy, Resolved, Seat, Table, Trunk, TrunkRole,
 };
 
 use chrono::{DateTime, Utc};

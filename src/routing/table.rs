@@ -108,12 +108,110 @@ impl Trunk {
     }
 }
 
+/// How a queue chooses among the free seats that may take its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStrategy {
+    /// The seat free the longest (the fairest share of calls).
+    LongestIdle,
+    /// Each seat in turn, after the one offered last.
+    RoundRobin,
+    /// The seat that has taken the fewest calls.
+    FewestCalls,
+    /// Every free seat at once; the first to answer wins, the others get
+    /// CANCEL.
+    RingAll,
+}
+
+impl QueueStrategy {
+    /// Every strategy, as `strategy` is written in routing.toml.
+    pub const ALL: [QueueStrategy; 4] = [
+        QueueStrategy::LongestIdle,
+        QueueStrategy::RoundRobin,
+        QueueStrategy::FewestCalls,
+        QueueStrategy::RingAll,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStrategy::LongestIdle => "longest_idle",
+            QueueStrategy::RoundRobin => "round_robin",
+            QueueStrategy::FewestCalls => "fewest_calls",
+            QueueStrategy::RingAll => "ring_all",
+        }
+    }
+}
+
+/// Where a caller goes who cannot (or will not) wait in a queue: the queue
+/// is full, the wait too long, no seat is logged in, or the exit key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOverflow {
+    /// `"busy"`: the caller hears why (`queue_busy`, `queue_unavailable`)
+    /// and is hung up on.
+    Busy,
+    /// `"queue:<id>"`: into another queue, keeping the original arrival.
+    /// Index into [`Table::queues`], never the queue's own.
+    Queue(u32),
+}
+
+/// A queue of the ACD (排队): who answers it and how callers wait in it.
+/// Times are whole seconds in routing.toml.
 #[derive(Debug, Clone)]
 pub struct Queue {
     pub id: String,
     pub name: String,
     /// Seats with this skill answer the queue.
     pub skill: String,
+    pub strategy: QueueStrategy,
+    /// How long an offer rings a seat before the seat is passed over (and
+    /// counted as a missed offer).
+    pub ring: Duration,
+    /// After each call a seat of this queue rests this long before the
+    /// next offer.
+    pub wrap_up: Duration,
+    /// How often a waiting caller hears its position and estimated wait;
+    /// `None` (`announce_seconds = 0`): never, hold music only.
+    pub announce_every: Option<Duration>,
+    /// An answer within this wait counts towards the service level.
+    pub service_level: Duration,
+    /// Most callers waiting at once; `None`: no limit.
+    pub max_callers: Option<usize>,
+    /// Longest wait before `overflow`; `None`: no limit.
+    pub max_wait: Option<Duration>,
+    /// Where a caller goes when no seat that could serve the queue is
+    /// logged in.
+    pub join_empty: QueueOverflow,
+    /// Where a caller goes when the queue is full or `max_wait` is over.
+    pub overflow: QueueOverflow,
+    /// The key (0-9, `*`, `#`) that takes a waiting caller to `exit_action`.
+    pub exit_key: Option<char>,
+    pub exit_action: QueueOverflow,
+    /// Dual-number lines: only the expert seats are offered the caller
+    /// this long, then seats with the line's skill too.
+    pub expert_wait: Duration,
+    /// Dual-number lines: from this wait on, this queue's (general) seats
+    /// too. Never shorter than `expert_wait`.
+    pub widen_after: Duration,
+    /// The handle time the wait estimate starts from, until real calls
+    /// have been timed.
+    pub default_handle: Duration,
+    /// Offers unanswered in a row that pause a seat (reason `no_answer`);
+    /// 0: never.
+    pub max_missed_offers: u32,
+    /// Callers who hang up sooner than this are counted as short abandons.
+    pub short_abandon: Duration,
+}
+
+/// `[acd]`: settings of the queues as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcdSettings {
+    /// The JSON-lines queue event log (Asterisk `queue_log` names), or
+    /// `None`: off.
+    pub queue_log: Option<PathBuf>,
+    /// What a seat dials from its phone to pause, and to resume, taking
+    /// calls.
+    pub pause_code: String,
+    pub resume_code: String,
 }
 
 #[derive(Debug, Clone)]
@@ -213,7 +311,9 @@ pub struct Line {
     /// Where the chain of `routes_as` ends (itself when there is none).
     pub resolved: Resolved,
     pub announcement: Option<String>,
-    /// Index into [`Table::queues`] for main and whole-merge lines.
+    /// Index into [`Table::queues`] for main, whole-merge and dual-number
+    /// lines (whose queue's settings apply to their waiting callers, and
+    /// whose seats take them after widening); `None` for sub-centre lines.
     pub queue: Option<u32>,
     /// Dual-number lines: seats with this skill answer after the expert seat.
     pub skill: Option<String>,
@@ -281,6 +381,7 @@ pub struct Table {
     pub sip: SipSettings,
     pub prompts_dir: PathBuf,
     pub media: MediaSettings,
+    pub acd: AcdSettings,
     pub(crate) line_index: FxHashMap<u64, u32>,
     pub(crate) emergency_index: FxHashMap<u64, u32>,
     pub(crate) barred_callers: FxHashSet<u64>,
