@@ -48,6 +48,7 @@ pub struct Metrics {
     pub emergency_failures: IntCounter,
     /// Requests for a call from none of its far ends, dropped unqueued.
     pub sip_foreign_requests: IntCounter,
+    pub sip_call_backlog_drops: IntCounter,
     /// Failed accepts on the admin listener (out of file descriptors, ...).
     pub admin_accept_errors: IntCounter,
     /// `hotline_admin_connections_dropped_total{reason}`: admin connections
@@ -167,6 +168,11 @@ impl Metrics {
             "Requests for a call that came from none of its far ends (address and port), dropped",
         )
         .expect("valid metric");
+        let sip_call_backlog_drops = IntCounter::new(
+            "hotline_sip_call_backlog_drops_total",
+            "UDP messages dropped because their call had too many waiting (the sender retransmits); never TCP",
+        )
+        .expect("valid metric");
         let admin_accept_errors = IntCounter::new(
             "hotline_admin_accept_errors_total",
             "Failed accepts on the metrics listener (e.g. out of file descriptors)",
@@ -182,6 +188,7 @@ impl Metrics {
             Box::new(admin_dropped.clone()),
             Box::new(rtp_packets.clone()),
             Box::new(sip_foreign_requests.clone()),
+            Box::new(sip_call_backlog_drops.clone()),
             Box::new(trunk_up.clone()),
             Box::new(emergency_failures.clone()),
             Box::new(dtmf_digits.clone()),
@@ -231,6 +238,7 @@ impl Metrics {
             trunk_up,
             emergency_failures,
             sip_foreign_requests,
+            sip_call_backlog_drops,
             admin_accept_errors,
             admin_dropped,
         }

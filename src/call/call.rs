@@ -357,15 +357,6 @@ impl Call {
         self.current_leg().and_then(Leg::seat)
     }
 
-    /// Every seat a leg of this call may still hold: freed by the engine
-    /// when the call's task ends, whatever state it ends in.
-    pub fn seats_held(&self) -> Vec<String> {
-        self.legs
-            .iter()
-            .filter_map(|l| l.seat().map(str::to_string))
-            .collect()
-    }
-
     /// Whether nothing is left to do: the call is over and every
     /// transaction has finished lingering.
     pub fn is_finished(&self) -> bool {

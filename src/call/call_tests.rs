@@ -2382,3 +2382,73 @@ fn a_seat_whose_nat_gave_it_a_new_port_is_still_its_far_end_once_it_re_registers
     );
     assert_eq!(run.call.outcome(), Some(Outcome::Completed));
 }
+
+// ── Review findings, each pinned ─────────────────────────────────────────
+
+/// A trunk that answers from one of its configured sources may send its
+/// BYE from another: both are the trunk.
+#[test]
+fn a_bye_from_a_trunks_second_source_address_is_the_trunks() {
+    let t0 = Instant::now();
+    let second = Peer::udp(SocketAddr::from(([198, 51, 100, 8], 5060)));
+    let target = Target::Trunk {
+        id: "carrier".into(),
+        uri: "sip:12345@198.51.100.7:5060".into(),
+        peer: trunk_peer(),
+        sources: vec![trunk_peer().addr.ip(), second.addr.ip()],
+    };
+    let (mut run, out) = Run::start(Registrar::new(), t0, settings(), vec![target]);
+    run.take(out, t0);
+    let invite = run.last_b_invite();
+    run.advance(ms(100));
+    let sent = run.recv(&seat_ok(&invite), trunk_peer());
+    let ok = one(responses(&sent, 200), "200 to the caller").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    assert!(run.call.far_ends().admits(second), "the engine lets it in");
+    let bye = parse(&no_body(seat_request(
+        &invite,
+        "BYE",
+        1,
+        "z9hG4bKtrunk.bye",
+    )));
+    let sent = run.recv(&bye, second);
+    assert!(one(to_peer(&sent, second), "200 for the BYE").is_code(200));
+    assert!(one(to_peer(&sent, caller()), "BYE to the caller").is(Method::Bye));
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    // Another host is not the trunk.
+    let stranger = Peer::udp(SocketAddr::from(([198, 51, 100, 9], 5060)));
+    assert!(!run.call.far_ends().admits(stranger));
+}
+
+/// With T1 so long that 64·T1 outlasts the call's linger cap, a seat that
+/// never answers our CANCEL is still freed: by the leg when it gives up,
+/// and at the latest when the cap abandons what is left.
+#[test]
+fn a_seat_that_never_answers_our_cancel_is_freed_even_past_the_linger_cap() {
+    let mut s = settings();
+    s.timers.t1 = secs(10); // 64·T1 = 640 s, beyond the 120 s cap
+    let (mut run, _invite, _ringing) = ringing(1, s);
+    assert!(run.reg.is_busy("8001"));
+    let sent = run.recv(&caller_cancel(A_BRANCH), caller());
+    assert!(one(requests(&sent, Method::Cancel), "CANCEL to the seat").peer == seat_peer(1));
+    // The seat answers nothing at all from now on.
+    let (_steps, at) = run.finish(200);
+    assert!(at <= secs(1 + 120 + 1), "finished by the cap, at {at:?}");
+    assert!(!run.reg.is_busy("8001"), "the seat is free again");
+}
+
+/// A request on the seat's Call-ID that arrives before any leg exists in
+/// that dialog, or from a leg moved on from, never reaches the caller.
+#[test]
+fn a_request_on_a_leg_moved_on_from_is_refused_and_reaches_no_one_else() {
+    let (mut run, first, _second) = rang_out();
+    let info = with_body(
+        seat_request(&first, "INFO", 2, "z9hG4bKold.info"),
+        "application/dtmf-relay",
+        "Signal=5\r\nDuration=160\r\n",
+    );
+    let sent = run.recv(&parse(&info), seat_peer(1));
+    let refused = one(sent.iter().collect(), "one answer");
+    assert_eq!(refused.peer, seat_peer(1));
+    assert!(refused.is_code(481), "{}", text(&refused.msg));
+}

@@ -8,7 +8,8 @@
 //! owning a sans-I/O [`Call`], so one call's events are handled in order
 //! and a slow or broken call never holds up another.
 
-use super::call::{ALLOW, Call, FarEnds, MediaPlan, Outcome, Output, Rejection, Settings, Target};
+use super::call::{ALLOW, Call, MediaPlan, Outcome, Output, Rejection, Settings, Target};
+use super::calls::{CallHandle, Calls, Event, Inbox, Undelivered};
 use super::registrar::{RegisterError, Registrar, Update};
 use super::trunks::{PROBE_CALL_ID_PREFIX, ProbePolicy, TrunkMonitor};
 use crate::config::SharedTable;
@@ -23,25 +24,10 @@ use crate::sip::message::{Message, Method, Name, NameAddr, uri_number};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::{Peer, Sink, Transport};
 use bytes::Bytes;
-use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tracing::Instrument;
-
-/// Events queued to one call's task before it applies back-pressure.
-const CALL_QUEUE: usize = 64;
-
-/// Boxed so a call's queue stays small: tokio allocates its first block of
-/// slots up front, and most calls see only a handful of messages.
-enum Event {
-    Message(Box<(Message, Peer)>),
-    /// An ICMP error says nothing listens at this UDP address (§18.4).
-    Unreachable(std::net::SocketAddr),
-    /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
-    Terminate,
-}
 
 pub struct Engine {
     table: SharedTable,
@@ -53,7 +39,7 @@ pub struct Engine {
     recent_registers: Mutex<RecentReplies>,
     /// Call-ID → the call's task. A call is listed under each of its legs'
     /// Call-IDs; `primary` marks the caller's, so each call counts once.
-    calls: DashMap<String, CallHandle>,
+    calls: Calls,
     next_id: AtomicU64,
     /// `host:port` we write in Via and Contact.
     local: String,
@@ -119,7 +105,7 @@ impl Engine {
             auth: Authenticator::with_random_secret(realm, Duration::from_secs(300)),
             throttle: Mutex::new(FailureThrottle::new(ThrottlePolicy::default())),
             recent_registers: Mutex::new(RecentReplies::default()),
-            calls: DashMap::new(),
+            calls: Calls::default(),
             next_id: AtomicU64::new(1),
             local,
             this: this.clone(),
@@ -267,24 +253,12 @@ impl Engine {
         }
         // Only the calls with a leg there: a forged ICMP flood must not
         // crowd every call's queue.
-        let queues: Vec<mpsc::Sender<Event>> = self
+        for call in self
             .calls
-            .iter()
-            .filter(|e| e.value().primary && e.value().sources.load().addrs.contains(&addr))
-            .map(|e| e.value().tx.clone())
-            .collect();
-        for tx in queues {
-            let _ = tx.try_send(Event::Unreachable(addr));
+            .primaries(|h| h.sources.load().addrs.contains(&addr))
+        {
+            call.notify(Event::Unreachable(addr));
         }
-    }
-
-    /// Each call's queue, once (a call is listed under each leg's Call-ID).
-    fn call_queues(&self) -> Vec<mpsc::Sender<Event>> {
-        self.calls
-            .iter()
-            .filter(|e| e.value().primary)
-            .map(|e| e.value().tx.clone())
-            .collect()
     }
 
     /// Asks every call to end cleanly: callers still being connected get
@@ -292,14 +266,26 @@ impl Engine {
     /// Returns once the messages have had a moment to leave.
     pub async fn shutdown(&self) {
         let mut asked = 0;
-        for tx in self.call_queues() {
-            if tx.send(Event::Terminate).await.is_ok() {
+        for call in self.calls.primaries(|_| true) {
+            if call.notify(Event::Terminate) {
                 asked += 1;
             }
         }
         if asked > 0 {
             tracing::info!(calls = asked, "ending calls in progress");
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Hands a message to its call's task; a UDP message beyond the
+    /// call's backlog is dropped (its sender retransmits), logged and
+    /// counted.
+    fn deliver(&self, call: &CallHandle, msg: Message, peer: Peer) {
+        if call.deliver(msg, peer) == Err(Undelivered::Backlog) {
+            self.metrics.sip_call_backlog_drops.inc();
+            if let Some(suppressed) = self.quiet("queue_full", peer) {
+                tracing::warn!(call = call.call, from = %peer.addr, suppressed, "call queue full; UDP message dropped");
+            }
         }
     }
 
@@ -363,12 +349,8 @@ impl Engine {
         // anywhere else is dropped here, before it can take a place in the
         // call's queue (a flood of spoofed BYEs must not crowd out the real
         // one). Responses are matched by their unguessable branch.
-        let existing = self
-            .calls
-            .get(call_id.as_str())
-            .map(|h| (h.tx.clone(), h.sources.clone()));
-        if let Some((tx, sources)) = existing {
-            let sources = sources.load();
+        if let Some(call) = self.calls.get(call_id.as_str()) {
+            let sources = call.sources.load();
             let from_far_end = || {
                 // Over TCP the host (the port is the connection's), a
                 // trunk from any of its sources; a seat may send from where
@@ -382,11 +364,7 @@ impl Engine {
                 }
                 return;
             }
-            if tx.try_send(Event::Message(Box::new((msg, peer)))).is_err()
-                && let Some(suppressed) = self.quiet("queue_full", peer)
-            {
-                tracing::warn!(call_id = %call_id, from = %peer.addr, suppressed, "call queue full; message dropped");
-            }
+            self.deliver(&call, msg, peer);
             return;
         }
         let Some(method) = msg.method().cloned() else {
@@ -547,6 +525,19 @@ impl Engine {
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
             return;
         };
+        // Nothing is listed before the task can run: a daemon shutting
+        // down leaves no entry and no count behind.
+        let Some(engine) = self.this.upgrade() else {
+            return;
+        };
+        let (handle, inbox) = CallHandle::new(id, peer);
+        if let Err(existing) = self.calls.claim(&a_call_id, handle.clone()) {
+            // Another worker started this call a moment ago (the INVITE
+            // was retransmitted): it is that call's retransmission.
+            drop(_enter);
+            self.deliver(&existing, msg, peer);
+            return;
+        }
         let start = CallStart {
             id,
             settings,
@@ -556,20 +547,7 @@ impl Engine {
             no_target,
             early,
         };
-        let (tx, rx) = mpsc::channel(CALL_QUEUE);
-        let handle = CallHandle {
-            tx,
-            primary: true,
-            sources: Arc::new(arc_swap::ArcSwap::from_pointee(FarEnds {
-                addrs: vec![peer.addr],
-                hosts: Vec::new(),
-            })),
-        };
-        self.calls.insert(a_call_id.clone(), handle.clone());
         self.metrics.active_calls.inc();
-        let Some(engine) = self.this.upgrade() else {
-            return;
-        };
         drop(_enter);
         let labels = CallLabels {
             kind,
@@ -577,7 +555,9 @@ impl Engine {
         };
         tokio::spawn(
             async move {
-                engine.run_call(start, a_call_id, handle, rx, labels).await;
+                engine
+                    .run_call(start, a_call_id, handle, inbox, labels)
+                    .await;
             }
             .instrument(span),
         );
@@ -687,7 +667,7 @@ impl Engine {
         start: CallStart,
         a_call_id: String,
         handle: CallHandle,
-        mut rx: mpsc::Receiver<Event>,
+        mut rx: Inbox,
         labels: CallLabels,
     ) {
         let CallStart {
@@ -738,8 +718,14 @@ impl Engine {
             &self.registrar,
             Instant::now(),
         );
-        let mut bound = vec![a_call_id];
-        let mut counted = false;
+        // Whatever ends this task — the call, the linger cap, a panic —
+        // the guard frees its seats and its entries.
+        let mut guard = CallGuard {
+            engine: &self,
+            call: id,
+            bound: vec![a_call_id],
+            counted: false,
+        };
         let mut setup_observed = false;
         let mut error_rounds = 0;
         let mut out = first;
@@ -753,12 +739,8 @@ impl Engine {
                         }
                     }
                     Output::Bind(call_id) => {
-                        let leg = CallHandle {
-                            primary: false,
-                            ..handle.clone()
-                        };
-                        self.calls.insert(call_id.clone(), leg);
-                        bound.push(call_id);
+                        self.calls.bind(call_id.clone(), handle.for_leg());
+                        guard.bound.push(call_id);
                     }
                     Output::Media(cmd) => {
                         if let Some(s) = &session {
@@ -789,11 +771,17 @@ impl Engine {
                 self.metrics.call_setup_seconds.observe(t.as_secs_f64());
                 // Recorded from the answer: a refused call leaves no file.
                 if let Some(s) = &session {
-                    self.start_recording(s, labels.kind, &format!("{}-{}", bound[0], call.id));
+                    self.start_recording(
+                        s,
+                        labels.kind,
+                        &format!("{}-{}", guard.bound[0], call.id),
+                    );
                 }
             }
-            if !counted && let Some(outcome) = call.outcome() {
-                counted = true;
+            if !guard.counted
+                && let Some(outcome) = call.outcome()
+            {
+                guard.counted = true;
                 self.count(&call, outcome, &labels);
                 // The call is over: its media ends and its ports go back.
                 session = None;
@@ -827,16 +815,9 @@ impl Engine {
                 },
             }
         }
-        if !counted {
+        if !guard.counted {
+            guard.counted = true;
             self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
-        }
-        // Whatever state the call ended in (the linger cap, a far end that
-        // never answered our CANCEL), no seat stays held by it.
-        for seat in call.seats_held() {
-            self.registrar.release(&seat, call.id);
-        }
-        for id in bound {
-            self.calls.remove(&id);
         }
     }
 
@@ -1294,12 +1275,26 @@ impl Sink for Engine {
 }
 
 #[derive(Clone)]
-struct CallHandle {
-    tx: mpsc::Sender<Event>,
-    primary: bool,
-    /// The call's far ends (address and port): the only sources its
-    /// requests may come from. The call's task keeps it current.
-    sources: Arc<arc_swap::ArcSwap<FarEnds>>,
+/// Frees what a call's task holds when the task ends, however it ends
+/// (its drop runs on a panic too): every seat reserved for the call, its
+/// entries in the call table, its place in the active-calls gauge.
+struct CallGuard<'e> {
+    engine: &'e Engine,
+    call: u64,
+    bound: Vec<String>,
+    counted: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.engine.registrar.release_call(self.call);
+        for id in &self.bound {
+            self.engine.calls.release(id, self.call);
+        }
+        if !self.counted {
+            self.engine.metrics.active_calls.dec();
+        }
+    }
 }
 
 /// What a call's task needs to start the call.

@@ -657,6 +657,7 @@ impl Leg {
         if let Invite::Uac(u) = &mut self.invite_tx {
             u.given_up = true;
         }
+        self.state = LegState::Ended;
         self.servers.clear();
         self.clients.clear();
     }
@@ -703,6 +704,7 @@ impl Leg {
                     );
                     u.given_up = true;
                     u.cancel_deadline = None;
+                    self.state = LegState::Ended;
                 }
                 if self.state == (LegState::Setup { early: false })
                     && !u.abandoned

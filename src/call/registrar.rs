@@ -164,6 +164,12 @@ impl Registrar {
         self.busy.remove_if(seat, |_, holder| *holder == call);
     }
 
+    /// Frees every seat `call` holds: for a call's task as it ends,
+    /// whatever state it ends in (a panic included).
+    pub fn release_call(&self, call: u64) {
+        self.busy.retain(|_, holder| *holder != call);
+    }
+
     pub fn is_busy(&self, seat: &str) -> bool {
         self.busy.contains_key(seat)
     }
@@ -294,5 +300,16 @@ mod tests {
         assert!(r.is_busy("8001"));
         r.release("8001", 1);
         assert!(r.try_reserve("8001", 2));
+    }
+
+    #[test]
+    fn a_call_that_ends_frees_every_seat_it_holds_and_no_other() {
+        let r = Registrar::new();
+        assert!(r.try_reserve("8001", 1));
+        assert!(r.try_reserve("8002", 1));
+        assert!(r.try_reserve("8003", 2));
+        r.release_call(1);
+        assert!(!r.is_busy("8001") && !r.is_busy("8002"));
+        assert!(r.is_busy("8003"));
     }
 }

@@ -97,17 +97,21 @@ pub enum Event {
 
 /// The call's side of a running session.
 pub struct SessionHandle {
-    commands: mpsc::Sender<Command>,
+    /// Unbounded: commands come only from the call's own task, one per
+    /// SIP event at most, and a lost `Remote` or `Connect` is a call with
+    /// one-way or no audio.
+    commands: mpsc::UnboundedSender<Command>,
     pub events: mpsc::Receiver<Event>,
     /// Our RTP address for each leg, for its SDP.
     pub locals: Vec<SocketAddr>,
 }
 
 impl SessionHandle {
-    /// Queues a command; a session that has ended ignores it.
+    /// Queues a command; none is ever dropped while the session runs (a
+    /// session that has ended ignores it).
     pub fn send(&self, command: Command) {
-        if self.commands.try_send(command).is_err() {
-            tracing::debug!("media session gone or busy; command dropped");
+        if self.commands.send(command).is_err() {
+            tracing::debug!("media session gone; command ignored");
         }
     }
 }
@@ -206,7 +210,7 @@ pub fn start_with(sockets: Vec<MediaSocket>, settings: Settings) -> SessionHandl
         counters,
     } = settings;
     let locals = sockets.iter().map(MediaSocket::local).collect();
-    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(32);
     let now = Instant::now();
     let legs: Vec<Leg> = sockets
@@ -248,7 +252,7 @@ const MIX_TICK: Duration = Duration::from_millis(20);
 
 async fn run(
     mut legs: Vec<Leg>,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
     media_timeout: Duration,
     counters: Counters,
@@ -577,20 +581,19 @@ fn deliver(
         }
         // Bridged: the far end hears the key too (its IVR may need it),
         // in its own telephone-event payload type.
-        if mode == Mode::Relay && i < 2 {
-            let to = &mut legs[1 - i];
-            if let Some(pt) = to.telephone_event
-                && to.active
-            {
-                let (seq, ts) =
-                    to.rewriter
-                        .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
-                send_to(
-                    to,
-                    packet(pt, info.marker, seq, ts, to.rewriter.ssrc, payload),
-                    outbox,
-                );
-            }
+        if mode == Mode::Relay
+            && let Some(to) = partner(legs, i)
+            && let Some(pt) = to.telephone_event
+            && to.active
+        {
+            let (seq, ts) = to
+                .rewriter
+                .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
+            send_to(
+                to,
+                packet(pt, info.marker, seq, ts, to.rewriter.ssrc, payload),
+                outbox,
+            );
         }
         return;
     }
@@ -609,8 +612,8 @@ fn deliver(
     }
     match mode {
         Mode::Isolated => {}
-        Mode::Relay if i < 2 => {
-            let to = &mut legs[1 - i];
+        Mode::Relay => {
+            let Some(to) = partner(legs, i) else { return };
             if to.playing.is_some() || !to.active {
                 return;
             }
@@ -651,7 +654,6 @@ fn deliver(
                 );
             }
         }
-        Mode::Relay => {}
         Mode::Mix => {
             pcm.clear();
             codec.decode(payload, pcm);
@@ -777,6 +779,16 @@ impl RecordingWriter {
                 );
             }
         }
+    }
+}
+
+/// The leg a relayed leg's audio goes to: legs 0 and 1 hear each other;
+/// a session with one leg (or a third leg) relays to no one.
+fn partner(legs: &mut [Leg], i: usize) -> Option<&mut Leg> {
+    match i {
+        0 => legs.get_mut(1),
+        1 => legs.get_mut(0),
+        _ => None,
     }
 }
 
@@ -1164,6 +1176,110 @@ mod tests {
                 leg: 0,
                 digit: Digit::One
             })
+        );
+    }
+
+    /// A one-leg session (a caller waiting in a queue) in relay mode: its
+    /// RTP goes nowhere, and the session keeps running.
+    #[tokio::test]
+    async fn a_one_leg_session_in_relay_mode_relays_to_no_one_and_keeps_running() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_540, 32_560);
+        let session = start(
+            vec![pool.allocate().await.unwrap()],
+            Duration::from_secs(30),
+        );
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        session.send(Command::Remote {
+            leg: 0,
+            addr: Some(caller.local_addr().unwrap()),
+            codec: Codec::Pcmu,
+            telephone_event: Some(101),
+            send: true,
+            payload_type: None,
+            expect: true,
+            allowed: Vec::new(),
+        });
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..3u16 {
+            caller
+                .send_to(
+                    &packet(0, false, i, 160 * u32::from(i), 5, &[0xff; 160]),
+                    session.locals[0],
+                )
+                .await
+                .unwrap();
+            // A key press is relayed in relay mode too.
+            caller
+                .send_to(
+                    &packet(101, i == 0, 10 + i, 0, 5, &[1, 10, 0, 160]),
+                    session.locals[0],
+                )
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Still alive: a prompt played to the leg arrives.
+        let lib = crate::media::prompt::PromptLibrary::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        )
+        .unwrap();
+        let playlist = crate::media::prompt::Playlist::new(
+            &lib,
+            [crate::media::prompt::Item::prompt("welcome")],
+        )
+        .unwrap();
+        session.send(Command::Play {
+            leg: 0,
+            playlist: Box::new(playlist),
+        });
+        assert!(!recv_frames(&caller, 3).await.is_empty());
+    }
+
+    /// Commands queued faster than the session takes them are all applied,
+    /// in order: the last `Remote` of a burst decides where RTP goes.
+    #[tokio::test]
+    async fn a_burst_of_commands_loses_none() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_560, 32_580);
+        let session = start(
+            vec![pool.allocate().await.unwrap()],
+            Duration::from_secs(30),
+        );
+        let decoy = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // No await between these: the session task cannot run until all
+        // 500 are queued (the old queue held 32).
+        for n in 0..500 {
+            let to = if n == 499 { &caller } else { &decoy };
+            session.send(Command::Remote {
+                leg: 0,
+                addr: Some(to.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+                payload_type: None,
+                expect: false,
+                allowed: Vec::new(),
+            });
+        }
+        let lib = crate::media::prompt::PromptLibrary::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        )
+        .unwrap();
+        let playlist = crate::media::prompt::Playlist::new(
+            &lib,
+            [crate::media::prompt::Item::prompt("welcome")],
+        )
+        .unwrap();
+        session.send(Command::Play {
+            leg: 0,
+            playlist: Box::new(playlist),
+        });
+        assert!(
+            !recv_frames(&caller, 3).await.is_empty(),
+            "the last Remote and the Play arrived"
         );
     }
 

@@ -1,0 +1,259 @@
+//! The table of live calls: Call-ID → the call's task, shared by every
+//! transport worker.
+//!
+//! Two properties matter and are pinned by the tests below:
+//! - **One call per INVITE.** Two workers can receive the same INVITE (a
+//!   retransmission) at once; claiming its Call-ID is one atomic step, so
+//!   exactly one starts a call and the other hands its copy to that call.
+//!   A call's task removes only its own entries when it ends, never a
+//!   newer call's under the same Call-ID.
+//! - **Control messages are never dropped where nothing would resend
+//!   them.** A call's queue is unbounded for messages over TCP (no
+//!   retransmission would repair a lost BYE) and for the engine's own
+//!   events (an ICMP error, shutdown); only UDP messages beyond
+//!   [`UDP_BACKLOG`] waiting are dropped — their sender retransmits, and
+//!   a flood of them must not grow without bound.
+
+use super::call::FarEnds;
+use crate::sip::message::Message;
+use crate::sip::transport::Peer;
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
+
+/// UDP messages one call may have waiting before more are dropped.
+pub const UDP_BACKLOG: usize = 64;
+
+/// What a call's task is told.
+pub enum Event {
+    /// Boxed so a call's queue stays small.
+    Message(Box<(Message, Peer)>),
+    /// An ICMP error says nothing listens at this UDP address (§18.4).
+    Unreachable(std::net::SocketAddr),
+    /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
+    Terminate,
+}
+
+/// A call's entry: its queue, and who may send to it.
+#[derive(Clone)]
+pub struct CallHandle {
+    /// The call's number: an entry is removed only by its own call.
+    pub call: u64,
+    tx: mpsc::UnboundedSender<Event>,
+    /// Messages queued and not yet taken by the call's task.
+    waiting: Arc<AtomicUsize>,
+    /// Listed under the caller's Call-ID (each call counts once).
+    pub primary: bool,
+    /// The call's far ends: the only sources its requests may come from.
+    /// The call's task keeps it current.
+    pub sources: Arc<arc_swap::ArcSwap<FarEnds>>,
+}
+
+/// The receiving end of a call's queue, for its task.
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Event>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Event> {
+        let ev = self.rx.recv().await;
+        if matches!(ev, Some(Event::Message(_))) {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        ev
+    }
+}
+
+/// Why a message did not reach its call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Undelivered {
+    /// The call's task has ended.
+    Gone,
+    /// Too many UDP messages are waiting for it already.
+    Backlog,
+}
+
+impl CallHandle {
+    /// A new call's handle and inbox, first seen from `peer`.
+    pub fn new(call: u64, peer: Peer) -> (CallHandle, Inbox) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let handle = CallHandle {
+            call,
+            tx,
+            waiting: waiting.clone(),
+            primary: true,
+            sources: Arc::new(arc_swap::ArcSwap::from_pointee(FarEnds {
+                addrs: vec![peer.addr],
+                hosts: Vec::new(),
+            })),
+        };
+        (handle, Inbox { rx, waiting })
+    }
+
+    /// The same call, listed under another leg's Call-ID.
+    pub fn for_leg(&self) -> CallHandle {
+        CallHandle {
+            primary: false,
+            ..self.clone()
+        }
+    }
+
+    /// Queues a message from `peer` for the call.
+    pub fn deliver(&self, msg: Message, peer: Peer) -> Result<(), Undelivered> {
+        if !peer.is_reliable() && self.waiting.load(Ordering::Relaxed) >= UDP_BACKLOG {
+            return Err(Undelivered::Backlog);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Event::Message(Box::new((msg, peer))))
+            .map_err(|_| {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Undelivered::Gone
+            })
+    }
+
+    /// Tells the call something of the engine's own (never dropped).
+    pub fn notify(&self, ev: Event) -> bool {
+        self.tx.send(ev).is_ok()
+    }
+}
+
+#[derive(Default)]
+pub struct Calls {
+    map: DashMap<String, CallHandle>,
+}
+
+impl Calls {
+    pub fn get(&self, call_id: &str) -> Option<CallHandle> {
+        self.map.get(call_id).map(|h| h.clone())
+    }
+
+    /// Claims `call_id` for a new call in one step. If another call holds
+    /// it already (the same INVITE received twice at once), that call's
+    /// handle comes back instead and nothing changes.
+    pub fn claim(&self, call_id: &str, handle: CallHandle) -> Result<(), CallHandle> {
+        match self.map.entry(call_id.to_string()) {
+            dashmap::Entry::Occupied(e) => Err(e.get().clone()),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(handle);
+                Ok(())
+            }
+        }
+    }
+
+    /// Lists a leg's Call-ID (unguessable, ours) for the call.
+    pub fn bind(&self, call_id: String, handle: CallHandle) {
+        self.map.insert(call_id, handle);
+    }
+
+    /// Removes `call_id` if, and only if, call `call` holds it.
+    pub fn release(&self, call_id: &str, call: u64) {
+        self.map.remove_if(call_id, |_, h| h.call == call);
+    }
+
+    /// Each call once (a call is listed under each leg's Call-ID), or
+    /// those that `which` selects.
+    pub fn primaries(&self, which: impl Fn(&CallHandle) -> bool) -> Vec<CallHandle> {
+        self.map
+            .iter()
+            .filter(|e| e.value().primary && which(e.value()))
+            .map(|e| e.value().clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::net::SocketAddr;
+
+    fn peer() -> Peer {
+        Peer::udp(SocketAddr::from(([192, 0, 2, 1], 5060)))
+    }
+
+    fn tcp_peer() -> Peer {
+        Peer {
+            addr: SocketAddr::from(([192, 0, 2, 1], 40000)),
+            conn: Some(7),
+        }
+    }
+
+    fn bye() -> Message {
+        Message::parse(Bytes::from_static(
+            b"BYE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn one_invite_received_by_many_workers_at_once_starts_one_call() {
+        let calls = Arc::new(Calls::default());
+        let started = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                let (calls, started) = (calls.clone(), started.clone());
+                std::thread::spawn(move || {
+                    let (handle, _inbox) = CallHandle::new(n, peer());
+                    if calls.claim("same-invite", handle).is_ok() {
+                        started.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(started.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn the_loser_gets_the_winners_call_and_a_call_removes_only_its_own_entry() {
+        let calls = Calls::default();
+        let (first, _a) = CallHandle::new(1, peer());
+        let (second, _b) = CallHandle::new(2, peer());
+        assert!(calls.claim("x", first).is_ok());
+        let winner = calls.claim("x", second).expect_err("taken");
+        assert_eq!(winner.call, 1);
+        // Call 2's cleanup must not remove call 1's entry.
+        calls.release("x", 2);
+        assert_eq!(calls.get("x").map(|h| h.call), Some(1));
+        calls.release("x", 1);
+        assert!(calls.get("x").is_none());
+    }
+
+    #[test]
+    fn udp_messages_beyond_the_backlog_are_dropped_but_tcp_and_engine_events_never() {
+        let (handle, mut inbox) = CallHandle::new(1, peer());
+        for _ in 0..UDP_BACKLOG {
+            handle.deliver(bye(), peer()).unwrap();
+        }
+        assert_eq!(handle.deliver(bye(), peer()), Err(Undelivered::Backlog));
+        for _ in 0..1000 {
+            handle.deliver(bye(), tcp_peer()).unwrap();
+        }
+        assert!(handle.notify(Event::Terminate));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let mut n = 0;
+            while let Ok(Some(ev)) =
+                tokio::time::timeout(std::time::Duration::from_millis(10), inbox.recv()).await
+            {
+                n += 1;
+                if matches!(ev, Event::Terminate) {
+                    break;
+                }
+            }
+            n
+        });
+        assert_eq!(got, UDP_BACKLOG + 1000 + 1);
+        // Taken: room for UDP again.
+        assert!(handle.deliver(bye(), peer()).is_ok());
+    }
+}
