@@ -54,6 +54,103 @@ pub struct Metrics {
     /// `hotline_admin_connections_dropped_total{reason}`: admin connections
     /// closed by the daemon before they were answered.
     pub admin_dropped: IntCounterVec,
+    /// The ACD's queues and seats.
+    pub queue: QueueMetrics,
+}
+
+/// The queues (ACD): what waits now, what happened to callers, the seats.
+pub struct QueueMetrics {
+    /// `hotline_queue_callers{queue}`: waiting now.
+    pub callers: IntGaugeVec,
+    /// `hotline_queue_longest_wait_seconds{queue}`: the head caller's wait.
+    pub longest_wait: prometheus::GaugeVec,
+    /// `hotline_queue_calls_total{queue,outcome}`.
+    pub calls: IntCounterVec,
+    /// `hotline_queue_wait_seconds{queue,outcome}`: answered and abandoned.
+    pub wait: prometheus::HistogramVec,
+    /// `hotline_queue_answered_within_target_total{queue}`.
+    pub within_target: IntCounterVec,
+    /// `hotline_queue_estimated_wait_seconds{queue}`: told a caller joining now.
+    pub estimated_wait: prometheus::GaugeVec,
+    /// `hotline_seats{queue,state}`.
+    pub seats: IntGaugeVec,
+    /// `hotline_seat_offers_total{result}`.
+    pub offers: IntCounterVec,
+}
+
+impl QueueMetrics {
+    fn new(registry: &Registry) -> QueueMetrics {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let fgauge = |name: &str, help: &str| {
+            let g = prometheus::GaugeVec::new(Opts::new(name, help), &["queue"])
+                .expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("metric registered once");
+            c
+        };
+        let wait = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "hotline_queue_wait_seconds",
+                "How long callers waited in a queue: answered and abandoned apart",
+            )
+            .buckets(vec![
+                5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1200.0, 1800.0,
+            ]),
+            &["queue", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(wait.clone()))
+            .expect("metric registered once");
+        let offers = counter(
+            "hotline_seat_offers_total",
+            "Calls offered to seats by the ACD, by result",
+            &["result"],
+        );
+        for result in ["answered", "no_answer", "rejected"] {
+            offers.with_label_values(&[result]);
+        }
+        QueueMetrics {
+            callers: gauge(
+                "hotline_queue_callers",
+                "Callers waiting in the queue now",
+                &["queue"],
+            ),
+            longest_wait: fgauge(
+                "hotline_queue_longest_wait_seconds",
+                "How long the caller at the head of the queue has waited",
+            ),
+            calls: counter(
+                "hotline_queue_calls_total",
+                "Callers who left the queue, by outcome",
+                &["queue", "outcome"],
+            ),
+            wait,
+            within_target: counter(
+                "hotline_queue_answered_within_target_total",
+                "Callers answered within the queue's service_level_seconds",
+                &["queue"],
+            ),
+            estimated_wait: fgauge(
+                "hotline_queue_estimated_wait_seconds",
+                "The wait a caller joining the queue now is told",
+            ),
+            seats: gauge(
+                "hotline_seats",
+                "Seats serving the queue, by state (each seat once per queue it serves)",
+                &["queue", "state"],
+            ),
+            offers,
+        }
+    }
 }
 
 impl Metrics {
@@ -216,6 +313,7 @@ impl Metrics {
         for reason in ["displaced", "full", "timeout"] {
             admin_dropped.with_label_values(&[reason]);
         }
+        let registry_for_queues = registry.clone();
         Metrics {
             registry,
             routing_reloads,
@@ -241,6 +339,7 @@ impl Metrics {
             sip_call_backlog_drops,
             admin_accept_errors,
             admin_dropped,
+            queue: QueueMetrics::new(&registry_for_queues),
         }
     }
 

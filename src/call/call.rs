@@ -16,10 +16,11 @@
 use super::hunt::Hunt;
 pub use super::leg::Target;
 use super::leg::{Leg, LegEvent, LegId, LegState, Parts};
+use super::queue::{FromAcd, QueuePlan, ToAcd};
 use super::registrar::Registrar;
 use crate::media::dtmf::{Digit, parse_dtmf_relay};
 use crate::media::g711::Codec;
-use crate::media::prompt::Playlist;
+use crate::media::prompt::{Item, Playlist};
 use crate::media::sdp;
 use crate::media::session::{Command as MediaCommand, Mode as MediaMode};
 use crate::sip::message::{Message, Method, Name};
@@ -47,6 +48,9 @@ pub struct Settings {
     pub retry_after: Option<u32>,
     /// Anchor this call's media on these ports; `None` relays SDP untouched.
     pub media: Option<MediaPlan>,
+    /// Seats come from this ACD queue: at once when there are no targets,
+    /// or once the targets (a sub-centre's trunks) have all failed.
+    pub queue: Option<QueuePlan>,
 }
 
 /// Where the call's media is anchored, and what the caller hears while
@@ -61,9 +65,6 @@ pub struct MediaPlan {
     pub early: Option<Playlist>,
     /// Played to a party while the other holds the call (looping).
     pub hold: Option<Playlist>,
-    /// Played to the caller when the call falls back from a trunk (a
-    /// sub-centre that failed) to seats.
-    pub fallback: Option<Playlist>,
 }
 
 /// The media session's stream for a leg: the caller's is 0, the placed
@@ -113,6 +114,15 @@ pub enum Output {
         leg: usize,
         digit: Digit,
     },
+    /// For the ACD.
+    Acd(ToAcd),
+    /// Play these prompts to a stream, then hold music if `hold` (else
+    /// silence, and a `PromptDone` when they end).
+    Prompt {
+        leg: usize,
+        items: Vec<Item>,
+        hold: bool,
+    },
 }
 
 /// How the call ended, for `hotline_calls_total{result}` and the log.
@@ -122,6 +132,8 @@ pub enum Outcome {
     Completed,
     /// The caller hung up before an answer.
     Cancelled,
+    /// The caller hung up while waiting in a queue.
+    Abandoned,
     /// Nobody answered: every target refused, was busy, or rang out.
     NoAnswer,
     /// The far side refused with a final response we relayed.
@@ -138,6 +150,7 @@ impl Outcome {
         match self {
             Outcome::Completed => "completed",
             Outcome::Cancelled => "cancelled",
+            Outcome::Abandoned => "abandoned",
             Outcome::NoAnswer => "no_answer",
             Outcome::Failed => "failed",
             Outcome::Unavailable => "unavailable",
@@ -169,6 +182,8 @@ impl Rejection {
 enum Phase {
     /// Ringing a target (or about to).
     Setup,
+    /// Waiting in an ACD queue for a seat; ringing the seats offered.
+    Queued,
     /// The caller and the placed leg are joined.
     Connected,
     /// Over: waiting only for transactions to finish their linger timers.
@@ -218,6 +233,17 @@ pub struct Call {
     /// When the current leg's turn ends.
     ring_deadline: Option<Instant>,
     relays: Vec<Relay>,
+    /// Seats the ACD offered the call, and the legs ringing them.
+    offers: Vec<(LegId, String)>,
+    /// The call went through the ACD: its end is the seat's wrap-up.
+    via_acd: bool,
+    /// We answered the caller ourselves (to wait in a queue).
+    answered_by_us: bool,
+    /// Played before the first announcement of the caller's place.
+    intro: Option<Vec<Item>>,
+    /// Hang up once the prompt playing ends (leaving a queue); by then at
+    /// the latest.
+    leave_at: Option<Instant>,
     started: Instant,
     max_ring_at: Instant,
     answered_at: Option<Instant>,
@@ -273,6 +299,11 @@ impl Call {
             hunt: Hunt::new(targets, settings.seat_ring, settings.max_ring),
             ring_deadline: None,
             relays: Vec::new(),
+            offers: Vec::new(),
+            via_acd: false,
+            answered_by_us: false,
+            intro: None,
+            leave_at: None,
             started: now,
             max_ring_at: now + settings.max_ring,
             answered_at: None,
@@ -304,7 +335,7 @@ impl Call {
                 }));
             }
         }
-        if !call.try_next_target(registrar, now) {
+        if !call.try_next_target(registrar, now) && !call.join_queue(now) {
             call.fail_caller(no_target, now);
         }
         let out = call.finish_input(registrar, now);
@@ -382,6 +413,9 @@ impl Call {
                 None => consider(Some(self.max_ring_at)),
             }
         }
+        if self.phase == Phase::Queued {
+            consider(self.leave_at);
+        }
         if !self.is_finished() {
             consider(self.ended_at.map(|t| t + LINGER_CAP));
         }
@@ -424,6 +458,9 @@ impl Call {
             leg.on_timer(now);
         }
         self.drain(registrar, now);
+        if self.phase == Phase::Queued && self.leave_at.is_some_and(|t| now >= t) {
+            self.leave_queue(now);
+        }
         // Ring limits: the seat's turn, then the caller's patience.
         if self.phase == Phase::Setup
             && let Some(leg) = self.current_leg()
@@ -515,6 +552,18 @@ impl Call {
     pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
         match self.phase {
             Phase::Connected => self.hang_up_both(now),
+            Phase::Queued if self.answered_by_us => self.leave_queue(now),
+            Phase::Queued => {
+                self.phase = Phase::Setup;
+                self.fail_caller(
+                    Rejection::new(
+                        503,
+                        "Service Unavailable (shutting down)",
+                        Outcome::Unavailable,
+                    ),
+                    now,
+                );
+            }
             Phase::Setup => {
                 self.cancel_current(now);
                 self.hunt.clear();
@@ -637,6 +686,10 @@ impl Call {
     // ── What the legs report ─────────────────────────────────────────────
 
     fn on_leg_event(&mut self, leg: LegId, ev: LegEvent, registrar: &Registrar, now: Instant) {
+        let ev = match self.on_offer_event(leg, ev, now) {
+            Some(ev) => ev,
+            None => return,
+        };
         let is_current = Some(leg) == self.current;
         match ev {
             LegEvent::Request { tx, msg } => {
@@ -661,6 +714,11 @@ impl Call {
             } => self.on_relayed_response(leg, tx, code, &reason, msg.as_ref(), now),
             LegEvent::Ack { msg } => self.on_ack(leg, &msg),
             LegEvent::Cancelled => self.caller_gives_up(now),
+            LegEvent::AckTimeout | LegEvent::Unreachable if self.phase == Phase::Queued => {
+                tracing::info!(call = self.id, "caller gone while waiting; leaving the queue");
+                self.cancel_offers(now);
+                self.end(Outcome::Abandoned);
+            }
             LegEvent::AckTimeout => {
                 // §13.3.1.4: no ACK for our 2xx: end the session.
                 tracing::info!(
@@ -692,8 +750,13 @@ impl Call {
                         }
                         self.end(Outcome::Completed);
                     }
-                    Phase::Ended => {}
+                    Phase::Queued | Phase::Ended => {}
                 }
+            }
+            LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Queued => {
+                tracing::info!(call = self.id, "caller hung up while waiting");
+                self.cancel_offers(now);
+                self.end(Outcome::Abandoned);
             }
             LegEvent::HungUp if leg == LegId::CALLER || is_current => {
                 if self.phase == Phase::Connected {
@@ -784,6 +847,10 @@ impl Call {
         if now < self.max_ring_at && self.try_next_target(registrar, now) {
             return;
         }
+        // A sub-centre that fails: the caller waits for the 12345 seats.
+        if self.join_queue(now) {
+            return;
+        }
         if self.settings.retry_after.is_some() {
             tracing::warn!(
                 call = self.id,
@@ -870,6 +937,15 @@ impl Call {
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
         }
+        if self.via_acd {
+            match self.phase {
+                Phase::Connected => self.out.push(Output::Acd(ToAcd::Ended)),
+                Phase::Queued if outcome == Outcome::Abandoned => {
+                    self.out.push(Output::Acd(ToAcd::Abandoned));
+                }
+                _ => {}
+            }
+        }
         self.phase = Phase::Ended;
         self.hunt.clear();
     }
@@ -878,15 +954,19 @@ impl Call {
     /// BYE on the early dialog): 487 to the INVITE, CANCEL to the target.
     /// The ringing seat stays reserved until its INVITE ends.
     fn caller_gives_up(&mut self, now: Instant) {
-        if self.phase != Phase::Setup {
-            return;
-        }
+        let outcome = match self.phase {
+            Phase::Setup => Outcome::Cancelled,
+            // Waiting unanswered (media not anchored): an abandon.
+            Phase::Queued if !self.answered_by_us => Outcome::Abandoned,
+            _ => return,
+        };
         tracing::info!(call = self.id, "caller cancelled");
         self.cancel_current(now);
+        self.cancel_offers(now);
         self.hunt.clear();
         self.respond_caller(487, "Request Terminated", None, now);
         self.final_status = Some(487);
-        self.end(Outcome::Cancelled);
+        self.end(outcome);
     }
 
     /// Ends an answered call from our side: BYE on both legs.
@@ -903,6 +983,204 @@ impl Call {
         self.end(Outcome::Completed);
     }
 
+    // ── Waiting in a queue ───────────────────────────────────────────────
+
+    /// Puts the caller in its ACD queue, if the call has one and is still
+    /// being set up. Anchored, the caller is answered now — a carrier
+    /// gives up on a call that rings for minutes — and hears its place;
+    /// unanchored it keeps ringing, since we have no media to answer with.
+    fn join_queue(&mut self, now: Instant) -> bool {
+        if self.phase != Phase::Setup {
+            return false;
+        }
+        let Some(plan) = self.settings.queue.take() else {
+            return false;
+        };
+        tracing::info!(call = self.id, queue = %plan.queue, "waiting in the queue");
+        self.phase = Phase::Queued;
+        self.via_acd = true;
+        self.current = None;
+        self.ring_deadline = None;
+        if self.media.is_some() {
+            self.respond_caller(200, "OK", None, now);
+            self.answered_by_us = true;
+            self.answered_at = Some(now);
+            if let Some(m) = &mut self.media {
+                m.early_playing = false;
+            }
+        } else {
+            self.respond_caller(180, "Ringing", None, now);
+        }
+        self.intro = Some(plan.intro);
+        self.out.push(Output::Acd(ToAcd::Join {
+            queue: plan.queue,
+            line: plan.line,
+            skill: plan.skill,
+            expert_seats: plan.expert_seats,
+            arrival: self.started,
+        }));
+        true
+    }
+
+    /// What the ACD says to a waiting call.
+    pub fn on_acd(&mut self, cmd: FromAcd, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        match cmd {
+            FromAcd::Offer { seat, .. } => self.offer(seat, registrar, now),
+            FromAcd::Retract { seat } => {
+                if let Some(i) = self.offers.iter().position(|(_, s)| *s == seat) {
+                    let (leg, _) = self.offers.remove(i);
+                    if let Some(l) = self.leg(leg) {
+                        l.cancel(now);
+                    }
+                }
+            }
+            FromAcd::Announce { items } if self.phase == Phase::Queued => {
+                let mut all = self.intro.take().unwrap_or_default();
+                all.extend(items);
+                if self.answered_by_us {
+                    self.out.push(Output::Prompt {
+                        leg: 0,
+                        items: all,
+                        hold: true,
+                    });
+                }
+            }
+            FromAcd::Leave {
+                items,
+                code,
+                reason,
+            } if self.phase == Phase::Queued => {
+                tracing::info!(call = self.id, %reason, "leaving the queue");
+                self.cancel_offers(now);
+                if self.answered_by_us {
+                    // The caller hears why, then we hang up (at the
+                    // latest after a minute, should the prompt not end).
+                    self.out.push(Output::Prompt {
+                        leg: 0,
+                        items,
+                        hold: false,
+                    });
+                    self.leave_at = Some(now + Duration::from_secs(60));
+                } else {
+                    self.phase = Phase::Setup;
+                    self.fail_caller(Rejection::new(code, reason, Outcome::Unavailable), now);
+                }
+            }
+            FromAcd::Announce { .. } | FromAcd::Leave { .. } => {}
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// A key the caller pressed (RTP events, read by the media session).
+    pub fn on_digit(&mut self, leg: usize, digit: Digit, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if leg == 0 && self.phase == Phase::Queued {
+            self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// A prompt played with `hold: false` has ended.
+    pub fn on_prompt_done(&mut self, leg: usize, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if leg == 0 && self.phase == Phase::Queued && self.leave_at.is_some() {
+            self.leave_queue(now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// Hangs up a caller we answered to wait.
+    fn leave_queue(&mut self, now: Instant) {
+        self.cancel_offers(now);
+        self.caller().hang_up(now);
+        self.end(Outcome::Unavailable);
+    }
+
+    /// Rings a seat the ACD offers; one not registered now is refused at
+    /// once.
+    fn offer(&mut self, seat: String, registrar: &Registrar, now: Instant) {
+        let binding = registrar.lookup(&seat, now).into_iter().next();
+        let (Phase::Queued, Some(binding)) = (self.phase, binding) else {
+            self.out.push(Output::Acd(ToAcd::OfferFailed {
+                seat,
+                no_answer: false,
+            }));
+            return;
+        };
+        let next = super::hunt::Next {
+            target: Target::Seat { id: seat.clone() },
+            uri: binding.uri,
+            peer: binding.peer,
+            ring: self.settings.seat_ring,
+        };
+        let id = self.place(next, now);
+        self.offers.push((id, seat));
+    }
+
+    fn cancel_offers(&mut self, now: Instant) {
+        for (leg, _) in std::mem::take(&mut self.offers) {
+            if let Some(l) = self.leg(leg) {
+                l.cancel(now);
+            }
+        }
+    }
+
+    /// What happens on a leg ringing a seat offered by the ACD; other
+    /// legs' events come back for the usual handling.
+    fn on_offer_event(&mut self, leg: LegId, ev: LegEvent, now: Instant) -> Option<LegEvent> {
+        let Some(i) = self.offers.iter().position(|(l, _)| *l == leg) else {
+            return Some(ev);
+        };
+        match ev {
+            LegEvent::Answered { msg } => {
+                let (_, seat) = self.offers.remove(i);
+                if self.phase != Phase::Queued {
+                    if let Some(l) = self.leg(leg) {
+                        l.hang_up(now);
+                    }
+                    self.out.push(Output::Acd(ToAcd::OfferFailed {
+                        seat,
+                        no_answer: false,
+                    }));
+                    return None;
+                }
+                tracing::info!(call = self.id, %seat, "seat answered");
+                // The first seat to answer takes the call (ring_all).
+                self.cancel_offers(now);
+                self.phase = Phase::Connected;
+                self.current = Some(leg);
+                if !self.answered_by_us {
+                    self.answered_at = Some(now);
+                }
+                self.connect_media(leg, &msg);
+                if !self.answered_by_us {
+                    self.respond_caller(200, &super::leg::reason_of(&msg), Some(&msg), now);
+                }
+                self.out.push(Output::Acd(ToAcd::Answered { seat }));
+                None
+            }
+            LegEvent::Failed { code, .. } => {
+                let (_, seat) = self.offers.remove(i);
+                self.out.push(Output::Acd(ToAcd::OfferFailed {
+                    seat,
+                    no_answer: matches!(code, 408 | 480 | 487),
+                }));
+                None
+            }
+            LegEvent::Silent => {
+                let (_, seat) = self.offers.remove(i);
+                if let Some(l) = self.leg(leg) {
+                    l.cancel(now);
+                }
+                self.out.push(Output::Acd(ToAcd::OfferFailed {
+                    seat,
+                    no_answer: true,
+                }));
+                None
+            }
+            LegEvent::Progress { .. } => None,
+            ev => Some(ev),
+        }
+    }
+
     // ── Placed legs ──────────────────────────────────────────────────────
 
     /// Places a leg to the next target that can take the call. False when
@@ -911,18 +1189,14 @@ impl Call {
         let Some(next) = self.hunt.next(registrar, self.id, now) else {
             return false;
         };
-        let from_trunk = matches!(
-            self.current_leg().and_then(Leg::target),
-            Some(Target::Trunk { .. })
-        );
-        if matches!(next.target, Target::Seat { .. }) && from_trunk {
-            self.play_fallback(now);
-        }
-        self.place(next, now);
+        let ring = next.ring;
+        let id = self.place(next, now);
+        self.current = Some(id);
+        self.ring_deadline = Some(now + ring);
         true
     }
 
-    fn place(&mut self, next: super::hunt::Next, now: Instant) {
+    fn place(&mut self, next: super::hunt::Next, now: Instant) -> LegId {
         let id = LegId(self.next_leg);
         self.next_leg += 1;
         let caller_invite = self.legs[0].invite();
@@ -990,8 +1264,7 @@ impl Call {
             now,
         );
         self.legs.push(leg);
-        self.current = Some(id);
-        self.ring_deadline = Some(now + next.ring);
+        id
     }
 
     fn cancel_current(&mut self, now: Instant) {
@@ -1055,6 +1328,24 @@ impl Call {
                     leg: slot(leg),
                     digit,
                 });
+                if let Some(l) = self.leg(leg) {
+                    l.reply(tx, 200, "OK", Parts::default(), now);
+                }
+                return;
+            }
+        }
+        if self.phase == Phase::Queued && leg == LegId::CALLER {
+            // Waiting: a re-INVITE or UPDATE (hold, a session refresh) is
+            // answered here; a key is for the ACD; anything else waits.
+            if self.media.is_some() && (method == Method::Invite || method == Method::Update) {
+                self.answer_reoffer(leg, tx, &msg, now);
+                return;
+            }
+            if method == Method::Info
+                && let Some(digit) = dtmf_in_info(&msg)
+            {
+                self.out.push(Output::Digit { leg: 0, digit });
+                self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
                 if let Some(l) = self.leg(leg) {
                     l.reply(tx, 200, "OK", Parts::default(), now);
                 }
@@ -1145,26 +1436,6 @@ impl Call {
             answer_in_ack: [None; 2],
         });
         Ok(())
-    }
-
-    /// The call falls back from a trunk to seats (a sub-centre that
-    /// failed): the caller hears why while the seats ring, as early media.
-    fn play_fallback(&mut self, now: Instant) {
-        let Some(playlist) = self.media.as_mut().and_then(|m| m.plan.fallback.take()) else {
-            return;
-        };
-        tracing::info!(
-            call = self.id,
-            "trunk failed; falling back to the 12345 seats"
-        );
-        self.respond_caller(183, "Session Progress", None, now);
-        if let Some(m) = self.media.as_mut() {
-            m.early_playing = true;
-        }
-        self.out.push(Output::Media(MediaCommand::Play {
-            leg: 0,
-            playlist: Box::new(playlist),
-        }));
     }
 
     /// The far end answered: its SDP says where stream 1 goes; the prompt

@@ -33,6 +33,8 @@ pub enum Event {
     Unreachable(std::net::SocketAddr),
     /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
     Terminate,
+    /// The ACD's word for a waiting call.
+    Acd(super::queue::FromAcd),
 }
 
 /// A call's entry: its queue, and who may send to it.

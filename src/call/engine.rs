@@ -10,6 +10,8 @@
 
 use super::call::{ALLOW, Call, MediaPlan, Outcome, Output, Rejection, Settings, Target};
 use super::calls::{CallHandle, Calls, Event, Inbox, Undelivered};
+use super::dispatch::{Dispatch, Input as AcdInput};
+use super::queue::{QueuePlan, ToAcd};
 use super::registrar::{RegisterError, Registrar, Update};
 use super::trunks::{PROBE_CALL_ID_PREFIX, ProbePolicy, TrunkMonitor};
 use crate::config::SharedTable;
@@ -33,7 +35,9 @@ pub struct Engine {
     table: SharedTable,
     metrics: Arc<Metrics>,
     transport: Transport,
-    pub registrar: Registrar,
+    pub registrar: Arc<Registrar>,
+    /// The ACD's task: queues and seat states.
+    dispatch: Dispatch,
     auth: Authenticator,
     throttle: Mutex<FailureThrottle>,
     recent_registers: Mutex<RecentReplies>,
@@ -92,6 +96,8 @@ impl Engine {
         for trunk in &table.guard().trunks {
             metrics.trunk_up.with_label_values(&[&trunk.id]).set(1);
         }
+        let registrar = Arc::new(Registrar::new());
+        let dispatch = super::dispatch::spawn(table.clone(), registrar.clone(), metrics.clone());
         Arc::new_cyclic(|this| Engine {
             trunks: Mutex::new(monitor),
             log_limit: crate::log_limit::LogLimiter::new(Duration::from_secs(10), 4096),
@@ -101,7 +107,8 @@ impl Engine {
             table,
             metrics,
             transport,
-            registrar: Registrar::new(),
+            registrar,
+            dispatch,
             auth: Authenticator::with_random_secret(realm, Duration::from_secs(300)),
             throttle: Mutex::new(FailureThrottle::new(ThrottlePolicy::default())),
             recent_registers: Mutex::new(RecentReplies::default()),
@@ -461,7 +468,7 @@ impl Engine {
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
         let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
-        let (targets, no_target) = if seat.is_some()
+        let (targets, no_target, queue) = if seat.is_some()
             && decision.kind == Kind::Reject
             && table.seats.iter().any(|s| s.id == dialed)
         {
@@ -476,10 +483,13 @@ impl Engine {
                     format!("Busy Here (seat {dialed} is busy)"),
                     Outcome::Unavailable,
                 ),
+                None,
             )
         } else {
             let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
-            targets_for(&table, &decision, &line, |id| trunks.is_up(id))
+            let (targets, no_target) =
+                targets_for(&table, &decision, &line, |id| trunks.is_up(id));
+            (targets, no_target, queue_plan(&table, &decision, &line))
         };
         // Say what is true: busy seats are not the same as none logged in.
         let now = Instant::now();
@@ -519,8 +529,8 @@ impl Engine {
             response_timeout: table.sip.response_timeout,
             retry_after: (kind == Kind::Emergency).then_some(table.sip.emergency_retry_after),
             media: None,
+            queue,
         };
-        let early = self.early_media(&decision);
         drop(table);
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
             return;
@@ -545,7 +555,6 @@ impl Engine {
             peer,
             targets,
             no_target,
-            early,
         };
         self.metrics.active_calls.inc();
         drop(_enter);
@@ -563,34 +572,9 @@ impl Engine {
         );
     }
 
-    /// What the caller hears while the call is connected: the welcome (and
-    /// a merged number's announcement first) for the 12345 queues, the
-    /// leader session's greeting during a session; nothing before an
-    /// emergency or a direct line, which must not be delayed.
-    fn early_media(&self, d: &routing::Decision<'_>) -> Vec<Item> {
-        let mut items = Vec::new();
-        match d.kind {
-            Kind::Queue => {
-                if let Some(a) = d.announcement {
-                    items.push(Item::prompt(a));
-                }
-                items.push(Item::prompt("welcome"));
-                items.push(Item::looping("hold_music"));
-            }
-            Kind::LeaderSession => {
-                items.push(Item::prompt("welcome"));
-                items.push(Item::looping("hold_music"));
-            }
-            _ => {}
-        }
-        items
-    }
-
     /// Ports for both legs and the session that owns them, if anchoring.
     async fn open_media(
         &self,
-        early: Vec<Item>,
-        sub_centre: bool,
     ) -> Result<Option<(SessionHandle, MediaPlan)>, crate::media::rtp::MediaError> {
         let Some(pool) = self.ports.as_ref() else {
             return Ok(None);
@@ -599,16 +583,6 @@ impl Engine {
         // past the gateway (it would lose its prompts and recording).
         let (a, b) = (pool.allocate().await?, pool.allocate().await?);
         let prompts = self.prompts.load_full();
-        let playlist = match (&prompts, early.is_empty()) {
-            (Some(lib), false) => match Playlist::new(lib, early) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, "early media prompt missing");
-                    None
-                }
-            },
-            _ => None,
-        };
         let counters = crate::media::session::Counters {
             received: Some(self.metrics.rtp_packets.with_label_values(&["received"])),
             sent: Some(self.metrics.rtp_packets.with_label_values(&["sent"])),
@@ -619,21 +593,11 @@ impl Engine {
         let hold = prompts
             .as_ref()
             .and_then(|lib| Playlist::new(lib, [Item::looping("hold_music")]).ok());
-        // A sub-centre that fails falls back to the 12345 seats: the caller
-        // is told it is being put through, then waits with music.
-        let fallback = prompts.as_ref().filter(|_| sub_centre).and_then(|lib| {
-            Playlist::new(
-                lib,
-                [Item::prompt("transfer_notice"), Item::looping("hold_music")],
-            )
-            .ok()
-        });
         let plan = MediaPlan {
             a_local: session.locals[0],
             b_local: session.locals[1],
-            early: playlist,
+            early: None,
             hold,
-            fallback,
         };
         Ok(Some((session, plan)))
     }
@@ -677,12 +641,11 @@ impl Engine {
             peer,
             targets,
             no_target,
-            early,
         } = start;
         let mut session = None;
         let (mut targets, mut no_target) = (targets, no_target);
         if !invite.body.is_empty() {
-            match self.open_media(early, labels.kind == Kind::SubCentre).await {
+            match self.open_media().await {
                 Ok(Some((handle, plan))) => {
                     settings.media = Some(plan);
                     session = Some(handle);
@@ -696,6 +659,7 @@ impl Engine {
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot anchor the call's media; refusing it");
                     targets.clear();
+                    settings.queue = None;
                     let why = match e {
                         crate::media::rtp::MediaError::NoPort(..) => "no free RTP port",
                         crate::media::rtp::MediaError::Bind(_) => "media resources exhausted",
@@ -748,6 +712,19 @@ impl Engine {
                         }
                     }
                     Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
+                    Output::Acd(msg) => {
+                        let handle = matches!(msg, ToAcd::Join { .. }).then(|| handle.clone());
+                        self.dispatch.send(AcdInput::Call {
+                            call: id,
+                            msg,
+                            handle,
+                        });
+                    }
+                    Output::Prompt { leg, items, hold } => {
+                        if let Some(s) = &session {
+                            self.play(s, leg, items, hold);
+                        }
+                    }
                 }
             }
             // Transport errors go back to the call at once (§18.4); what it
@@ -800,17 +777,23 @@ impl Engine {
                         out = call.on_unreachable(addr, &self.registrar, Instant::now())
                     }
                     Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
+                    Some(Event::Acd(cmd)) => out = call.on_acd(cmd, &self.registrar, Instant::now()),
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
                 ev = media_event(&mut session) => match ev {
-                    Some(MediaEvent::Digit { leg, digit }) => self.digit(leg, digit, "rtp"),
+                    Some(MediaEvent::Digit { leg, digit }) => {
+                        self.digit(leg, digit, "rtp");
+                        out = call.on_digit(leg, digit, &self.registrar, Instant::now());
+                    }
                     Some(MediaEvent::MediaTimeout { leg }) => {
                         self.metrics.media_timeouts.inc();
                         tracing::info!(leg, "media time-out");
                         out = call.on_media_timeout(&self.registrar, Instant::now());
                     }
-                    Some(MediaEvent::PromptDone { .. }) => {}
+                    Some(MediaEvent::PromptDone { leg }) => {
+                        out = call.on_prompt_done(leg, &self.registrar, Instant::now());
+                    }
                     None => session = None,
                 },
             }
@@ -818,6 +801,32 @@ impl Engine {
         if !guard.counted {
             guard.counted = true;
             self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
+        }
+    }
+
+    /// Plays prompts to a stream of a call's media, then hold music (or,
+    /// with `hold` false, silence and a `PromptDone`). A prompt missing from
+    /// the library is skipped with a warning: the caller still waits.
+    fn play(&self, session: &SessionHandle, leg: usize, mut items: Vec<Item>, hold: bool) {
+        let Some(lib) = self.prompts.load_full() else {
+            return;
+        };
+        items.retain(|item| match item {
+            Item::Prompt(name) | Item::Loop(name) if lib.get(name).is_none() => {
+                tracing::warn!(prompt = %name, "prompt missing from the library; skipped");
+                false
+            }
+            _ => true,
+        });
+        if hold {
+            items.push(Item::looping("hold_music"));
+        }
+        match Playlist::new(&lib, items) {
+            Ok(playlist) => session.send(crate::media::session::Command::Play {
+                leg,
+                playlist: Box::new(playlist),
+            }),
+            Err(e) => tracing::warn!(error = %e, "announcement not played"),
         }
     }
 
@@ -1288,6 +1297,9 @@ struct CallGuard<'e> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.engine.registrar.release_call(self.call);
+        self.engine
+            .dispatch
+            .send(AcdInput::Released { call: self.call });
         for id in &self.bound {
             self.engine.calls.release(id, self.call);
         }
@@ -1305,7 +1317,6 @@ struct CallStart {
     peer: Peer,
     targets: Vec<Target>,
     no_target: Rejection,
-    early: Vec<Item>,
 }
 
 /// The next event of a call's media session, if it has one.
@@ -1368,6 +1379,60 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// The ordered targets a decision offers, and what to answer when none
 /// can take the call.
+/// The ACD queue a call's seats come from, and what its caller hears
+/// first: queued lines and leader sessions wait in their queue after the
+/// welcome (a merged number's notice before it); dual-number lines in
+/// their queue with their skill and expert seats; a sub-centre's call, if
+/// its trunks fail, in the main queue after "you are being put through".
+/// Emergency and other trunk calls never touch the ACD.
+fn queue_plan(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<QueuePlan> {
+    let main_queue = || {
+        table
+            .main_line()
+            .queue
+            .map(|q| table.queues[q as usize].id.clone())
+    };
+    let plan = |queue: String, intro: Vec<Item>| QueuePlan {
+        queue,
+        line: line.to_string(),
+        skill: None,
+        expert_seats: Vec::new(),
+        intro,
+    };
+    let welcome = || {
+        let mut intro: Vec<Item> = d.announcement.map(Item::prompt).into_iter().collect();
+        intro.push(Item::prompt("welcome"));
+        intro
+    };
+    match (d.kind, &d.target) {
+        (Kind::Queue | Kind::LeaderSession, routing::Target::Queue(q)) => {
+            Some(plan(q.id.clone(), welcome()))
+        }
+        (
+            Kind::Direct,
+            routing::Target::Seats {
+                expert_seats,
+                skill,
+            },
+        ) => {
+            let resolved = d.dialed_line.map(|l| match l.resolved {
+                routing::Resolved::Line(i) => &table.lines[i as usize],
+                routing::Resolved::Emergency(_) => l,
+            });
+            let queue = resolved
+                .and_then(|l| l.queue)
+                .map(|q| table.queues[q as usize].id.clone())
+                .or_else(main_queue)?;
+            let mut p = plan(queue, d.announcement.map(Item::prompt).into_iter().collect());
+            p.skill = (!skill.is_empty()).then(|| skill.to_string());
+            p.expert_seats = expert_seats.to_vec();
+            Some(p)
+        }
+        (Kind::SubCentre, _) => Some(plan(main_queue()?, vec![Item::prompt("transfer_notice")])),
+        _ => None,
+    }
+}
+
 fn targets_for(
     table: &Table,
     d: &routing::Decision<'_>,
@@ -1396,18 +1461,6 @@ fn targets_for(
             })
             .collect()
     };
-    let seats_with = |skill: &str, first: &[String]| -> Vec<Target> {
-        let mut out: Vec<Target> = first
-            .iter()
-            .map(|id| Target::Seat { id: id.clone() })
-            .collect();
-        for s in &table.seats {
-            if s.skills.iter().any(|k| k == skill) && !first.contains(&s.id) {
-                out.push(Target::Seat { id: s.id.clone() });
-            }
-        }
-        out
-    };
     match (d.kind, &d.target) {
         (Kind::Reject, _) => {
             let r = d.reject.unwrap_or(routing::Reject {
@@ -1420,15 +1473,7 @@ fn targets_for(
             )
         }
         (_, routing::Target::Trunk(t)) => {
-            let mut targets = trunk_chain(t, line);
-            if t.role == TrunkRole::SubCentre {
-                // The caller is still served: a sub-centre that is down or
-                // fails falls back to the 12345 queue's seats.
-                let main = table.main_line();
-                if let Some(q) = main.queue {
-                    targets.extend(seats_with(&table.queues[q as usize].skill, &[]));
-                }
-            }
+            let targets = trunk_chain(t, line);
             let role = match t.role {
                 TrunkRole::Emergency => "emergency",
                 TrunkRole::SubCentre => "sub-centre",
@@ -1443,27 +1488,12 @@ fn targets_for(
                 ),
             )
         }
-        (
-            _,
-            routing::Target::Seats {
-                expert_seats,
-                skill,
-            },
-        ) => (
-            seats_with(skill, expert_seats),
+        // Seats come from the ACD (see `queue_plan`).
+        (_, routing::Target::Seats { .. } | routing::Target::Queue(_)) => (
+            Vec::new(),
             Rejection::new(
-                486,
-                format!("Busy Here (every seat for {line} is busy)"),
-                Outcome::Unavailable,
-            ),
-        ),
-        (_, routing::Target::Queue(q)) => (
-            // Until the queue exists (ACD), a queued call is offered to a
-            // free seat with the queue's skill, or refused as busy.
-            seats_with(&q.skill, &[]),
-            Rejection::new(
-                486,
-                format!("Busy Here (every seat for {line} is busy)"),
+                480,
+                format!("Temporarily Unavailable (no queue for {line})"),
                 Outcome::Unavailable,
             ),
         ),
