@@ -82,18 +82,24 @@ impl QueueMetrics {
     fn new(registry: &Registry) -> QueueMetrics {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
             g
         };
         let fgauge = |name: &str, help: &str| {
-            let g = prometheus::GaugeVec::new(Opts::new(name, help), &["queue"])
-                .expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("metric registered once");
+            let g =
+                prometheus::GaugeVec::new(Opts::new(name, help), &["queue"]).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
             g
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("metric registered once");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric registered once");
             c
         };
         let wait = prometheus::HistogramVec::new(

@@ -715,7 +715,10 @@ impl Call {
             LegEvent::Ack { msg } => self.on_ack(leg, &msg),
             LegEvent::Cancelled => self.caller_gives_up(now),
             LegEvent::AckTimeout | LegEvent::Unreachable if self.phase == Phase::Queued => {
-                tracing::info!(call = self.id, "caller gone while waiting; leaving the queue");
+                tracing::info!(
+                    call = self.id,
+                    "caller gone while waiting; leaving the queue"
+                );
                 self.cancel_offers(now);
                 self.end(Outcome::Abandoned);
             }
@@ -1072,7 +1075,13 @@ impl Call {
     }
 
     /// A key the caller pressed (RTP events, read by the media session).
-    pub fn on_digit(&mut self, leg: usize, digit: Digit, registrar: &Registrar, now: Instant) -> Vec<Output> {
+    pub fn on_digit(
+        &mut self,
+        leg: usize,
+        digit: Digit,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
         if leg == 0 && self.phase == Phase::Queued {
             self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
         }
@@ -1080,7 +1089,12 @@ impl Call {
     }
 
     /// A prompt played with `hold: false` has ended.
-    pub fn on_prompt_done(&mut self, leg: usize, registrar: &Registrar, now: Instant) -> Vec<Output> {
+    pub fn on_prompt_done(
+        &mut self,
+        leg: usize,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
         if leg == 0 && self.phase == Phase::Queued && self.leave_at.is_some() {
             self.leave_queue(now);
         }

@@ -63,6 +63,7 @@ fn settings() -> Settings {
         response_timeout: secs(40),
         retry_after: None,
         media: None,
+        queue: None,
     }
 }
 
@@ -340,6 +341,8 @@ struct Run {
     log: Vec<Sent>,
     /// Commands for the media session (and SIP key presses), as Debug text.
     media: Vec<String>,
+    /// What the call told the ACD, in order.
+    acd: Vec<ToAcd>,
 }
 
 impl Run {
@@ -367,6 +370,7 @@ impl Run {
             binds: Vec::new(),
             log: Vec::new(),
             media: Vec::new(),
+            acd: Vec::new(),
         };
         (run, out)
     }
@@ -404,6 +408,10 @@ impl Run {
                 Output::Bind(id) => self.binds.push(id),
                 Output::Media(cmd) => self.media.push(format!("{cmd:?}")),
                 Output::Digit { leg, digit } => self.media.push(format!("Digit {leg} {digit}")),
+                Output::Acd(msg) => self.acd.push(msg),
+                Output::Prompt { leg, items, hold } => self
+                    .media
+                    .push(format!("Prompt {leg} {items:?} hold={hold}")),
             }
         }
         self.log.extend(sent.iter().cloned());
@@ -1758,7 +1766,6 @@ fn anchored(early: bool) -> Settings {
             b_local: "127.0.0.1:20002".parse().unwrap(),
             early,
             hold,
-            fallback: None,
         }),
         ..settings()
     }
@@ -1844,6 +1851,7 @@ fn an_offer_without_a_codec_we_speak_gets_488() {
         binds: Vec::new(),
         log: Vec::new(),
         media: Vec::new(),
+        acd: Vec::new(),
     };
     let sent = run.take(out, t0);
     let refused = one(
@@ -1943,6 +1951,7 @@ fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
         binds: Vec::new(),
         log: Vec::new(),
         media: Vec::new(),
+        acd: Vec::new(),
     };
     let sent = run.take(out, t0);
     (run, sent)
@@ -2228,29 +2237,19 @@ fn an_emergency_trunk_refusing_the_call_fails_over_and_the_last_refusal_becomes_
 }
 
 #[test]
-fn a_failing_sub_centre_falls_back_to_the_12345_seats_with_a_prompt() {
+fn a_failing_sub_centre_falls_back_to_the_12345_queue_with_a_prompt() {
     let t0 = Instant::now();
     let reg = registrar(&[("8001", seat_peer(1))], t0);
     let mut s = anchored(false);
-    let lib = crate::media::prompt::PromptLibrary::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
-    )
-    .unwrap();
-    if let Some(m) = s.media.as_mut() {
-        m.fallback = crate::media::prompt::Playlist::new(
-            &lib,
-            [crate::media::prompt::Item::prompt("transfer_notice")],
-        )
-        .ok();
-    }
-    let (mut run, out) = Run::start(reg, t0, s, vec![trunk(), seat("8001")]);
+    s.queue = Some(plan("general", vec![Item::prompt("transfer_notice")]));
+    let (mut run, out) = Run::start(reg, t0, s, vec![trunk()]);
     let sent = run.take(out, t0);
     let invite = one(requests(&sent, Method::Invite), "INVITE to the sub-centre")
         .msg
         .clone();
     assert!(
-        !run.media.iter().any(|m| m.starts_with("Play")),
-        "nothing plays while the sub-centre is tried"
+        run.acd.is_empty(),
+        "the ACD is not involved while the sub-centre is tried"
     );
     let sent = run.recv(
         &reply(&invite, 503, "Service Unavailable", "sc"),
@@ -2261,17 +2260,278 @@ fn a_failing_sub_centre_falls_back_to_the_12345_seats_with_a_prompt() {
         "the caller is still served: {:?}",
         summary(&sent)
     );
-    one(responses(&sent, 183), "early media to the caller");
+    one(responses(&sent, 200), "answered by us, to wait");
     assert!(
-        run.media.iter().any(|m| m.starts_with("Play { leg: 0")),
-        "{:?}",
-        run.media
+        matches!(&run.acd[..], [ToAcd::Join { queue, arrival, .. }] if queue == "general" && *arrival == t0)
     );
-    let seat_invite = one(requests(&sent, Method::Invite), "INVITE to the seat");
-    assert_eq!(seat_invite.peer, seat_peer(1));
-    let seat_invite = seat_invite.msg.clone();
-    let sent = run.recv(&seat_ok(&seat_invite), seat_peer(1));
-    one(responses(&sent, 200), "answered by the 12345 seat");
+    let out = run.call.on_acd(
+        FromAcd::Announce {
+            items: vec![Item::prompt("you_are_next")],
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    let last = run.media.last().unwrap();
+    assert!(
+        last.starts_with(
+            "Prompt 0 [Prompt(\"transfer_notice\"), Prompt(\"you_are_next\")] hold=true"
+        ),
+        "the notice, then the place: {last}"
+    );
+}
+
+// ── Waiting in a queue ───────────────────────────────────────────────────
+
+fn plan(queue: &str, intro: Vec<Item>) -> QueuePlan {
+    QueuePlan {
+        queue: queue.into(),
+        line: "12345".into(),
+        skill: None,
+        expert_seats: Vec::new(),
+        intro,
+    }
+}
+
+/// A caller waiting in queue `general` (anchored, answered by us, ACKed),
+/// seats 8001 and 8002 registered.
+fn waiting() -> (Run, Message) {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1)), ("8002", seat_peer(2))], t0);
+    let mut s = anchored(false);
+    s.queue = Some(plan("general", vec![Item::prompt("welcome")]));
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200 to the caller").msg.clone();
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("m=audio 20000 "),
+        "our SDP: the caller talks to the gateway while it waits"
+    );
+    assert!(
+        requests(&sent, Method::Invite).is_empty(),
+        "no seat rung before the ACD offers one"
+    );
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    (run, ok)
+}
+
+impl Run {
+    fn acd(&mut self, cmd: FromAcd) -> Vec<Sent> {
+        let out = self.call.on_acd(cmd, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+
+    fn offer(&mut self, seat: &str) -> Message {
+        let sent = self.acd(FromAcd::Offer {
+            seat: seat.into(),
+            ring: secs(20),
+        });
+        one(
+            requests(&sent, Method::Invite),
+            "INVITE to the seat offered",
+        )
+        .msg
+        .clone()
+    }
+}
+
+#[test]
+fn a_queued_caller_is_answered_hears_its_place_and_is_bridged_to_the_seat_the_acd_offers() {
+    let (mut run, _ok) = waiting();
+    assert_eq!(run.acd.len(), 1, "{:?}", run.acd);
+    assert!(matches!(&run.acd[0], ToAcd::Join { queue, .. } if queue == "general"));
+    run.acd(FromAcd::Announce {
+        items: vec![Item::prompt("queue_position")],
+    });
+    assert!(
+        run.media
+            .last()
+            .unwrap()
+            .starts_with("Prompt 0 [Prompt(\"welcome\"), Prompt(\"queue_position\")] hold=true")
+    );
+    // Later announcements come without the welcome.
+    run.advance(secs(45));
+    run.acd(FromAcd::Announce {
+        items: vec![Item::prompt("you_are_next")],
+    });
+    assert!(
+        run.media
+            .last()
+            .unwrap()
+            .starts_with("Prompt 0 [Prompt(\"you_are_next\")]")
+    );
+    let invite = run.offer("8001");
+    let offer = String::from_utf8_lossy(&invite.body).into_owned();
+    assert!(offer.contains("m=audio 20002 "), "our B port: {offer}");
+    let sent = run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(1));
+    assert!(
+        to_peer(&sent, caller()).is_empty(),
+        "the caller was answered already"
+    );
+    let sent = run.recv(&seat_ok(&invite), seat_peer(1));
+    one(requests(&sent, Method::Ack), "ACK to the seat");
+    assert!(
+        to_peer(&sent, caller()).is_empty(),
+        "nothing new for the caller in SIP"
+    );
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::Answered {
+            seat: "8001".into()
+        })
+    );
+    let tail: Vec<&String> = run.media.iter().rev().take(2).collect();
+    assert_eq!(tail[1], "StopPlay { leg: 0 }");
+    assert_eq!(tail[0], "Connect(Relay)");
+    // The seat hangs up: the caller gets a BYE, the seat wraps up.
+    let bye = parse(&no_body(seat_request(&invite, "BYE", 1, "z9hG4bKseat.bye")));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(
+        requests(
+            &to_peer(&sent, caller())
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+            Method::Bye,
+        ),
+        "BYE to the caller",
+    );
+    assert_eq!(run.acd.last(), Some(&ToAcd::Ended));
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_waiting_is_an_abandon_and_the_ringing_seat_is_cancelled() {
+    let (mut run, ok) = waiting();
+    let invite = run.offer("8001");
+    run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(1));
+    let bye = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKcaller.bye",
+        &to_tag(&ok).unwrap(),
+    )));
+    let sent = run.recv(&bye, caller());
+    one(responses(&sent, 200), "200 for the caller's BYE");
+    one(
+        requests(&sent, Method::Cancel),
+        "CANCEL to the ringing seat",
+    );
+    assert_eq!(run.acd.last(), Some(&ToAcd::Abandoned));
+    assert_eq!(run.call.outcome(), Some(Outcome::Abandoned));
+}
+
+#[test]
+fn ring_all_the_first_seat_to_answer_takes_the_call_and_the_other_is_cancelled() {
+    let (mut run, _ok) = waiting();
+    let first = run.offer("8001");
+    let second = run.offer("8002");
+    run.recv(&seat_reply(&first, 180, "Ringing"), seat_peer(1));
+    run.recv(&seat_reply(&second, 180, "Ringing"), seat_peer(2));
+    let sent = run.recv(&seat_ok(&second), seat_peer(2));
+    let cancel = one(requests(&sent, Method::Cancel), "CANCEL to the other seat");
+    assert_eq!(cancel.peer, seat_peer(1));
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::Answered {
+            seat: "8002".into()
+        })
+    );
+    // The loser's 487 is no news for the ACD: it retracted that offer.
+    let n = run.acd.len();
+    run.recv(&seat_reply(&first, 487, "Request Terminated"), seat_peer(1));
+    assert_eq!(run.acd.len(), n, "{:?}", run.acd);
+}
+
+#[test]
+fn an_offer_the_seat_cannot_take_is_reported_and_the_caller_keeps_waiting() {
+    let (mut run, _ok) = waiting();
+    // Not registered: refused at once, nothing sent.
+    let sent = run.acd(FromAcd::Offer {
+        seat: "8009".into(),
+        ring: secs(20),
+    });
+    assert!(sent.is_empty());
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::OfferFailed {
+            seat: "8009".into(),
+            no_answer: false
+        })
+    );
+    // Busy Here from the phone: rejected; the call still waits.
+    let invite = run.offer("8001");
+    run.recv(&seat_reply(&invite, 486, "Busy Here"), seat_peer(1));
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::OfferFailed {
+            seat: "8001".into(),
+            no_answer: false
+        })
+    );
+    assert_eq!(run.call.outcome(), None);
+    // Rang out: the ACD retracts, the call cancels.
+    let invite = run.offer("8002");
+    run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(2));
+    let sent = run.acd(FromAcd::Retract {
+        seat: "8002".into(),
+    });
+    one(
+        requests(&sent, Method::Cancel),
+        "CANCEL to the seat that rang out",
+    );
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn a_key_pressed_while_waiting_goes_to_the_acd() {
+    let (mut run, _ok) = waiting();
+    let out = run
+        .call
+        .on_digit(0, crate::media::dtmf::Digit::Zero, &run.reg, run.now);
+    run.take(out, run.now);
+    assert_eq!(run.acd.last(), Some(&ToAcd::Key('0')));
+}
+
+#[test]
+fn a_caller_the_queue_lets_go_hears_why_and_is_hung_up_when_the_prompt_ends() {
+    let (mut run, _ok) = waiting();
+    let sent = run.acd(FromAcd::Leave {
+        items: vec![Item::prompt("queue_busy")],
+        code: 486,
+        reason: "Busy Here (the queue is full)".into(),
+    });
+    assert!(sent.is_empty(), "not hung up before the prompt");
+    assert!(
+        run.media
+            .last()
+            .unwrap()
+            .starts_with("Prompt 0 [Prompt(\"queue_busy\")] hold=false")
+    );
+    let out = run.call.on_prompt_done(0, &run.reg, run.now);
+    let sent = run.take(out, run.now);
+    one(requests(&sent, Method::Bye), "BYE to the caller");
+    assert_eq!(run.call.outcome(), Some(Outcome::Unavailable));
+    // The ACD let it go itself: it is not told again.
+    assert!(!run.acd.contains(&ToAcd::Abandoned));
+}
+
+#[test]
+fn a_caller_let_go_is_hung_up_even_if_the_prompt_never_reports_its_end() {
+    let (mut run, _ok) = waiting();
+    run.acd(FromAcd::Leave {
+        items: vec![Item::prompt("queue_busy")],
+        code: 486,
+        reason: "full".into(),
+    });
+    let sent = run.advance(secs(61));
+    let byes = requests(&sent, Method::Bye);
+    assert!(!byes.is_empty(), "BYE to the caller");
+    assert!(
+        byes.iter().all(|b| branch(&b.msg) == branch(&byes[0].msg)),
+        "one BYE and its retransmissions"
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Unavailable));
 }
 
 #[test]

@@ -32,14 +32,27 @@ pub enum Input {
         handle: Option<CallHandle>,
     },
     /// The call's task ended: whatever it held is released.
-    Released { call: u64 },
+    Released {
+        call: u64,
+    },
     /// A seat paused or resumed from its phone (feature codes) or, later,
     /// the API.
-    Pause { seat: String, reason: String },
-    Resume { seat: String },
+    Pause {
+        seat: String,
+        reason: String,
+    },
+    Resume {
+        seat: String,
+    },
     /// A seat on a call the ACD did not place (seat to seat, its own).
-    SeatBusy { seat: String, call: u64 },
-    SeatFree { seat: String, call: u64 },
+    SeatBusy {
+        seat: String,
+        call: u64,
+    },
+    SeatFree {
+        seat: String,
+        call: u64,
+    },
 }
 
 /// The sending side, for the engine and the call tasks.
@@ -261,9 +274,11 @@ impl Driver {
                             480,
                             "Temporarily Unavailable (no seat is logged in)",
                         ),
-                        acd::ExitReason::Full => {
-                            (acd::announce::QUEUE_BUSY, 486, "Busy Here (the queue is full)")
-                        }
+                        acd::ExitReason::Full => (
+                            acd::announce::QUEUE_BUSY,
+                            486,
+                            "Busy Here (the queue is full)",
+                        ),
                         acd::ExitReason::Timeout => (
                             acd::announce::QUEUE_BUSY,
                             480,
@@ -318,7 +333,11 @@ impl Driver {
         let outcome = match e.kind {
             EventKind::Connect => {
                 m.offers.with_label_values(&["answered"]).inc();
-                if self.service_level.get(queue).is_some_and(|sl| e.wait <= *sl) {
+                if self
+                    .service_level
+                    .get(queue)
+                    .is_some_and(|sl| e.wait <= *sl)
+                {
                     m.within_target.with_label_values(&[queue]).inc();
                 }
                 m.wait
@@ -330,7 +349,11 @@ impl Driver {
                 m.wait
                     .with_label_values(&[queue, "abandoned"])
                     .observe(e.wait.as_secs_f64());
-                if e.short { "short_abandoned" } else { "abandoned" }
+                if e.short {
+                    "short_abandoned"
+                } else {
+                    "abandoned"
+                }
             }
             EventKind::ExitWithTimeout => "timeout",
             EventKind::Full => "full",
@@ -432,7 +455,9 @@ impl QueueLog {
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| tracing::warn!(path = %p.display(), error = %e, "queue log not opened"))
+                .map_err(
+                    |e| tracing::warn!(path = %p.display(), error = %e, "queue log not opened"),
+                )
                 .ok()
         });
         QueueLog {
@@ -446,7 +471,8 @@ impl QueueLog {
         let Ok(serde_json::Value::Object(mut obj)) = serde_json::to_value(e) else {
             return;
         };
-        let time = chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let time = chrono::DateTime::<chrono::Utc>::from(at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         obj.insert("time".into(), serde_json::Value::String(time));
         let mut line = serde_json::Value::Object(obj).to_string();
         line.push('\n');

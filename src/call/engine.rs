@@ -487,8 +487,7 @@ impl Engine {
             )
         } else {
             let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
-            let (targets, no_target) =
-                targets_for(&table, &decision, &line, |id| trunks.is_up(id));
+            let (targets, no_target) = targets_for(&table, &decision, &line, |id| trunks.is_up(id));
             (targets, no_target, queue_plan(&table, &decision, &line))
         };
         // Say what is true: busy seats are not the same as none logged in.
@@ -1423,7 +1422,10 @@ fn queue_plan(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<Qu
                 .and_then(|l| l.queue)
                 .map(|q| table.queues[q as usize].id.clone())
                 .or_else(main_queue)?;
-            let mut p = plan(queue, d.announcement.map(Item::prompt).into_iter().collect());
+            let mut p = plan(
+                queue,
+                d.announcement.map(Item::prompt).into_iter().collect(),
+            );
             p.skill = (!skill.is_empty()).then(|| skill.to_string());
             p.expert_seats = expert_seats.to_vec();
             Some(p)
