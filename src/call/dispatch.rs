@@ -35,6 +35,11 @@ pub enum Input {
     Released {
         call: u64,
     },
+    /// A seat's registration changed (REGISTER); expiries are found by the
+    /// task's own look every second.
+    Registration {
+        seat: String,
+    },
     /// A seat paused or resumed from its phone (feature codes) or, later,
     /// the API.
     Pause {
@@ -182,6 +187,9 @@ impl Driver {
             let deadline = self.acd.deadline().map_or(next_tick, |d| d.min(next_tick));
             tokio::select! {
                 input = rx.recv() => match input {
+                    Some(Input::Registration { seat }) => {
+                        self.sync_seat(&registrar, seat, Instant::now());
+                    }
                     Some(input) => {
                         let actions = self.input(input, Instant::now());
                         self.apply(actions);
@@ -253,6 +261,7 @@ impl Driver {
             Input::Resume { seat } => self.acd.resume(&seat, now),
             Input::SeatBusy { seat, call } => self.acd.seat_busy(&seat, id(call), now),
             Input::SeatFree { seat, call } => self.acd.seat_free(&seat, id(call), now),
+            Input::Registration { .. } => Vec::new(),
         }
     }
 
@@ -422,21 +431,28 @@ impl Driver {
     fn sync_seats(&mut self, registrar: &Registrar, now: Instant) {
         let seats: Vec<String> = self.acd.seats().map(|(id, _)| id.to_string()).collect();
         for seat in seats {
-            let registered = registrar.is_registered(&seat, now);
-            let known = self.logged_in.contains(&seat);
-            let actions = match (registered, known) {
-                (true, false) => {
-                    self.logged_in.insert(seat.clone());
-                    self.acd.seat_login(&seat, now)
-                }
-                (false, true) => {
-                    self.logged_in.remove(&seat);
-                    self.acd.seat_logout(&seat, now)
-                }
-                _ => continue,
-            };
-            self.apply(actions);
+            self.sync_seat(registrar, seat, now);
         }
+    }
+
+    /// Logs a seat in or out of the ACD as its registration says.
+    fn sync_seat(&mut self, registrar: &Registrar, seat: String, now: Instant) {
+        let registered = registrar.is_registered(&seat, now);
+        let known = self.logged_in.contains(&seat);
+        let actions = match (registered, known) {
+            (true, false) => {
+                let actions = self.acd.seat_login(&seat, now);
+                self.logged_in.insert(seat);
+                actions
+            }
+            (false, true) => {
+                let actions = self.acd.seat_logout(&seat, now);
+                self.logged_in.remove(&seat);
+                actions
+            }
+            _ => return,
+        };
+        self.apply(actions);
     }
 }
 

@@ -967,6 +967,10 @@ impl Engine {
                 for (uri, left) in bindings {
                     resp.push(Name::Contact, format!("<{uri}>;expires={left}"));
                 }
+                // The ACD learns of it before anyone can see the gauge move.
+                self.dispatch.send(AcdInput::Registration {
+                    seat: seat.to_string(),
+                });
                 self.metrics
                     .registered_seats
                     .set(self.registrar.registered_count(now) as i64);
