@@ -15,15 +15,23 @@
 //! seat order in the configuration, then to join order.
 //!
 //! # Pieces
+//! This file holds the interface: the types, and the inputs as methods.
+//! The machinery behind them sits with its concept, as `impl Acd` blocks:
 //! - [`config`]: queues, seats, strategies, overflow targets;
 //! - `queue.rs`: callers in order of original arrival, the tiers of seats
-//!   (expert → skill → widened) and the indexes that find a caller for a
-//!   free seat;
-//! - `seat.rs`: seat states carrying their timers;
-//! - `strategy.rs`: longest idle, round robin, fewest calls, ring all, and
-//!   the free-seat index;
+//!   (expert → skill → widened), the indexes that find a caller for a free
+//!   seat; callers entering, overflowing, abandoning;
+//! - `seat.rs`: seat states carrying their timers; the one place a seat
+//!   changes state, missed offers and autopause, the end of calls;
+//! - `strategy.rs`: longest idle, round robin, fewest calls, ring all over
+//!   the free-seat index; making offers;
 //! - [`estimate`]: average handle time and the estimated wait;
 //! - [`announce`]: position and wait as prompts, Mandarin numerals.
+//!
+//! Derived state (indexes, seat counts, the timer set) is kept in step by
+//! each transition and can be rebuilt from the seats and callers alone
+//! (`rebuild`, which a reload uses and the tests compare against after
+//! every input).
 //!
 //! # Dispatch
 //! Two decisions, both O(log) in the callers waiting: a seat becoming free
