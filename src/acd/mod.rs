@@ -15,15 +15,23 @@
 //! seat order in the configuration, then to join order.
 //!
 //! # Pieces
+//! This file holds the interface: the types, and the inputs as methods.
+//! The machinery behind them sits with its concept, as `impl Acd` blocks:
 //! - [`config`]: queues, seats, strategies, overflow targets;
 //! - `queue.rs`: callers in order of original arrival, the tiers of seats
-//!   (expert → skill → widened) and the indexes that find a caller for a
-//!   free seat;
-//! - `seat.rs`: seat states carrying their timers;
-//! - `strategy.rs`: longest idle, round robin, fewest calls, ring all, and
-//!   the free-seat index;
+//!   (expert → skill → widened), the indexes that find a caller for a free
+//!   seat; callers entering, overflowing, abandoning;
+//! - `seat.rs`: seat states carrying their timers; the one place a seat
+//!   changes state, missed offers and autopause, the end of calls;
+//! - `strategy.rs`: longest idle, round robin, fewest calls, ring all over
+//!   the free-seat index; making offers;
 //! - [`estimate`]: average handle time and the estimated wait;
 //! - [`announce`]: position and wait as prompts, Mandarin numerals.
+//!
+//! Derived state (indexes, seat counts, the timer set) is kept in step by
+//! each transition and can be rebuilt from the seats and callers alone
+//! (`rebuild`, which a reload uses and the tests compare against after
+//! every input).
 //!
 //! # Dispatch
 //! Two decisions, both O(log) in the callers waiting: a seat becoming free
@@ -225,6 +233,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, e.g. to register a metric's labels up front.
+    pub const ALL: [EventKind; 12] = [
+        EventKind::EnterQueue,
+        EventKind::Connect,
+        EventKind::Abandon,
+        EventKind::ExitWithKey,
+        EventKind::ExitWithTimeout,
+        EventKind::ExitEmpty,
+        EventKind::RingNoAnswer,
+        EventKind::CompleteCaller,
+        EventKind::CompleteAgent,
+        EventKind::Pause,
+        EventKind::Unpause,
+        EventKind::Full,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::EnterQueue => "ENTERQUEUE",
@@ -1089,18 +1113,10 @@ fn reschedule(
 mod tests {
     use super::test_util::*;
 
-    fn one_seat() -> Run {
-        Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ))
-    }
-
     #[test]
     fn a_caller_joining_with_the_seats_busy_is_told_position_and_wait() {
         let mut r = one_seat();
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         r.join(1, "main");
         let out = r.join(2, "main");
         assert_eq!(kinds(&out), ["ENTERQUEUE"]);
@@ -1132,8 +1148,7 @@ mod tests {
     #[test]
     fn the_announcement_sequence_repeats_the_position_only_when_it_changed() {
         let mut r = one_seat();
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         for c in 1..=3 {
             r.join(c, "main");
         }
@@ -1249,10 +1264,7 @@ mod tests {
 
     #[test]
     fn service_level_counts_answers_within_target() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.login("s2");
         r.join(1, "main");
@@ -1290,8 +1302,7 @@ mod tests {
     #[test]
     fn longest_wait_is_the_head_callers() {
         let mut r = one_seat();
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         r.at(3);
         r.join(1, "main");
         r.at(10);
@@ -1304,8 +1315,7 @@ mod tests {
     #[test]
     fn events_serialise_to_one_json_object_without_time() {
         let mut r = one_seat();
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         r.join(7, "main");
         r.at_ms(12_345);
         let [e] = events(&r.leave(7, Leave::Abandoned)).try_into().unwrap();
@@ -1320,23 +1330,7 @@ mod tests {
 
     #[test]
     fn event_names_are_asterisks() {
-        use EventKind::*;
-        let names: Vec<_> = [
-            EnterQueue,
-            Connect,
-            Abandon,
-            ExitWithKey,
-            ExitWithTimeout,
-            ExitEmpty,
-            RingNoAnswer,
-            CompleteCaller,
-            CompleteAgent,
-            Pause,
-            Unpause,
-            Full,
-        ]
-        .map(EventKind::as_str)
-        .into();
+        let names: Vec<_> = EventKind::ALL.map(EventKind::as_str).into();
         assert_eq!(
             names,
             [
@@ -1358,10 +1352,7 @@ mod tests {
 
     #[test]
     fn release_call_frees_whatever_the_call_holds() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.login("s2");
         // A connected call: its seat wraps up as after a hang-up.
@@ -1388,8 +1379,7 @@ mod tests {
     #[test]
     fn reconfigure_keeps_every_caller_in_its_place() {
         let mut r = one_seat();
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         for c in 1..=4 {
             r.at(c);
             r.join(c, "main");
@@ -1431,10 +1421,7 @@ mod tests {
             vec![queue("main", "general"), queue("tax", "tax")],
             vec![seat("s1", &["general"]), seat("s2", &["tax"])],
         ));
-        r.login("s1");
-        r.login("s2");
-        r.busy("s1", 900);
-        r.busy("s2", 901);
+        r.occupy(&["s1", "s2"]);
         r.join(1, "tax");
         r.at(5);
         r.join(2, "main");
@@ -1479,10 +1466,7 @@ mod tests {
 
     #[test]
     fn a_removed_seat_finishes_its_call_then_is_gone() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.join(1, "main");
         r.answer(1, "s1");
@@ -1525,6 +1509,34 @@ mod tests {
         r.reconfigure(cfg);
         let out = r.answer(1, "s1");
         assert_eq!(connected(&out), [(1, "s1".to_string())]);
+    }
+
+    #[test]
+    fn a_zero_ring_rings_until_the_seat_answers_or_fails() {
+        let mut q = queue("main", "general");
+        q.ring = Duration::ZERO;
+        let mut r = Run::new(config(vec![q], vec![seat("s1", &["general"])]));
+        r.login("s1");
+        r.join(1, "main");
+        assert!(retracts(&r.at_run(3600)).is_empty());
+        assert_eq!(
+            r.acd.seat_state("s1"),
+            Some(SeatState::Ringing { call: CallId(1) })
+        );
+    }
+
+    #[test]
+    fn a_zero_max_wait_overflows_at_once_and_zero_announce_every_announces_once() {
+        let mut q = queue("main", "general");
+        q.announce_every = Duration::ZERO;
+        let mut r = Run::new(config(vec![q.clone()], vec![seat("s1", &["general"])]));
+        r.occupy(&["s1"]);
+        assert_eq!(announces(&r.join(1, "main")).len(), 1);
+        assert!(announces(&r.at_run(3600)).is_empty());
+        q.max_wait = Some(Duration::ZERO);
+        r.reconfigure(config(vec![q], vec![seat("s1", &["general"])]));
+        let out = r.join(2, "main");
+        assert_eq!(overflowed(&out), [(2, ExitReason::Timeout, Overflow::Busy)]);
     }
 
     #[test]

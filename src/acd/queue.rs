@@ -203,8 +203,10 @@ impl Waiting {
             .map(|(_, &call)| call)
     }
 
-    /// Callers ahead of `key` in queue `q`: O(log n) at the tail and the
-    /// head, O(ahead) in between (announcements only).
+    /// Callers ahead of `key` in queue `q`: O(log n) at the tail (a caller
+    /// joining), O(ahead) elsewhere, which is small near the head where
+    /// callers are connected. Announcements and abandons deep in a long
+    /// queue pay for the callers ahead; dispatch never asks.
     pub fn ahead(&self, q: usize, key: &Key) -> usize {
         let line = &self.lines[q];
         match (line.first_key_value(), line.last_key_value()) {
@@ -509,12 +511,8 @@ mod tests {
 
     #[test]
     fn callers_are_served_in_order_of_arrival() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
-        r.login("s1");
-        r.busy("s1", 900);
+        let mut r = one_seat();
+        r.occupy(&["s1"]);
         r.join(1, "main");
         r.at(1);
         r.join(2, "main");
@@ -544,8 +542,7 @@ mod tests {
             vec![queue("main", "general")],
             vec![e, seat("g", &["general"])],
         ));
-        r.login("g");
-        r.busy("g", 900);
+        r.occupy(&["g"]);
         r.join(1, "main");
         r.at(1);
         r.join_line(2, "main", "12348", Some("law"));
@@ -558,8 +555,7 @@ mod tests {
         let mut r = legal();
         r.login("g");
         r.login("law");
-        r.login("e");
-        r.busy("e", 900);
+        r.occupy(&["e"]);
         r.busy("law", 901);
         // At 0 s only the expert may take the caller: it is busy.
         assert!(offers(&r.join_line(1, "main", "12348", Some("law"))).is_empty());
@@ -574,8 +570,7 @@ mod tests {
     #[test]
     fn after_widen_after_any_seat_of_the_queue_and_the_caller_keeps_its_place() {
         let mut r = legal();
-        r.login("g");
-        r.busy("g", 900);
+        r.occupy(&["g"]);
         r.join_line(1, "main", "12348", Some("law"));
         r.at(1);
         r.join(2, "main");
@@ -604,12 +599,8 @@ mod tests {
 
     #[test]
     fn a_returning_caller_keeps_its_original_arrival() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
-        r.login("s1");
-        r.busy("s1", 900);
+        let mut r = one_seat();
+        r.occupy(&["s1"]);
         r.join(1, "main");
         r.at(10);
         r.join(2, "main");
@@ -623,10 +614,7 @@ mod tests {
 
     #[test]
     fn a_caller_not_answered_keeps_its_place_ahead_of_later_ones() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.join(1, "main");
         r.at(1);
@@ -643,12 +631,8 @@ mod tests {
 
     #[test]
     fn abandon_is_logged_with_its_wait_and_position() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
-        r.login("s1");
-        r.busy("s1", 900);
+        let mut r = one_seat();
+        r.occupy(&["s1"]);
         r.join(1, "main");
         r.join(2, "main");
         r.at(40);
@@ -670,12 +654,8 @@ mod tests {
 
     #[test]
     fn a_short_abandon_is_counted_apart() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
-        r.login("s1");
-        r.busy("s1", 900);
+        let mut r = one_seat();
+        r.occupy(&["s1"]);
         r.join(1, "main");
         r.at_ms(4_999);
         let out = r.leave(1, Leave::Abandoned);
@@ -692,10 +672,7 @@ mod tests {
 
     #[test]
     fn abandoning_while_offered_retracts_the_offer_and_frees_the_seat() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.join(2, "main");
@@ -711,8 +688,7 @@ mod tests {
         let mut q = queue("main", "general");
         q.max_wait = Some(secs(300));
         let mut r = Run::new(config(vec![q], vec![seat("s1", &["general"])]));
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         r.join(1, "main");
         let out = r.at_run(300);
         assert_eq!(overflowed(&out), [(1, ExitReason::Timeout, Overflow::Busy)]);
@@ -763,8 +739,7 @@ mod tests {
         assert_eq!(kinds(&out), ["EXITEMPTY"]);
         // The expert alone logged in is enough for a 12348 caller, not for
         // a general one.
-        r.login("e");
-        r.busy("e", 900);
+        r.occupy(&["e"]);
         assert!(overflowed(&r.join_line(3, "main", "12348", Some("law"))).is_empty());
         assert_eq!(overflowed(&r.join(4, "main")).len(), 1);
     }
@@ -778,8 +753,7 @@ mod tests {
             vec![q, queue("callback", "general")],
             vec![seat("s1", &["general"])],
         ));
-        r.login("s1");
-        r.busy("s1", 900);
+        r.occupy(&["s1"]);
         r.join(1, "main");
         r.at(7);
         assert!(r.key(1, '5').is_empty(), "other digits do nothing");
@@ -806,10 +780,7 @@ mod tests {
             vec![a, queue("b", "backup")],
             vec![seat("s1", &["general"]), seat("s2", &["backup"])],
         ));
-        r.login("s1");
-        r.login("s2");
-        r.busy("s1", 900);
-        r.busy("s2", 901);
+        r.occupy(&["s1", "s2"]);
         r.join(1, "a");
         r.at(30);
         r.join(2, "b");
@@ -850,10 +821,7 @@ mod tests {
 
     #[test]
     fn a_join_to_an_unknown_queue_goes_to_the_main_queue() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         let out = r.join(1, "gone");
         assert_eq!(offers(&out), [(1, "s1".to_string())]);

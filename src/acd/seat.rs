@@ -437,10 +437,7 @@ mod tests {
 
     #[test]
     fn a_seat_is_logged_out_until_it_registers_then_available() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         assert_eq!(r.acd.seat_state("s1"), Some(SeatState::LoggedOut));
         assert!(r.login("s1").is_empty());
         assert_eq!(r.acd.seat_state("s1"), Some(SeatState::Available));
@@ -452,10 +449,7 @@ mod tests {
 
     #[test]
     fn wrap_up_follows_each_call_then_the_seat_takes_the_next_caller() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.join(2, "main");
@@ -486,10 +480,7 @@ mod tests {
 
     #[test]
     fn pause_and_resume_with_a_reason() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         let out = r.pause("s1", "lunch");
         assert_eq!(kinds(&out), ["PAUSE"]);
@@ -512,10 +503,7 @@ mod tests {
 
     #[test]
     fn a_pause_asked_during_a_call_takes_effect_when_it_ends() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.answer(1, "s1");
@@ -539,10 +527,7 @@ mod tests {
 
     #[test]
     fn a_pause_during_wrap_up_is_immediate_and_resume_cancels_a_pending_pause() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.answer(1, "s1");
@@ -562,10 +547,7 @@ mod tests {
 
     #[test]
     fn autopause_after_max_missed_offers_in_a_row() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         // Three ring timeouts of 20 s: each retracted and logged.
@@ -602,10 +584,7 @@ mod tests {
 
     #[test]
     fn an_answer_resets_the_missed_count() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.at_run(40); // two misses
@@ -636,10 +615,7 @@ mod tests {
 
     #[test]
     fn a_rejected_offer_goes_to_another_seat_and_counts_as_missed() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.at(1);
         r.login("s2");
@@ -653,10 +629,7 @@ mod tests {
 
     #[test]
     fn a_seat_that_fails_alone_is_offered_the_caller_again() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         let out = r.fail(1, "s1", OfferFailure::NoAnswer);
@@ -665,10 +638,7 @@ mod tests {
 
     #[test]
     fn logout_while_ringing_retracts_and_the_caller_keeps_waiting() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         let out = r.logout("s1");
@@ -681,10 +651,7 @@ mod tests {
 
     #[test]
     fn logout_during_a_call_takes_effect_when_it_ends() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         r.answer(1, "s1");
@@ -702,10 +669,7 @@ mod tests {
 
     #[test]
     fn a_call_the_acd_did_not_place_keeps_the_seat_from_offers() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         assert!(r.busy("s1", 900).is_empty());
         assert_eq!(
@@ -720,10 +684,7 @@ mod tests {
 
     #[test]
     fn seat_busy_while_ringing_retracts_the_offer() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"]), seat("s2", &["general"])],
-        ));
+        let mut r = seats(2);
         r.login("s1");
         r.at(1);
         r.login("s2");
@@ -735,10 +696,7 @@ mod tests {
 
     #[test]
     fn a_paused_seat_on_its_own_call_stays_paused_after_it() {
-        let mut r = Run::new(config(
-            vec![queue("main", "general")],
-            vec![seat("s1", &["general"])],
-        ));
+        let mut r = one_seat();
         r.login("s1");
         r.pause("s1", "admin");
         r.busy("s1", 900);

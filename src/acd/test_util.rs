@@ -29,6 +29,19 @@ pub(super) fn config(queues: Vec<QueueConfig>, seats: Vec<SeatConfig>) -> Config
     }
 }
 
+/// Queue `main` (skill `general`) and seats `s1`..=`sn` serving it, logged
+/// out.
+pub(super) fn seats(n: usize) -> Run {
+    let seats = (1..=n)
+        .map(|i| seat(&format!("s{i}"), &["general"]))
+        .collect();
+    Run::new(config(vec![queue("main", "general")], seats))
+}
+
+pub(super) fn one_seat() -> Run {
+    seats(1)
+}
+
 pub(super) struct Run {
     pub acd: Acd,
     pub config: Config,
@@ -200,6 +213,15 @@ impl Run {
         self.done(out)
     }
 
+    /// Logs these seats in and puts each on a call of its own (calls 900,
+    /// 901, …): callers wait until [`Run::free`].
+    pub fn occupy(&mut self, seats: &[&str]) {
+        for (i, s) in seats.iter().enumerate() {
+            self.login(s);
+            self.busy(s, 900 + i as u64);
+        }
+    }
+
     /// The configuration last given, to change and reload.
     pub fn acd_config(&self) -> Config {
         self.config.clone()
@@ -245,87 +267,76 @@ impl Acd {
     }
 }
 
+/// What `f` finds in each action, in order.
+fn pick<T>(out: &[Action], f: impl FnMut(&Action) -> Option<T>) -> Vec<T> {
+    out.iter().filter_map(f).collect()
+}
+
 pub(super) fn offers(out: &[Action]) -> Vec<(u64, String)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Offer { call, seat, .. } => Some((call.0, seat.clone())),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Offer { call, seat, .. } => Some((call.0, seat.clone())),
+        _ => None,
+    })
 }
 
 pub(super) fn retracts(out: &[Action]) -> Vec<(u64, String)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Retract { call, seat } => Some((call.0, seat.clone())),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Retract { call, seat } => Some((call.0, seat.clone())),
+        _ => None,
+    })
 }
 
 pub(super) fn connected(out: &[Action]) -> Vec<(u64, String)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Connected { call, seat } => Some((call.0, seat.clone())),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Connected { call, seat } => Some((call.0, seat.clone())),
+        _ => None,
+    })
 }
 
 /// `(call, position)` of each `Queued`.
 pub(super) fn queued(out: &[Action]) -> Vec<(u64, usize)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Queued { call, position, .. } => Some((call.0, *position)),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Queued { call, position, .. } => Some((call.0, *position)),
+        _ => None,
+    })
 }
 
 pub(super) fn overflowed(out: &[Action]) -> Vec<(u64, ExitReason, Overflow)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Overflowed { call, reason, to } => Some((call.0, *reason, to.clone())),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Overflowed { call, reason, to } => Some((call.0, *reason, to.clone())),
+        _ => None,
+    })
 }
 
 pub(super) fn moved(out: &[Action]) -> Vec<(u64, String, String)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Moved { call, from, to } => Some((call.0, from.clone(), to.clone())),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Moved { call, from, to } => Some((call.0, from.clone(), to.clone())),
+        _ => None,
+    })
 }
 
 /// Each `Announce` as its prompt names.
 pub(super) fn announces(out: &[Action]) -> Vec<(u64, Vec<String>)> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Announce { call, items } => Some((
-                call.0,
-                items
-                    .iter()
-                    .map(|i| match i {
-                        Item::Prompt(p) => p.clone(),
-                        other => panic!("not a prompt: {other:?}"),
-                    })
-                    .collect(),
-            )),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Announce { call, items } => Some((
+            call.0,
+            items
+                .iter()
+                .map(|i| match i {
+                    Item::Prompt(p) => p.clone(),
+                    other => panic!("not a prompt: {other:?}"),
+                })
+                .collect(),
+        )),
+        _ => None,
+    })
 }
 
 pub(super) fn events(out: &[Action]) -> Vec<Event> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Log(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
+    pick(out, |a| match a {
+        Action::Log(e) => Some(e.clone()),
+        _ => None,
+    })
 }
 
 pub(super) fn kinds(out: &[Action]) -> Vec<&'static str> {
