@@ -1269,10 +1269,12 @@ mod tests {
         r.login("s2");
         r.join(1, "main");
         r.join(2, "main");
-        r.at(20);
+        r.at(19);
         r.answer(1, "s1");
-        r.at_ms(20_001);
+        r.at_ms(19_500);
         r.fail(2, "s2", OfferFailure::Rejected);
+        // s2 rests 5 s, is offered caller 2 again and answers past 20 s.
+        r.at_run(25);
         r.answer(2, "s2");
         let calls = r.acd.queue_stats("main", r.now).unwrap().calls;
         assert_eq!((calls.answered, calls.answered_within_target), (2, 1));

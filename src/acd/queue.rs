@@ -619,14 +619,15 @@ mod tests {
         r.join(1, "main");
         r.at(1);
         r.join(2, "main");
-        r.at(20);
-        // s1 misses caller 1; s2 logs in at that moment: caller 1 first.
-        let out = r.at_run(20);
-        assert_eq!(offers(&out), [(1, "s1".to_string())]);
+        r.at(2);
+        // s1 refuses caller 1 and rests; s2 logs in meanwhile and takes
+        // caller 1, who came first; s1, rested, takes caller 2.
         let out = r.fail(1, "s1", OfferFailure::Rejected);
-        assert_eq!(offers(&out), [(1, "s1".to_string())]);
+        assert!(offers(&out).is_empty(), "s1 rests");
         let out = r.login("s2");
-        assert_eq!(offers(&out), [(2, "s2".to_string())]);
+        assert_eq!(offers(&out), [(1, "s2".to_string())]);
+        let out = r.at_run(7);
+        assert_eq!(offers(&out), [(2, "s1".to_string())], "s1 back after its rest");
     }
 
     #[test]

@@ -211,6 +211,10 @@ impl Seat {
     }
 }
 
+/// How long a seat that missed an offer rests before it is offered
+/// another call (shown as `wrap_up`).
+pub const MISSED_OFFER_REST: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Seats changing state.
 impl Acd {
     pub(super) fn seat_timer(&mut self, s: usize, now: Instant, out: &mut Vec<Action>) {
@@ -270,8 +274,19 @@ impl Acd {
             self.log_seat(EventKind::Pause, s, Some("no_answer"), now, out);
         }
         self.release_seat(s, now, true);
+        // A seat that did not take an offer rests a moment before the
+        // next (Asterisk's `retry`): its phone may be busy with a call of
+        // its own, and ringing it again at once would hammer it while the
+        // caller could be offered elsewhere.
+        if self.seats[s].is_available() {
+            self.set_seat(
+                s,
+                State::WrapUp {
+                    until: now + MISSED_OFFER_REST,
+                },
+            );
+        }
         self.offer_gone(s, call, now, out);
-        self.dispatch_seat(s, now, out);
     }
 
     /// Seat `s` no longer rings for `call` (its state has moved on): the
@@ -550,12 +565,17 @@ mod tests {
         let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
-        // Three ring timeouts of 20 s: each retracted and logged.
+        // Three ring timeouts of 20 s, each retracted and logged; after
+        // each the seat rests 5 s and is offered the caller again.
+        let rest = MISSED_OFFER_REST.as_secs();
         for miss in 1..=3u64 {
-            let out = r.at_run(20 * miss);
+            let missed_at = 20 * miss + rest * (miss - 1);
+            let out = r.at_run(missed_at);
             assert_eq!(retracts(&out), [(1, "s1".to_string())], "miss {miss}");
             assert!(kinds(&out).contains(&"RINGNOANSWER"));
             if miss < 3 {
+                assert!(offers(&out).is_empty(), "resting");
+                let out = r.at_run(missed_at + rest);
                 assert_eq!(offers(&out), [(1, "s1".to_string())], "back in the pool");
             } else {
                 assert!(offers(&out).is_empty());
@@ -575,7 +595,7 @@ mod tests {
         r.at(100);
         r.resume("s1");
         r.at_run(120);
-        r.at_run(140);
+        r.at_run(150);
         assert_eq!(
             r.acd.seat_state("s1"),
             Some(SeatState::Ringing { call: CallId(1) })
@@ -628,11 +648,16 @@ mod tests {
     }
 
     #[test]
-    fn a_seat_that_fails_alone_is_offered_the_caller_again() {
+    fn a_seat_that_fails_alone_is_offered_the_caller_again_after_a_rest() {
         let mut r = one_seat();
         r.login("s1");
         r.join(1, "main");
         let out = r.fail(1, "s1", OfferFailure::NoAnswer);
+        assert!(offers(&out).is_empty(), "not rung again at once");
+        assert_eq!(r.acd.seat_state("s1"), Some(SeatState::WrapUp));
+        let out = r.at_run(MISSED_OFFER_REST.as_secs() - 1);
+        assert!(offers(&out).is_empty());
+        let out = r.at_run(MISSED_OFFER_REST.as_secs());
         assert_eq!(offers(&out), [(1, "s1".to_string())]);
     }
 

@@ -1028,7 +1028,20 @@ impl Call {
     /// What the ACD says to a waiting call.
     pub fn on_acd(&mut self, cmd: FromAcd, registrar: &Registrar, now: Instant) -> Vec<Output> {
         match cmd {
-            FromAcd::Offer { seat, .. } => self.offer(seat, registrar, now),
+            FromAcd::Offer { seat, .. } => {
+                // Offered a seat at once (no announcement of a place): the
+                // caller hears the intro and music while it rings.
+                if let Some(intro) = self.intro.take()
+                    && self.answered_by_us
+                {
+                    self.out.push(Output::Prompt {
+                        leg: 0,
+                        items: intro,
+                        hold: true,
+                    });
+                }
+                self.offer(seat, registrar, now)
+            }
             FromAcd::Retract { seat } => {
                 if let Some(i) = self.offers.iter().position(|(_, s)| *s == seat) {
                     let (leg, _) = self.offers.remove(i);
