@@ -627,7 +627,11 @@ mod tests {
         let out = r.login("s2");
         assert_eq!(offers(&out), [(1, "s2".to_string())]);
         let out = r.at_run(7);
-        assert_eq!(offers(&out), [(2, "s1".to_string())], "s1 back after its rest");
+        assert_eq!(
+            offers(&out),
+            [(2, "s1".to_string())],
+            "s1 back after its rest"
+        );
     }
 
     #[test]

@@ -1124,7 +1124,13 @@ impl Call {
     /// Rings a seat the ACD offers; one not registered now is refused at
     /// once.
     fn offer(&mut self, seat: String, registrar: &Registrar, now: Instant) {
-        let binding = registrar.lookup(&seat, now).into_iter().next();
+        // The registrar's reservation keeps a seat rung for a queue from
+        // being rung by a seat-to-seat call at the same time, and back.
+        let binding = registrar
+            .lookup(&seat, now)
+            .into_iter()
+            .next()
+            .filter(|_| self.phase == Phase::Queued && registrar.try_reserve(&seat, self.id));
         let (Phase::Queued, Some(binding)) = (self.phase, binding) else {
             self.out.push(Output::Acd(ToAcd::OfferFailed {
                 seat,

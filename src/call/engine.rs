@@ -547,8 +547,16 @@ impl Engine {
             self.deliver(&existing, msg, peer);
             return;
         }
+        // A seat on a call of its own is not offered queue calls meanwhile.
+        if let Some(seat) = &seat {
+            self.dispatch.send(AcdInput::SeatBusy {
+                seat: seat.clone(),
+                call: id,
+            });
+        }
         let start = CallStart {
             id,
+            own_seat: seat,
             settings,
             invite: msg,
             peer,
@@ -635,6 +643,7 @@ impl Engine {
     ) {
         let CallStart {
             id,
+            own_seat,
             mut settings,
             invite,
             peer,
@@ -686,6 +695,7 @@ impl Engine {
         let mut guard = CallGuard {
             engine: &self,
             call: id,
+            own_seat,
             bound: vec![a_call_id],
             counted: false,
         };
@@ -1293,6 +1303,7 @@ impl Sink for Engine {
 struct CallGuard<'e> {
     engine: &'e Engine,
     call: u64,
+    own_seat: Option<String>,
     bound: Vec<String>,
     counted: bool,
 }
@@ -1300,6 +1311,12 @@ struct CallGuard<'e> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.engine.registrar.release_call(self.call);
+        if let Some(seat) = self.own_seat.take() {
+            self.engine.dispatch.send(AcdInput::SeatFree {
+                seat,
+                call: self.call,
+            });
+        }
         self.engine
             .dispatch
             .send(AcdInput::Released { call: self.call });
@@ -1315,6 +1332,8 @@ impl Drop for CallGuard<'_> {
 /// What a call's task needs to start the call.
 struct CallStart {
     id: u64,
+    /// The seat that placed the call, if a seat did.
+    own_seat: Option<String>,
     settings: Settings,
     invite: Message,
     peer: Peer,
