@@ -7,8 +7,8 @@
 //! |---|---|
 //! | [`config`] | `routing.toml`: schema, validation with file/line errors, the shared table and its atomic reload |
 //! | [`routing`] | the pure decision: (dialed number, caller, instant, table) → where the call goes; number normalisation; working-day calendar |
-//! | [`sip`] | SIP, sans-I/O: the message facade (parser behind it), RFC 3261 transactions, digest authentication; and the UDP/TCP transport driver |
-//! | [`call`] | the routing loop (datagram → call task by Call-ID), the B2BUA call machine joining the caller's leg to a seat or trunk, the seat registrar, trunk health (OPTIONS probes, ICMP) |
+//! | [`sip`] | SIP, sans-I/O: the message facade (parser behind it), dialogs, RFC 3261 transactions, digest authentication; and the UDP/TCP transport driver |
+//! | [`call`] | a call of many legs: the leg machine (one dialog each: the caller's, every seat or trunk tried), the call that joins them and decides, hunting, what a waiting call and the ACD tell each other; the ACD's task; the routing loop (datagram → call task by Call-ID); the seat registrar; trunk health (OPTIONS probes, ICMP) |
 //! | [`acd`] | the queues, pure: waiting callers by arrival, seats and their states, strategies, skill tiers, estimated wait, position announcements, queue_log events |
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
@@ -16,9 +16,9 @@
 //! | [`log_limit`] | log lines an attacker can cause: rate-limited per kind and source; accept loops that back off |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
-//! Still to come, each as its own module beside these: the ACD on the wire
-//! (calls waiting in `acd`'s queues, leader sessions) and `tickets` (the
-//! crash-safe callback store).
+//! Still to come, each as its own module beside these: `tickets` (the
+//! crash-safe callback store, with the leader session's wait-or-ticket
+//! choice).
 
 pub mod acd;
 pub mod admin;

@@ -51,6 +51,8 @@ pub struct Settings {
     /// Seats come from this ACD queue: at once when there are no targets,
     /// or once the targets (a sub-centre's trunks) have all failed.
     pub queue: Option<QueuePlan>,
+    /// Answer, play these prompts and hang up (a seat's feature code).
+    pub announce: Option<Vec<Item>>,
 }
 
 /// Where the call's media is anchored, and what the caller hears while
@@ -244,6 +246,8 @@ pub struct Call {
     /// Hang up once the prompt playing ends (leaving a queue); by then at
     /// the latest.
     leave_at: Option<Instant>,
+    /// How a call we hang up that way counts.
+    leave_outcome: Outcome,
     started: Instant,
     max_ring_at: Instant,
     answered_at: Option<Instant>,
@@ -304,6 +308,7 @@ impl Call {
             answered_by_us: false,
             intro: None,
             leave_at: None,
+            leave_outcome: Outcome::Unavailable,
             started: now,
             max_ring_at: now + settings.max_ring,
             answered_at: None,
@@ -319,6 +324,11 @@ impl Call {
         call.respond_caller(100, "Trying", None, now);
         if let Err((code, reason)) = call.anchor_media() {
             call.fail_caller(Rejection::new(code, reason, Outcome::Failed), now);
+            let out = call.finish_input(registrar, now);
+            return (call, out);
+        }
+        if let Some(items) = call.settings.announce.take() {
+            call.announce_and_hang_up(items, now);
             let out = call.finish_input(registrar, now);
             return (call, out);
         }
@@ -1118,7 +1128,31 @@ impl Call {
     fn leave_queue(&mut self, now: Instant) {
         self.cancel_offers(now);
         self.caller().hang_up(now);
-        self.end(Outcome::Unavailable);
+        self.end(self.leave_outcome);
+    }
+
+    /// Answers, plays `items` and hangs up when they end (a seat's feature
+    /// code: "you are paused"). Without anchored media there is nothing to
+    /// play: the answer is a final response saying what was done.
+    fn announce_and_hang_up(&mut self, items: Vec<Item>, now: Instant) {
+        if self.media.is_none() {
+            self.fail_caller(
+                Rejection::new(480, "Temporarily Unavailable (done)", Outcome::Completed),
+                now,
+            );
+            return;
+        }
+        self.respond_caller(200, "OK", None, now);
+        self.answered_by_us = true;
+        self.answered_at = Some(now);
+        self.phase = Phase::Queued;
+        self.leave_outcome = Outcome::Completed;
+        self.out.push(Output::Prompt {
+            leg: 0,
+            items,
+            hold: false,
+        });
+        self.leave_at = Some(now + Duration::from_secs(30));
     }
 
     /// Rings a seat the ACD offers; one not registered now is refused at

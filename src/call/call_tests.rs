@@ -64,6 +64,7 @@ fn settings() -> Settings {
         retry_after: None,
         media: None,
         queue: None,
+        announce: None,
     }
 }
 
@@ -2711,4 +2712,29 @@ fn a_request_on_a_leg_moved_on_from_is_refused_and_reaches_no_one_else() {
     let refused = one(sent.iter().collect(), "one answer");
     assert_eq!(refused.peer, seat_peer(1));
     assert!(refused.is_code(481), "{}", text(&refused.msg));
+}
+
+#[test]
+fn a_feature_code_call_is_answered_hears_its_prompt_and_is_hung_up() {
+    let t0 = Instant::now();
+    let mut s = anchored(false);
+    s.announce = Some(vec![Item::prompt("seat_paused")]);
+    let (mut run, out) = Run::start(Registrar::new(), t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200 to the seat").msg.clone();
+    assert!(
+        run.media
+            .last()
+            .unwrap()
+            .starts_with("Prompt 0 [Prompt(\"seat_paused\")] hold=false")
+    );
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    let out = run.call.on_prompt_done(0, &run.reg, run.now);
+    let sent = run.take(out, run.now);
+    one(requests(&sent, Method::Bye), "BYE once the prompt ends");
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    assert!(
+        run.acd.is_empty(),
+        "nothing for the ACD from the call itself"
+    );
 }

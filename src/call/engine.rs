@@ -465,10 +465,40 @@ impl Engine {
             .or_else(|| msg.to().and_then(|t| uri_number(t.uri)))
             .unwrap_or_default();
         let caller = msg.from().and_then(|f| uri_number(f.uri));
+        // A seat's feature codes (*51 pause, *50 resume): the ACD is told,
+        // the seat hears it is done.
+        let feature = seat.as_ref().and_then(|seat| {
+            let (input, prompt) = if dialed == table.acd.pause_code {
+                let reason = "phone".to_string();
+                (
+                    AcdInput::Pause {
+                        seat: seat.clone(),
+                        reason,
+                    },
+                    "seat_paused",
+                )
+            } else if dialed == table.acd.resume_code {
+                (AcdInput::Resume { seat: seat.clone() }, "seat_resumed")
+            } else {
+                return None;
+            };
+            Some((input, prompt))
+        });
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
         let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
-        let (targets, no_target, queue) = if seat.is_some()
+        let mut announce = None;
+        let (targets, no_target, queue) = if let Some((input, prompt)) = feature {
+            tracing::info!(seat = seat.as_deref().unwrap_or("-"), code = %dialed, "feature code");
+            self.dispatch.send(input);
+            kind = Kind::Direct;
+            announce = Some(vec![Item::prompt(prompt)]);
+            (
+                Vec::new(),
+                Rejection::new(480, "Temporarily Unavailable", Outcome::Unavailable),
+                None,
+            )
+        } else if seat.is_some()
             && decision.kind == Kind::Reject
             && table.seats.iter().any(|s| s.id == dialed)
         {
@@ -529,6 +559,7 @@ impl Engine {
             retry_after: (kind == Kind::Emergency).then_some(table.sip.emergency_retry_after),
             media: None,
             queue,
+            announce,
         };
         drop(table);
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
