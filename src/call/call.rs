@@ -684,6 +684,14 @@ impl Call {
         self.legs.iter_mut().find(|l| l.id == id)
     }
 
+    /// The IP a leg's SIP comes from (its RTP may come from there too).
+    fn leg_ip(&self, id: LegId) -> Option<IpAddr> {
+        self.legs
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.peer.addr.ip())
+    }
+
     fn current_leg(&self) -> Option<&Leg> {
         let id = self.current?;
         self.legs.iter().find(|l| l.id == id)
@@ -1508,12 +1516,7 @@ impl Call {
     /// The far end answered: its SDP says where stream 1 goes; the prompt
     /// stops and the two legs are bridged.
     fn connect_media(&mut self, leg: LegId, answer: &Message) {
-        let Some(peer_ip) = self
-            .legs
-            .iter()
-            .find(|l| l.id == leg)
-            .map(|l| l.peer.addr.ip())
-        else {
+        let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
         let Some(m) = &mut self.media else { return };
@@ -1542,12 +1545,7 @@ impl Call {
     /// answered from our port for that leg, without disturbing the other.
     fn answer_reoffer(&mut self, leg: LegId, tx: u32, msg: &Message, now: Instant) {
         let s = slot(leg);
-        let Some(peer_ip) = self
-            .legs
-            .iter()
-            .find(|l| l.id == leg)
-            .map(|l| l.peer.addr.ip())
-        else {
+        let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
         let Some(m) = &mut self.media else { return };
@@ -1635,12 +1633,7 @@ impl Call {
     fn on_ack(&mut self, leg: LegId, msg: &Message) {
         let s = slot(leg);
         let cseq = msg.cseq().map(|c| c.0);
-        let Some(peer_ip) = self
-            .legs
-            .iter()
-            .find(|l| l.id == leg)
-            .map(|l| l.peer.addr.ip())
-        else {
+        let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
         if let Some(m) = &mut self.media

@@ -854,6 +854,16 @@ mod tests {
             .collect()
     }
 
+    /// The shipped welcome prompt, as a playlist.
+    fn welcome() -> crate::media::prompt::Playlist {
+        let lib = crate::media::prompt::PromptLibrary::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
+        )
+        .unwrap();
+        crate::media::prompt::Playlist::new(&lib, [crate::media::prompt::Item::prompt("welcome")])
+            .unwrap()
+    }
+
     async fn recv_frames(sock: &UdpSocket, count: usize) -> Vec<i16> {
         let mut pcm = Vec::new();
         let mut buf = [0u8; 2048];
@@ -1221,18 +1231,9 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         // Still alive: a prompt played to the leg arrives.
-        let lib = crate::media::prompt::PromptLibrary::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
-        )
-        .unwrap();
-        let playlist = crate::media::prompt::Playlist::new(
-            &lib,
-            [crate::media::prompt::Item::prompt("welcome")],
-        )
-        .unwrap();
         session.send(Command::Play {
             leg: 0,
-            playlist: Box::new(playlist),
+            playlist: Box::new(welcome()),
         });
         assert!(!recv_frames(&caller, 3).await.is_empty());
     }
@@ -1264,18 +1265,9 @@ mod tests {
                 allowed: Vec::new(),
             });
         }
-        let lib = crate::media::prompt::PromptLibrary::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts"),
-        )
-        .unwrap();
-        let playlist = crate::media::prompt::Playlist::new(
-            &lib,
-            [crate::media::prompt::Item::prompt("welcome")],
-        )
-        .unwrap();
         session.send(Command::Play {
             leg: 0,
-            playlist: Box::new(playlist),
+            playlist: Box::new(welcome()),
         });
         assert!(
             !recv_frames(&caller, 3).await.is_empty(),
