@@ -246,8 +246,10 @@ pub struct Call {
     /// Hang up once the prompt playing ends (leaving a queue); by then at
     /// the latest.
     leave_at: Option<Instant>,
-    /// How a call we hang up that way counts.
+    /// How a call we hang up that way counts, and why (for the BYE's
+    /// `Reason`).
     leave_outcome: Outcome,
+    leave_reason: Option<(u16, String)>,
     started: Instant,
     max_ring_at: Instant,
     answered_at: Option<Instant>,
@@ -309,6 +311,7 @@ impl Call {
             intro: None,
             leave_at: None,
             leave_outcome: Outcome::Unavailable,
+            leave_reason: None,
             started: now,
             max_ring_at: now + settings.max_ring,
             answered_at: None,
@@ -1095,6 +1098,7 @@ impl Call {
                         hold: false,
                     });
                     self.leave_at = Some(now + Duration::from_secs(60));
+                    self.leave_reason = Some((code, reason));
                 } else {
                     self.phase = Phase::Setup;
                     self.fail_caller(Rejection::new(code, reason, Outcome::Unavailable), now);
@@ -1135,7 +1139,16 @@ impl Call {
     /// Hangs up a caller we answered to wait.
     fn leave_queue(&mut self, now: Instant) {
         self.cancel_offers(now);
-        self.caller().hang_up(now);
+        let mut parts = Parts::default();
+        if let Some((code, reason)) = self.leave_reason.take() {
+            // RFC 3326: the carrier's records say why we hung up.
+            let text = reason.replace('"', "'");
+            parts = parts.header(
+                Name::Other("Reason".into()),
+                format!("SIP;cause={code};text=\"{text}\""),
+            );
+        }
+        self.caller().hang_up_with(parts, now);
         self.end(self.leave_outcome);
     }
 

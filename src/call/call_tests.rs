@@ -2511,7 +2511,12 @@ fn a_caller_the_queue_lets_go_hears_why_and_is_hung_up_when_the_prompt_ends() {
     );
     let out = run.call.on_prompt_done(0, &run.reg, run.now);
     let sent = run.take(out, run.now);
-    one(requests(&sent, Method::Bye), "BYE to the caller");
+    let bye = one(requests(&sent, Method::Bye), "BYE to the caller");
+    assert_eq!(
+        hv(&bye.msg, Name::Other("Reason".into())),
+        "SIP;cause=486;text=\"Busy Here (the queue is full)\"",
+        "RFC 3326: why we hung up"
+    );
     assert_eq!(run.call.outcome(), Some(Outcome::Unavailable));
     // The ACD let it go itself: it is not told again.
     assert!(!run.acd.contains(&ToAcd::Abandoned));

@@ -557,11 +557,17 @@ impl Leg {
 
     /// Hangs up an answered leg (BYE, §15).
     pub fn hang_up(&mut self, now: Instant) {
+        self.hang_up_with(Parts::default(), now);
+    }
+
+    /// Hangs up an answered leg with a BYE carrying `parts` (a `Reason`
+    /// header, RFC 3326, saying why we ended the call).
+    pub fn hang_up_with(&mut self, parts: Parts, now: Instant) {
         if self.state != LegState::Answered {
             return;
         }
         self.state = LegState::Ended;
-        self.send_own(Method::Bye, now);
+        self.send_own(Method::Bye, parts, now);
     }
 
     /// Sends a request in the dialog for the call (a relayed INFO, a
@@ -1157,16 +1163,17 @@ impl Leg {
     }
 
     /// A request of the leg's own in its dialog (BYE).
-    fn send_own(&mut self, method: Method, now: Instant) {
+    fn send_own(&mut self, method: Method, parts: Parts, now: Instant) {
         let n = self.dialog.next_cseq();
         let branch = new_branch(self.call, self.id.0);
-        let m = self.dialog.request(
+        let mut m = self.dialog.request(
             method.clone(),
             n,
             &self.local,
             self.peer.transport_name(),
             &branch,
         );
+        parts.apply(&mut m);
         self.push_own(method, m, branch, now);
     }
 
