@@ -565,14 +565,30 @@ impl Acd {
             let Some(&s) = acd.seat_ix.get(seat) else {
                 return;
             };
-            if acd.seats[s].ringing() != Some(call) {
+            // A late answer: the offer was withdrawn (it rang out, the seat
+            // logged out) as the phone picked up. The call has bridged it
+            // already, so while the caller still waits, the answer stands:
+            // a seat ringing for another caller gives that offer up, and a
+            // seat busy with a call of its own cannot take it.
+            let late = acd.seats[s].ringing() != Some(call);
+            let other = acd.seats[s].ringing().filter(|c| *c != call);
+            if late
+                && (!acd.callers.contains_key(&call)
+                    || matches!(acd.seats[s].state, State::OnCall { .. }))
+            {
                 out.push(Action::Retract {
                     call,
                     seat: seat.to_string(),
                 });
                 return;
             }
-            let (caller, ahead) = acd.detach(call).expect("a ringing seat's caller is queued");
+            if late && acd.seats[s].after == Some(After::Pause("no_answer".into())) {
+                // The agent is there after all: no autopause.
+                acd.seats[s].after = None;
+            }
+            let Some((caller, ahead)) = acd.detach(call) else {
+                return;
+            };
             let q = &mut acd.queues[caller.queue];
             let wait = now.saturating_duration_since(caller.arrival);
             q.calls.answered += 1;
@@ -609,6 +625,13 @@ impl Acd {
                 },
             );
             acd.hold(call, s);
+            if let Some(other) = other {
+                out.push(Action::Retract {
+                    call: other,
+                    seat: acd.seats[s].id.clone(),
+                });
+                acd.offer_gone(s, other, now, out);
+            }
             let losers: Vec<usize> = caller.offers.iter().copied().filter(|&o| o != s).collect();
             for &o in &losers {
                 out.push(Action::Retract {

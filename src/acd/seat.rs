@@ -647,6 +647,41 @@ mod tests {
         assert_eq!(r.acd.seats[0].missed, 1);
     }
 
+    /// The ring timer withdraws the offer as the phone picks up: the call
+    /// has bridged the seat already, so the answer stands and no ghost of
+    /// the caller is left waiting.
+    #[test]
+    fn an_answer_just_after_the_offer_was_withdrawn_still_connects() {
+        let mut r = one_seat();
+        r.login("s1");
+        r.join(1, "main");
+        r.join(2, "main");
+        let out = r.at_run(20);
+        assert_eq!(retracts(&out), [(1, "s1".to_string())]);
+        let out = r.answer(1, "s1");
+        assert!(retracts(&out).is_empty(), "{out:?}");
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Connected {
+                call: CallId(1),
+                ..
+            }
+        )));
+        assert_eq!(
+            r.acd.seat_state("s1"),
+            Some(SeatState::OnCall { call: CallId(1) })
+        );
+        assert_eq!(
+            r.acd.queue_stats("main", r.now).unwrap().waiting,
+            1,
+            "only caller 2 waits"
+        );
+        // A caller that is gone cannot be answered late.
+        r.leave(2, Leave::Abandoned);
+        let out = r.answer(2, "s1");
+        assert_eq!(retracts(&out), [(2, "s1".to_string())]);
+    }
+
     #[test]
     fn a_seat_that_fails_alone_is_offered_the_caller_again_after_a_rest() {
         let mut r = one_seat();

@@ -246,6 +246,8 @@ pub struct Call {
     /// Hang up once the prompt playing ends (leaving a queue); by then at
     /// the latest.
     leave_at: Option<Instant>,
+    /// The seat hung up (for the ACD: COMPLETEAGENT, not COMPLETECALLER).
+    seat_hung_up: bool,
     /// How a call we hang up that way counts, and why (for the BYE's
     /// `Reason`).
     leave_outcome: Outcome,
@@ -302,7 +304,12 @@ impl Call {
             legs: vec![caller],
             current: None,
             next_leg: 1,
-            hunt: Hunt::new(targets, settings.seat_ring, settings.max_ring),
+            hunt: Hunt::new(
+                targets,
+                settings.seat_ring,
+                settings.max_ring,
+                settings.queue.is_some(),
+            ),
             ring_deadline: None,
             relays: Vec::new(),
             offers: Vec::new(),
@@ -310,6 +317,7 @@ impl Call {
             answered_by_us: false,
             intro: None,
             leave_at: None,
+            seat_hung_up: false,
             leave_outcome: Outcome::Unavailable,
             leave_reason: None,
             started: now,
@@ -357,6 +365,12 @@ impl Call {
 
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
+    }
+
+    /// Whether the caller is (or was) put through to a seat or trunk; a
+    /// caller answered only to wait is not.
+    pub fn bridged(&self) -> bool {
+        self.current_leg().is_some_and(Leg::is_answered) || self.phase == Phase::Connected
     }
 
     /// Seconds from the INVITE to the answer, once answered.
@@ -485,14 +499,17 @@ impl Call {
                 tracing::info!(call = self.id, "max ring time reached");
                 self.cancel_current(now);
                 self.hunt.clear();
-                self.fail_caller(
-                    Rejection::new(
-                        480,
-                        "Temporarily Unavailable (no answer)",
-                        Outcome::NoAnswer,
-                    ),
-                    now,
-                );
+                // A sub-centre that rings unanswered: the 12345 queue.
+                if !self.join_queue(now) {
+                    self.fail_caller(
+                        Rejection::new(
+                            480,
+                            "Temporarily Unavailable (no answer)",
+                            Outcome::NoAnswer,
+                        ),
+                        now,
+                    );
+                }
             } else if self.ring_deadline.is_some_and(|r| now >= r) {
                 tracing::info!(
                     call = self.id,
@@ -500,7 +517,7 @@ impl Call {
                     "target did not answer in time; trying the next"
                 );
                 self.cancel_current(now);
-                if !self.try_next_target(registrar, now) {
+                if !self.try_next_target(registrar, now) && !self.join_queue(now) {
                     self.fail_caller(
                         Rejection::new(
                             480,
@@ -551,6 +568,13 @@ impl Call {
     /// (a rebooted SBC, a lost network). End the call so its seat and
     /// ports are freed.
     pub fn on_media_timeout(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if self.phase == Phase::Queued && self.answered_by_us {
+            tracing::info!(call = self.id, "media time-out while waiting; hanging up");
+            self.cancel_offers(now);
+            self.caller().hang_up(now);
+            let outcome = self.waiting_outcome();
+            self.end(outcome);
+        }
         if self.phase == Phase::Connected {
             tracing::info!(
                 call = self.id,
@@ -567,6 +591,7 @@ impl Call {
             Phase::Connected => self.hang_up_both(now),
             Phase::Queued if self.answered_by_us => self.leave_queue(now),
             Phase::Queued => {
+                self.cancel_offers(now);
                 self.phase = Phase::Setup;
                 self.fail_caller(
                     Rejection::new(
@@ -741,7 +766,10 @@ impl Call {
                     "caller gone while waiting; leaving the queue"
                 );
                 self.cancel_offers(now);
-                self.end(Outcome::Abandoned);
+                // §13.3.1.4: no ACK for our 2xx: the session ends with a BYE.
+                self.caller().hang_up(now);
+                let outcome = self.waiting_outcome();
+                self.end(outcome);
             }
             LegEvent::AckTimeout => {
                 // §13.3.1.4: no ACK for our 2xx: end the session.
@@ -749,14 +777,7 @@ impl Call {
                     call = self.id,
                     "caller never acknowledged the answer; ending"
                 );
-                if self.phase == Phase::Connected {
-                    if let Some(id) = self.current
-                        && let Some(l) = self.leg(id)
-                    {
-                        l.hang_up(now);
-                    }
-                    self.end(Outcome::Completed);
-                }
+                self.hang_up_both(now);
             }
             LegEvent::Unreachable => {
                 tracing::info!(call = self.id, "caller unreachable; ending the call");
@@ -780,10 +801,12 @@ impl Call {
             LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Queued => {
                 tracing::info!(call = self.id, "caller hung up while waiting");
                 self.cancel_offers(now);
-                self.end(Outcome::Abandoned);
+                let outcome = self.waiting_outcome();
+                self.end(outcome);
             }
             LegEvent::HungUp if leg == LegId::CALLER || is_current => {
                 if self.phase == Phase::Connected {
+                    self.seat_hung_up = leg != LegId::CALLER;
                     let other = if leg == LegId::CALLER {
                         self.current
                     } else {
@@ -963,7 +986,9 @@ impl Call {
         }
         if self.via_acd {
             match self.phase {
-                Phase::Connected => self.out.push(Output::Acd(ToAcd::Ended)),
+                Phase::Connected => self.out.push(Output::Acd(ToAcd::Ended {
+                    by_seat: self.seat_hung_up,
+                })),
                 Phase::Queued if outcome == Outcome::Abandoned => {
                     self.out.push(Output::Acd(ToAcd::Abandoned));
                 }
@@ -1032,6 +1057,8 @@ impl Call {
             if let Some(m) = &mut self.media {
                 m.early_playing = false;
             }
+            // A caller who loses coverage sends no BYE: its silence is.
+            self.out.push(Output::Media(MediaCommand::Watch { leg: 0 }));
         } else {
             self.respond_caller(180, "Ringing", None, now);
         }
@@ -1134,6 +1161,17 @@ impl Call {
             self.leave_queue(now);
         }
         self.finish_input(registrar, now)
+    }
+
+    /// How a waiting caller who goes away counts: an abandon, unless the
+    /// queue had already let it go (it hung up during the goodbye), or the
+    /// call was a feature code's.
+    fn waiting_outcome(&self) -> Outcome {
+        if self.leave_at.is_some() {
+            self.leave_outcome
+        } else {
+            Outcome::Abandoned
+        }
     }
 
     /// Hangs up a caller we answered to wait.
@@ -1424,7 +1462,20 @@ impl Call {
         }
         if self.phase == Phase::Queued && leg == LegId::CALLER {
             // Waiting: a re-INVITE or UPDATE (hold, a session refresh) is
-            // answered here; a key is for the ACD; anything else waits.
+            // answered here, and an OPTIONS (a keep-alive); a key is for
+            // the ACD; anything else waits.
+            if method == Method::Options {
+                if let Some(l) = self.leg(leg) {
+                    l.reply(
+                        tx,
+                        200,
+                        "OK",
+                        Parts::default().header(Name::Allow, ALLOW),
+                        now,
+                    );
+                }
+                return;
+            }
             if self.media.is_some() && (method == Method::Invite || method == Method::Update) {
                 self.answer_reoffer(leg, tx, &msg, now);
                 return;

@@ -2397,7 +2397,7 @@ fn a_queued_caller_is_answered_hears_its_place_and_is_bridged_to_the_seat_the_ac
         ),
         "BYE to the caller",
     );
-    assert_eq!(run.acd.last(), Some(&ToAcd::Ended));
+    assert_eq!(run.acd.last(), Some(&ToAcd::Ended { by_seat: true }));
     assert_eq!(run.call.outcome(), Some(Outcome::Completed));
 }
 
@@ -2742,4 +2742,93 @@ fn a_feature_code_call_is_answered_hears_its_prompt_and_is_hung_up() {
         run.acd.is_empty(),
         "nothing for the ACD from the call itself"
     );
+}
+
+// ── Waiting: the ways out, pinned ────────────────────────────────────────
+
+#[test]
+fn a_waiting_caller_that_never_acks_our_answer_gets_a_bye() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut s = anchored(false);
+    s.queue = Some(plan("general", vec![]));
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    run.take(out, t0);
+    // No ACK: the 200 is retransmitted until Timer H (64·T1), then BYE.
+    let sent = run.advance(secs(33));
+    let byes = requests(&sent, Method::Bye);
+    assert!(!byes.is_empty(), "BYE to the caller (§13.3.1.4)");
+    assert!(
+        byes.iter().all(|b| branch(&b.msg) == branch(&byes[0].msg)),
+        "one BYE, retransmitted"
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Abandoned));
+    assert_eq!(run.acd.last(), Some(&ToAcd::Abandoned));
+}
+
+#[test]
+fn a_sub_centre_that_rings_unanswered_hands_the_caller_to_the_queue() {
+    let t0 = Instant::now();
+    let mut s = anchored(false);
+    s.queue = Some(plan("general", vec![Item::prompt("transfer_notice")]));
+    let (mut run, out) = Run::start(Registrar::new(), t0, s, vec![trunk()]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the sub-centre")
+        .msg
+        .clone();
+    run.recv(&reply(&invite, 180, "Ringing", "sc"), trunk_peer());
+    // A seat's ring (20 s), not the caller's whole patience.
+    let sent = run.advance(secs(20));
+    one(requests(&sent, Method::Cancel), "CANCEL to the sub-centre");
+    one(responses(&sent, 200), "answered by us, to wait");
+    assert!(
+        matches!(run.acd.last(), Some(ToAcd::Join { .. })),
+        "{:?}",
+        run.acd
+    );
+}
+
+/// Over TCP a 487 ends our INVITE at once: the CANCEL's give-up time must
+/// not stay behind as a deadline in the past (a task spinning on it).
+#[test]
+fn a_seat_cancelled_over_tcp_leaves_no_deadline_behind() {
+    let t0 = Instant::now();
+    let tcp = Peer {
+        addr: SocketAddr::from(([192, 0, 2, 31], 5062)),
+        conn: Some(9),
+    };
+    let reg = registrar(&[("8001", tcp)], t0);
+    let mut s = anchored(false);
+    s.queue = Some(plan("general", vec![]));
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    let invite = run.offer("8001");
+    run.recv(&seat_reply(&invite, 180, "Ringing"), tcp);
+    run.acd(FromAcd::Retract {
+        seat: "8001".into(),
+    });
+    run.recv(&seat_reply(&invite, 487, "Request Terminated"), tcp);
+    run.advance(secs(60));
+    assert!(
+        run.call.deadline().is_none_or(|d| d > run.now),
+        "a deadline at {:?} while now is {:?}",
+        run.call.deadline().map(|d| run.offset(d)),
+        run.offset(run.now)
+    );
+    assert_eq!(run.call.outcome(), None, "still waiting");
+}
+
+#[test]
+fn an_options_keep_alive_while_waiting_is_answered_200() {
+    let (mut run, ok) = waiting();
+    let options = parse(&no_body(caller_request(
+        "OPTIONS",
+        2,
+        "z9hG4bKcaller.options",
+        &to_tag(&ok).unwrap(),
+    )));
+    let sent = run.recv(&options, caller());
+    assert!(one(responses(&sent, 200), "200 to the OPTIONS").cseq() == "2 OPTIONS");
 }

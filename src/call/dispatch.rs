@@ -16,7 +16,7 @@ use crate::config::SharedTable;
 use crate::media::prompt::Item;
 use crate::metrics::Metrics;
 use crate::routing::{QueueOverflow, QueueStrategy, Table};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -80,7 +80,6 @@ pub fn spawn(table: SharedTable, registrar: Arc<Registrar>, metrics: Arc<Metrics
     let driver = Driver {
         acd: Acd::new(config(&guard), now),
         calls: HashMap::new(),
-        logged_in: HashSet::new(),
         loaded: Arc::as_ptr(&guard) as usize,
         log: QueueLog::open(guard.acd.queue_log.as_deref()),
         service_level: service_levels(&guard),
@@ -161,8 +160,6 @@ struct Driver {
     acd: Acd,
     /// The calls that joined, to answer them.
     calls: HashMap<u64, CallHandle>,
-    /// Seats the ACD was told are logged in.
-    logged_in: HashSet<String>,
     /// The table the ACD was configured from (its address, compared only).
     loaded: usize,
     log: QueueLog,
@@ -248,9 +245,14 @@ impl Driver {
                     };
                     self.acd.offer_failed(id(call), &seat, how, now)
                 }
-                ToAcd::Ended => {
+                ToAcd::Ended { by_seat } => {
                     self.calls.remove(&call);
-                    self.acd.call_ended(id(call), acd::Party::Caller, now)
+                    let by = if by_seat {
+                        acd::Party::Seat
+                    } else {
+                        acd::Party::Caller
+                    };
+                    self.acd.call_ended(id(call), by, now)
                 }
             },
             Input::Released { call } => {
@@ -421,9 +423,13 @@ impl Driver {
         let actions = self.acd.reconfigure(config(&guard), now);
         drop(guard);
         self.apply(actions);
-        // Seats a reload added may be registered already: the next look
-        // tells the ACD of every registered seat again.
-        self.logged_in.clear();
+        // Gauges of queues a reload removed go; the next publish fills in
+        // those that stay.
+        let m = &self.metrics.queue;
+        m.callers.reset();
+        m.longest_wait.reset();
+        m.estimated_wait.reset();
+        m.seats.reset();
     }
 
     /// Seats that registered or whose registration ended since the last
@@ -438,18 +444,13 @@ impl Driver {
     /// Logs a seat in or out of the ACD as its registration says.
     fn sync_seat(&mut self, registrar: &Registrar, seat: String, now: Instant) {
         let registered = registrar.is_registered(&seat, now);
-        let known = self.logged_in.contains(&seat);
+        let known = self
+            .acd
+            .seat_state(&seat)
+            .is_some_and(|s| s != acd::SeatState::LoggedOut);
         let actions = match (registered, known) {
-            (true, false) => {
-                let actions = self.acd.seat_login(&seat, now);
-                self.logged_in.insert(seat);
-                actions
-            }
-            (false, true) => {
-                let actions = self.acd.seat_logout(&seat, now);
-                self.logged_in.remove(&seat);
-                actions
-            }
+            (true, false) => self.acd.seat_login(&seat, now),
+            (false, true) => self.acd.seat_logout(&seat, now),
             _ => return,
         };
         self.apply(actions);

@@ -578,8 +578,18 @@ impl Engine {
             self.deliver(&existing, msg, peer);
             return;
         }
-        // A seat on a call of its own is not offered queue calls meanwhile.
-        if let Some(seat) = &seat {
+        // A seat on a call of its own, or rung by another seat, is not
+        // offered queue calls meanwhile (a feature code's call is no call).
+        let mut busy_seats: Vec<String> = Vec::new();
+        if settings.announce.is_none() {
+            busy_seats.extend(seat.clone());
+            for t in &targets {
+                if let Target::Seat { id } = t {
+                    busy_seats.push(id.clone());
+                }
+            }
+        }
+        for seat in &busy_seats {
             self.dispatch.send(AcdInput::SeatBusy {
                 seat: seat.clone(),
                 call: id,
@@ -587,7 +597,7 @@ impl Engine {
         }
         let start = CallStart {
             id,
-            own_seat: seat,
+            busy_seats,
             settings,
             invite: msg,
             peer,
@@ -674,13 +684,22 @@ impl Engine {
     ) {
         let CallStart {
             id,
-            own_seat,
+            busy_seats,
             mut settings,
             invite,
             peer,
             targets,
             no_target,
         } = start;
+        // Whatever ends this task — the call, the linger cap, a panic —
+        // the guard frees its seats and its entries.
+        let mut guard = CallGuard {
+            engine: &self,
+            call: id,
+            busy_seats,
+            bound: vec![a_call_id],
+            counted: false,
+        };
         let mut session = None;
         let (mut targets, mut no_target) = (targets, no_target);
         if !invite.body.is_empty() {
@@ -721,16 +740,8 @@ impl Engine {
             &self.registrar,
             Instant::now(),
         );
-        // Whatever ends this task — the call, the linger cap, a panic —
-        // the guard frees its seats and its entries.
-        let mut guard = CallGuard {
-            engine: &self,
-            call: id,
-            own_seat,
-            bound: vec![a_call_id],
-            counted: false,
-        };
         let mut setup_observed = false;
+        let mut recording = false;
         let mut error_rounds = 0;
         let mut out = first;
         loop {
@@ -786,7 +797,11 @@ impl Engine {
                 // Observed at the answer, so the histogram is live.
                 setup_observed = true;
                 self.metrics.call_setup_seconds.observe(t.as_secs_f64());
-                // Recorded from the answer: a refused call leaves no file.
+            }
+            if !recording && call.bridged() {
+                // Recorded from the seat's or trunk's answer: a refused call,
+                // or a caller's wait in a queue, leaves no file.
+                recording = true;
                 if let Some(s) = &session {
                     self.start_recording(
                         s,
@@ -799,6 +814,7 @@ impl Engine {
                 && let Some(outcome) = call.outcome()
             {
                 guard.counted = true;
+                guard.free_seats();
                 self.count(&call, outcome, &labels);
                 // The call is over: its media ends and its ports go back.
                 session = None;
@@ -1334,20 +1350,28 @@ impl Sink for Engine {
 struct CallGuard<'e> {
     engine: &'e Engine,
     call: u64,
-    own_seat: Option<String>,
+    busy_seats: Vec<String>,
     bound: Vec<String>,
     counted: bool,
 }
 
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        self.engine.registrar.release_call(self.call);
-        if let Some(seat) = self.own_seat.take() {
+impl CallGuard<'_> {
+    /// The seats this call kept busy for the ACD are free again (at the
+    /// call's end, not when its transactions stop lingering).
+    fn free_seats(&mut self) {
+        for seat in self.busy_seats.drain(..) {
             self.engine.dispatch.send(AcdInput::SeatFree {
                 seat,
                 call: self.call,
             });
         }
+    }
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        self.engine.registrar.release_call(self.call);
+        self.free_seats();
         self.engine
             .dispatch
             .send(AcdInput::Released { call: self.call });
@@ -1363,8 +1387,9 @@ impl Drop for CallGuard<'_> {
 /// What a call's task needs to start the call.
 struct CallStart {
     id: u64,
-    /// The seat that placed the call, if a seat did.
-    own_seat: Option<String>,
+    /// Seats the ACD was told this call keeps busy (the seat that placed
+    /// it, the seat it rings).
+    busy_seats: Vec<String>,
     settings: Settings,
     invite: Message,
     peer: Peer,

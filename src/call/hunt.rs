@@ -16,6 +16,8 @@ pub struct Hunt {
     targets: VecDeque<Target>,
     seat_ring: Duration,
     max_ring: Duration,
+    /// The call waits in a queue once the targets are exhausted.
+    then_queue: bool,
 }
 
 /// The next target that can take the call, with where to send its INVITE.
@@ -28,11 +30,17 @@ pub struct Next {
 }
 
 impl Hunt {
-    pub fn new(targets: Vec<Target>, seat_ring: Duration, max_ring: Duration) -> Hunt {
+    pub fn new(
+        targets: Vec<Target>,
+        seat_ring: Duration,
+        max_ring: Duration,
+        then_queue: bool,
+    ) -> Hunt {
         Hunt {
             targets: targets.into(),
             seat_ring,
             max_ring,
+            then_queue,
         }
     }
 
@@ -52,12 +60,14 @@ impl Hunt {
                     (binding.uri, binding.peer)
                 }
             };
-            // A trunk rings for the caller's whole patience, unless other
-            // targets follow it (an alternate, a sub-centre's fallback to
-            // the 12345 seats): then it has a seat's ring, and they get
-            // their turn.
+            // A trunk rings for the caller's whole patience, unless
+            // something follows it (an alternate; a sub-centre's fallback to
+            // the 12345 queue): then it has a seat's ring, and that gets its
+            // turn.
             let ring = match target {
-                Target::Trunk { .. } if self.targets.is_empty() => self.max_ring,
+                Target::Trunk { .. } if self.targets.is_empty() && !self.then_queue => {
+                    self.max_ring
+                }
                 _ => self.seat_ring,
             };
             return Some(Next {

@@ -472,7 +472,9 @@ impl Leg {
             Invite::Uas { tx, .. } => consider(tx.deadline()),
             Invite::Uac(u) if !u.given_up => {
                 consider(u.tx.deadline());
-                consider(u.cancel_deadline);
+                if !u.tx.is_terminated() {
+                    consider(u.cancel_deadline);
+                }
                 if self.state == (LegState::Setup { early: false }) && !u.abandoned {
                     consider(u.response_deadline);
                 }
@@ -639,16 +641,26 @@ impl Leg {
     }
 
     /// The call is over: a re-INVITE still waiting for our answer gets
-    /// `487` (§15.1.2), and our own pending re-INVITEs are let go.
+    /// `487` (§15.1.2), another request `481`, and our own pending
+    /// re-INVITEs are let go.
     pub fn close_pending(&mut self, now: Instant) {
         for s in &mut self.servers {
-            if let ServerTx::Invite(tx) = &s.tx
-                && tx.state() == State::Proceeding
-            {
-                let resp = s.request.response(487, "Request Terminated", None).encode();
-                if let Some(Action::Transmit(bytes)) = s.send_response(487, resp, now) {
-                    self.transmit.push_back((s.peer, bytes));
+            // A relayed request still waiting for the other leg's answer
+            // is answered here: it will not come (the call is over).
+            let (code, reason) = match &s.tx {
+                ServerTx::Invite(tx) if tx.state() == State::Proceeding => {
+                    (487, "Request Terminated")
                 }
+                ServerTx::NonInvite(tx)
+                    if matches!(tx.state(), State::Trying | State::Proceeding) =>
+                {
+                    (481, "Call/Transaction Does Not Exist")
+                }
+                _ => continue,
+            };
+            let resp = s.request.response(code, reason, None).encode();
+            if let Some(Action::Transmit(bytes)) = s.send_response(code, resp, now) {
+                self.transmit.push_back((s.peer, bytes));
             }
         }
         self.clients.retain(|c| {
@@ -684,8 +696,9 @@ impl Leg {
         match &mut self.invite_tx {
             Invite::Uas { tx, .. } => match tx.on_timer(now) {
                 Some(Action::Transmit(bytes)) => self.transmit.push_back((self.peer, bytes)),
+                // Still answered: the call ends the session with a BYE
+                // (§13.3.1.4).
                 Some(Action::AckTimeout) if self.state == LegState::Answered => {
-                    self.state = LegState::Ended;
                     self.events.push_back(LegEvent::AckTimeout);
                 }
                 _ => {}
@@ -1305,12 +1318,20 @@ impl Client {
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 
 /// Strips a request down to what [`Message::response`] copies (§8.2.6.2),
-/// releasing its body and the datagram it was parsed from.
+/// and what a CANCEL or an ACK of ours repeats from our INVITE
+/// (Max-Forwards, Route: §9.1, §17.1.1.3), releasing its body and the
+/// datagram it was parsed from.
 pub fn keep_response_fields(msg: &mut Message) {
     msg.headers.retain(|h| {
         matches!(
             h.name,
-            Name::Via | Name::From | Name::To | Name::CallId | Name::CSeq
+            Name::Via
+                | Name::From
+                | Name::To
+                | Name::CallId
+                | Name::CSeq
+                | Name::MaxForwards
+                | Name::Route
         )
     });
     for h in &mut msg.headers {

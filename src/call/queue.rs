@@ -45,8 +45,9 @@ pub enum ToAcd {
     Answered { seat: String },
     /// The seat offered did not take the call.
     OfferFailed { seat: String, no_answer: bool },
-    /// The call with its seat is over: the seat wraps up.
-    Ended,
+    /// The call with its seat is over (`by_seat`: the seat hung up): the
+    /// seat wraps up.
+    Ended { by_seat: bool },
 }
 
 /// What the ACD tells a call.
