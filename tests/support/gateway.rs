@@ -437,6 +437,17 @@ impl Baresip {
     }
 }
 
+/// Whether `heard` ends in baresip's voice: its last half second is the
+/// phone's 440 Hz tone, far above 1 kHz.
+pub fn ends_in_baresip_voice(heard: &[i16]) -> bool {
+    use hotline::media::mixer::goertzel_power;
+    if heard.len() <= 4000 {
+        return false;
+    }
+    let tail = &heard[heard.len() - 4000..];
+    goertzel_power(tail, 440.0, 8000.0) > 100.0 * goertzel_power(tail, 1000.0, 8000.0)
+}
+
 // ── what a caller hears ─────────────────────────────────────────────────
 
 /// What the caller hears, as 16-bit samples, for `span`, while it keeps
