@@ -116,6 +116,22 @@ impl Listened {
     fn listen(&mut self, span: Duration) -> Vec<i16> {
         listen(&self.rtp, span, &mut self.from)
     }
+
+    /// Presses `key` (0-9) as RFC 4733 events: start, continuation and a
+    /// repeated end, to where the gateway's RTP came from.
+    fn press(&self, key: u8) {
+        use hotline::media::rtp::packet;
+        let to = self.from.expect("RTP from the gateway first");
+        for (k, (duration, end)) in [(160u16, false), (320, false), (480, true), (480, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let flags = if end { 0x8a } else { 0x0a };
+            let payload = [key, flags, (duration >> 8) as u8, duration as u8];
+            let rtp = packet(101, k == 0, 500 + k as u16, 90_000, 0x5eed, &payload);
+            self.rtp.send_to(&rtp, to).unwrap();
+        }
+    }
 }
 
 /// Asserts that `heard` holds `prompts` one right after the other (the
@@ -402,32 +418,19 @@ fn a_full_leader_queue_overflows_to_the_general_queue() {
     assert_eq!(queue_calls(&gw, "leader", "full"), 1.0);
     assert_eq!(queue_calls(&gw, "general", "answered"), 1.0);
     let log = queue_log(&gw);
-    let third = wait_events(&gw, "ENTERQUEUE", 3)[2]["call"].clone();
-    let path: Vec<(String, String)> = log
-        .iter()
-        .filter(|e| e["call"] == third)
-        .map(|e| {
-            (
-                e["event"].as_str().unwrap().to_string(),
-                e["queue"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    let connect = log
-        .iter()
-        .find(|e| e["call"] == third && e["event"] == "CONNECT")
-        .unwrap_or_else(|| panic!("caller 3 never connected: {log:#?}"));
-    assert_eq!(connect["queue"], "general", "{path:?}");
-    assert_eq!(connect["seat"], "8001", "{path:?}");
+    let third = &wait_events(&gw, "ENTERQUEUE", 3)[2]["call"];
+    let path = path_of(&log, third);
+    assert_eq!(
+        &path[..3],
+        ["FULL leader", "ENTERQUEUE general", "CONNECT general"],
+        "{log:#?}"
+    );
+    assert_eq!(events_of(&log, third)[2]["seat"], "8001");
     caller2.expect_success(&gw);
     caller1.expect_success(&gw);
     seat_leader.expect_success(&gw);
     assert_eq!(queue_calls(&gw, "leader", "answered"), 1.0);
-    assert_eq!(
-        gw.calls_total("leader_session", "12345", "completed"),
-        2.0,
-        "{path:?}"
-    );
+    assert_eq!(gw.calls_total("leader_session", "12345", "completed"), 2.0);
 }
 
 /// The queue gauges follow the seats and the callers: `hotline_seats`
@@ -539,6 +542,20 @@ fn a_baresip_seat_with_auto_answer_takes_a_queued_caller() {
 /// The events of `call` in the queue log, in order.
 fn events_of<'a>(log: &'a [Value], call: &Value) -> Vec<&'a Value> {
     log.iter().filter(|e| e["call"] == *call).collect()
+}
+
+/// `call`'s lines in the queue log, in order, as "EVENT queue".
+fn path_of(log: &[Value], call: &Value) -> Vec<String> {
+    events_of(log, call)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["queue"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
 }
 
 /// With `[acd] queue_log` set, a served caller leaves ENTERQUEUE, CONNECT
@@ -722,4 +739,142 @@ fn reloads_while_callers_wait_keep_their_order_and_drop_none() {
     }
     assert_eq!(queue_calls(&gw, "general", "answered"), 4.0);
     assert_eq!(gw.calls_total("queue", "12345", "completed"), 4.0);
+}
+
+/// Waiting callers are told how many are ahead and how long they may
+/// wait, in Mandarin numerals, the wait (n + 1) · AHT / seats rounded up
+/// to whole minutes: with one seat and a 100 s handle time, the head
+/// caller hears 您是下一位 … 约两分钟 (200 s → 两, not 二), the next
+/// 您前面还有一位来电者在等候 … 约四分钟 (200 s → 3⅓ → 4).
+#[test]
+fn waiting_callers_hear_how_many_are_ahead_and_the_wait_in_mandarin_numerals() {
+    let gw = Gateway::start_with("queue-numerals", |t| {
+        t.replacen(
+            "default_handle_seconds = 180",
+            "default_handle_seconds = 100",
+            1,
+        )
+    });
+    let (_seat, _caller1) = the_only_seat_busy(&gw, 18_000);
+    let callers = of_queue("hotline_queue_callers", "general");
+    let mut head = Listened::call(&gw, "12345");
+    gw.wait_metric(&callers, 1.0);
+    let mut next = Listened::call(&gw, "12345");
+    gw.wait_metric(&callers, 2.0);
+    let span = Duration::from_millis(15_000);
+    let head = std::thread::spawn(move || head.listen(span));
+    let heard_next = next.listen(span);
+    let heard_head = head.join().unwrap();
+    // The last prompt, 分钟, at least in part (half a second).
+    let minutes = 4000;
+    assert_heard_in_order(
+        &heard_head,
+        &[
+            "welcome",
+            "you_are_next",
+            "estimated_wait",
+            "num_liang",
+            "minutes",
+        ],
+        minutes,
+    );
+    assert_heard_in_order(
+        &heard_next,
+        &[
+            "welcome",
+            "queue_position",
+            "num_1",
+            "queue_callers",
+            "estimated_wait",
+            "num_4",
+            "minutes",
+        ],
+        minutes,
+    );
+}
+
+/// With an exit key set, a waiting caller who presses it during the
+/// welcome leaves at once for the exit action (`busy`: queue_busy, goodbye,
+/// BYE), counted `exit_key` and logged EXITWITHKEY.
+#[test]
+fn a_waiting_caller_pressing_the_exit_key_leaves_the_queue() {
+    let gw = Gateway::start_with("queue-exit-key", |t| {
+        let keyed = t.replace(
+            "# exit_key = \"0\"\n# exit_action = \"busy\"",
+            "exit_key = \"0\"\nexit_action = \"busy\"",
+        );
+        assert_ne!(keyed, t);
+        with_queue_log(keyed)
+    });
+    let (seat, caller1) = the_only_seat_busy(&gw, 12_000);
+    let mut caller2 = Listened::call(&gw, "12345");
+    gw.wait_metric(&of_queue("hotline_queue_callers", "general"), 1.0);
+    let mut heard = caller2.listen(Duration::from_millis(1000));
+    caller2.press(0);
+    heard.extend(caller2.listen(Duration::from_millis(8000)));
+    let goodbye = heard_prompt("goodbye").len();
+    let busy = assert_heard_in_order(&heard, &["queue_busy", "goodbye"], goodbye);
+    assert!(
+        busy < heard_prompt("welcome").len(),
+        "the key cut the welcome short: queue_busy from sample {busy}"
+    );
+    caller2.caller.expect_success(&gw);
+    assert_eq!(queue_calls(&gw, "general", "exit_key"), 1.0);
+    assert_eq!(
+        gw.metric(&of_queue("hotline_queue_callers", "general")),
+        Some(0.0)
+    );
+    let [exit] = wait_events(&gw, "EXITWITHKEY", 1).try_into().unwrap();
+    assert_eq!(exit["queue"], "general", "{exit}");
+    caller1.expect_success(&gw);
+    seat.expect_success(&gw);
+}
+
+/// `max_wait_seconds` with another queue as the overflow: a caller who
+/// waited 10 s in general for its busy seat times out (EXITWITHTIMEOUT,
+/// counted `timeout`) into the leader's queue, whose free seat takes it;
+/// its wait still counts from its first arrival.
+#[test]
+fn a_caller_waiting_past_max_wait_overflows_to_another_queue() {
+    let gw = Gateway::start_with("queue-timeout", |t| {
+        let timed = t.replacen(
+            "max_wait_seconds = 900\noverflow = \"busy\"",
+            "max_wait_seconds = 10\noverflow = \"queue:leader\"",
+            1,
+        );
+        assert_ne!(timed, t);
+        with_queue_log(timed)
+    });
+    let (seat, caller1) = the_only_seat_busy(&gw, 13_000);
+    let leader = free_port();
+    gw.register("8900", leader);
+    let seat_leader = gw.seat_for("8900", leader, "answer", "seat_bye", 500);
+    let caller2 = gw.call("12345", "wait_bye");
+    caller2.expect_success(&gw);
+    seat_leader.expect_success(&gw);
+
+    assert_eq!(queue_calls(&gw, "general", "timeout"), 1.0);
+    assert_eq!(queue_calls(&gw, "leader", "answered"), 1.0);
+    let log = queue_log(&gw);
+    let second = &wait_events(&gw, "ENTERQUEUE", 2)[1]["call"];
+    let path = path_of(&log, second);
+    assert_eq!(
+        &path[..4],
+        [
+            "ENTERQUEUE general",
+            "EXITWITHTIMEOUT general",
+            "ENTERQUEUE leader",
+            "CONNECT leader"
+        ],
+        "{log:#?}"
+    );
+    let connect = events_of(&log, second)[3];
+    assert_eq!(connect["seat"], "8900");
+    let wait = connect["wait"].as_f64().unwrap();
+    assert!(
+        wait >= 10.0,
+        "the wait counts from the first arrival: {wait} s"
+    );
+    caller1.expect_success(&gw);
+    seat.expect_success(&gw);
 }
