@@ -1,7 +1,10 @@
 //! Helpers shared by the end-to-end tests: a temporary copy of the shipped
 //! table, a free loopback port, a daemon that is always stopped by its PID,
-//! and a tiny HTTP GET.
+//! and a tiny HTTP GET; in [`gateway`], the daemon with its SIP peers.
+//! Each test file compiles its own copy and uses only part of it.
 #![allow(dead_code)]
+
+pub mod gateway;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
