@@ -440,7 +440,8 @@ fn a_full_leader_queue_overflows_to_the_general_queue() {
 /// counts the general queue's four seats by state (logged out, available
 /// once registered, on call while bridged, wrap-up after), and the
 /// estimated wait a joining caller would be told is (n + 1) · 180 s / 2
-/// with two seats staffed and n callers waiting.
+/// with two seats staffed, none free, and n callers waiting (0 while a
+/// seat is free).
 #[test]
 fn seat_and_wait_gauges_follow_the_seats_and_the_callers() {
     let gw = Gateway::start_with("queue-gauges", |t| {
@@ -457,7 +458,8 @@ fn seat_and_wait_gauges_follow_the_seats_and_the_callers() {
     gw.register("8002", p2);
     gw.wait_metric(&state("available"), 2.0);
     assert_eq!(gw.metric(&state("logged_out")), Some(2.0));
-    gw.wait_metric(&ewt, 90.0);
+    // A seat is free: a caller joining now waits nothing.
+    assert_eq!(gw.metric(&ewt), Some(0.0), "a free seat, no wait");
 
     let seat1 = gw.seat("8001", p1, "answer", "wait_bye");
     let seat2 = gw.seat("8002", p2, "answer", "wait_bye");
@@ -625,8 +627,6 @@ fn the_queue_log_has_enterqueue_connect_and_complete_lines_as_json() {
 /// COMPLETEAGENT when the seat hangs up, COMPLETECALLER when the caller
 /// does (Asterisk's queue_log meaning).
 #[test]
-#[ignore = "product bug: every COMPLETE is COMPLETECALLER — call::dispatch maps ToAcd::Ended \
-            to Acd::call_ended(.., Party::Caller, ..) whoever hung up (ToAcd::Ended names no party)"]
 fn the_queue_log_tells_a_seat_hanging_up_from_a_caller_hanging_up() {
     let gw = Gateway::start_with("queue-log-who", with_queue_log);
     let port = free_port();
@@ -973,8 +973,6 @@ fn a_reload_removing_a_queue_moves_its_callers_to_the_main_queue() {
 /// estimated wait and its seats by state are gone (or zero), not frozen at
 /// what they were before the reload.
 #[test]
-#[ignore = "product bug: call::dispatch::Driver::publish sets gauges only for the queues the \
-            ACD has now; a removed queue's series keep their last values forever"]
 fn a_queue_removed_by_a_reload_leaves_no_gauges_behind() {
     let gw = Gateway::start("queue-removed-gauges");
     let before = std::fs::read_to_string(&gw.table.path).unwrap();
@@ -991,10 +989,69 @@ fn a_queue_removed_by_a_reload_leaves_no_gauges_behind() {
         of_queue("hotline_queue_estimated_wait_seconds", "legal"),
         of_queue("hotline_queue_callers", "legal"),
     ] {
-        let value = gw.metric(&series);
+        // The ACD takes the new table at its next look (within a second).
+        let gone = wait_for(Duration::from_secs(5), || {
+            let value = gw.metric(&series);
+            (value.is_none() || value == Some(0.0)).then_some(())
+        });
         assert!(
-            value.is_none() || value == Some(0.0),
-            "{series} is still {value:?} after its queue was removed"
+            gone.is_some(),
+            "{series} is still {:?} after its queue was removed",
+            gw.metric(&series)
         );
     }
+}
+
+/// A seat pauses from its phone (baresip dials `*51`): it hears it is
+/// paused and is hung up on, the queue log has PAUSE with reason `phone`,
+/// and a caller waits instead of being offered to it; `*50` resumes it and
+/// the waiting caller is put through to it.
+#[test]
+fn a_seat_pauses_and_resumes_from_its_phone_with_the_feature_codes() {
+    let gw = Gateway::start_with("feature-codes", with_queue_log);
+    let phone = Baresip::start(&gw, "8001");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    gw.wait_metric(&seats("general", "available"), 1.0);
+    let answer = phone.command_with("dial", &format!("sip:*51@127.0.0.1:{}", gw.sip));
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    gw.wait_metric(&seats("general", "paused"), 1.0);
+    // Answered, told, hung up by the gateway once seat_paused has played.
+    gw.wait_metric("hotline_active_calls", 0.0);
+    let pause = wait_events(&gw, "PAUSE", 1);
+    assert_eq!(pause[0]["seat"], "8001");
+    assert_eq!(pause[0]["reason"], "phone");
+
+    // Paused, it is offered nothing: the caller waits.
+    let mut caller = Listened::call(&gw, "12345");
+    gw.wait_metric(&of_queue("hotline_queue_callers", "general"), 1.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        gw.metric("hotline_seat_offers_total{result=\"answered\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        gw.metric(&of_queue("hotline_queue_callers", "general")),
+        Some(1.0)
+    );
+
+    // *50: resumed once its own short call is over, then put through.
+    let answer = phone.command_with("dial", &format!("sip:*50@127.0.0.1:{}", gw.sip));
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    wait_events(&gw, "UNPAUSE", 1);
+    gw.wait_bridged(1.0);
+    let talking = caller.listen(Duration::from_millis(1500));
+    assert!(
+        ends_in_baresip_voice(&talking),
+        "the caller hears the phone once bridged ({} samples)\n{}",
+        talking.len(),
+        phone.log_text()
+    );
+    phone.command("hangup");
+    caller.caller.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(
+        gw.calls_total("direct", "unknown", "completed"),
+        2.0,
+        "the two feature calls"
+    );
 }

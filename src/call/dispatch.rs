@@ -394,9 +394,14 @@ impl Driver {
             m.longest_wait
                 .with_label_values(&[q])
                 .set(s.longest_wait.map_or(0.0, |d| d.as_secs_f64()));
-            m.estimated_wait
-                .with_label_values(&[q])
-                .set(s.ewt.map_or(0.0, |d| d.as_secs_f64()));
+            // A caller joining while a seat is free is put through at
+            // once: it waits (and is told) nothing.
+            let ewt = if s.waiting == 0 && s.seats_by_state.available > 0 {
+                0.0
+            } else {
+                s.ewt.map_or(0.0, |d| d.as_secs_f64())
+            };
+            m.estimated_wait.with_label_values(&[q]).set(ewt);
             let c = s.seats_by_state;
             for (state, n) in [
                 ("logged_out", c.logged_out),

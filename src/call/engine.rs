@@ -488,9 +488,10 @@ impl Engine {
         let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
         let mut announce = None;
+        let mut feature_input = None;
         let (targets, no_target, queue) = if let Some((input, prompt)) = feature {
             tracing::info!(seat = seat.as_deref().unwrap_or("-"), code = %dialed, "feature code");
-            self.dispatch.send(input);
+            feature_input = Some(input);
             kind = Kind::Direct;
             announce = Some(vec![Item::prompt(prompt)]);
             (
@@ -578,15 +579,13 @@ impl Engine {
             self.deliver(&existing, msg, peer);
             return;
         }
-        // A seat on a call of its own, or rung by another seat, is not
-        // offered queue calls meanwhile (a feature code's call is no call).
-        let mut busy_seats: Vec<String> = Vec::new();
-        if settings.announce.is_none() {
-            busy_seats.extend(seat.clone());
-            for t in &targets {
-                if let Target::Seat { id } = t {
-                    busy_seats.push(id.clone());
-                }
+        // A seat on a call of its own (a feature code's included: it
+        // hears its prompt first), or rung by another seat, is not offered
+        // queue calls meanwhile.
+        let mut busy_seats: Vec<String> = seat.iter().cloned().collect();
+        for t in &targets {
+            if let Target::Seat { id } = t {
+                busy_seats.push(id.clone());
             }
         }
         for seat in &busy_seats {
@@ -594,6 +593,11 @@ impl Engine {
                 seat: seat.clone(),
                 call: id,
             });
+        }
+        // After the busy mark: a resumed seat is offered its next caller
+        // once its own call (the prompt) is over, not in the middle of it.
+        if let Some(input) = feature_input {
+            self.dispatch.send(input);
         }
         let start = CallStart {
             id,

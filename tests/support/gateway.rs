@@ -401,22 +401,27 @@ impl Baresip {
     /// baresip's answer; tried twice, on a fresh connection each, for a
     /// loaded machine.
     pub fn command(&self, command: &str) -> String {
+        self.command_with(command, "")
+    }
+
+    /// A command with parameters (`dial` and the URI).
+    pub fn command_with(&self, command: &str, params: &str) -> String {
         for _ in 0..2 {
-            if let Some(answer) = self.try_command(command) {
+            if let Some(answer) = self.try_command(command, params) {
                 return answer;
             }
         }
         panic!("no answer from baresip to {command}\n{}", self.log_text());
     }
 
-    fn try_command(&self, command: &str) -> Option<String> {
+    fn try_command(&self, command: &str, params: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut s = wait_for(Duration::from_secs(5), || {
             std::net::TcpStream::connect(("127.0.0.1", self.ctrl)).ok()
         })
         .expect("baresip's ctrl_tcp port");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = format!("{{\"command\":\"{command}\",\"token\":\"t\"}}");
+        let body = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
         write!(s, "{}:{body},", body.len()).ok()?;
         // Netstrings: events may come first; the answer has "response".
         let mut buf = Vec::new();
