@@ -63,7 +63,7 @@ sed -e 's/@EXPECT@/200/' "$ROOT/tests/sipp/register.xml" >"$reg.tmpl"
 for ((i = 1; i <= SEATS; i++)); do
   id=$((9000 + i)); port=$((6100 + i))
   sed -e "s/@SEAT@/$id/" -e "s/@PASSWORD@/bench-$id-pw/" "$reg.tmpl" >"$reg"
-  "$SIPP" -sf "$reg" -s "$id" -p "$port" -m 1 -timeout 10 -bg >/dev/null 2>&1 || true
+  "$SIPP" -sf "$reg" -s "$id" -p "$port" -m 1 -timeout 10 127.0.0.1:5070 >/dev/null 2>&1 || true
 done
 for ((i = 0; i < 50; i++)); do
   [ "$(metric hotline_registered_seats)" = "$SEATS" ] && break
