@@ -246,6 +246,9 @@ pub struct Call {
     /// Hang up once the prompt playing ends (leaving a queue); by then at
     /// the latest.
     leave_at: Option<Instant>,
+    /// A caller waiting unanswered (media not anchored) is told it still
+    /// rings every minute (§13.3.1.1), so no proxy's Timer C gives up on it.
+    next_ringing: Option<Instant>,
     /// The seat hung up (for the ACD: COMPLETEAGENT, not COMPLETECALLER).
     seat_hung_up: bool,
     /// How a call we hang up that way counts, and why (for the BYE's
@@ -273,6 +276,10 @@ pub struct Call {
 /// timers end them within 64·T1 (32 s by default); this is the backstop
 /// against a far end that never answers a relayed request.
 const LINGER_CAP: Duration = Duration::from_secs(120);
+
+/// How often a caller waiting unanswered hears 180 again (§13.3.1.1: a
+/// UAS sends a provisional every minute; a proxy's Timer C is 3 minutes).
+const RINGING_REFRESH: Duration = Duration::from_secs(60);
 
 impl Call {
     /// A call for an INVITE that arrived at `now`. Sends `100 Trying` at
@@ -317,6 +324,7 @@ impl Call {
             answered_by_us: false,
             intro: None,
             leave_at: None,
+            next_ringing: None,
             seat_hung_up: false,
             leave_outcome: Outcome::Unavailable,
             leave_reason: None,
@@ -442,6 +450,7 @@ impl Call {
         }
         if self.phase == Phase::Queued {
             consider(self.leave_at);
+            consider(self.next_ringing);
         }
         if !self.is_finished() {
             consider(self.ended_at.map(|t| t + LINGER_CAP));
@@ -487,6 +496,10 @@ impl Call {
         self.drain(registrar, now);
         if self.phase == Phase::Queued && self.leave_at.is_some_and(|t| now >= t) {
             self.leave_queue(now);
+        }
+        if self.phase == Phase::Queued && self.next_ringing.is_some_and(|t| now >= t) {
+            self.respond_caller(180, "Ringing", None, now);
+            self.next_ringing = Some(now + RINGING_REFRESH);
         }
         // Ring limits: the seat's turn, then the caller's patience.
         if self.phase == Phase::Setup
@@ -1061,6 +1074,7 @@ impl Call {
             self.out.push(Output::Media(MediaCommand::Watch { leg: 0 }));
         } else {
             self.respond_caller(180, "Ringing", None, now);
+            self.next_ringing = Some(now + RINGING_REFRESH);
         }
         self.intro = Some(plan.intro);
         self.out.push(Output::Acd(ToAcd::Join {

@@ -2832,3 +2832,23 @@ fn an_options_keep_alive_while_waiting_is_answered_200() {
     let sent = run.recv(&options, caller());
     assert!(one(responses(&sent, 200), "200 to the OPTIONS").cseq() == "2 OPTIONS");
 }
+
+/// Unanchored, a waiting caller is not answered: it hears 180 again every
+/// minute so no proxy on the way gives up on it (§13.3.1.1, Timer C).
+#[test]
+fn an_unanswered_waiting_caller_hears_ringing_again_every_minute() {
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.queue = Some(plan("general", vec![]));
+    let (mut run, out) = Run::start(Registrar::new(), t0, s, vec![]);
+    let sent = run.take(out, t0);
+    one(responses(&sent, 180), "180 at once");
+    assert!(responses(&sent, 200).is_empty(), "nothing to answer with");
+    let sent = run.advance(secs(59));
+    assert!(responses(&sent, 180).is_empty());
+    let sent = run.advance(secs(61));
+    one(responses(&sent, 180), "180 again after a minute");
+    let sent = run.advance(secs(121));
+    one(responses(&sent, 180), "and again");
+    assert_eq!(run.call.outcome(), None);
+}
