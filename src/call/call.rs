@@ -178,6 +178,15 @@ impl Rejection {
             outcome,
         }
     }
+
+    /// Rang out: nobody answered in time.
+    fn no_answer() -> Rejection {
+        Rejection::new(
+            480,
+            "Temporarily Unavailable (no answer)",
+            Outcome::NoAnswer,
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -514,14 +523,7 @@ impl Call {
                 self.hunt.clear();
                 // A sub-centre that rings unanswered: the 12345 queue.
                 if !self.join_queue(now) {
-                    self.fail_caller(
-                        Rejection::new(
-                            480,
-                            "Temporarily Unavailable (no answer)",
-                            Outcome::NoAnswer,
-                        ),
-                        now,
-                    );
+                    self.fail_caller(Rejection::no_answer(), now);
                 }
             } else if self.ring_deadline.is_some_and(|r| now >= r) {
                 tracing::info!(
@@ -531,14 +533,7 @@ impl Call {
                 );
                 self.cancel_current(now);
                 if !self.try_next_target(registrar, now) && !self.join_queue(now) {
-                    self.fail_caller(
-                        Rejection::new(
-                            480,
-                            "Temporarily Unavailable (no answer)",
-                            Outcome::NoAnswer,
-                        ),
-                        now,
-                    );
+                    self.fail_caller(Rejection::no_answer(), now);
                 }
             }
         }

@@ -363,7 +363,12 @@ impl Run {
             &reg,
             t0,
         );
-        let run = Run {
+        (Run::with(reg, t0, call), out)
+    }
+
+    /// A run of `call`, started at `t0`, with nothing seen yet.
+    fn with(reg: Registrar, t0: Instant, call: Call) -> Run {
+        Run {
             reg,
             t0,
             now: t0,
@@ -372,8 +377,7 @@ impl Run {
             log: Vec::new(),
             media: Vec::new(),
             acd: Vec::new(),
-        };
-        (run, out)
+        }
     }
 
     /// Seats "8001", "8002", … registered at `seat_peer(1)`, `seat_peer(2)`,
@@ -1844,16 +1848,7 @@ fn an_offer_without_a_codec_we_speak_gets_488() {
         &reg,
         t0,
     );
-    let mut run = Run {
-        reg,
-        t0,
-        now: t0,
-        call,
-        binds: Vec::new(),
-        log: Vec::new(),
-        media: Vec::new(),
-        acd: Vec::new(),
-    };
+    let mut run = Run::with(reg, t0, call);
     let sent = run.take(out, t0);
     let refused = one(
         to_peer(&sent, caller())
@@ -1944,16 +1939,7 @@ fn start_with_offer(sdp_body: &str, content_type: &str) -> (Run, Vec<Sent>) {
         &reg,
         t0,
     );
-    let mut run = Run {
-        reg,
-        t0,
-        now: t0,
-        call,
-        binds: Vec::new(),
-        log: Vec::new(),
-        media: Vec::new(),
-        acd: Vec::new(),
-    };
+    let mut run = Run::with(reg, t0, call);
     let sent = run.take(out, t0);
     (run, sent)
 }
