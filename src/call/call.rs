@@ -28,6 +28,7 @@ use crate::sip::transaction::Timers;
 use crate::sip::transport::Peer;
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use super::leg::ALLOW;
@@ -67,12 +68,43 @@ pub struct MediaPlan {
     pub early: Option<Playlist>,
     /// Played to a party while the other holds the call (looping).
     pub hold: Option<Playlist>,
+    /// More streams, for legs placed while another still rings (a
+    /// ring-all offer); without it they share the second stream.
+    pub streams: Option<Arc<dyn StreamSource>>,
 }
 
-/// The media session's stream for a leg: the caller's is 0, the placed
-/// leg's 1 (legs tried in turn share it).
-fn slot(leg: LegId) -> usize {
-    if leg == LegId::CALLER { 0 } else { 1 }
+/// Where a call gets another media stream for a leg: the stream's index in
+/// the call's media session and our RTP address for it. `None`: no port
+/// free.
+pub trait StreamSource: Send + Sync + std::fmt::Debug {
+    fn open(&self) -> Option<(usize, SocketAddr)>;
+}
+
+/// One stream of the call's media session: the leg it carries now, and
+/// what its SDP said.
+struct Stream {
+    leg: Option<LegId>,
+    local: SocketAddr,
+    /// Our SDP version (RFC 4566 `o=`).
+    version: u64,
+    /// The leg holds the call: the other party hears hold music.
+    held: bool,
+    /// The leg sent a re-INVITE without an offer: our 200 carried one, and
+    /// its answer comes in the ACK (RFC 3264 §5, §14.2); the CSeq of that
+    /// re-INVITE, which its ACK repeats.
+    answer_in_ack: Option<u32>,
+}
+
+impl Stream {
+    fn new(leg: Option<LegId>, local: SocketAddr, version: u64) -> Stream {
+        Stream {
+            leg,
+            local,
+            version,
+            held: false,
+            answer_in_ack: None,
+        }
+    }
 }
 
 /// The call's anchored media, once the caller's offer was accepted.
@@ -81,22 +113,17 @@ struct Media {
     session_id: u64,
     /// Our SDP answer to the caller, sent in the 183 and the 200.
     a_answer: String,
-    /// Our SDP version per stream (RFC 4566 `o=`).
-    version: [u64; 2],
     a_codec: Codec,
     early_playing: bool,
-    /// Which streams hold the call now: the other hears hold music.
-    held: [bool; 2],
-    /// Streams whose leg sent a re-INVITE without an offer: our 200
-    /// carried one, and its answer comes in their ACK (RFC 3264 §5,
-    /// §14.2). (The CSeq of that re-INVITE, which its ACK repeats.)
-    answer_in_ack: [Option<u32>; 2],
+    /// By index in the media session: 0 the caller's, 1 the first leg
+    /// placed, then any opened for legs placed beside it.
+    streams: Vec<Stream>,
 }
 
 impl Media {
-    fn next_version(&mut self, slot: usize) -> u64 {
-        self.version[slot] += 1;
-        self.version[slot]
+    fn next_version(&mut self, stream: usize) -> u64 {
+        self.streams[stream].version += 1;
+        self.streams[stream].version
     }
 }
 
@@ -382,6 +409,12 @@ impl Call {
 
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
+    }
+
+    /// The media stream of the leg the caller is joined to (for the
+    /// recording of that leg).
+    pub fn joined_stream(&self) -> usize {
+        self.current.map_or(1, |c| self.stream_of(c))
     }
 
     /// Whether the caller is (or was) put through to a seat or trunk; a
@@ -1334,6 +1367,7 @@ impl Call {
     fn place(&mut self, next: super::hunt::Next, now: Instant) -> LegId {
         let id = LegId(self.next_leg);
         self.next_leg += 1;
+        let stream = self.stream_for(id);
         let caller_invite = self.legs[0].invite();
         let caller = caller_invite
             .from()
@@ -1350,19 +1384,20 @@ impl Call {
         );
         match &mut self.media {
             Some(m) => {
-                // Our offer from our B port: the caller's codec first, so no
-                // transcoding is needed when the far end can take it.
+                // Our offer from the leg's own port: the caller's codec
+                // first, so no transcoding is needed when the far end can
+                // take it.
                 let other = match m.a_codec {
                     Codec::Pcmu => Codec::Pcma,
                     Codec::Pcma => Codec::Pcmu,
                 };
-                m.version[1] = 1;
+                let st = &m.streams[stream];
                 let offer = sdp::offer(
                     &[m.a_codec, other],
                     TELEPHONE_EVENT_PT,
-                    m.plan.b_local,
+                    st.local,
                     m.session_id,
-                    m.version[1],
+                    st.version,
                     sdp::Direction::SendRecv,
                 );
                 invite.set(Name::ContentType, "application/sdp");
@@ -1460,7 +1495,7 @@ impl Call {
                 && let Some(digit) = dtmf_in_info(&msg)
             {
                 self.out.push(Output::Digit {
-                    leg: slot(leg),
+                    leg: self.stream_of(leg),
                     digit,
                 });
                 if let Some(l) = self.leg(leg) {
@@ -1573,60 +1608,102 @@ impl Call {
         let a_answer = sdp::answer(&neg, plan.a_local, session_id, 1);
         self.out
             .push(Output::Media(remote_command(0, peer_ip, &remote, &neg)));
+        let streams = vec![
+            Stream::new(Some(LegId::CALLER), plan.a_local, 1),
+            Stream::new(None, plan.b_local, 0),
+        ];
         self.media = Some(Media {
             plan,
             session_id,
             a_answer,
-            version: [1, 0],
             a_codec: neg.codec,
             early_playing: false,
-            held: [false; 2],
-            answer_in_ack: [None; 2],
+            streams,
         });
         Ok(())
     }
 
-    /// The far end answered: its SDP says where stream 1 goes; the prompt
-    /// stops and the two legs are bridged.
+    /// The far end answered: its SDP says where its stream goes; the
+    /// prompt stops and the caller's stream is paired with it.
     fn connect_media(&mut self, leg: LegId, answer: &Message) {
         let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
+        let s = self.stream_of(leg);
         let Some(m) = &mut self.media else { return };
         if let Some(body) = sdp_body(answer)
             && let Ok(remote) = sdp::parse(&body)
             && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
         {
             self.out
-                .push(Output::Media(remote_command(1, peer_ip, &remote, &neg)));
+                .push(Output::Media(remote_command(s, peer_ip, &remote, &neg)));
         } else {
             tracing::info!(call = self.id, "the far end answered without usable SDP");
         }
         m.early_playing = false;
         // Only now is a leg's silence a sign of trouble: ringing, and the
         // caller's early media, are not.
-        for leg in 0..2 {
+        for leg in [0, s] {
             self.out.push(Output::Media(MediaCommand::Watch { leg }));
         }
         self.out
             .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
         self.out
+            .push(Output::Media(MediaCommand::Pair { a: 0, b: s }));
+        self.out
             .push(Output::Media(MediaCommand::Connect(MediaMode::Relay)));
+    }
+
+    /// The media stream a leg sends and receives on: the caller's is 0.
+    fn stream_of(&self, leg: LegId) -> usize {
+        self.media
+            .as_ref()
+            .and_then(|m| m.streams.iter().position(|s| s.leg == Some(leg)))
+            .unwrap_or(if leg == LegId::CALLER { 0 } else { 1 })
+    }
+
+    /// The stream for a leg about to be placed: one whose leg is over or
+    /// given up (a seat that rang out), else a new one, else — no port —
+    /// the second stream, shared.
+    fn stream_for(&mut self, id: LegId) -> usize {
+        let live = |leg: Option<LegId>| {
+            leg.is_some_and(|l| {
+                self.legs
+                    .iter()
+                    .any(|x| x.id == l && x.state() != LegState::Ended && !x.is_abandoned())
+            })
+        };
+        let Some(m) = &self.media else { return 1 };
+        let reuse = (1..m.streams.len()).find(|&i| !live(m.streams[i].leg));
+        let s = match reuse {
+            Some(i) => i,
+            None => match m.plan.streams.as_ref().and_then(|src| src.open()) {
+                Some((i, local)) => {
+                    let m = self.media.as_mut().expect("anchored");
+                    if m.streams.len() <= i {
+                        m.streams.resize_with(i + 1, || Stream::new(None, local, 0));
+                    }
+                    m.streams[i] = Stream::new(None, local, 0);
+                    i
+                }
+                None => 1,
+            },
+        };
+        let m = self.media.as_mut().expect("anchored");
+        let st = &mut m.streams[s];
+        *st = Stream::new(Some(id), st.local, st.version + 1);
+        s
     }
 
     /// A new offer on an anchored leg (hold, resume, a moved far end):
     /// answered from our port for that leg, without disturbing the other.
     fn answer_reoffer(&mut self, leg: LegId, tx: u32, msg: &Message, now: Instant) {
-        let s = slot(leg);
+        let s = self.stream_of(leg);
         let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
         let Some(m) = &mut self.media else { return };
-        let local = if s == 0 {
-            m.plan.a_local
-        } else {
-            m.plan.b_local
-        };
+        let local = m.streams[s].local;
         let (code, reason, parts) = match sdp_body(msg) {
             // An UPDATE without an offer (a session-timer refresh, RFC
             // 4028) changes nothing, and its 2xx may carry no offer (RFC
@@ -1647,13 +1724,13 @@ impl Call {
                     version,
                     sdp::Direction::SendRecv,
                 );
-                m.answer_in_ack[s] = msg.cseq().map(|c| c.0);
+                m.streams[s].answer_in_ack = msg.cseq().map(|c| c.0);
                 (200, "OK".to_string(), Parts::sdp(offer))
             }
             Some(body) => match negotiate_offer(&body, local) {
                 Ok((remote, neg)) => {
                     let version = m.next_version(s);
-                    m.answer_in_ack[s] = None;
+                    m.streams[s].answer_in_ack = None;
                     let answer = sdp::answer(&neg, local, m.session_id, version);
                     if s == 0 {
                         m.a_answer = answer.clone();
@@ -1682,9 +1759,16 @@ impl Call {
     ) {
         let Some(m) = &mut self.media else { return };
         let holds = remote.is_hold();
-        if m.held[s] != holds {
-            m.held[s] = holds;
-            let other = 1 - s;
+        if m.streams[s].held != holds {
+            m.streams[s].held = holds;
+            // The caller's stream, or the one the caller is joined to.
+            let other = if s == 0 {
+                self.current
+                    .and_then(|c| m.streams.iter().position(|st| st.leg == Some(c)))
+                    .unwrap_or(1)
+            } else {
+                0
+            };
             tracing::info!(call = self.id, leg = s, on_hold = holds, "hold");
             match (holds, &m.plan.hold) {
                 (true, Some(music)) => self.out.push(Output::Media(MediaCommand::Play {
@@ -1704,15 +1788,15 @@ impl Call {
     /// The ACK for our 2xx to a re-INVITE: if our 2xx carried the offer,
     /// the ACK carries the answer.
     fn on_ack(&mut self, leg: LegId, msg: &Message) {
-        let s = slot(leg);
+        let s = self.stream_of(leg);
         let cseq = msg.cseq().map(|c| c.0);
         let Some(peer_ip) = self.leg_ip(leg) else {
             return;
         };
         if let Some(m) = &mut self.media
             && cseq.is_some()
-            && m.answer_in_ack[s] == cseq
-            && m.answer_in_ack[s].take().is_some()
+            && m.streams[s].answer_in_ack == cseq
+            && m.streams[s].answer_in_ack.take().is_some()
             && let Some(body) = sdp_body(msg)
         {
             match sdp::parse(&body).ok().and_then(|r| {

@@ -1771,6 +1771,7 @@ fn anchored(early: bool) -> Settings {
             b_local: "127.0.0.1:20002".parse().unwrap(),
             early,
             hold,
+            streams: None,
         }),
         ..settings()
     }
@@ -1815,15 +1816,17 @@ fn an_anchored_call_offers_our_ports_plays_early_media_and_bridges_on_answer() {
     let sent = run.recv(&seat_ok(&invite), seat_peer(1));
     let ok = one(responses(&sent, 200), "200 to the caller");
     assert!(String::from_utf8_lossy(&ok.msg.body).contains("m=audio 20000 "));
-    let tail: Vec<&String> = run.media.iter().rev().take(5).collect();
+    let tail: Vec<&String> = run.media.iter().rev().take(6).collect();
     assert!(
-        tail[4].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
+        tail[5].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
         "{tail:?}"
     );
     // From the answer on, both legs' silence counts as a time-out.
-    assert_eq!(tail[3], "Watch { leg: 0 }");
-    assert_eq!(tail[2], "Watch { leg: 1 }");
-    assert_eq!(tail[1], "StopPlay { leg: 0 }");
+    assert_eq!(tail[4], "Watch { leg: 0 }");
+    assert_eq!(tail[3], "Watch { leg: 1 }");
+    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    // The caller's stream is paired with the seat's.
+    assert_eq!(tail[1], "Pair { a: 0, b: 1 }");
     assert_eq!(tail[0], "Connect(Relay)");
 }
 
@@ -2367,8 +2370,9 @@ fn a_queued_caller_is_answered_hears_its_place_and_is_bridged_to_the_seat_the_ac
             seat: "8001".into()
         })
     );
-    let tail: Vec<&String> = run.media.iter().rev().take(2).collect();
-    assert_eq!(tail[1], "StopPlay { leg: 0 }");
+    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    assert_eq!(tail[1], "Pair { a: 0, b: 1 }");
     assert_eq!(tail[0], "Connect(Relay)");
     // The seat hangs up: the caller gets a BYE, the seat wraps up.
     let bye = parse(&no_body(seat_request(&invite, "BYE", 1, "z9hG4bKseat.bye")));
@@ -2837,4 +2841,65 @@ fn an_unanswered_waiting_caller_hears_ringing_again_every_minute() {
     let sent = run.advance(secs(121));
     one(responses(&sent, 180), "and again");
     assert_eq!(run.call.outcome(), None);
+}
+
+/// Streams for a test: indices from 2 on, ports 30000, 30002, ...
+#[derive(Debug)]
+struct TestStreams(std::sync::atomic::AtomicUsize);
+
+impl crate::call::call::StreamSource for TestStreams {
+    fn open(&self) -> Option<(usize, SocketAddr)> {
+        let i = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some((i, SocketAddr::from(([127, 0, 0, 1], 30000 + 2 * i as u16))))
+    }
+}
+
+/// Ring-all: each seat rung at once is offered its own stream (its own
+/// port in our SDP); the one that answers is paired with the caller.
+#[test]
+fn seats_rung_at_once_each_get_their_own_stream_and_the_answering_one_is_paired() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1)), ("8002", seat_peer(2))], t0);
+    let mut s = anchored(false);
+    s.queue = Some(plan("general", vec![]));
+    if let Some(m) = s.media.as_mut() {
+        m.streams = Some(std::sync::Arc::new(TestStreams(2.into())));
+    }
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    let first = run.offer("8001");
+    let second = run.offer("8002");
+    let port = |m: &Message| {
+        let body = String::from_utf8_lossy(&m.body).into_owned();
+        body.lines()
+            .find(|l| l.starts_with("m=audio "))
+            .and_then(|l| l.split(' ').nth(1))
+            .map(str::to_string)
+            .unwrap()
+    };
+    assert_eq!(
+        port(&first),
+        "20002",
+        "the first seat has the second stream"
+    );
+    assert_eq!(
+        port(&second),
+        "30004",
+        "the second seat a stream of its own"
+    );
+    run.recv(&seat_reply(&second, 180, "Ringing"), seat_peer(2));
+    run.recv(&seat_ok(&second), seat_peer(2));
+    let tail: Vec<&String> = run.media.iter().rev().take(2).collect();
+    assert_eq!(tail[1], "Pair { a: 0, b: 2 }");
+    assert_eq!(tail[0], "Connect(Relay)");
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.starts_with("Remote { leg: 2, addr: Some(192.0.2.21:50000)")),
+        "{:?}",
+        run.media
+    );
+    assert_eq!(run.call.joined_stream(), 2, "recorded as the far leg");
 }

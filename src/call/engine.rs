@@ -650,6 +650,10 @@ impl Engine {
             b_local: session.locals[1],
             early: None,
             hold,
+            streams: Some(Arc::new(MoreStreams {
+                pool: pool.clone(),
+                adder: session.stream_adder(),
+            })),
         };
         Ok(Some((session, plan)))
     }
@@ -657,7 +661,7 @@ impl Engine {
     /// Records the call when the table says so: every anchored call, or
     /// those during a leader session (热线问政, recorded for publication).
     /// One WAV per leg; a recording that fails never affects the call.
-    fn start_recording(&self, session: &SessionHandle, kind: Kind, call_id: &str) {
+    fn start_recording(&self, session: &SessionHandle, kind: Kind, call_id: &str, joined: usize) {
         let table = self.table.guard();
         let Some(rec) = &table.media.recordings else {
             return;
@@ -666,10 +670,12 @@ impl Engine {
             return;
         }
         let now = chrono::Utc::now().with_timezone(&table.calendar.timezone());
-        let paths = ["caller", "far"]
+        let paths = [(0, "caller"), (joined, "far")]
             .into_iter()
-            .map(|leg| {
-                crate::media::recorder::recording_path(&rec.dir, &rec.name, call_id, &now, leg)
+            .map(|(stream, leg)| {
+                let path =
+                    crate::media::recorder::recording_path(&rec.dir, &rec.name, call_id, &now, leg);
+                (stream, path)
             })
             .collect();
         session.send(crate::media::session::Command::Record {
@@ -811,6 +817,7 @@ impl Engine {
                         s,
                         labels.kind,
                         &format!("{}-{}", guard.bound[0], call.id),
+                        call.joined_stream(),
                     );
                 }
             }
@@ -1348,6 +1355,28 @@ impl Sink for Engine {
 }
 
 #[derive(Clone)]
+/// More RTP streams for a call's media session, for legs placed while
+/// another still rings (ring-all offers): a port from the pool, added to
+/// the running session.
+struct MoreStreams {
+    pool: Arc<PortPool>,
+    adder: crate::media::session::StreamAdder,
+}
+
+impl std::fmt::Debug for MoreStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreStreams")
+    }
+}
+
+impl super::call::StreamSource for MoreStreams {
+    fn open(&self) -> Option<(usize, std::net::SocketAddr)> {
+        let socket = self.pool.allocate_now().ok()?;
+        let local = socket.local();
+        Some((self.adder.add(socket), local))
+    }
+}
+
 /// Frees what a call's task holds when the task ends, however it ends
 /// (its drop runs on a panic too): every seat reserved for the call, its
 /// entries in the call table, its place in the active-calls gauge.

@@ -76,6 +76,12 @@ impl PortPool {
     /// Binds the next free port; ports another program holds are skipped
     /// (and put back at the end of the queue).
     pub async fn allocate(self: &Arc<Self>) -> Result<MediaSocket, MediaError> {
+        self.allocate_now()
+    }
+
+    /// [`PortPool::allocate`] without waiting: the bind is immediate. Must
+    /// run inside the tokio runtime (the socket is registered with it).
+    pub fn allocate_now(self: &Arc<Self>) -> Result<MediaSocket, MediaError> {
         let tries = self.available();
         for _ in 0..tries {
             let Some(port) = self.free.lock().ok().and_then(|mut f| {
@@ -87,7 +93,10 @@ impl PortPool {
             }) else {
                 break;
             };
-            match UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
+            let bound = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .and_then(UdpSocket::from_std);
+            match bound {
                 Ok(socket) => {
                     return Ok(MediaSocket {
                         socket: Arc::new(socket),
@@ -131,6 +140,12 @@ pub struct MediaSocket {
     pub socket: Arc<UdpSocket>,
     pub port: u16,
     pool: Arc<PortPool>,
+}
+
+impl std::fmt::Debug for MediaSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaSocket({})", self.local())
+    }
 }
 
 impl MediaSocket {

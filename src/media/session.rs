@@ -2,8 +2,9 @@
 //!
 //! The call machine (SIP) tells it, through [`Command`]s, where each leg's
 //! far end is and in which codec, what to play to whom (prompts, hold
-//! music), and how to connect the legs: not at all, relayed two ways, or
-//! mixed for a three-way transfer. It reports back key presses, prompts
+//! music), and how to connect the legs: not at all, a pair relayed two
+//! ways, or mixed for a three-way transfer. Legs can be added while it
+//! runs (a seat rung beside another gets a stream of its own). It reports back key presses, prompts
 //! that finished and legs that fell silent ([`Event`]). Dropping the
 //! [`SessionHandle`] ends the task and gives the ports back.
 //!
@@ -33,7 +34,8 @@ use tokio::sync::mpsc;
 pub enum Mode {
     /// Each leg hears only what is played to it.
     Isolated,
-    /// Legs 0 and 1 hear each other (a bridged call).
+    /// The paired legs hear each other (a bridged call; legs 0 and 1
+    /// until a [`Command::Pair`] says otherwise).
     Relay,
     /// Every leg hears the sum of the others (three-way transfer, 三方转接).
     Mix,
@@ -80,11 +82,22 @@ pub enum Command {
     Leave {
         leg: usize,
     },
-    /// Record what each leg says, one WAV per leg, below `dir` (the
+    /// Record what these legs say, one WAV per leg, below `dir` (the
     /// recordings directory, which must exist; folders below it are made).
     Record {
         dir: PathBuf,
-        paths: Vec<PathBuf>,
+        paths: Vec<(usize, PathBuf)>,
+    },
+    /// A new leg (a seat offered the call, a trunk): it gets the next
+    /// index ([`StreamAdder`] hands them out in order).
+    AddLeg {
+        socket: MediaSocket,
+    },
+    /// In relay mode, these two legs hear each other (the caller's and the
+    /// leg it is joined to); the others hear only what is played to them.
+    Pair {
+        a: usize,
+        b: usize,
     },
 }
 
@@ -104,9 +117,36 @@ pub struct SessionHandle {
     pub events: mpsc::Receiver<Event>,
     /// Our RTP address for each leg, for its SDP.
     pub locals: Vec<SocketAddr>,
+    /// The index the next added leg gets.
+    added: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Hands out the indices of legs added to a running session, in the order
+/// their [`Command::AddLeg`] is sent.
+#[derive(Clone)]
+pub struct StreamAdder {
+    commands: mpsc::UnboundedSender<Command>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StreamAdder {
+    /// Adds `socket` as the session's next leg: its index.
+    pub fn add(&self, socket: MediaSocket) -> usize {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.commands.send(Command::AddLeg { socket });
+        i
+    }
 }
 
 impl SessionHandle {
+    /// For adding legs to this session while it runs.
+    pub fn stream_adder(&self) -> StreamAdder {
+        StreamAdder {
+            commands: self.commands.clone(),
+            next: self.added.clone(),
+        }
+    }
+
     /// Queues a command; none is ever dropped while the session runs (a
     /// session that has ended ignores it).
     pub fn send(&self, command: Command) {
@@ -213,38 +253,55 @@ pub fn start_with(sockets: Vec<MediaSocket>, settings: Settings) -> SessionHandl
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(32);
     let now = Instant::now();
+    let made = LegSettings {
+        relearn_after,
+        media_timeout,
+    };
     let legs: Vec<Leg> = sockets
         .into_iter()
-        .map(|socket| {
-            let r = random_u32();
-            Leg {
-                socket,
-                latch: Latch::new(relearn_after),
-                rewriter: Rewriter::new(random_u32(), r as u16, r.rotate_left(16)),
-                codec: Codec::Pcmu,
-                payload_type: Codec::Pcmu.payload_type(),
-                telephone_event: None,
-                send: true,
-                expect: false,
-                watched: false,
-                active: true,
-                dtmf: EventReceiver::new(),
-                silence: Silence::new(now, media_timeout),
-                timed_out: false,
-                playing: None,
-                heard: None,
-                recorder: None,
-                local_seq: 0,
-                local_ts: 0,
-                rejected: 0,
-            }
-        })
+        .map(|socket| made.leg(socket, now))
         .collect();
-    tokio::spawn(run(legs, cmd_rx, ev_tx, media_timeout, counters));
+    let added = Arc::new(std::sync::atomic::AtomicUsize::new(legs.len()));
+    tokio::spawn(run(legs, cmd_rx, ev_tx, made, counters));
     SessionHandle {
         commands: cmd_tx,
         events: ev_rx,
         locals,
+        added,
+    }
+}
+
+/// What a new leg of a session starts with.
+#[derive(Clone, Copy)]
+struct LegSettings {
+    relearn_after: Duration,
+    media_timeout: Duration,
+}
+
+impl LegSettings {
+    fn leg(self, socket: MediaSocket, now: Instant) -> Leg {
+        let r = random_u32();
+        Leg {
+            socket,
+            latch: Latch::new(self.relearn_after),
+            rewriter: Rewriter::new(random_u32(), r as u16, r.rotate_left(16)),
+            codec: Codec::Pcmu,
+            payload_type: Codec::Pcmu.payload_type(),
+            telephone_event: None,
+            send: true,
+            expect: false,
+            watched: false,
+            active: true,
+            dtmf: EventReceiver::new(),
+            silence: Silence::new(now, self.media_timeout),
+            timed_out: false,
+            playing: None,
+            heard: None,
+            recorder: None,
+            local_seq: 0,
+            local_ts: 0,
+            rejected: 0,
+        }
     }
 }
 
@@ -254,10 +311,12 @@ async fn run(
     mut legs: Vec<Leg>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Event>,
-    media_timeout: Duration,
+    made: LegSettings,
     counters: Counters,
 ) {
+    let media_timeout = made.media_timeout;
     let mut mode = Mode::Isolated;
+    let mut pair = (0, 1);
     let mut mixer = Mixer::with_capacity(legs.len().max(3));
     let mut next_mix: Option<Instant> = None;
     let mut bufs = vec![vec![0u8; 2048]; legs.len()];
@@ -288,7 +347,14 @@ async fn run(
                     break;
                 }
                 Some(cmd) => {
-                    apply(cmd, &mut legs, &mut mode, &mut mixer, &mut next_mix);
+                    if let Command::AddLeg { socket } = cmd {
+                        legs.push(made.leg(socket, Instant::now()));
+                        bufs.push(vec![0u8; 2048]);
+                    } else if let Command::Pair { a, b } = cmd {
+                        pair = (a, b);
+                    } else {
+                        apply(cmd, &mut legs, &mut mode, &mut mixer, &mut next_mix);
+                    }
                     None
                 }
             },
@@ -304,7 +370,7 @@ async fn run(
                 from,
                 &mut legs,
                 &bufs,
-                mode,
+                (mode, pair),
                 &events,
                 &mut scratch_pcm,
                 &mut outbox,
@@ -491,11 +557,15 @@ fn apply(
             }
         }
         Command::Record { dir, paths } => {
-            for (i, (l, path)) in legs.iter_mut().zip(paths).enumerate() {
+            for (i, path) in paths {
                 // A recording that cannot start is logged; the call goes on.
-                l.recorder = Some(RecordingWriter::start(i, dir.clone(), path));
+                if let Some(l) = legs.get_mut(i) {
+                    l.recorder = Some(RecordingWriter::start(i, dir.clone(), path));
+                }
             }
         }
+        // Taken by the session's loop itself.
+        Command::AddLeg { .. } | Command::Pair { .. } => {}
     }
 }
 
@@ -509,7 +579,7 @@ fn on_packet(
     from: SocketAddr,
     legs: &mut [Leg],
     bufs: &[Vec<u8>],
-    mode: Mode,
+    (mode, pair): (Mode, (usize, usize)),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
@@ -551,7 +621,7 @@ fn on_packet(
     }
     leg.silence.heard(now);
     leg.timed_out = false;
-    deliver(i, bytes, info, legs, mode, events, pcm, outbox, now);
+    deliver(i, bytes, info, legs, (mode, pair), events, pcm, outbox, now);
     true
 }
 
@@ -563,7 +633,7 @@ fn deliver(
     bytes: &[u8],
     info: RtpInfo,
     legs: &mut [Leg],
-    mode: Mode,
+    (mode, pair): (Mode, (usize, usize)),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
@@ -582,7 +652,7 @@ fn deliver(
         // Bridged: the far end hears the key too (its IVR may need it),
         // in its own telephone-event payload type.
         if mode == Mode::Relay
-            && let Some(to) = partner(legs, i)
+            && let Some(to) = partner(legs, i, pair)
             && let Some(pt) = to.telephone_event
             && to.active
         {
@@ -613,7 +683,9 @@ fn deliver(
     match mode {
         Mode::Isolated => {}
         Mode::Relay => {
-            let Some(to) = partner(legs, i) else { return };
+            let Some(to) = partner(legs, i, pair) else {
+                return;
+            };
             if to.playing.is_some() || !to.active {
                 return;
             }
@@ -782,12 +854,12 @@ impl RecordingWriter {
     }
 }
 
-/// The leg a relayed leg's audio goes to: legs 0 and 1 hear each other;
-/// a session with one leg (or a third leg) relays to no one.
-fn partner(legs: &mut [Leg], i: usize) -> Option<&mut Leg> {
+/// The leg a relayed leg's audio goes to: the paired legs hear each
+/// other; a leg outside the pair (or with no partner) relays to no one.
+fn partner(legs: &mut [Leg], i: usize, pair: (usize, usize)) -> Option<&mut Leg> {
     match i {
-        0 => legs.get_mut(1),
-        1 => legs.get_mut(0),
+        _ if i == pair.0 && i != pair.1 => legs.get_mut(pair.1),
+        _ if i == pair.1 && i != pair.0 => legs.get_mut(pair.0),
         _ => None,
     }
 }
@@ -1275,6 +1347,67 @@ mod tests {
         );
     }
 
+    /// A leg added to a running session (a second seat rung at once) can
+    /// be paired with the caller: the caller's RTP then goes to it, and not
+    /// to the leg it was not joined to.
+    #[tokio::test]
+    async fn an_added_leg_paired_with_the_caller_hears_it_and_the_other_does_not() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_600, 32_620);
+        let a = pool.allocate().await.unwrap();
+        let b = pool.allocate().await.unwrap();
+        let session = start(vec![a, b], Duration::from_secs(30));
+        let adder = session.stream_adder();
+        let c = pool.allocate_now().unwrap();
+        let c_local = c.local();
+        assert_eq!(adder.add(c), 2, "the third leg");
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let first = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let second = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for (leg, sock) in [(0, &caller), (1, &first), (2, &second)] {
+            session.send(Command::Remote {
+                leg,
+                addr: Some(sock.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
+            });
+        }
+        session.send(Command::Pair { a: 0, b: 2 });
+        session.send(Command::Connect(Mode::Relay));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut buf = [0u8; 2048];
+        for i in 0..3u16 {
+            caller
+                .send_to(
+                    &packet(0, false, i, 160 * u32::from(i), 5, &[0xff; 160]),
+                    session.locals[0],
+                )
+                .await
+                .unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), second.recv(&mut buf))
+                .await
+                .expect("the paired leg hears the caller")
+                .unwrap();
+            assert!(inspect(&buf[..n]).is_some());
+        }
+        let stray = tokio::time::timeout(Duration::from_millis(200), first.recv(&mut buf)).await;
+        assert!(stray.is_err(), "the leg not paired hears nothing");
+        // And back: the added leg's RTP reaches the caller.
+        second
+            .send_to(&packet(0, false, 9, 9, 6, &[0xff; 160]), c_local)
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), caller.recv(&mut buf))
+            .await
+            .expect("the caller hears the added leg")
+            .unwrap();
+        assert!(inspect(&buf[..n]).is_some());
+    }
+
     #[tokio::test]
     async fn a_bridged_call_relays_both_ways_with_our_numbers_and_transcodes_when_needed() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
@@ -1358,13 +1491,13 @@ mod tests {
                 allowed: Vec::new(),
             });
         }
-        let paths = vec![
+        let paths = [
             dir.join("day/call-caller.wav"),
             dir.join("day/call-far.wav"),
         ];
         session.send(Command::Record {
             dir: dir.clone(),
-            paths: paths.clone(),
+            paths: paths.iter().cloned().enumerate().collect(),
         });
         session.send(Command::Connect(Mode::Relay));
         tokio::time::sleep(Duration::from_millis(20)).await;
