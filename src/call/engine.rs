@@ -1373,7 +1373,7 @@ impl super::call::StreamSource for MoreStreams {
     fn open(&self) -> Option<(usize, std::net::SocketAddr)> {
         let socket = self.pool.allocate_now().ok()?;
         let local = socket.local();
-        Some((self.adder.add(socket), local))
+        Some((self.adder.add(socket)?, local))
     }
 }
 

@@ -122,19 +122,23 @@ pub struct SessionHandle {
 }
 
 /// Hands out the indices of legs added to a running session, in the order
-/// their [`Command::AddLeg`] is sent.
+/// their [`Command::AddLeg`] is sent. It does not keep the session alive:
+/// once the [`SessionHandle`] is dropped, the session ends and its ports
+/// go back, adder or not.
 #[derive(Clone)]
 pub struct StreamAdder {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::WeakUnboundedSender<Command>,
     next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StreamAdder {
-    /// Adds `socket` as the session's next leg: its index.
-    pub fn add(&self, socket: MediaSocket) -> usize {
+    /// Adds `socket` as the session's next leg: its index; `None` when the
+    /// session has ended (the socket's port goes back).
+    pub fn add(&self, socket: MediaSocket) -> Option<usize> {
+        let commands = self.commands.upgrade()?;
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.commands.send(Command::AddLeg { socket });
-        i
+        commands.send(Command::AddLeg { socket }).ok()?;
+        Some(i)
     }
 }
 
@@ -142,7 +146,7 @@ impl SessionHandle {
     /// For adding legs to this session while it runs.
     pub fn stream_adder(&self) -> StreamAdder {
         StreamAdder {
-            commands: self.commands.clone(),
+            commands: self.commands.downgrade(),
             next: self.added.clone(),
         }
     }
@@ -1347,6 +1351,38 @@ mod tests {
         );
     }
 
+    /// The adder a call keeps for more streams must not keep the session
+    /// (and its ports) alive once the call drops its handle: a lingering
+    /// call would hold its ports for its whole linger.
+    #[tokio::test]
+    async fn a_stream_adder_does_not_keep_the_session_or_its_ports() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 32_640, 32_650);
+        let all = pool.available();
+        let session = start(
+            vec![
+                pool.allocate().await.unwrap(),
+                pool.allocate().await.unwrap(),
+            ],
+            Duration::from_secs(30),
+        );
+        let adder = session.stream_adder();
+        assert!(adder.add(pool.allocate_now().unwrap()).is_some());
+        drop(session);
+        for _ in 0..50 {
+            if pool.available() == all {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.available(), all, "every port back");
+        assert!(
+            adder.add(pool.allocate_now().unwrap()).is_none(),
+            "the session is gone"
+        );
+        assert_eq!(pool.available(), all);
+    }
+
     /// A leg added to a running session (a second seat rung at once) can
     /// be paired with the caller: the caller's RTP then goes to it, and not
     /// to the leg it was not joined to.
@@ -1360,7 +1396,7 @@ mod tests {
         let adder = session.stream_adder();
         let c = pool.allocate_now().unwrap();
         let c_local = c.local();
-        assert_eq!(adder.add(c), 2, "the third leg");
+        assert_eq!(adder.add(c), Some(2), "the third leg");
         let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let first = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let second = UdpSocket::bind("127.0.0.1:0").await.unwrap();
