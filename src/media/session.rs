@@ -99,6 +99,16 @@ pub enum Command {
         a: usize,
         b: usize,
     },
+    /// The call's topology: these legs hear each other and the others only
+    /// what is played to them. Two are relayed packet for packet (a relay
+    /// is a mix with one source each way); three or more are mixed, each
+    /// hearing the sum of the others (三方, a conference of three). Fewer
+    /// than two: every leg is on its own. A leg taken out of the bridge is
+    /// not ended (it may be on hold, or ringing); [`Command::Leave`] ends
+    /// one.
+    Bridge {
+        legs: Vec<usize>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,6 +366,8 @@ async fn run(
                         bufs.push(vec![0u8; 2048]);
                     } else if let Command::Pair { a, b } = cmd {
                         pair = (a, b);
+                    } else if let Command::Bridge { legs: members } = cmd {
+                        bridge(&members, &mut legs, &mut mode, &mut pair, &mut mixer, &mut next_mix);
                     } else {
                         apply(cmd, &mut legs, &mut mode, &mut mixer, &mut next_mix);
                     }
@@ -569,7 +581,56 @@ fn apply(
             }
         }
         // Taken by the session's loop itself.
-        Command::AddLeg { .. } | Command::Pair { .. } => {}
+        Command::AddLeg { .. } | Command::Pair { .. } | Command::Bridge { .. } => {}
+    }
+}
+
+/// Sets the topology (see [`Command::Bridge`]): a pair is relayed, three
+/// or more are mixed, and only the members are in the mixer. Legs that are
+/// gone (or unknown) are left out.
+fn bridge(
+    members: &[usize],
+    legs: &mut [Leg],
+    mode: &mut Mode,
+    pair: &mut (usize, usize),
+    mixer: &mut Mixer,
+    next_mix: &mut Option<Instant>,
+) {
+    let mut live: Vec<usize> = Vec::with_capacity(members.len());
+    for &i in members {
+        if legs.get(i).is_some_and(|l| l.active) && !live.contains(&i) {
+            live.push(i);
+        }
+    }
+    let in_mixer: Vec<PartyId> = mixer.parties().collect();
+    for id in in_mixer {
+        if !live.contains(&(id.0 as usize)) {
+            let _ = mixer.leave(id);
+        }
+    }
+    match live.as_slice() {
+        [] | [_] => {
+            *mode = Mode::Isolated;
+            *next_mix = None;
+        }
+        [a, b] => {
+            *pair = (*a, *b);
+            *mode = Mode::Relay;
+            *next_mix = None;
+        }
+        _ => {
+            for &i in &live {
+                if !mixer.contains(PartyId(i as u32)) {
+                    let _ = mixer.join(PartyId(i as u32));
+                }
+                // What a leg said before it joined is not mixed in late.
+                legs[i].heard = None;
+            }
+            if *mode != Mode::Mix || next_mix.is_none() {
+                *next_mix = Some(Instant::now() + MIX_TICK);
+            }
+            *mode = Mode::Mix;
+        }
     }
 }
 
@@ -1039,6 +1100,120 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Parties talking on their own sockets, each a tone of its own, for
+    /// `ticks` of 20 ms: what each heard, decoded.
+    async fn talk(
+        parties: &[(UdpSocket, Codec)],
+        locals: &[SocketAddr],
+        freqs: &[f64],
+        ticks: usize,
+        from_tick: usize,
+    ) -> Vec<Vec<i16>> {
+        let mut heard: Vec<Vec<i16>> = vec![Vec::new(); parties.len()];
+        for tick in from_tick..from_tick + ticks {
+            for (i, (s, codec)) in parties.iter().enumerate() {
+                let pcm = tone(freqs[i], 160, tick * 160);
+                let mut payload = Vec::new();
+                codec.encode(&pcm, &mut payload);
+                let p = packet(
+                    codec.payload_type(),
+                    false,
+                    tick as u16,
+                    (tick * 160) as u32,
+                    1000 + i as u32,
+                    &payload,
+                );
+                s.send_to(&p, locals[i]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for (i, (s, _)) in parties.iter().enumerate() {
+                let mut buf = [0u8; 2048];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(1), s.recv(&mut buf)).await
+                {
+                    let info = inspect(&buf[..n]).unwrap();
+                    Codec::from_payload_type(info.payload_type)
+                        .unwrap()
+                        .decode(&buf[info.payload_at..n], &mut heard[i]);
+                }
+            }
+        }
+        heard
+    }
+
+    /// Whether the last 400 ms of `pcm` carry `freq` (Goertzel).
+    fn hears(pcm: &[i16], freq: f64) -> bool {
+        pcm.len() >= 160 * 20 && goertzel_power(&pcm[pcm.len() - 160 * 20..], freq, 8000.0) > 1e6
+    }
+
+    /// The call's topology as a three-way call runs it: caller, seat and
+    /// sub-centre bridged (each hears the other two, not itself) while a
+    /// fourth leg — a seat that rang — is outside and hears nothing; then
+    /// the seat leaves and the two left are re-paired, hearing each other.
+    #[tokio::test]
+    async fn a_bridge_of_three_mixes_only_its_members_and_a_leg_leaving_re_pairs_the_two() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 33_200, 33_300);
+        let mut sockets = Vec::new();
+        for _ in 0..4 {
+            sockets.push(pool.allocate().await.unwrap());
+        }
+        let session = start(sockets, Duration::from_secs(30));
+        let freqs = [400.0, 800.0, 1200.0, 1600.0];
+        let mut parties = Vec::new();
+        for (i, codec) in [Codec::Pcmu, Codec::Pcma, Codec::Pcmu, Codec::Pcmu]
+            .into_iter()
+            .enumerate()
+        {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            session.send(Command::Remote {
+                leg: i,
+                addr: Some(s.local_addr().unwrap()),
+                codec,
+                telephone_event: Some(101),
+                send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
+            });
+            parties.push((s, codec));
+        }
+        let locals = session.locals.clone();
+        // First caller and seat, relayed; then the sub-centre joins.
+        session.send(Command::Bridge { legs: vec![0, 1] });
+        let heard = talk(&parties, &locals, &freqs, 25, 0).await;
+        assert!(hears(&heard[0], 800.0) && hears(&heard[1], 400.0));
+        assert!(!hears(&heard[2], 400.0) && !hears(&heard[0], 1200.0));
+        session.send(Command::Bridge {
+            legs: vec![0, 1, 2],
+        });
+        let heard = talk(&parties, &locals, &freqs, 50, 25).await;
+        for i in 0..3 {
+            for j in 0..4 {
+                let expected = i != j && j < 3;
+                assert_eq!(
+                    hears(&heard[i], freqs[j]),
+                    expected,
+                    "party {i} hearing party {j}"
+                );
+            }
+        }
+        assert!(
+            heard[3].len() < 160 * 5,
+            "the leg outside the bridge hears nothing: {} samples",
+            heard[3].len()
+        );
+        // The seat hangs up: caller and sub-centre go on, relayed.
+        session.send(Command::Leave { leg: 1 });
+        session.send(Command::Bridge { legs: vec![0, 2] });
+        let heard = talk(&parties, &locals, &freqs, 50, 75).await;
+        assert!(hears(&heard[0], 1200.0), "the caller hears the sub-centre");
+        assert!(hears(&heard[2], 400.0), "the sub-centre hears the caller");
+        assert!(!hears(&heard[0], 800.0) && !hears(&heard[2], 800.0));
+        assert!(!hears(&heard[0], 400.0), "the caller does not hear itself");
+        assert!(heard[1].len() < 160 * 5, "the seat that left hears nothing");
     }
 
     /// The security probe's attack: another port of the caller's IP floods
