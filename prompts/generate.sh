@@ -84,6 +84,9 @@ say queue_moved           "正在为您转接，请继续等候。"
 # Answers to a seat's pause and resume feature codes (*51, *50).
 say seat_paused           "您已暂停接听。"
 say seat_resumed          "您已恢复接听。"
+# A three-way call (*3 + number + #) that could not be made: the number
+# reaches nothing, or the party refused or did not answer. To the seat.
+say three_way_failed      "三方通话未能接通。"
 
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.

@@ -22,7 +22,7 @@ use crate::media::dtmf::{Digit, parse_dtmf_relay};
 use crate::media::g711::Codec;
 use crate::media::prompt::{Item, Playlist};
 use crate::media::sdp;
-use crate::media::session::{Command as MediaCommand, Mode as MediaMode};
+use crate::media::session::Command as MediaCommand;
 use crate::sip::message::{Message, Method, Name};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::Peer;
@@ -152,6 +152,12 @@ pub enum Output {
         items: Vec<Item>,
         hold: bool,
     },
+    /// The seat asks to bring `number` into the call (`*3` + number +
+    /// `#`): resolve it through the table and answer with
+    /// [`Call::add_party`].
+    ThreeWay {
+        number: String,
+    },
 }
 
 /// How the call ended, for `hotline_calls_total{result}` and the log.
@@ -224,6 +230,8 @@ enum Phase {
     Queued,
     /// The caller and the placed leg are joined.
     Connected,
+    /// Caller, seat and a third party are mixed (三方).
+    Conference,
     /// Over: waiting only for transactions to finish their linger timers.
     Ended,
 }
@@ -306,6 +314,14 @@ pub struct Call {
     /// The far ends changed (a leg placed, an answer from a new address)
     /// since the engine last asked.
     far_ends_changed: bool,
+    /// A third party being brought in, ringing or mixed (see
+    /// [`conference`]).
+    party: Option<conference::Party>,
+    /// Feature codes the seat keys during the call.
+    keys: conference::Keys,
+    /// The ACD was told the seat's part is over (it left a three-way call
+    /// that goes on without it).
+    acd_done: bool,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -375,6 +391,9 @@ impl Call {
             forced: false,
             far_ends_changed: true,
             media: None,
+            party: None,
+            keys: conference::Keys::default(),
+            acd_done: false,
         };
         call.respond_caller(100, "Trying", None, now);
         if let Err((code, reason)) = call.anchor_media() {
@@ -420,7 +439,8 @@ impl Call {
     /// Whether the caller is (or was) put through to a seat or trunk; a
     /// caller answered only to wait is not.
     pub fn bridged(&self) -> bool {
-        self.current_leg().is_some_and(Leg::is_answered) || self.phase == Phase::Connected
+        self.current_leg().is_some_and(Leg::is_answered)
+            || matches!(self.phase, Phase::Connected | Phase::Conference)
     }
 
     /// Seconds from the INVITE to the answer, once answered.
@@ -494,6 +514,7 @@ impl Call {
             consider(self.leave_at);
             consider(self.next_ringing);
         }
+        consider(self.party_deadline());
         if !self.is_finished() {
             consider(self.ended_at.map(|t| t + LINGER_CAP));
         }
@@ -536,6 +557,7 @@ impl Call {
             leg.on_timer(now);
         }
         self.drain(registrar, now);
+        self.on_party_timer(registrar, now);
         if self.phase == Phase::Queued && self.leave_at.is_some_and(|t| now >= t) {
             self.leave_queue(now);
         }
@@ -616,7 +638,7 @@ impl Call {
             let outcome = self.waiting_outcome();
             self.end(outcome);
         }
-        if self.phase == Phase::Connected {
+        if matches!(self.phase, Phase::Connected | Phase::Conference) {
             tracing::info!(
                 call = self.id,
                 "media time-out on an answered call; hanging up"
@@ -629,7 +651,7 @@ impl Call {
     /// Hang up everything, for shutdown or an operator's request.
     pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
         match self.phase {
-            Phase::Connected => self.hang_up_both(now),
+            Phase::Connected | Phase::Conference => self.hang_up_both(now),
             Phase::Queued if self.answered_by_us => self.leave_queue(now),
             Phase::Queued => {
                 self.cancel_offers(now);
@@ -667,6 +689,10 @@ impl Call {
     /// leaves open, and hands the output over.
     fn finish_input(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
         self.drain(registrar, now);
+        if self.phase == Phase::Ended {
+            // A third party still ringing or joined goes with the call.
+            self.drop_party(now);
+        }
         self.settle(now);
         self.drain(registrar, now);
         self.release_ended_seats(registrar);
@@ -745,8 +771,10 @@ impl Call {
 
     fn gc(&mut self) {
         let current = self.current;
-        self.legs
-            .retain(|l| l.id == LegId::CALLER || Some(l.id) == current || !l.is_done());
+        let party = self.party.as_ref().map(|p| p.leg);
+        self.legs.retain(|l| {
+            l.id == LegId::CALLER || Some(l.id) == current || Some(l.id) == party || !l.is_done()
+        });
     }
 
     fn leg(&mut self, id: LegId) -> Option<&mut Leg> {
@@ -777,10 +805,14 @@ impl Call {
             Some(ev) => ev,
             None => return,
         };
+        let ev = match self.on_party_event(leg, ev, registrar, now) {
+            Some(ev) => ev,
+            None => return,
+        };
         let is_current = Some(leg) == self.current;
         match ev {
             LegEvent::Request { tx, msg } => {
-                if leg == LegId::CALLER || is_current {
+                if leg == LegId::CALLER || is_current || self.is_party(leg) {
                     self.on_in_dialog_request(leg, tx, msg, now);
                 } else if let Some(l) = self.leg(leg) {
                     // A leg we moved on from has nothing to say.
@@ -828,7 +860,7 @@ impl Call {
                         self.hunt.clear();
                         self.end(Outcome::Failed);
                     }
-                    Phase::Connected => {
+                    Phase::Connected | Phase::Conference => {
                         if let Some(id) = self.current
                             && let Some(l) = self.leg(id)
                         {
@@ -844,6 +876,16 @@ impl Call {
                 self.cancel_offers(now);
                 let outcome = self.waiting_outcome();
                 self.end(outcome);
+            }
+            LegEvent::HungUp if is_current && self.phase == Phase::Conference => self.seat_left(),
+            LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Conference => {
+                tracing::info!(call = self.id, "the caller left the three-way call");
+                if let Some(id) = self.current
+                    && let Some(l) = self.leg(id)
+                {
+                    l.hang_up(now);
+                }
+                self.end(Outcome::Completed);
             }
             LegEvent::HungUp if leg == LegId::CALLER || is_current => {
                 if self.phase == Phase::Connected {
@@ -1025,9 +1067,9 @@ impl Call {
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
         }
-        if self.via_acd {
+        if self.via_acd && !self.acd_done {
             match self.phase {
-                Phase::Connected => self.out.push(Output::Acd(ToAcd::Ended {
+                Phase::Connected | Phase::Conference => self.out.push(Output::Acd(ToAcd::Ended {
                     by_seat: self.seat_hung_up,
                 })),
                 Phase::Queued if outcome == Outcome::Abandoned => {
@@ -1059,9 +1101,10 @@ impl Call {
         self.end(outcome);
     }
 
-    /// Ends an answered call from our side: BYE on both legs.
+    /// Ends an answered call from our side: BYE on both legs (and on a
+    /// third party's, once the call has ended).
     fn hang_up_both(&mut self, now: Instant) {
-        if self.phase != Phase::Connected {
+        if !matches!(self.phase, Phase::Connected | Phase::Conference) {
             return;
         }
         self.caller().hang_up(now);
@@ -1189,6 +1232,7 @@ impl Call {
         if leg == 0 && self.phase == Phase::Queued {
             self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
         }
+        self.on_call_key(leg, digit, now);
         self.finish_input(registrar, now)
     }
 
@@ -1365,9 +1409,20 @@ impl Call {
     }
 
     fn place(&mut self, next: super::hunt::Next, now: Instant) -> LegId {
+        let id = self.new_leg_id();
+        let stream = self.stream_for(id);
+        self.place_on(id, stream, next, now);
+        id
+    }
+
+    fn new_leg_id(&mut self) -> LegId {
         let id = LegId(self.next_leg);
         self.next_leg += 1;
-        let stream = self.stream_for(id);
+        id
+    }
+
+    /// Places leg `id` to `next`, offering media `stream`.
+    fn place_on(&mut self, id: LegId, stream: usize, next: super::hunt::Next, now: Instant) {
         let caller_invite = self.legs[0].invite();
         let caller = caller_invite
             .from()
@@ -1434,7 +1489,6 @@ impl Call {
             now,
         );
         self.legs.push(leg);
-        id
     }
 
     fn cancel_current(&mut self, now: Instant) {
@@ -1482,7 +1536,7 @@ impl Call {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        if self.media.is_some() && self.phase == Phase::Connected {
+        if self.media.is_some() && matches!(self.phase, Phase::Connected | Phase::Conference) {
             // Anchored media: a re-INVITE (hold, resume, a new address)
             // changes only its own leg's stream, answered here. So does an
             // UPDATE (RFC 3311): relaying its SDP would take the media off
@@ -1494,15 +1548,30 @@ impl Call {
             if method == Method::Info
                 && let Some(digit) = dtmf_in_info(&msg)
             {
-                self.out.push(Output::Digit {
-                    leg: self.stream_of(leg),
-                    digit,
-                });
+                let stream = self.stream_of(leg);
+                self.out.push(Output::Digit { leg: stream, digit });
                 if let Some(l) = self.leg(leg) {
                     l.reply(tx, 200, "OK", Parts::default(), now);
                 }
+                self.on_call_key(stream, digit, now);
                 return;
             }
+        }
+        if self.phase == Phase::Conference || self.is_party(leg) {
+            // Three parties: no one leg is "the other" to relay to.
+            let (code, reason, parts) = if method == Method::Options {
+                (200, "OK", Parts::default().header(Name::Allow, ALLOW))
+            } else {
+                (
+                    403,
+                    "Forbidden (not relayed in a three-way call)",
+                    Parts::default(),
+                )
+            };
+            if let Some(l) = self.leg(leg) {
+                l.reply(tx, code, reason, parts, now);
+            }
+            return;
         }
         if self.phase == Phase::Queued && leg == LegId::CALLER {
             // Waiting: a re-INVITE or UPDATE (hold, a session refresh) is
@@ -1626,20 +1695,8 @@ impl Call {
     /// The far end answered: its SDP says where its stream goes; the
     /// prompt stops and the caller's stream is paired with it.
     fn connect_media(&mut self, leg: LegId, answer: &Message) {
-        let Some(peer_ip) = self.leg_ip(leg) else {
-            return;
-        };
-        let s = self.stream_of(leg);
+        let s = self.remote_from_answer(leg, answer);
         let Some(m) = &mut self.media else { return };
-        if let Some(body) = sdp_body(answer)
-            && let Ok(remote) = sdp::parse(&body)
-            && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
-        {
-            self.out
-                .push(Output::Media(remote_command(s, peer_ip, &remote, &neg)));
-        } else {
-            tracing::info!(call = self.id, "the far end answered without usable SDP");
-        }
         m.early_playing = false;
         // Only now is a leg's silence a sign of trouble: ringing, and the
         // caller's early media, are not.
@@ -1649,9 +1706,29 @@ impl Call {
         self.out
             .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
         self.out
-            .push(Output::Media(MediaCommand::Pair { a: 0, b: s }));
-        self.out
-            .push(Output::Media(MediaCommand::Connect(MediaMode::Relay)));
+            .push(Output::Media(MediaCommand::Bridge { legs: vec![0, s] }));
+    }
+
+    /// An answering leg's SDP says where its stream goes: the media session
+    /// is told. Returns the leg's stream.
+    fn remote_from_answer(&mut self, leg: LegId, answer: &Message) -> usize {
+        let s = self.stream_of(leg);
+        let Some(peer_ip) = self.leg_ip(leg) else {
+            return s;
+        };
+        if self.media.is_none() {
+            return s;
+        }
+        if let Some(body) = sdp_body(answer)
+            && let Ok(remote) = sdp::parse(&body)
+            && let Ok(neg) = sdp::negotiate(&remote, &[Codec::Pcmu, Codec::Pcma])
+        {
+            self.out
+                .push(Output::Media(remote_command(s, peer_ip, &remote, &neg)));
+        } else {
+            tracing::info!(call = self.id, "the far end answered without usable SDP");
+        }
+        s
     }
 
     /// The media stream a leg sends and receives on: the caller's is 0.
@@ -1666,6 +1743,20 @@ impl Call {
     /// given up (a seat that rang out), else a new one, else — no port —
     /// the second stream, shared.
     fn stream_for(&mut self, id: LegId) -> usize {
+        if let Some(s) = self.open_stream(id) {
+            return s;
+        }
+        let Some(m) = self.media.as_mut() else {
+            return 1;
+        };
+        let st = &mut m.streams[1];
+        *st = Stream::new(Some(id), st.local, st.version + 1);
+        1
+    }
+
+    /// A stream for leg `id` that no other live leg uses: one whose leg is
+    /// over or given up, else a new one; `None` without media or a port.
+    fn open_stream(&mut self, id: LegId) -> Option<usize> {
         let live = |leg: Option<LegId>| {
             leg.is_some_and(|l| {
                 self.legs
@@ -1673,26 +1764,24 @@ impl Call {
                     .any(|x| x.id == l && x.state() != LegState::Ended && !x.is_abandoned())
             })
         };
-        let Some(m) = &self.media else { return 1 };
+        let m = self.media.as_ref()?;
         let reuse = (1..m.streams.len()).find(|&i| !live(m.streams[i].leg));
         let s = match reuse {
             Some(i) => i,
-            None => match m.plan.streams.as_ref().and_then(|src| src.open()) {
-                Some((i, local)) => {
-                    let m = self.media.as_mut().expect("anchored");
-                    if m.streams.len() <= i {
-                        m.streams.resize_with(i + 1, || Stream::new(None, local, 0));
-                    }
-                    m.streams[i] = Stream::new(None, local, 0);
-                    i
+            None => {
+                let (i, local) = m.plan.streams.as_ref()?.open()?;
+                let m = self.media.as_mut().expect("anchored");
+                if m.streams.len() <= i {
+                    m.streams.resize_with(i + 1, || Stream::new(None, local, 0));
                 }
-                None => 1,
-            },
+                m.streams[i] = Stream::new(None, local, 0);
+                i
+            }
         };
         let m = self.media.as_mut().expect("anchored");
         let st = &mut m.streams[s];
         *st = Stream::new(Some(id), st.local, st.version + 1);
-        s
+        Some(s)
     }
 
     /// A new offer on an anchored leg (hold, resume, a moved far end):
@@ -1770,7 +1859,14 @@ impl Call {
                 0
             };
             tracing::info!(call = self.id, leg = s, on_hold = holds, "hold");
-            match (holds, &m.plan.hold) {
+            // In a three-way call the two others still hear each other: no
+            // music over them.
+            let music = m
+                .plan
+                .hold
+                .as_ref()
+                .filter(|_| self.phase != Phase::Conference);
+            match (holds, music) {
                 (true, Some(music)) => self.out.push(Output::Media(MediaCommand::Play {
                     leg: other,
                     playlist: Box::new(music.clone()),
@@ -1924,6 +2020,9 @@ fn max_forwards(invite: &Message) -> String {
         .unwrap_or(70);
     mf.saturating_sub(1).to_string()
 }
+
+#[path = "conference.rs"]
+pub mod conference;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

@@ -344,6 +344,8 @@ struct Run {
     media: Vec<String>,
     /// What the call told the ACD, in order.
     acd: Vec<ToAcd>,
+    /// The numbers a seat asked to bring in (`*3` + number + `#`).
+    three_way: Vec<String>,
 }
 
 impl Run {
@@ -377,6 +379,7 @@ impl Run {
             log: Vec::new(),
             media: Vec::new(),
             acd: Vec::new(),
+            three_way: Vec::new(),
         }
     }
 
@@ -417,6 +420,7 @@ impl Run {
                 Output::Prompt { leg, items, hold } => self
                     .media
                     .push(format!("Prompt {leg} {items:?} hold={hold}")),
+                Output::ThreeWay { number } => self.three_way.push(number),
             }
         }
         self.log.extend(sent.iter().cloned());
@@ -1816,18 +1820,17 @@ fn an_anchored_call_offers_our_ports_plays_early_media_and_bridges_on_answer() {
     let sent = run.recv(&seat_ok(&invite), seat_peer(1));
     let ok = one(responses(&sent, 200), "200 to the caller");
     assert!(String::from_utf8_lossy(&ok.msg.body).contains("m=audio 20000 "));
-    let tail: Vec<&String> = run.media.iter().rev().take(6).collect();
+    let tail: Vec<&String> = run.media.iter().rev().take(5).collect();
     assert!(
-        tail[5].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
+        tail[4].starts_with("Remote { leg: 1, addr: Some(192.0.2.21:50000)"),
         "{tail:?}"
     );
     // From the answer on, both legs' silence counts as a time-out.
-    assert_eq!(tail[4], "Watch { leg: 0 }");
-    assert_eq!(tail[3], "Watch { leg: 1 }");
-    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    assert_eq!(tail[3], "Watch { leg: 0 }");
+    assert_eq!(tail[2], "Watch { leg: 1 }");
+    assert_eq!(tail[1], "StopPlay { leg: 0 }");
     // The caller's stream is paired with the seat's.
-    assert_eq!(tail[1], "Pair { a: 0, b: 1 }");
-    assert_eq!(tail[0], "Connect(Relay)");
+    assert_eq!(tail[0], "Bridge { legs: [0, 1] }");
 }
 
 #[test]
@@ -2370,10 +2373,9 @@ fn a_queued_caller_is_answered_hears_its_place_and_is_bridged_to_the_seat_the_ac
             seat: "8001".into()
         })
     );
-    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
-    assert_eq!(tail[2], "StopPlay { leg: 0 }");
-    assert_eq!(tail[1], "Pair { a: 0, b: 1 }");
-    assert_eq!(tail[0], "Connect(Relay)");
+    let tail: Vec<&String> = run.media.iter().rev().take(2).collect();
+    assert_eq!(tail[1], "StopPlay { leg: 0 }");
+    assert_eq!(tail[0], "Bridge { legs: [0, 1] }");
     // The seat hangs up: the caller gets a BYE, the seat wraps up.
     let bye = parse(&no_body(seat_request(&invite, "BYE", 1, "z9hG4bKseat.bye")));
     let sent = run.recv(&bye, seat_peer(1));
@@ -2891,9 +2893,7 @@ fn seats_rung_at_once_each_get_their_own_stream_and_the_answering_one_is_paired(
     );
     run.recv(&seat_reply(&second, 180, "Ringing"), seat_peer(2));
     run.recv(&seat_ok(&second), seat_peer(2));
-    let tail: Vec<&String> = run.media.iter().rev().take(2).collect();
-    assert_eq!(tail[1], "Pair { a: 0, b: 2 }");
-    assert_eq!(tail[0], "Connect(Relay)");
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
     assert!(
         run.media
             .iter()
@@ -2903,3 +2903,6 @@ fn seats_rung_at_once_each_get_their_own_stream_and_the_answering_one_is_paired(
     );
     assert_eq!(run.call.joined_stream(), 2, "recorded as the far leg");
 }
+
+#[path = "conference_tests.rs"]
+mod conference;

@@ -756,6 +756,7 @@ impl Engine {
         let mut out = first;
         loop {
             let mut unreachable: Vec<Peer> = Vec::new();
+            let mut three_way: Vec<String> = Vec::new();
             for o in out.drain(..) {
                 match o {
                     Output::Send(peer, bytes) => {
@@ -786,7 +787,17 @@ impl Engine {
                             self.play(s, leg, items, hold);
                         }
                     }
+                    Output::ThreeWay { number } => three_way.push(number),
                 }
+            }
+            // A seat's three-way: the number resolved through the table
+            // alone, then back to the call.
+            if !three_way.is_empty() {
+                for number in three_way {
+                    let targets = self.three_way_targets(&number);
+                    out.extend(call.add_party(&number, targets, &self.registrar, Instant::now()));
+                }
+                continue;
             }
             // Transport errors go back to the call at once (§18.4); what it
             // sends in turn goes out on the next pass. Bounded, in case a
@@ -869,6 +880,28 @@ impl Engine {
             guard.counted = true;
             self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
         }
+    }
+
+    /// Where a seat's three-way (`*3` + number + `#`) may go: another seat
+    /// by its id, or a number the table routes to a trunk — a sub-centre's
+    /// line, an emergency number, a line out over the carrier — with its
+    /// alternates. Queued lines, unknown and barred numbers reach nothing:
+    /// a seat can never call an arbitrary outside number. Emergency numbers
+    /// are always routed, whatever the table's state.
+    fn three_way_targets(&self, number: &str) -> Vec<Target> {
+        let table = self.table.guard();
+        if table.seats.iter().any(|s| s.id == number) {
+            return vec![Target::Seat {
+                id: number.to_string(),
+            }];
+        }
+        let decision = routing::route(&table, number, None, chrono::Utc::now());
+        if !matches!(decision.target, routing::Target::Trunk(_)) {
+            return Vec::new();
+        }
+        let line = decision.line.unwrap_or(number).to_string();
+        let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
+        targets_for(&table, &decision, &line, |id| trunks.is_up(id)).0
     }
 
     /// Plays prompts to a stream of a call's media, then hold music (or,

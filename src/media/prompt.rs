@@ -807,6 +807,8 @@ mod tests {
             "queue_moved",
             "seat_paused",
             "seat_resumed",
+            // To a seat whose three-way call could not be made.
+            "three_way_failed",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",
@@ -820,7 +822,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 46);
+        assert_eq!(library.len(), 47);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

@@ -1190,14 +1190,10 @@ mod tests {
             legs: vec![0, 1, 2],
         });
         let heard = talk(&parties, &locals, &freqs, 50, 25).await;
-        for i in 0..3 {
-            for j in 0..4 {
+        for (i, pcm) in heard.iter().enumerate().take(3) {
+            for (j, &freq) in freqs.iter().enumerate() {
                 let expected = i != j && j < 3;
-                assert_eq!(
-                    hears(&heard[i], freqs[j]),
-                    expected,
-                    "party {i} hearing party {j}"
-                );
+                assert_eq!(hears(pcm, freq), expected, "party {i} hearing party {j}");
             }
         }
         assert!(

@@ -1,0 +1,434 @@
+//! A conference of three (三方): the seat on a call brings a third party —
+//! a sub-centre, another seat, an emergency trunk — into it. Caller, seat
+//! and party are mixed, each hearing the other two; the seat may then
+//! leave, and caller and party stay connected, relayed as a pair. The
+//! party not answering leaves caller and seat as they were; the caller
+//! hanging up ends the rest.
+//!
+//! The seat asks from its own phone with a feature code keyed during the
+//! call, `*3` + number + `#` (Asterisk's three-way key, which agents
+//! know), in RTP events or SIP INFO; `*1` drops the party again. The call
+//! does not resolve the number: it asks its driver ([`Output::ThreeWay`]),
+//! which resolves it through the routing table only — table lines that go
+//! out over a trunk, seats by id, emergency numbers — and answers with
+//! [`Call::add_party`]. A seat can never reach an outside number this way.
+
+use super::{Call, Output, Phase};
+use crate::call::hunt::Hunt;
+use crate::call::leg::{LegEvent, LegId, Target};
+use crate::call::queue::ToAcd;
+use crate::call::registrar::Registrar;
+use crate::media::dtmf::Digit;
+use crate::media::prompt::Item;
+use crate::media::session::Command as MediaCommand;
+use std::time::{Duration, Instant};
+
+/// What the seat keyed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// `*3` + number + `#`: ring the number and join it to the call.
+    ThreeWay(String),
+    /// `*1`: drop the party being brought in, ringing or joined.
+    Abort,
+}
+
+/// A key more than this after the one before starts over: a feature code
+/// is keyed in one go.
+pub const KEY_GAP: Duration = Duration::from_secs(5);
+
+/// The longest number a three-way may name.
+const MAX_NUMBER: usize = 32;
+
+/// The prompt the seat hears when the party could not be brought in.
+pub const PARTY_FAILED: &str = "three_way_failed";
+
+/// Reads feature codes out of the keys a seat presses during a call.
+/// Anything that is no feature code is ignored (the caller's IVR may need
+/// the seat's keys; they are relayed to it as before).
+#[derive(Debug, Default)]
+pub struct Keys {
+    keyed: String,
+    last: Option<Instant>,
+}
+
+impl Keys {
+    /// One key at `now`: the feature it completes, if any.
+    pub fn push(&mut self, key: char, now: Instant) -> Option<Feature> {
+        if self
+            .last
+            .is_some_and(|t| now.saturating_duration_since(t) > KEY_GAP)
+        {
+            self.keyed.clear();
+        }
+        self.last = Some(now);
+        if self.keyed.is_empty() {
+            if key == '*' {
+                self.keyed.push('*');
+            }
+            return None;
+        }
+        self.keyed.push(key);
+        match self.keyed.as_str() {
+            "*1" => {
+                self.keyed.clear();
+                Some(Feature::Abort)
+            }
+            "*3" => None,
+            k if k.starts_with("*3") && key == '#' => {
+                let number = k[2..k.len() - 1].to_string();
+                self.keyed.clear();
+                (!number.is_empty()).then_some(Feature::ThreeWay(number))
+            }
+            k if k.starts_with("*3") && key.is_ascii_digit() && k.len() <= 2 + MAX_NUMBER => None,
+            _ => {
+                // Not a code we know: start over, a star starting anew.
+                self.keyed.clear();
+                if key == '*' {
+                    self.keyed.push('*');
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The party being brought in: the leg ringing or joined, the targets
+/// left to try, and when this one's turn ends.
+pub struct Party {
+    pub leg: LegId,
+    hunt: Hunt,
+    ring_deadline: Instant,
+    number: String,
+}
+
+impl Call {
+    /// Whether `leg` is the party being brought in.
+    pub(super) fn is_party(&self, leg: LegId) -> bool {
+        self.party.as_ref().is_some_and(|p| p.leg == leg)
+    }
+
+    /// When the ringing party's turn ends.
+    pub(super) fn party_deadline(&self) -> Option<Instant> {
+        let p = self.party.as_ref()?;
+        (self.phase == Phase::Connected).then_some(p.ring_deadline)
+    }
+
+    /// The media stream of the seat the call is joined to, if it is a seat
+    /// (a trunk's keys are no feature codes).
+    fn seat_stream(&self) -> Option<usize> {
+        let current = self.current?;
+        let on_call = matches!(self.phase, Phase::Connected | Phase::Conference);
+        (on_call && self.current_leg()?.seat().is_some()).then(|| self.stream_of(current))
+    }
+
+    /// A key pressed on media stream `stream` of a bridged call: the
+    /// seat's keys may be a feature code.
+    pub(super) fn on_call_key(&mut self, stream: usize, digit: Digit, now: Instant) {
+        if self.seat_stream() != Some(stream) {
+            return;
+        }
+        match self.keys.push(digit.as_char(), now) {
+            Some(Feature::ThreeWay(number)) => {
+                if self.phase == Phase::Connected && self.party.is_none() && self.media.is_some() {
+                    tracing::info!(call = self.id, %number, "the seat asks for a three-way call");
+                    self.out.push(Output::ThreeWay { number });
+                } else {
+                    tracing::info!(
+                        call = self.id,
+                        %number,
+                        "three-way refused: the call has a third party already, or no anchored media"
+                    );
+                    self.tell_seat(PARTY_FAILED);
+                }
+            }
+            Some(Feature::Abort) => self.drop_party(now),
+            None => {}
+        }
+    }
+
+    /// Brings a third party into the bridged call (the answer to
+    /// [`Output::ThreeWay`], or a command of the operator's API): rings
+    /// `targets` in turn, each for the seat ring time; the first to answer
+    /// is mixed with caller and seat. With no target, or a call that is not
+    /// bridged with its media anchored, or a party already there, nothing
+    /// is placed and the seat hears that it failed.
+    pub fn add_party(
+        &mut self,
+        number: &str,
+        targets: Vec<Target>,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        if self.phase != Phase::Connected || self.party.is_some() || self.media.is_none() {
+            tracing::info!(call = self.id, number, "three-way refused in this state");
+            self.tell_seat(PARTY_FAILED);
+        } else if targets.is_empty() {
+            tracing::info!(
+                call = self.id,
+                number,
+                "three-way refused: the table routes the number to no trunk or seat"
+            );
+            self.tell_seat(PARTY_FAILED);
+        } else {
+            let hunt = Hunt::new(
+                targets,
+                self.settings.seat_ring,
+                self.settings.max_ring,
+                false,
+            );
+            self.ring_party(hunt, number.to_string(), registrar, now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// Rings the party's next target, on a media stream of its own; none
+    /// left (or no stream free): the seat hears it failed.
+    fn ring_party(&mut self, mut hunt: Hunt, number: String, registrar: &Registrar, now: Instant) {
+        let Some(next) = hunt.next(registrar, self.id, now) else {
+            tracing::info!(call = self.id, %number, "no target of the three-way answered");
+            self.tell_seat(PARTY_FAILED);
+            return;
+        };
+        let id = self.new_leg_id();
+        let Some(stream) = self.open_stream(id) else {
+            tracing::warn!(call = self.id, "no media stream free for a third party");
+            if let Target::Seat { id } = &next.target {
+                registrar.release(id, self.id);
+            }
+            self.tell_seat(PARTY_FAILED);
+            return;
+        };
+        let ring = next.ring;
+        tracing::info!(call = self.id, target = %next.target, "ringing the third party");
+        self.place_on(id, stream, next, now);
+        self.party = Some(Party {
+            leg: id,
+            hunt,
+            ring_deadline: now + ring,
+            number,
+        });
+    }
+
+    /// The ringing party's turn ran out: the next target, if any.
+    pub(super) fn on_party_timer(&mut self, registrar: &Registrar, now: Instant) {
+        if self.party_deadline().is_some_and(|d| now >= d) {
+            tracing::info!(call = self.id, "the third party did not answer in time");
+            self.next_party(registrar, now);
+        }
+    }
+
+    /// Gives up on the party's current target and tries the next.
+    fn next_party(&mut self, registrar: &Registrar, now: Instant) {
+        let Some(p) = self.party.take() else { return };
+        if let Some(l) = self.leg(p.leg) {
+            l.cancel(now);
+        }
+        if self.phase == Phase::Connected {
+            self.ring_party(p.hunt, p.number, registrar, now);
+        }
+    }
+
+    /// What happens on the party's leg; other legs' events come back for
+    /// the usual handling.
+    pub(super) fn on_party_event(
+        &mut self,
+        leg: LegId,
+        ev: LegEvent,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Option<LegEvent> {
+        if !self.is_party(leg) {
+            return Some(ev);
+        }
+        match ev {
+            LegEvent::Answered { msg } => {
+                if self.phase != Phase::Connected {
+                    self.party = None;
+                    if let Some(l) = self.leg(leg) {
+                        l.hang_up(now);
+                    }
+                    return None;
+                }
+                tracing::info!(call = self.id, "third party answered: three-way call");
+                self.phase = Phase::Conference;
+                let s = self.remote_from_answer(leg, &msg);
+                self.out.push(Output::Media(MediaCommand::Watch { leg: s }));
+                let legs = self.bridge_streams();
+                // Whatever played to a member (music, a prompt) gives way
+                // to the other two.
+                for &leg in &legs {
+                    self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
+                }
+                self.out.push(Output::Media(MediaCommand::Bridge { legs }));
+                None
+            }
+            LegEvent::Failed { code, reason } => {
+                tracing::info!(call = self.id, code, %reason, "the third party refused");
+                self.next_party(registrar, now);
+                None
+            }
+            LegEvent::Silent => {
+                tracing::info!(call = self.id, "no response from the third party");
+                self.next_party(registrar, now);
+                None
+            }
+            LegEvent::HungUp => {
+                if self.phase == Phase::Conference {
+                    tracing::info!(call = self.id, "the third party left the three-way call");
+                    let s = self.stream_of(leg);
+                    self.party = None;
+                    self.phase = Phase::Connected;
+                    self.out.push(Output::Media(MediaCommand::Leave { leg: s }));
+                    self.out.push(Output::Media(MediaCommand::Bridge {
+                        legs: self.bridge_streams(),
+                    }));
+                }
+                None
+            }
+            LegEvent::Progress { .. } => None,
+            ev => Some(ev),
+        }
+    }
+
+    /// The seat hung up a three-way call: caller and party go on, paired;
+    /// the seat's part is over (its wrap-up starts).
+    pub(super) fn seat_left(&mut self) {
+        let Some(p) = self.party.take() else { return };
+        let seat = self.current.map(|c| self.stream_of(c));
+        tracing::info!(call = self.id, "the seat left the three-way call");
+        self.current = Some(p.leg);
+        self.phase = Phase::Connected;
+        if let Some(s) = seat {
+            self.out.push(Output::Media(MediaCommand::Leave { leg: s }));
+        }
+        self.out.push(Output::Media(MediaCommand::Bridge {
+            legs: self.bridge_streams(),
+        }));
+        if self.via_acd && !self.acd_done {
+            self.acd_done = true;
+            self.out.push(Output::Acd(ToAcd::Ended { by_seat: true }));
+        }
+    }
+
+    /// Drops the party (the seat's `*1`): a ringing one is cancelled, a
+    /// joined one hung up, and caller and seat are as before.
+    pub(super) fn drop_party(&mut self, now: Instant) {
+        let Some(p) = self.party.take() else { return };
+        tracing::info!(call = self.id, "the third party is dropped");
+        let s = self.stream_of(p.leg);
+        if let Some(l) = self.leg(p.leg) {
+            l.cancel(now);
+            l.hang_up(now);
+        }
+        if self.phase == Phase::Conference {
+            self.phase = Phase::Connected;
+            self.out.push(Output::Media(MediaCommand::Leave { leg: s }));
+            self.out.push(Output::Media(MediaCommand::Bridge {
+                legs: self.bridge_streams(),
+            }));
+        }
+    }
+
+    /// The streams that hear each other now: the caller's, the joined
+    /// leg's and, in a three-way call, the party's.
+    pub(super) fn bridge_streams(&self) -> Vec<usize> {
+        let mut legs = vec![0];
+        legs.extend(self.current.map(|c| self.stream_of(c)));
+        if self.phase == Phase::Conference
+            && let Some(p) = &self.party
+        {
+            legs.push(self.stream_of(p.leg));
+        }
+        legs
+    }
+
+    /// A short prompt to the seat (the three-way failed); it hears the
+    /// caller again when it ends.
+    fn tell_seat(&mut self, prompt: &str) {
+        if let Some(s) = self.seat_stream() {
+            self.out.push(Output::Prompt {
+                leg: s,
+                items: vec![Item::prompt(prompt)],
+                hold: false,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed(keys: &str, gap: Duration) -> Vec<Feature> {
+        let t0 = Instant::now();
+        let mut k = Keys::default();
+        keys.chars()
+            .enumerate()
+            .filter_map(|(i, c)| k.push(c, t0 + gap * i as u32))
+            .collect()
+    }
+
+    #[test]
+    fn star_three_number_hash_asks_for_a_three_way_call() {
+        let ms = Duration::from_millis(300);
+        assert_eq!(keyed("*312366#", ms), [Feature::ThreeWay("12366".into())]);
+        assert_eq!(keyed("*3110#", ms), [Feature::ThreeWay("110".into())]);
+        // Keys before the code, and a star keyed twice, do not matter.
+        assert_eq!(keyed("12**38001#", ms), [Feature::ThreeWay("8001".into())]);
+        // Two codes in a row.
+        assert_eq!(
+            keyed("*38001#*1", ms),
+            [Feature::ThreeWay("8001".into()), Feature::Abort]
+        );
+    }
+
+    #[test]
+    fn what_is_no_feature_code_completes_nothing() {
+        let ms = Duration::from_millis(300);
+        for keys in [
+            "", "3", "#", "*3#", "*9", "*31*", "*3A#", "123#", "*2", "*4",
+        ] {
+            assert_eq!(keyed(keys, ms), [], "{keys}");
+        }
+        // A number too long for any table.
+        let long = format!("*3{}#", "1".repeat(MAX_NUMBER + 1));
+        assert_eq!(keyed(&long, ms), []);
+        let longest = format!("*3{}#", "1".repeat(MAX_NUMBER));
+        assert_eq!(keyed(&longest, ms).len(), 1);
+    }
+
+    #[test]
+    fn star_one_aborts() {
+        assert_eq!(keyed("*1", Duration::from_millis(300)), [Feature::Abort]);
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_gap_starts_over() {
+        let t0 = Instant::now();
+        let mut k = Keys::default();
+        assert_eq!(k.push('*', t0), None);
+        assert_eq!(
+            k.push('3', t0 + KEY_GAP),
+            None,
+            "at the gap: still one code"
+        );
+        assert_eq!(
+            k.push('1', t0 + KEY_GAP * 2 + Duration::from_millis(1)),
+            None
+        );
+        // The '1' began anew (and is no start); so the '#' completes nothing.
+        assert_eq!(
+            k.push('#', t0 + KEY_GAP * 2 + Duration::from_millis(2)),
+            None
+        );
+        let t1 = t0 + KEY_GAP * 4;
+        for (i, c) in "*38002#".chars().enumerate() {
+            let got = k.push(c, t1 + Duration::from_millis(i as u64));
+            if c == '#' {
+                assert_eq!(got, Some(Feature::ThreeWay("8002".into())));
+            } else {
+                assert_eq!(got, None);
+            }
+        }
+    }
+}
