@@ -253,7 +253,18 @@ impl Gateway {
 
     /// A trunk peer that answers a call for `user` on `port`.
     pub fn trunk_uas(&self, user: &str, port: u16) -> Sipp {
-        self.sipp("uas.xml", &[("USER", user)], "127.0.0.1", port, &[])
+        self.trunk_uas_rtp(user, port, "[media_port]")
+    }
+
+    /// [`Gateway::trunk_uas`], its SDP naming RTP port `rtp_port`.
+    pub fn trunk_uas_rtp(&self, user: &str, port: u16, rtp_port: &str) -> Sipp {
+        self.sipp(
+            "uas.xml",
+            &[("USER", user), ("MEDIA_PORT", rtp_port)],
+            "127.0.0.1",
+            port,
+            &[],
+        )
     }
 
     pub fn calls_total(&self, kind: &str, line: &str, result: &str) -> f64 {

@@ -1,0 +1,336 @@
+//! Three-way calls (三方) end to end over loopback: a caller from the
+//! carrier trunk (SIPp) reaches a 12345 seat (SIPp) through the queue; the
+//! seat keys `*312366#` (SIP INFO, application/dtmf-relay) and the 12366
+//! sub-centre (SIPp on the city sub-centre trunk) is brought into the
+//! call. Each of the three talks through a socket of the test's own, a
+//! tone each — the caller 400 Hz, the seat 800 Hz, the sub-centre 1200 Hz
+//! — and what each hears is decoded and measured with a Goertzel detector:
+//! each hears the other two and not itself; once the seat hangs up, caller
+//! and sub-centre hear each other and the seat no more. SIPp must be
+//! installed (`tests/run.sh` installs it): this test fails, never skips,
+//! without it.
+
+mod support;
+
+use hotline::media::g711::Codec;
+use hotline::media::mixer::goertzel_power;
+use hotline::media::rtp::{inspect, packet};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use support::free_port;
+use support::gateway::{Gateway, Sipp, heard_prompt};
+
+/// One party's phone: a socket named in its SDP, the tone it says, what
+/// it heard (decoded, with when it arrived), and the gateway's address for
+/// it, learnt from the first packet the gateway sends.
+struct Phone {
+    socket: UdpSocket,
+    freq: f64,
+    gateway: Option<SocketAddr>,
+    heard: Vec<(Instant, Vec<i16>)>,
+    said: u32,
+}
+
+impl Phone {
+    fn new(freq: f64) -> Phone {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Phone {
+            socket,
+            freq,
+            gateway: None,
+            heard: Vec::new(),
+            said: 0,
+        }
+    }
+
+    fn port(&self) -> String {
+        self.socket.local_addr().unwrap().port().to_string()
+    }
+
+    /// 20 ms: says its next frame (once it knows where to), takes in all
+    /// that arrived.
+    fn tick(&mut self) {
+        if let Some(to) = self.gateway {
+            let offset = self.said as usize * 160;
+            let pcm: Vec<i16> = (0..160)
+                .map(|i| {
+                    let t = (offset + i) as f64 / 8000.0;
+                    ((2.0 * std::f64::consts::PI * self.freq * t).sin() * 6000.0) as i16
+                })
+                .collect();
+            let mut ulaw = Vec::new();
+            Codec::Pcmu.encode(&pcm, &mut ulaw);
+            let seq = self.said as u16;
+            let p = packet(
+                0,
+                false,
+                seq,
+                self.said * 160,
+                0x3000 + self.freq as u32,
+                &ulaw,
+            );
+            let _ = self.socket.send_to(&p, to);
+            self.said += 1;
+        }
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            if let Some(info) = inspect(&buf[..n]) {
+                let mut pcm = Vec::new();
+                if let Some(codec) = Codec::from_payload_type(info.payload_type) {
+                    codec.decode(&buf[info.payload_at..n], &mut pcm);
+                    self.heard.push((Instant::now(), pcm));
+                }
+                self.gateway = Some(from);
+            }
+        }
+    }
+
+    /// What it heard between `from` and `to`, as one run of samples.
+    fn heard_between(&self, from: Instant, to: Instant) -> Vec<i16> {
+        self.heard
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .flat_map(|(_, pcm)| pcm.iter().copied())
+            .collect()
+    }
+
+    fn last_heard(&self) -> Option<Instant> {
+        self.heard.last().map(|(t, _)| *t)
+    }
+}
+
+/// Runs the phones' 20 ms ticks until `done` says so (or `limit` passes:
+/// false).
+fn run_until(
+    phones: &mut [&mut Phone],
+    limit: Duration,
+    mut done: impl FnMut(&[&mut Phone]) -> bool,
+) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        for p in phones.iter_mut() {
+            p.tick();
+        }
+        if done(phones) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn power(pcm: &[i16], freq: f64) -> f64 {
+    goertzel_power(pcm, freq, 8000.0) / pcm.len().max(1) as f64
+}
+
+/// Asserts that `pcm` (what `who` heard) carries each tone of `hears`
+/// and none of `not`: each tone heard well above what is not heard.
+#[track_caller]
+fn assert_hears(who: &str, pcm: &[i16], hears: &[f64], not: &[f64]) {
+    assert!(pcm.len() >= 8000, "{who} heard only {} samples", pcm.len());
+    let heard: Vec<f64> = hears.iter().map(|f| power(pcm, *f)).collect();
+    let absent: Vec<f64> = not.iter().map(|f| power(pcm, *f)).collect();
+    let weakest = heard.iter().cloned().fold(f64::INFINITY, f64::min);
+    let strongest_absent = absent.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        weakest > 1_000.0 && weakest > 100.0 * strongest_absent,
+        "{who}: tones {hears:?} at {heard:?}, tones {not:?} at {absent:?}"
+    );
+}
+
+/// A seat phone (SIPp, registered from `port`) that answers with RTP to
+/// `rtp_port`, keys the eight `keys` in SIP INFO `keys_after_ms` after
+/// its answer, and hangs up `hold_ms` later.
+fn seat_keying(
+    gw: &Gateway,
+    port: u16,
+    rtp_port: &str,
+    keys: &str,
+    keys_after_ms: u32,
+    hold_ms: u32,
+) -> Sipp {
+    let keys: Vec<String> = keys.chars().map(String::from).collect();
+    assert_eq!(keys.len(), 8, "the scenario keys eight keys");
+    let names: Vec<String> = (1..=8).map(|i| format!("K{i}")).collect();
+    let (after, hold) = (keys_after_ms.to_string(), hold_ms.to_string());
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("MEDIA_PORT", rtp_port),
+        ("KEYS_AFTER_MS", &after),
+        ("HOLD_MS", &hold),
+    ];
+    vars.extend(
+        names
+            .iter()
+            .map(String::as_str)
+            .zip(keys.iter().map(String::as_str)),
+    );
+    gw.sipp(
+        "seat_three_way.xml",
+        &vars,
+        "127.0.0.1",
+        port,
+        &["-s", "8001"],
+    )
+}
+
+fn find(heard: &[i16], clip: &[i16]) -> Option<usize> {
+    (0..=heard.len().checked_sub(clip.len())?).find(|&i| heard[i..i + clip.len()] == *clip)
+}
+
+#[test]
+fn a_seat_keys_star_three_brings_the_sub_centre_in_and_leaves_caller_and_sub_centre_talking() {
+    let gw = Gateway::start("three-way");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let seat_phone = seat_keying(&gw, seat_port, &seat.port(), "*312366#", 1000, 4000);
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 12_000);
+
+    // The sub-centre hears something once it is in the mix.
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        joined,
+        "the sub-centre never joined\n{}",
+        gw.daemon.log_text()
+    );
+    let start = Instant::now() + Duration::from_millis(500);
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2500),
+        |_| false,
+    );
+    let end = Instant::now();
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[800.0, 1200.0],
+        &[400.0],
+    );
+    assert_hears(
+        "the seat",
+        &seat.heard_between(start, end),
+        &[400.0, 1200.0],
+        &[800.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0, 800.0],
+        &[1200.0],
+    );
+
+    // The seat hangs up: the gateway sends it nothing more.
+    let left = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(10),
+        |p| {
+            p[1].last_heard()
+                .is_some_and(|t| t.elapsed() > Duration::from_millis(500))
+        },
+    );
+    assert!(
+        left,
+        "the seat kept hearing the call\n{}",
+        gw.daemon.log_text()
+    );
+    let start = Instant::now() + Duration::from_millis(300);
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2300),
+        |_| false,
+    );
+    let end = Instant::now();
+    assert_hears(
+        "the caller, the seat gone",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the sub-centre, the seat gone",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[800.0, 1200.0],
+    );
+    assert!(
+        seat.heard_between(start, end).is_empty(),
+        "the seat hears nothing"
+    );
+
+    // The caller hangs up; the gateway hangs up the sub-centre. Every
+    // SIPp scenario ran to its end.
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    let log = gw.daemon.log_text();
+    assert!(log.contains("the seat asks for a three-way call"), "{log}");
+    assert!(
+        log.contains("third party answered: three-way call"),
+        "{log}"
+    );
+    assert!(log.contains("the seat left the three-way call"), "{log}");
+}
+
+/// A seat cannot use `*3` to call a number the table does not route to
+/// a trunk or a seat: nothing is placed, the seat hears that it failed,
+/// and the call goes on — the seat's hanging up still reaches the caller.
+#[test]
+fn a_three_way_to_a_number_the_table_does_not_route_places_nothing() {
+    let gw = Gateway::start("three-way-refused");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat) = (Phone::new(400.0), Phone::new(800.0));
+    let seat_phone = seat_keying(&gw, seat_port, &seat.port(), "*399999#", 500, 4000);
+    let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    let failed = heard_prompt("three_way_failed");
+    let told = run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_secs(15),
+        |p| {
+            let heard: Vec<i16> = p[1]
+                .heard
+                .iter()
+                .flat_map(|(_, pcm)| pcm.iter().copied())
+                .collect();
+            find(&heard, &failed[..4000]).is_some()
+        },
+    );
+    assert!(
+        told,
+        "the seat never heard three_way_failed\n{}",
+        gw.daemon.log_text()
+    );
+    // Caller and seat still hear each other after the prompt.
+    run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_millis(2500),
+        |_| false,
+    );
+    let start = Instant::now();
+    run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_millis(1500),
+        |_| false,
+    );
+    let end = Instant::now();
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[800.0],
+        &[400.0],
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    let log = gw.daemon.log_text();
+    assert!(log.contains("three-way refused"), "{log}");
+    assert!(!log.contains("ringing the third party"), "{log}");
+}
