@@ -18,6 +18,7 @@ pub use super::leg::Target;
 use super::leg::{Leg, LegEvent, LegId, LegState, Parts};
 use super::queue::{FromAcd, QueuePlan, ToAcd};
 use super::registrar::Registrar;
+use super::timers::{Purpose, Timers as CallTimers};
 use crate::media::dtmf::{Digit, parse_dtmf_relay};
 use crate::media::g711::Codec;
 use crate::media::prompt::{Item, Playlist};
@@ -276,8 +277,9 @@ pub struct Call {
     current: Option<LegId>,
     next_leg: u32,
     hunt: Hunt,
-    /// When the current leg's turn ends.
-    ring_deadline: Option<Instant>,
+    /// The call's own timers, by purpose (the legs keep their
+    /// transactions' timers).
+    timers: CallTimers,
     relays: Vec<Relay>,
     /// Seats the ACD offered the call, and the legs ringing them.
     offers: Vec<(LegId, String)>,
@@ -287,12 +289,6 @@ pub struct Call {
     answered_by_us: bool,
     /// Played before the first announcement of the caller's place.
     intro: Option<Vec<Item>>,
-    /// Hang up once the prompt playing ends (leaving a queue); by then at
-    /// the latest.
-    leave_at: Option<Instant>,
-    /// A caller waiting unanswered (media not anchored) is told it still
-    /// rings every minute (§13.3.1.1), so no proxy's Timer C gives up on it.
-    next_ringing: Option<Instant>,
     /// The seat hung up (for the ACD: COMPLETEAGENT, not COMPLETECALLER).
     seat_hung_up: bool,
     /// How a call we hang up that way counts, and why (for the BYE's
@@ -300,7 +296,6 @@ pub struct Call {
     leave_outcome: Outcome,
     leave_reason: Option<(u16, String)>,
     started: Instant,
-    max_ring_at: Instant,
     answered_at: Option<Instant>,
     outcome: Option<Outcome>,
     /// The final status answered to the caller when the call failed.
@@ -369,19 +364,20 @@ impl Call {
                 settings.max_ring,
                 settings.queue.is_some(),
             ),
-            ring_deadline: None,
+            timers: {
+                let mut t = CallTimers::default();
+                t.set(Purpose::Patience, now + settings.max_ring);
+                t
+            },
             relays: Vec::new(),
             offers: Vec::new(),
             via_acd: false,
             answered_by_us: false,
             intro: None,
-            leave_at: None,
-            next_ringing: None,
             seat_hung_up: false,
             leave_outcome: Outcome::Unavailable,
             leave_reason: None,
             started: now,
-            max_ring_at: now + settings.max_ring,
             answered_at: None,
             outcome: None,
             final_status: None,
@@ -501,24 +497,31 @@ impl Call {
         for leg in &self.legs {
             consider(leg.deadline());
         }
-        if self.phase == Phase::Setup {
-            match self.current_leg() {
-                Some(leg) if !leg.is_answered() && !leg.is_abandoned() => {
-                    consider(self.ring_deadline.map(|r| r.min(self.max_ring_at)));
-                }
-                Some(_) => {}
-                None => consider(Some(self.max_ring_at)),
-            }
-        }
-        if self.phase == Phase::Queued {
-            consider(self.leave_at);
-            consider(self.next_ringing);
-        }
-        consider(self.party_deadline());
-        if !self.is_finished() {
-            consider(self.ended_at.map(|t| t + LINGER_CAP));
-        }
+        consider(self.timers.next(|p| self.timer_counts(p)));
         d
+    }
+
+    /// Whether a timer of the call's means anything in its state now.
+    fn timer_counts(&self, purpose: Purpose) -> bool {
+        let ringing = || {
+            self.current_leg()
+                .is_some_and(|l| !l.is_answered() && !l.is_abandoned())
+        };
+        match purpose {
+            // A target's turn, while it rings; the caller's patience, while
+            // a target rings or none could be tried yet.
+            Purpose::Turn => self.phase == Phase::Setup && ringing(),
+            Purpose::Patience => {
+                self.phase == Phase::Setup && (self.current.is_none() || ringing())
+            }
+            Purpose::Ringing | Purpose::Leave => self.phase == Phase::Queued,
+            Purpose::PartyTurn => self.phase == Phase::Connected && self.party.is_some(),
+            Purpose::Linger => !self.is_finished(),
+        }
+    }
+
+    fn timer_due(&self, purpose: Purpose, now: Instant) -> bool {
+        self.timers.due(purpose, now, |p| self.timer_counts(p))
     }
 
     // ── Inputs ───────────────────────────────────────────────────────────
@@ -557,13 +560,15 @@ impl Call {
             leg.on_timer(now);
         }
         self.drain(registrar, now);
-        self.on_party_timer(registrar, now);
-        if self.phase == Phase::Queued && self.leave_at.is_some_and(|t| now >= t) {
+        if self.timer_due(Purpose::PartyTurn, now) {
+            self.on_party_timer(registrar, now);
+        }
+        if self.timer_due(Purpose::Leave, now) {
             self.leave_queue(now);
         }
-        if self.phase == Phase::Queued && self.next_ringing.is_some_and(|t| now >= t) {
+        if self.timer_due(Purpose::Ringing, now) {
             self.respond_caller(180, "Ringing", None, now);
-            self.next_ringing = Some(now + RINGING_REFRESH);
+            self.timers.set(Purpose::Ringing, now + RINGING_REFRESH);
         }
         // Ring limits: the seat's turn, then the caller's patience.
         if self.phase == Phase::Setup
@@ -572,7 +577,7 @@ impl Call {
             && !leg.is_abandoned()
         {
             let target = leg.target().map(|t| t.to_string()).unwrap_or_default();
-            if now >= self.max_ring_at {
+            if self.timer_due(Purpose::Patience, now) {
                 tracing::info!(call = self.id, "max ring time reached");
                 self.cancel_current(now);
                 self.hunt.clear();
@@ -580,7 +585,7 @@ impl Call {
                 if !self.join_queue(now) {
                     self.fail_caller(Rejection::no_answer(), now);
                 }
-            } else if self.ring_deadline.is_some_and(|r| now >= r) {
+            } else if self.timer_due(Purpose::Turn, now) {
                 tracing::info!(
                     call = self.id,
                     target,
@@ -733,12 +738,13 @@ impl Call {
         }
         if self.ended_at.is_none() {
             self.ended_at = Some(now);
+            self.timers.set(Purpose::Linger, now + LINGER_CAP);
             self.relays.clear();
             for leg in &mut self.legs {
                 leg.close_pending(now);
             }
         }
-        if !self.forced && self.ended_at.is_some_and(|t| now >= t + LINGER_CAP) {
+        if !self.forced && self.timer_due(Purpose::Linger, now) {
             tracing::warn!(
                 call = self.id,
                 "transactions still open after the linger cap; abandoning them"
@@ -974,7 +980,8 @@ impl Call {
         // Seats that are busy, refuse or time out pass the call on, and so
         // does a failing trunk (to its alternates, or a sub-centre's call
         // to the 12345 seats); the last trunk's answer is relayed.
-        if now < self.max_ring_at && self.try_next_target(registrar, now) {
+        let patient = self.timers.get(Purpose::Patience).is_some_and(|t| now < t);
+        if patient && self.try_next_target(registrar, now) {
             return;
         }
         // A sub-centre that fails: the caller waits for the 12345 seats.
@@ -1133,7 +1140,7 @@ impl Call {
         self.phase = Phase::Queued;
         self.via_acd = true;
         self.current = None;
-        self.ring_deadline = None;
+        self.timers.clear(Purpose::Turn);
         if self.media.is_some() {
             self.respond_caller(200, "OK", None, now);
             self.answered_by_us = true;
@@ -1145,7 +1152,7 @@ impl Call {
             self.out.push(Output::Media(MediaCommand::Watch { leg: 0 }));
         } else {
             self.respond_caller(180, "Ringing", None, now);
-            self.next_ringing = Some(now + RINGING_REFRESH);
+            self.timers.set(Purpose::Ringing, now + RINGING_REFRESH);
         }
         self.intro = Some(plan.intro);
         self.out.push(Output::Acd(ToAcd::Join {
@@ -1209,7 +1216,8 @@ impl Call {
                         items,
                         hold: false,
                     });
-                    self.leave_at = Some(now + Duration::from_secs(60));
+                    self.timers
+                        .set(Purpose::Leave, now + Duration::from_secs(60));
                     self.leave_reason = Some((code, reason));
                 } else {
                     self.phase = Phase::Setup;
@@ -1243,7 +1251,7 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> Vec<Output> {
-        if leg == 0 && self.phase == Phase::Queued && self.leave_at.is_some() {
+        if leg == 0 && self.phase == Phase::Queued && self.timers.is_set(Purpose::Leave) {
             self.leave_queue(now);
         }
         self.finish_input(registrar, now)
@@ -1253,7 +1261,7 @@ impl Call {
     /// queue had already let it go (it hung up during the goodbye), or the
     /// call was a feature code's.
     fn waiting_outcome(&self) -> Outcome {
-        if self.leave_at.is_some() {
+        if self.timers.is_set(Purpose::Leave) {
             self.leave_outcome
         } else {
             Outcome::Abandoned
@@ -1297,7 +1305,8 @@ impl Call {
             items,
             hold: false,
         });
-        self.leave_at = Some(now + Duration::from_secs(30));
+        self.timers
+            .set(Purpose::Leave, now + Duration::from_secs(30));
     }
 
     /// Rings a seat the ACD offers; one not registered now is refused at
@@ -1404,7 +1413,7 @@ impl Call {
         let ring = next.ring;
         let id = self.place(next, now);
         self.current = Some(id);
-        self.ring_deadline = Some(now + ring);
+        self.timers.set(Purpose::Turn, now + ring);
         true
     }
 

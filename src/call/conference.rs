@@ -18,6 +18,7 @@ use crate::call::hunt::Hunt;
 use crate::call::leg::{LegEvent, LegId, Target};
 use crate::call::queue::ToAcd;
 use crate::call::registrar::Registrar;
+use crate::call::timers::Purpose;
 use crate::media::dtmf::Digit;
 use crate::media::prompt::Item;
 use crate::media::session::Command as MediaCommand;
@@ -93,11 +94,10 @@ impl Keys {
 }
 
 /// The party being brought in: the leg ringing or joined, the targets
-/// left to try, and when this one's turn ends.
+/// left to try (its turn is the call's [`Purpose::PartyTurn`] timer).
 pub struct Party {
     pub leg: LegId,
     hunt: Hunt,
-    ring_deadline: Instant,
     number: String,
 }
 
@@ -105,12 +105,6 @@ impl Call {
     /// Whether `leg` is the party being brought in.
     pub(super) fn is_party(&self, leg: LegId) -> bool {
         self.party.as_ref().is_some_and(|p| p.leg == leg)
-    }
-
-    /// When the ringing party's turn ends.
-    pub(super) fn party_deadline(&self) -> Option<Instant> {
-        let p = self.party.as_ref()?;
-        (self.phase == Phase::Connected).then_some(p.ring_deadline)
     }
 
     /// The media stream of the seat the call is joined to, if it is a seat
@@ -201,20 +195,19 @@ impl Call {
         let ring = next.ring;
         tracing::info!(call = self.id, target = %next.target, "ringing the third party");
         self.place_on(id, stream, next, now);
+        self.timers.set(Purpose::PartyTurn, now + ring);
         self.party = Some(Party {
             leg: id,
             hunt,
-            ring_deadline: now + ring,
             number,
         });
     }
 
     /// The ringing party's turn ran out: the next target, if any.
     pub(super) fn on_party_timer(&mut self, registrar: &Registrar, now: Instant) {
-        if self.party_deadline().is_some_and(|d| now >= d) {
-            tracing::info!(call = self.id, "the third party did not answer in time");
-            self.next_party(registrar, now);
-        }
+        tracing::info!(call = self.id, "the third party did not answer in time");
+        self.timers.clear(Purpose::PartyTurn);
+        self.next_party(registrar, now);
     }
 
     /// Gives up on the party's current target and tries the next.
