@@ -159,6 +159,19 @@ pub enum Output {
     ThreeWay {
         number: String,
     },
+    /// A seat this call rings or frees outside the ACD's own offers (a
+    /// three-way party, a seat leaving a direct call): the ACD offers it
+    /// nothing while busy.
+    Seat {
+        seat: String,
+        busy: bool,
+    },
+    /// Record this stream too, if the call is recorded (a party that
+    /// joined), under this name.
+    Record {
+        stream: usize,
+        name: String,
+    },
 }
 
 /// How the call ended, for `hotline_calls_total{result}` and the log.
@@ -317,6 +330,9 @@ pub struct Call {
     /// The ACD was told the seat's part is over (it left a three-way call
     /// that goes on without it).
     acd_done: bool,
+    /// Seats this call marked busy itself ([`Output::Seat`]), by the leg
+    /// ringing or talking to them: freed when that leg ends.
+    marked: Vec<(LegId, String)>,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -390,6 +406,7 @@ impl Call {
             party: None,
             keys: conference::Keys::default(),
             acd_done: false,
+            marked: Vec::new(),
         };
         call.respond_caller(100, "Trying", None, now);
         if let Err((code, reason)) = call.anchor_media() {
@@ -635,7 +652,22 @@ impl Call {
     /// it should have (not on hold): its far end is gone without a BYE
     /// (a rebooted SBC, a lost network). End the call so its seat and
     /// ports are freed.
-    pub fn on_media_timeout(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+    pub fn on_media_timeout(
+        &mut self,
+        stream: usize,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        let party = self.party.as_ref().map(|p| self.stream_of(p.leg));
+        if self.phase == Phase::Conference && party == Some(stream) {
+            // A silent third party leaves; caller and seat go on.
+            tracing::info!(
+                call = self.id,
+                "media time-out on the third party; dropping it"
+            );
+            self.drop_party(now);
+            return self.finish_input(registrar, now);
+        }
         if self.phase == Phase::Queued && self.answered_by_us {
             tracing::info!(call = self.id, "media time-out while waiting; hanging up");
             self.cancel_offers(now);
@@ -701,6 +733,7 @@ impl Call {
         self.settle(now);
         self.drain(registrar, now);
         self.release_ended_seats(registrar);
+        self.unmark_ended_seats();
         if self.phase == Phase::Ended || self.legs.len() > 2 {
             self.gc();
         }
@@ -772,6 +805,23 @@ impl Call {
             if !held_elsewhere {
                 registrar.release(seat, self.id);
             }
+        }
+    }
+
+    /// Seats marked busy by this call whose leg has ended are free.
+    fn unmark_ended_seats(&mut self) {
+        let ended = |id: LegId| {
+            self.legs
+                .iter()
+                .find(|l| l.id == id)
+                .is_none_or(|l| l.state() == LegState::Ended)
+        };
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.marked)
+            .into_iter()
+            .partition(|(id, _)| ended(*id));
+        self.marked = kept;
+        for (_, seat) in gone {
+            self.out.push(Output::Seat { seat, busy: false });
         }
     }
 

@@ -421,6 +421,10 @@ impl Run {
                     .media
                     .push(format!("Prompt {leg} {items:?} hold={hold}")),
                 Output::ThreeWay { number } => self.three_way.push(number),
+                Output::Seat { seat, busy } => self.media.push(format!("Seat {seat} busy={busy}")),
+                Output::Record { stream, name } => {
+                    self.media.push(format!("Record {stream} {name}"))
+                }
             }
         }
         self.log.extend(sent.iter().cloned());
@@ -1992,7 +1996,7 @@ fn a_reinvite_without_sdp_gets_our_current_sdp_as_an_offer() {
 fn a_media_timeout_on_an_answered_call_hangs_up_both_legs() {
     let (mut run, _) = anchored_answered();
     let now = run.now;
-    let out = run.call.on_media_timeout(&run.reg, now);
+    let out = run.call.on_media_timeout(1, &run.reg, now);
     let sent = run.take(out, now);
     assert_eq!(
         requests(&sent, Method::Bye).len(),

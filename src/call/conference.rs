@@ -194,6 +194,14 @@ impl Call {
         };
         let ring = next.ring;
         tracing::info!(call = self.id, target = %next.target, "ringing the third party");
+        if let Target::Seat { id: seat } = &next.target {
+            // Not offered queue calls while it rings or talks here.
+            self.marked.push((id, seat.clone()));
+            self.out.push(Output::Seat {
+                seat: seat.clone(),
+                busy: true,
+            });
+        }
         self.place_on(id, stream, next, now);
         self.timers.set(Purpose::PartyTurn, now + ring);
         self.party = Some(Party {
@@ -246,6 +254,10 @@ impl Call {
                 self.phase = Phase::Conference;
                 let s = self.remote_from_answer(leg, &msg);
                 self.out.push(Output::Media(MediaCommand::Watch { leg: s }));
+                self.out.push(Output::Record {
+                    stream: s,
+                    name: format!("party{}", leg.0),
+                });
                 let legs = self.bridge_streams();
                 // Whatever played to a member (music, a prompt) gives way
                 // to the other two.
@@ -289,6 +301,19 @@ impl Call {
         let Some(p) = self.party.take() else { return };
         let seat = self.current.map(|c| self.stream_of(c));
         tracing::info!(call = self.id, "the seat left the three-way call");
+        if !self.via_acd
+            && let Some(id) = self
+                .current_leg()
+                .and_then(|l| l.seat())
+                .map(str::to_string)
+        {
+            // A direct call's seat is free once it has left, not when the
+            // call it left ends.
+            self.out.push(Output::Seat {
+                seat: id,
+                busy: false,
+            });
+        }
         self.current = Some(p.leg);
         self.phase = Phase::Connected;
         if let Some(s) = seat {

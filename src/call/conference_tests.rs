@@ -399,9 +399,14 @@ fn a_seat_rung_as_the_party_is_reserved_and_freed_when_it_leaves() {
         !run.reg.try_reserve("8002", 99),
         "8002 is held by this call"
     );
+    assert!(
+        run.has_media("Seat 8002 busy=true"),
+        "and the ACD offers it nothing meanwhile"
+    );
     let sent = run.recv(&seat_reply(&party, 486, "Busy Here"), seat_peer(2));
     one(requests(&sent, Method::Ack), "ACK");
     assert!(run.reg.try_reserve("8002", 99), "and free once it refused");
+    assert_eq!(run.media.last().unwrap(), "Seat 8002 busy=false");
 }
 
 #[test]
@@ -480,4 +485,46 @@ fn a_queued_call_tells_the_acd_once_when_its_seat_leaves_a_three_way_call() {
     run.recv(&bye, caller());
     assert_eq!(run.call.outcome(), Some(Outcome::Completed));
     assert_eq!(ended(&run.acd).len(), 1, "told once: {:?}", run.acd);
+}
+
+#[test]
+fn a_party_that_answers_is_recorded_on_its_own_stream() {
+    let (run, _, _, _) = three_way();
+    assert!(run.has_media("Record 2 party2"), "{:?}", run.media);
+}
+
+#[test]
+fn a_silent_party_is_dropped_and_caller_and_seat_go_on() {
+    let (mut run, _, _, _) = three_way();
+    let out = run.call.on_media_timeout(2, &run.reg, run.now);
+    let sent = run.take(out, run.now);
+    let bye = one(requests(&sent, Method::Bye), "BYE to the silent party");
+    assert_eq!(bye.peer, trunk_peer());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1] }");
+    assert_eq!(run.call.outcome(), None);
+    // Silence on the caller's or the seat's stream still ends it all.
+    let (mut run, _, _, _) = three_way();
+    let out = run.call.on_media_timeout(1, &run.reg, run.now);
+    let sent = run.take(out, run.now);
+    assert_eq!(
+        requests(&sent, Method::Bye).len(),
+        3,
+        "{:#?}",
+        summary(&sent)
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+}
+
+#[test]
+fn a_seat_leaving_a_direct_three_way_call_is_free_at_once() {
+    let (mut run, _, seat_invite, _) = three_way();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        1,
+        "z9hG4bKseat.bye",
+    )));
+    run.recv(&bye, seat_peer(1));
+    assert!(run.has_media("Seat 8001 busy=false"), "{:?}", run.media);
+    assert!(run.acd.is_empty(), "not the ACD's call");
 }

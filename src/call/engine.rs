@@ -661,7 +661,15 @@ impl Engine {
     /// Records the call when the table says so: every anchored call, or
     /// those during a leader session (热线问政, recorded for publication).
     /// One WAV per leg; a recording that fails never affects the call.
-    fn start_recording(&self, session: &SessionHandle, kind: Kind, call_id: &str, joined: usize) {
+    /// `streams`: each stream recorded, with the leg's name in its file
+    /// (`caller`, `far`, a three-way party's).
+    fn start_recording(
+        &self,
+        session: &SessionHandle,
+        kind: Kind,
+        call_id: &str,
+        streams: &[(usize, &str)],
+    ) {
         let table = self.table.guard();
         let Some(rec) = &table.media.recordings else {
             return;
@@ -670,9 +678,9 @@ impl Engine {
             return;
         }
         let now = chrono::Utc::now().with_timezone(&table.calendar.timezone());
-        let paths = [(0, "caller"), (joined, "far")]
-            .into_iter()
-            .map(|(stream, leg)| {
+        let paths = streams
+            .iter()
+            .map(|&(stream, leg)| {
                 let path =
                     crate::media::recorder::recording_path(&rec.dir, &rec.name, call_id, &now, leg);
                 (stream, path)
@@ -788,16 +796,30 @@ impl Engine {
                         }
                     }
                     Output::ThreeWay { number } => three_way.push(number),
+                    Output::Seat { seat, busy } => {
+                        let call = id;
+                        if busy {
+                            guard.busy_seats.push(seat.clone());
+                            self.dispatch.send(AcdInput::SeatBusy { seat, call });
+                        } else if let Some(i) = guard.busy_seats.iter().position(|s| *s == seat) {
+                            guard.busy_seats.remove(i);
+                            self.dispatch.send(AcdInput::SeatFree { seat, call });
+                        }
+                    }
+                    Output::Record { stream, name } => {
+                        if recording && let Some(s) = &session {
+                            let call_id = format!("{}-{}", guard.bound[0], id);
+                            self.start_recording(s, labels.kind, &call_id, &[(stream, &name)]);
+                        }
+                    }
                 }
             }
             // A seat's three-way: the number resolved through the table
-            // alone, then back to the call.
-            if !three_way.is_empty() {
-                for number in three_way {
-                    let targets = self.three_way_targets(&number);
-                    out.extend(call.add_party(&number, targets, &self.registrar, Instant::now()));
-                }
-                continue;
+            // alone, then back to the call (on the next pass, with any
+            // transport error of this one).
+            for number in three_way {
+                let targets = self.three_way_targets(&number);
+                out.extend(call.add_party(&number, targets, &self.registrar, Instant::now()));
             }
             // Transport errors go back to the call at once (§18.4); what it
             // sends in turn goes out on the next pass. Bounded, in case a
@@ -810,6 +832,9 @@ impl Engine {
                 continue;
             }
             error_rounds = 0;
+            if !out.is_empty() {
+                continue;
+            }
             // Requests for the call are let in from its far ends only.
             if let Some(far_ends) = call.changed_far_ends() {
                 handle.sources.store(Arc::new(far_ends));
@@ -828,7 +853,7 @@ impl Engine {
                         s,
                         labels.kind,
                         &format!("{}-{}", guard.bound[0], call.id),
-                        call.joined_stream(),
+                        &[(0, "caller"), (call.joined_stream(), "far")],
                     );
                 }
             }
@@ -867,7 +892,7 @@ impl Engine {
                     Some(MediaEvent::MediaTimeout { leg }) => {
                         self.metrics.media_timeouts.inc();
                         tracing::info!(leg, "media time-out");
-                        out = call.on_media_timeout(&self.registrar, Instant::now());
+                        out = call.on_media_timeout(leg, &self.registrar, Instant::now());
                     }
                     Some(MediaEvent::PromptDone { leg }) => {
                         out = call.on_prompt_done(leg, &self.registrar, Instant::now());

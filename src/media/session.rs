@@ -78,7 +78,8 @@ pub enum Command {
     Watch {
         leg: usize,
     },
-    /// A leg hangs up; the others stay connected.
+    /// A leg hangs up; the others stay connected. Its stream is silent
+    /// until a [`Command::Remote`] gives it to a new leg.
     Leave {
         leg: usize,
     },
@@ -517,6 +518,13 @@ fn apply(
             allowed,
         } => {
             if let Some(l) = legs.get_mut(leg) {
+                if !l.active {
+                    // A stream whose leg left, given to a new leg (a second
+                    // three-way party): live again, with nothing of the old.
+                    l.active = true;
+                    l.heard = None;
+                    l.watched = false;
+                }
                 // Only a moved address re-arms the latch: a re-INVITE that
                 // keeps it (hold, resume) keeps the learnt source.
                 if l.latch.signalled() != addr {
@@ -1210,6 +1218,26 @@ mod tests {
         assert!(!hears(&heard[0], 800.0) && !hears(&heard[2], 800.0));
         assert!(!hears(&heard[0], 400.0), "the caller does not hear itself");
         assert!(heard[1].len() < 160 * 5, "the seat that left hears nothing");
+        // The stream the seat left is given to a new party (a second
+        // three-way): live again, mixed with the other two.
+        let newcomer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        session.send(Command::Remote {
+            leg: 1,
+            addr: Some(newcomer.local_addr().unwrap()),
+            codec: Codec::Pcmu,
+            telephone_event: Some(101),
+            send: true,
+            payload_type: None,
+            expect: true,
+            allowed: Vec::new(),
+        });
+        session.send(Command::Bridge {
+            legs: vec![0, 1, 2],
+        });
+        parties[1] = (newcomer, Codec::Pcmu);
+        let heard = talk(&parties, &locals, &freqs, 50, 125).await;
+        assert!(hears(&heard[1], 400.0) && hears(&heard[1], 1200.0));
+        assert!(hears(&heard[0], 800.0) && hears(&heard[2], 800.0));
     }
 
     /// The security probe's attack: another port of the caller's IP floods
