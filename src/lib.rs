@@ -8,7 +8,7 @@
 //! | [`config`] | `routing.toml`: schema, validation with file/line errors, the shared table and its atomic reload |
 //! | [`routing`] | the pure decision: (dialed number, caller, instant, table) → where the call goes; number normalisation; working-day calendar |
 //! | [`sip`] | SIP, sans-I/O: the message facade (parser behind it), dialogs, RFC 3261 transactions, digest authentication; and the UDP/TCP transport driver |
-//! | [`call`] | a call of many legs: the leg machine (one dialog each: the caller's, every seat or trunk tried), the call that joins them and decides, hunting, what a waiting call and the ACD tell each other; the ACD's task; the routing loop (datagram → call task by Call-ID); the seat registrar; trunk health (OPTIONS probes, ICMP) |
+//! | [`call`] | a call of many legs: the leg machine (one dialog each: the caller's, every seat or trunk tried), the call that joins them and decides (with its timers by purpose, and the conference of three a seat brings a party into), hunting, what a waiting call and the ACD tell each other; the ACD's task; the routing loop (datagram → call task by Call-ID); the seat registrar; trunk health (OPTIONS probes, ICMP) |
 //! | [`acd`] | the queues, pure: waiting callers by arrival, seats and their states, strategies, skill tiers, estimated wait, position announcements, queue_log events |
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
