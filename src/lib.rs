@@ -11,14 +11,12 @@
 //! | [`call`] | a call of many legs: the leg machine (one dialog each: the caller's, every seat or trunk tried), the call that joins them and decides (with its timers by purpose, and the conference of three a seat brings a party into), hunting, what a waiting call and the ACD tell each other; the ACD's task; the routing loop (datagram → call task by Call-ID); the seat registrar; trunk health (OPTIONS probes, ICMP) |
 //! | [`acd`] | the queues, pure: waiting callers by arrival, seats and their states, strategies, skill tiers, estimated wait, position announcements, queue_log events |
 //! | [`media`] | RTP anchoring: SDP offer/answer, G.711, prompts and pacing, DTMF, the three-party mixer, recording, and the per-call media session task |
+//! | [`tickets`] | callback tickets (热线问政工单): the ticket and its life cycle, pure; the store interface, written once in plain SQL over SQLite (embedded) or PostgreSQL (shared) |
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
 //! | [`log_limit`] | log lines an attacker can cause: rate-limited per kind and source; accept loops that back off |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
-//! Still to come, each as its own module beside these: `tickets` (the
-//! crash-safe callback store, with the leader session's wait-or-ticket
-//! choice).
 
 pub mod acd;
 pub mod admin;
@@ -30,3 +28,4 @@ pub mod media;
 pub mod metrics;
 pub mod routing;
 pub mod sip;
+pub mod tickets;

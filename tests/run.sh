@@ -16,6 +16,9 @@ command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need_apt+=(baresip-core)
 # linphone-daemon registers with SHA-256 digest (a seat that requires it).
 command -v linphone-daemon >/dev/null 2>&1 || need_apt+=(linphone-cli)
+# PostgreSQL: tests/tickets.rs starts a server of its own (initdb, pg_ctl)
+# to run the ticket store's conformance cases against it.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
@@ -24,5 +27,6 @@ fi
 command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installing sip-tester" >&2; exit 1; }
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after installing baresip-core" >&2; exit 1; }
 command -v linphone-daemon >/dev/null 2>&1 || { echo "linphone-daemon is still missing after installing linphone-cli" >&2; exit 1; }
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { echo "pg_ctl is still missing after installing postgresql" >&2; exit 1; }
 
 exec cargo test --locked "$@"

@@ -1,0 +1,15 @@
+//! Callback tickets (热线问政工单): the promise made to a caller who would
+//! not wait, from the key press to the citizen's callback (回访).
+//!
+//! [`model`] is the ticket and its life cycle, pure; [`store`] the one
+//! interface every part of the gateway uses, written once in plain SQL
+//! over a backend: [`sqlite`] (embedded, the default) or [`postgres`]
+//! (shared by several gateways).
+
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+
+pub use model::{Action, Created, Filter, Kind, NewTicket, Status, Ticket, TicketId};
+pub use store::{Store, StoreError, open};

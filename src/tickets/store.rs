@@ -1,0 +1,625 @@
+//! The ticket store: one small interface ([`Store`]), one implementation of
+//! it ([`SqlStore`]) written once in plain SQL that SQLite and PostgreSQL
+//! both speak, over a backend that gives it transactions
+//! ([`super::sqlite`], [`super::postgres`]).
+//!
+//! Every change is one transaction, committed durably before the call
+//! returns: a ticket, its first history event and its dispatch record (the
+//! outbox a dispatcher delivers from) are written together or not at all,
+//! so a ticket number is told to a caller only once it is stored, and a
+//! crash at any instant leaves no half-written ticket. The number's serial
+//! comes from a per-day counter updated in the same transaction, so two
+//! gateways sharing one PostgreSQL never hand out the same number.
+//!
+//! The schema is versioned ([`MIGRATIONS`]); opening a store applies the
+//! missing versions in one transaction.
+
+use super::model::{
+    Action, Created, Event, Filter, Kind, NewTicket, Refused, SessionRef, Status, Ticket, TicketId,
+    transition,
+};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What the daemon, the API and the CLI ask of a ticket store.
+pub trait Store: Send + Sync {
+    /// Stores a new ticket — or, when the caller already has an open one
+    /// for the same unit, returns that one (`existing`).
+    fn create(&self, new: &NewTicket, now: DateTime<Utc>) -> Result<Created, StoreError>;
+    fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError>;
+    /// Tickets the filter admits, oldest first.
+    fn list(&self, filter: &Filter) -> Result<Vec<Ticket>, StoreError>;
+    /// Takes a step on a ticket, if its status allows (see
+    /// [`super::model::transition`]), by `by` (a unit, `operator`,
+    /// `callback`).
+    fn apply(
+        &self,
+        id: &TicketId,
+        action: &Action,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, StoreError>;
+    /// The ticket's steps, in order.
+    fn history(&self, id: &TicketId) -> Result<Vec<Event>, StoreError>;
+    /// What the store is, for logs (`sqlite:/path`, `postgres://host/db`,
+    /// never a password).
+    fn describe(&self) -> String;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the ticket store {store}: {reason}")]
+    Open { store: String, reason: String },
+    #[error("ticket store: {0}")]
+    Backend(String),
+    #[error("no ticket {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("ticket store holds a malformed row: {0}")]
+    Corrupt(String),
+}
+
+/// A value bound to or read from SQL: the three kinds the schema uses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(s: Option<String>) -> Value {
+        s.map_or(Value::Null, Value::Text)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Int(n)
+    }
+}
+
+/// One open transaction: statements with `$1`, `$2`, … placeholders.
+pub trait Tx {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, StoreError>;
+}
+
+/// What a database gives the store: transactions, and its few words of
+/// dialect.
+pub trait Backend: Send + Sync {
+    /// Runs `f` in one transaction and commits it durably; an error rolls
+    /// it back.
+    fn transaction<T>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+    /// A statement that holds a lock keyed by `key` until the transaction
+    /// ends, when the database needs one beyond its own write lock (two
+    /// gateways creating a ticket for one caller at once).
+    fn lock(&self, key: i64) -> Option<String>;
+    /// Appended to a SELECT that reads a row about to be changed.
+    fn for_update(&self) -> &'static str;
+    fn describe(&self) -> String;
+}
+
+/// The schema, version by version. Plain SQL both dialects take: TEXT
+/// and BIGINT columns only, times as RFC 3339 UTC text (which sorts).
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        callback_number TEXT NOT NULL,
+        caller_number TEXT NOT NULL,
+        dialed TEXT NOT NULL,
+        line TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        session_unit TEXT,
+        session_leader TEXT,
+        session_title TEXT,
+        session_date TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        due TEXT NOT NULL,
+        due_date TEXT NOT NULL,
+        due_approximate BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        request_recording TEXT,
+        call_id TEXT NOT NULL,
+        recordings TEXT NOT NULL,
+        reply TEXT,
+        reason TEXT
+    );
+    CREATE INDEX tickets_by_unit ON tickets (unit, status);
+    CREATE INDEX tickets_by_caller ON tickets (unit, callback_number);
+    CREATE TABLE ticket_serials (day TEXT PRIMARY KEY, last BIGINT NOT NULL);
+    CREATE TABLE ticket_events (
+        ticket_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        by_whom TEXT NOT NULL,
+        status TEXT NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (ticket_id, seq)
+    );
+    CREATE TABLE ticket_dispatches (
+        webhook_id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        event TEXT NOT NULL,
+        created TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        next_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX ticket_dispatches_due ON ticket_dispatches (state, next_at)",
+)];
+
+/// The lock key under which schema changes are made.
+const MIGRATION_LOCK: i64 = 0x686f_746c_696e_6501;
+
+/// Opens the store a table names: `sqlite:PATH` (relative to `base`, the
+/// table's folder) or `postgres://…` / `postgresql://…`.
+pub fn open(spec: &str, base: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        let path = base.join(path);
+        let backend = super::sqlite::Sqlite::open(&path)?;
+        return Ok(Arc::new(SqlStore::new(backend)?));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let backend = super::postgres::Postgres::connect(spec)?;
+        return Ok(Arc::new(SqlStore::new(backend)?));
+    }
+    Err(StoreError::Open {
+        store: spec.to_string(),
+        reason: "a store is sqlite:PATH or postgres://…".into(),
+    })
+}
+
+/// The store, written once over any [`Backend`].
+pub struct SqlStore<B: Backend> {
+    db: B,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Brings the schema up to date (under a lock, so two gateways starting
+    /// at once do not both migrate).
+    pub fn new(db: B) -> Result<SqlStore<B>, StoreError> {
+        let lock = db.lock(MIGRATION_LOCK);
+        db.transaction(&mut |tx| {
+            if let Some(lock) = &lock {
+                tx.query(lock, &[])?;
+            }
+            tx.exec(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version BIGINT PRIMARY KEY, applied TEXT NOT NULL)",
+                &[],
+            )?;
+            let have = tx.query(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )?;
+            let have = int(&have[0][0])?;
+            for (version, sql) in MIGRATIONS {
+                if *version <= have {
+                    continue;
+                }
+                for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+                    tx.exec(statement, &[])?;
+                }
+                tx.exec(
+                    "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
+                    &[Value::Int(*version), time(Utc::now()).into()],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(SqlStore { db })
+    }
+}
+
+const COLUMNS: &str = "id, callback_number, caller_number, dialed, line, unit, tag, kind, \
+     session_unit, session_leader, session_title, session_date, created, updated, due, \
+     due_date, due_approximate, status, request_recording, call_id, recordings, reply, reason";
+
+impl<B: Backend> Store for SqlStore<B> {
+    fn create(&self, new: &NewTicket, now: DateTime<Utc>) -> Result<Created, StoreError> {
+        let lock = self.db.lock(caller_key(&new.unit, &new.callback_number));
+        self.db.transaction(&mut |tx| {
+            if let Some(lock) = &lock {
+                tx.query(lock, &[])?;
+            }
+            // One open ticket per caller and unit: the caller is told the
+            // number it already has.
+            let open = tx.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM tickets \
+                     WHERE unit = $1 AND callback_number = $2 AND status <> 'visited' \
+                     ORDER BY created, id LIMIT 1"
+                ),
+                &[
+                    new.unit.as_str().into(),
+                    new.callback_number.as_str().into(),
+                ],
+            )?;
+            if let Some(row) = open.first() {
+                return Ok(Created {
+                    ticket: ticket(row)?,
+                    existing: true,
+                });
+            }
+            let day = TicketId::day(new.day);
+            let serial = tx.query(
+                "INSERT INTO ticket_serials (day, last) VALUES ($1, 1) \
+                 ON CONFLICT (day) DO UPDATE SET last = ticket_serials.last + 1 \
+                 RETURNING last",
+                &[day.into()],
+            )?;
+            let serial = int(&serial[0][0])?;
+            let id = TicketId::new(new.day, serial as u64);
+            let s = new.session.as_ref();
+            let at = time(now);
+            tx.exec(
+                &format!(
+                    "INSERT INTO tickets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                     $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+                ),
+                &[
+                    id.as_str().into(),
+                    new.callback_number.as_str().into(),
+                    new.caller_number.as_str().into(),
+                    new.dialed.as_str().into(),
+                    new.line.as_str().into(),
+                    new.unit.as_str().into(),
+                    new.tag.as_str().into(),
+                    new.kind.as_str().into(),
+                    s.and_then(|s| s.unit.clone()).into(),
+                    s.and_then(|s| s.leader.clone()).into(),
+                    s.and_then(|s| s.title.clone()).into(),
+                    s.map(|s| s.date.to_string()).into(),
+                    at.as_str().into(),
+                    at.as_str().into(),
+                    time(new.due).into(),
+                    new.due_date.to_string().into(),
+                    Value::Int(i64::from(new.due_approximate)),
+                    Status::Created.as_str().into(),
+                    new.request_recording.clone().into(),
+                    new.call_id.as_str().into(),
+                    serde_json::to_string(&new.recordings)
+                        .unwrap_or_else(|_| "[]".into())
+                        .into(),
+                    Value::Null,
+                    Value::Null,
+                ],
+            )?;
+            event(tx, &id, now, "create", "caller", Status::Created, None)?;
+            outbox(tx, &id, &new.unit, "created", now)?;
+            Ok(Created {
+                ticket: Ticket {
+                    id: id.clone(),
+                    new: new.clone(),
+                    status: Status::Created,
+                    created: parse_time(&at)?,
+                    updated: parse_time(&at)?,
+                    reply: None,
+                    reason: None,
+                },
+                existing: false,
+            })
+        })
+    }
+
+    fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                &format!("SELECT {COLUMNS} FROM tickets WHERE id = $1"),
+                &[id.as_str().into()],
+            )?;
+            rows.first().map(|r| ticket(r)).transpose()
+        })
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<Ticket>, StoreError> {
+        self.db.transaction(&mut |tx| {
+            let mut sql = format!("SELECT {COLUMNS} FROM tickets WHERE 1 = 1");
+            let mut params = Vec::new();
+            if let Some(unit) = &filter.unit {
+                params.push(Value::from(unit.as_str()));
+                sql += &format!(" AND unit = ${}", params.len());
+            }
+            if let Some(status) = filter.status {
+                params.push(Value::from(status.as_str()));
+                sql += &format!(" AND status = ${}", params.len());
+            }
+            if let Some(now) = filter.overdue_at {
+                params.push(Value::from(time(now)));
+                sql += &format!(
+                    " AND due <= ${} AND status NOT IN ('done', 'visited')",
+                    params.len()
+                );
+            }
+            sql += " ORDER BY created, id";
+            let rows = tx.query(&sql, &params)?;
+            rows.iter().map(|r| ticket(r)).collect()
+        })
+    }
+
+    fn apply(
+        &self,
+        id: &TicketId,
+        action: &Action,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, StoreError> {
+        let for_update = self.db.for_update();
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                &format!("SELECT {COLUMNS} FROM tickets WHERE id = $1{for_update}"),
+                &[id.as_str().into()],
+            )?;
+            let Some(row) = rows.first() else {
+                return Err(StoreError::NotFound(id.to_string()));
+            };
+            let mut t = ticket(row)?;
+            let step = transition(t.status, t.new.due, action, now)?;
+            let (reply, reason, detail) = match action {
+                Action::Done { reply } => {
+                    (Some(reply.clone()), t.reason.clone(), Some(reply.clone()))
+                }
+                Action::Return { reason } => {
+                    (t.reply.clone(), Some(reason.clone()), Some(reason.clone()))
+                }
+                Action::Extend { reason, due } => (
+                    t.reply.clone(),
+                    Some(reason.clone()),
+                    Some(format!("{reason} (due {})", time(*due))),
+                ),
+                Action::Visit { satisfied } => (
+                    t.reply.clone(),
+                    t.reason.clone(),
+                    Some(
+                        if *satisfied {
+                            "satisfied"
+                        } else {
+                            "unsatisfied"
+                        }
+                        .to_string(),
+                    ),
+                ),
+                Action::Reassign { unit } => {
+                    (t.reply.clone(), t.reason.clone(), Some(unit.clone()))
+                }
+                Action::Dispatch | Action::Accept => (t.reply.clone(), t.reason.clone(), None),
+            };
+            let due = step.due.unwrap_or(t.new.due);
+            let unit = step.unit.clone().unwrap_or_else(|| t.new.unit.clone());
+            let at = time(now);
+            tx.exec(
+                "UPDATE tickets SET status = $1, updated = $2, due = $3, unit = $4, reply = $5, \
+                 reason = $6 WHERE id = $7",
+                &[
+                    step.status.as_str().into(),
+                    at.as_str().into(),
+                    time(due).into(),
+                    unit.as_str().into(),
+                    reply.clone().into(),
+                    reason.clone().into(),
+                    id.as_str().into(),
+                ],
+            )?;
+            event(tx, id, now, action.name(), by, step.status, detail.clone())?;
+            // Back to a unit: delivered again.
+            if matches!(step.status, Status::Reopened) || step.unit.is_some() {
+                outbox(tx, id, &unit, step.status.as_str(), now)?;
+            }
+            t.status = step.status;
+            t.updated = parse_time(&at)?;
+            t.new.due = due;
+            t.new.unit = unit;
+            t.reply = reply;
+            t.reason = reason;
+            Ok(t)
+        })
+    }
+
+    fn history(&self, id: &TicketId) -> Result<Vec<Event>, StoreError> {
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                "SELECT at, action, by_whom, status, detail FROM ticket_events \
+                 WHERE ticket_id = $1 ORDER BY seq",
+                &[id.as_str().into()],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Event {
+                        at: parse_time(&text(&r[0])?)?,
+                        action: text(&r[1])?,
+                        by: text(&r[2])?,
+                        status: status(&r[3])?,
+                        detail: opt_text(&r[4])?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.db.describe()
+    }
+}
+
+fn event(
+    tx: &mut dyn Tx,
+    id: &TicketId,
+    now: DateTime<Utc>,
+    action: &str,
+    by: &str,
+    status: Status,
+    detail: Option<String>,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO ticket_events (ticket_id, seq, at, action, by_whom, status, detail) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 FROM ticket_events \
+         WHERE ticket_id = $1",
+        &[
+            id.as_str().into(),
+            time(now).into(),
+            action.into(),
+            by.into(),
+            status.as_str().into(),
+            detail.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A delivery for the dispatcher, written with the change it announces.
+/// Its id is the webhook id a receiver dedupes on (stable across retries).
+fn outbox(
+    tx: &mut dyn Tx,
+    id: &TicketId,
+    unit: &str,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let n = tx.query(
+        "SELECT COUNT(*) FROM ticket_dispatches WHERE ticket_id = $1",
+        &[id.as_str().into()],
+    )?;
+    let n = int(&n[0][0])?;
+    tx.exec(
+        "INSERT INTO ticket_dispatches \
+         (webhook_id, ticket_id, unit, event, created, attempts, next_at, state) \
+         VALUES ($1, $2, $3, $4, $5, 0, $5, 'pending')",
+        &[
+            format!("msg_{id}_{}", n + 1).into(),
+            id.as_str().into(),
+            unit.into(),
+            what.into(),
+            time(now).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The lock key for one caller's tickets at one unit.
+fn caller_key(unit: &str, number: &str) -> i64 {
+    // FNV-1a: stable across builds and machines (two gateways must agree).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in unit.bytes().chain([0]).chain(number.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Times as stored: RFC 3339, UTC, milliseconds (fixed width, so text
+/// order is time order).
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {s:?}: {e}")))
+}
+
+fn int(v: &Value) -> Result<i64, StoreError> {
+    match v {
+        Value::Int(n) => Ok(*n),
+        other => Err(StoreError::Corrupt(format!(
+            "expected a number, got {other:?}"
+        ))),
+    }
+}
+
+fn text(v: &Value) -> Result<String, StoreError> {
+    match v {
+        Value::Text(s) => Ok(s.clone()),
+        other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+    }
+}
+
+fn opt_text(v: &Value) -> Result<Option<String>, StoreError> {
+    match v {
+        Value::Null => Ok(None),
+        v => text(v).map(Some),
+    }
+}
+
+fn status(v: &Value) -> Result<Status, StoreError> {
+    let s = text(v)?;
+    Status::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("status {s:?}")))
+}
+
+fn date(s: &str) -> Result<NaiveDate, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("date {s:?}: {e}")))
+}
+
+/// A row of [`COLUMNS`].
+fn ticket(r: &[Value]) -> Result<Ticket, StoreError> {
+    if r.len() != 23 {
+        return Err(StoreError::Corrupt(format!("{} columns", r.len())));
+    }
+    let id = text(&r[0])?;
+    let id = TicketId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("id {id:?}")))?;
+    let kind = text(&r[7])?;
+    let session = match opt_text(&r[11])? {
+        Some(d) => Some(SessionRef {
+            unit: opt_text(&r[8])?,
+            leader: opt_text(&r[9])?,
+            title: opt_text(&r[10])?,
+            date: date(&d)?,
+        }),
+        None => None,
+    };
+    let recordings: Vec<String> = serde_json::from_str(&text(&r[20])?)
+        .map_err(|e| StoreError::Corrupt(format!("recordings: {e}")))?;
+    let created = parse_time(&text(&r[12])?)?;
+    let new = NewTicket {
+        day: id.date(),
+        callback_number: text(&r[1])?,
+        caller_number: text(&r[2])?,
+        dialed: text(&r[3])?,
+        line: text(&r[4])?,
+        unit: text(&r[5])?,
+        tag: text(&r[6])?,
+        kind: Kind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("kind {kind:?}")))?,
+        session,
+        due: parse_time(&text(&r[14])?)?,
+        due_date: date(&text(&r[15])?)?,
+        due_approximate: int(&r[16])? != 0,
+        request_recording: opt_text(&r[18])?,
+        call_id: text(&r[19])?,
+        recordings,
+    };
+    Ok(Ticket {
+        new,
+        id,
+        status: status(&r[17])?,
+        created,
+        updated: parse_time(&text(&r[13])?)?,
+        reply: opt_text(&r[21])?,
+        reason: opt_text(&r[22])?,
+    })
+}

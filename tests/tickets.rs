@@ -1,0 +1,514 @@
+//! The ticket store's conformance: the same cases against SQLite (a file in
+//! a temporary folder) and a real PostgreSQL that the test starts itself
+//! (`initdb` and `pg_ctl` in a temporary folder, on a loopback port) and
+//! stops. PostgreSQL must be installed (`tests/run.sh` installs it): the
+//! PostgreSQL tests fail, never skip, without it.
+
+mod support;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use hotline::tickets::model::{Action, Filter, Kind, NewTicket, Refused, Status, TicketId};
+use hotline::tickets::{Store, StoreError};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use support::free_port;
+
+fn at(day: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, day, h, 0, 0).unwrap()
+}
+
+fn new(caller: &str, unit: &str) -> NewTicket {
+    NewTicket {
+        day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        callback_number: caller.into(),
+        caller_number: caller.into(),
+        dialed: "12345".into(),
+        line: "12345".into(),
+        unit: unit.into(),
+        tag: "热线问政".into(),
+        kind: Kind::LeaderSession,
+        session: Some(hotline::tickets::model::SessionRef {
+            unit: Some(unit.into()),
+            leader: Some("李兴志".into()),
+            title: Some("局长".into()),
+            date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        }),
+        due: at(4, 16),
+        due_date: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+        due_approximate: false,
+        request_recording: Some("requests/2612010001.wav".into()),
+        call_id: "a-leg@carrier".into(),
+        recordings: vec!["rec/caller.wav".into(), "rec/far.wav".into()],
+    }
+}
+
+const UNIT: &str = "市交通运输局";
+
+/// Every case, against a store from `open` (a fresh, empty one each call;
+/// `reopen` gives the same store again).
+fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn Store>) {
+    let store = open();
+    // A new ticket: numbered by its day and a serial, stored whole.
+    let first = store.create(&new("13800138000", UNIT), at(1, 2)).unwrap();
+    assert!(!first.existing);
+    assert_eq!(first.ticket.id.as_str(), "2612010001");
+    assert_eq!(first.ticket.status, Status::Created);
+    let got = store.get(&first.ticket.id).unwrap().expect("stored");
+    assert_eq!(got, first.ticket, "read back as written");
+    assert_eq!(got.new, new("13800138000", UNIT));
+    let second = store.create(&new("13900139000", UNIT), at(1, 3)).unwrap();
+    assert_eq!(second.ticket.id.as_str(), "2612010002");
+    // The same caller and unit while the first is open: the same ticket.
+    let again = store.create(&new("13800138000", UNIT), at(1, 4)).unwrap();
+    assert!(again.existing);
+    assert_eq!(again.ticket.id, first.ticket.id);
+    // Another unit: a ticket of its own.
+    let other = store
+        .create(&new("13800138000", "市卫生健康委员会"), at(1, 5))
+        .unwrap();
+    assert!(!other.existing);
+    assert_eq!(other.ticket.id.as_str(), "2612010003");
+    // Another day: the serial starts again.
+    let mut next_day = new("13700137000", UNIT);
+    next_day.day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+    let t = store.create(&next_day, at(2, 1)).unwrap();
+    assert_eq!(t.ticket.id.as_str(), "2612020001");
+
+    // The life cycle, step by step, each recorded.
+    let id = first.ticket.id.clone();
+    let step = |a: Action, by: &str, h: u32| store.apply(&id, &a, by, at(2, h));
+    assert_eq!(
+        step(Action::Dispatch, "dispatcher", 1).unwrap().status,
+        Status::Dispatched
+    );
+    // Out of order: refused, nothing changed.
+    let refused = step(Action::Done { reply: "x".into() }, UNIT, 2);
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Refused(Refused::NotNow {
+                from: Status::Dispatched,
+                ..
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Dispatched);
+    assert_eq!(
+        step(Action::Accept, UNIT, 3).unwrap().status,
+        Status::Accepted
+    );
+    let extended = step(
+        Action::Extend {
+            reason: "需现场核查".into(),
+            due: at(8, 16),
+        },
+        UNIT,
+        4,
+    )
+    .unwrap();
+    assert_eq!(extended.status, Status::Extended);
+    assert_eq!(extended.new.due, at(8, 16));
+    assert_eq!(extended.reason.as_deref(), Some("需现场核查"));
+    let done = step(
+        Action::Done {
+            reply: "已协调公交公司调整班次".into(),
+        },
+        UNIT,
+        5,
+    )
+    .unwrap();
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(done.reply.as_deref(), Some("已协调公交公司调整班次"));
+    let reopened = step(Action::Visit { satisfied: false }, "callback", 6).unwrap();
+    assert_eq!(reopened.status, Status::Reopened);
+    assert_eq!(
+        step(Action::Dispatch, "dispatcher", 7).unwrap().status,
+        Status::Dispatched
+    );
+    step(Action::Accept, UNIT, 8).unwrap();
+    step(
+        Action::Done {
+            reply: "已再次处理".into(),
+        },
+        UNIT,
+        9,
+    )
+    .unwrap();
+    let closed = step(Action::Visit { satisfied: true }, "callback", 10).unwrap();
+    assert_eq!(closed.status, Status::Visited);
+    let history = store.history(&id).unwrap();
+    let actions: Vec<(&str, Status)> = history
+        .iter()
+        .map(|e| (e.action.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("create", Status::Created),
+            ("dispatch", Status::Dispatched),
+            ("accept", Status::Accepted),
+            ("extend", Status::Extended),
+            ("done", Status::Done),
+            ("visit", Status::Reopened),
+            ("dispatch", Status::Dispatched),
+            ("accept", Status::Accepted),
+            ("done", Status::Done),
+            ("visit", Status::Visited),
+        ]
+    );
+    assert_eq!(history[3].by, UNIT);
+    assert_eq!(history[5].detail.as_deref(), Some("unsatisfied"));
+    // Closed: the caller's next request is a new ticket.
+    let fresh = store.create(&new("13800138000", UNIT), at(2, 11)).unwrap();
+    assert!(!fresh.existing);
+
+    // Returned, then given to another unit by an operator.
+    let id2 = second.ticket.id.clone();
+    store
+        .apply(&id2, &Action::Dispatch, "dispatcher", at(1, 6))
+        .unwrap();
+    let returned = store
+        .apply(
+            &id2,
+            &Action::Return {
+                reason: "非本单位职责".into(),
+            },
+            UNIT,
+            at(1, 7),
+        )
+        .unwrap();
+    assert_eq!(returned.status, Status::Returned);
+    let moved = store
+        .apply(
+            &id2,
+            &Action::Reassign {
+                unit: "市城市管理局".into(),
+            },
+            "operator",
+            at(1, 8),
+        )
+        .unwrap();
+    assert_eq!(
+        (moved.status, moved.new.unit.as_str()),
+        (Status::Created, "市城市管理局")
+    );
+
+    // Lists: by unit, by status, overdue (past due, not done).
+    let all = store.list(&Filter::default()).unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(
+        all.windows(2).all(|w| w[0].created <= w[1].created),
+        "oldest first"
+    );
+    let unit = store
+        .list(&Filter {
+            unit: Some(UNIT.into()),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(unit.len(), 3, "{unit:#?}");
+    let created = store
+        .list(&Filter {
+            status: Some(Status::Created),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(created.len(), 4);
+    let overdue = store
+        .list(&Filter {
+            overdue_at: Some(at(5, 0)),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        overdue.len(),
+        4,
+        "all but the closed one are past due on the 5th"
+    );
+    assert!(overdue.iter().all(|t| t.is_overdue(at(5, 0))));
+    let none = store
+        .list(&Filter {
+            overdue_at: Some(at(4, 15)),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert!(none.is_empty(), "{none:#?}");
+
+    // Unknown numbers.
+    let unknown = TicketId::parse("2612019999").unwrap();
+    assert_eq!(store.get(&unknown).unwrap(), None);
+    assert!(matches!(
+        store.apply(&unknown, &Action::Accept, UNIT, at(2, 1)),
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Opened again (a restart): everything is there, the serial goes on.
+    drop(store);
+    let store = reopen();
+    assert_eq!(store.list(&Filter::default()).unwrap().len(), 5);
+    let after = store.create(&new("13600136000", UNIT), at(1, 9)).unwrap();
+    assert_eq!(after.ticket.id.as_str(), "2612010005");
+
+    // Writers at once: every number distinct; one caller gets one ticket.
+    let store: Arc<dyn Store> = store;
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|i| {
+                        let caller = format!("1350000{t}{i:03}");
+                        let a = store.create(&new(&caller, UNIT), at(1, 10)).unwrap();
+                        let b = store.create(&new("18800000000", UNIT), at(1, 10)).unwrap();
+                        (a.ticket.id, b.ticket.id)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut same = Vec::new();
+    for t in threads {
+        for (a, b) in t.join().unwrap() {
+            ids.push(a);
+            same.push(b);
+        }
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no number handed out twice");
+    same.dedup();
+    assert_eq!(same.len(), 1, "one caller, one open ticket: {same:?}");
+    assert!(!ids.contains(&same[0]));
+}
+
+#[test]
+fn the_sqlite_store_passes_the_conformance_cases() {
+    let dir = std::env::temp_dir().join(format!("hotline-tickets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let open = || hotline::tickets::open("sqlite:tickets.db", &dir).unwrap();
+    conformance(&open, &open);
+    // Write-ahead logging, kept in the file.
+    let conn = rusqlite::Connection::open(dir.join("tickets.db")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_says_which_and_why() {
+    let err = hotline::tickets::open("sqlite:no/such/folder/t.db", Path::new("/nonexistent"))
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("sqlite:/nonexistent/no/such/folder/t.db"),
+        "{text}"
+    );
+    let err = hotline::tickets::open("mysql://x", Path::new("/"))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("sqlite:PATH or postgres://"),
+        "{err}"
+    );
+    let port = free_port();
+    let err = hotline::tickets::open(
+        &format!("postgres://hotline:secret@127.0.0.1:{port}/tickets"),
+        Path::new("/"),
+    )
+    .err()
+    .unwrap();
+    let text = err.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("secret"), "no password in errors: {text}");
+}
+
+// ── A PostgreSQL of the test's own ──────────────────────────────────────
+
+/// A PostgreSQL server in a temporary folder, on a loopback port; stopped
+/// (by its own data folder's pid file, `pg_ctl stop`) and removed when
+/// dropped.
+struct Postgres {
+    dir: PathBuf,
+    port: u16,
+    bin: PathBuf,
+}
+
+fn pg_bin() -> PathBuf {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v pg_ctl"])
+        .output()
+        && out.status.success()
+    {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if let Ok(real) = std::fs::canonicalize(&p) {
+            return real.parent().unwrap().to_path_buf();
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run tests/run.sh, which installs it")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("no pg_ctl under /usr/lib/postgresql")
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let bin = pg_bin();
+        let dir =
+            std::env::temp_dir().join(format!("hotline-pg-{}-{}", std::process::id(), free_port()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // PostgreSQL refuses to run as root: then as the `postgres` user,
+        // which owns the folder.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let out = Command::new("chown")
+                .args(["-R", "postgres:postgres", dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(out.success());
+        }
+        let run = |tool: &str, args: &[&str]| {
+            let mut cmd = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+                c
+            } else {
+                Command::new(bin.join(tool))
+            };
+            let out = cmd.args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{tool} {args:?} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let data = dir.join("data");
+        let data = data.to_str().unwrap();
+        run(
+            "initdb",
+            &[
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "hotline",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        let port = free_port();
+        let opts = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections=40",
+            dir.display()
+        );
+        let log = dir.join("server.log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data,
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        Postgres { dir, port, bin }
+    }
+
+    /// A new, empty database: its URL.
+    fn database(&self, name: &str) -> String {
+        let mut admin = postgres::Client::connect(
+            &format!("postgres://hotline@127.0.0.1:{}/postgres", self.port),
+            postgres::NoTls,
+        )
+        .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        format!("postgres://hotline@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let root = unsafe { libc::geteuid() } == 0;
+        let mut cmd = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            c
+        } else {
+            Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = cmd
+            .args(["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_postgres_store_passes_the_same_conformance_cases() {
+    let pg = Postgres::start();
+    let url = pg.database("tickets");
+    let open = || hotline::tickets::open(&url, Path::new("/")).unwrap();
+    conformance(&open, &open);
+}
+
+/// Two gateways sharing one PostgreSQL, each with its own connection,
+/// creating at once: numbers never collide, and the schema is made once.
+#[test]
+fn two_gateways_on_one_postgres_never_hand_out_the_same_number() {
+    let pg = Postgres::start();
+    let url = pg.database("shared");
+    let gateways: Vec<_> = (0..2)
+        .map(|g| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = hotline::tickets::open(&url, Path::new("/")).unwrap();
+                (0..40)
+                    .map(|i| {
+                        let caller = format!("1360000{g}{i:03}");
+                        store
+                            .create(&new(&caller, UNIT), at(1, 12))
+                            .unwrap()
+                            .ticket
+                            .id
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<TicketId> = gateways
+        .into_iter()
+        .flat_map(|g| g.join().unwrap())
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+    assert_eq!(ids.first().unwrap().as_str(), "2612010001");
+    assert_eq!(ids.last().unwrap().as_str(), "2612010080");
+}
