@@ -1,11 +1,13 @@
 //! Callback tickets (热线问政工单): the promise made to a caller who would
 //! not wait, from the key press to the citizen's callback (回访).
 //!
-//! [`model`] is the ticket and its life cycle, pure; [`store`] the one
+//! [`model`] is the ticket and its life cycle, pure; [`dialogue`] what a
+//! caller hears and keys during a leader session, pure; [`store`] the one
 //! interface every part of the gateway uses, written once in plain SQL
 //! over a backend: [`sqlite`] (embedded, the default) or [`postgres`]
 //! (shared by several gateways).
 
+pub mod dialogue;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
