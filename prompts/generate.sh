@@ -88,6 +88,18 @@ say seat_resumed          "您已恢复接听。"
 # reaches nothing, or the party refused or did not answer. To the seat.
 say three_way_failed      "三方通话未能接通。"
 
+# The leader session's ticket (热线问政工单): the callback number, the
+# spoken request, the number read back, the due date as a count of working
+# days (承办部门将在 + numeral + 个工作日内办理并回复您), and a store that failed.
+say ticket_confirm_number "由本机号码回电请按一，使用其他号码请输入号码后按井号键。"
+say ticket_key_number     "请输入回电号码，以井号键结束。"
+say ticket_number_invalid "号码有误，请重新输入。"
+say ticket_record_request "请在提示音后说出您的诉求，说完请按井号键。"
+say ticket_existing       "您已有一张正在办理的工单，工单号是"
+say ticket_due_in         "承办部门将在"
+say ticket_due_days       "个工作日内办理并回复您。"
+say ticket_unavailable    "系统暂时无法登记工单，请您稍后再拨。"
+
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.
 digits=(零 幺 二 三 四 五 六 七 八 九)
@@ -132,5 +144,10 @@ done
 sox -R "${parts[@]}" "${parts[@]}" -r 8000 -b 16 -c 1 -e signed-integer hold_music.wav \
     gain -n -12
 echo "  hold_music.wav"
+
+# The tone before a recording starts: 1 kHz, 0.3 s, -9 dBFS, faded.
+sox -R -n -r 8000 -b 16 -c 1 -e signed-integer beep.wav synth 0.3 sine 1000 \
+    fade h 0.01 0.3 0.01 gain -n -9 pad 0.05 0.1
+echo "  beep.wav"
 
 echo "Done."

@@ -809,6 +809,16 @@ mod tests {
             "seat_resumed",
             // To a seat whose three-way call could not be made.
             "three_way_failed",
+            // The leader session's ticket.
+            "ticket_confirm_number",
+            "ticket_key_number",
+            "ticket_number_invalid",
+            "ticket_record_request",
+            "ticket_existing",
+            "ticket_due_in",
+            "ticket_due_days",
+            "ticket_unavailable",
+            "beep",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",
@@ -822,7 +832,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 47);
+        assert_eq!(library.len(), 56);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();
@@ -831,6 +841,8 @@ mod tests {
                 n if n.starts_with("digit_") || n.starts_with("num_") => (0.3, 1.0),
                 // Exactly 20 s: four chords of 2.5 s, played twice.
                 "hold_music" => (20.0, 20.0),
+                // The tone before a recording.
+                "beep" => (0.4, 0.5),
                 _ => (0.5, 15.0),
             };
             let secs = duration.as_secs_f64();
