@@ -171,7 +171,28 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         "SIP listening on {}",
         sip_addresses(udp, tcp)
     );
-    let engine = Engine::new(shared.clone(), metrics.clone(), transport.clone(), local);
+    // The ticket store: one that cannot be opened stops the start, saying
+    // which and why (a caller must never be told a number not stored).
+    let (store_spec, requests_dir) = {
+        let t = shared.guard();
+        (t.tickets.store.clone(), t.tickets.requests_dir.clone())
+    };
+    let tickets = crate::tickets::open(&store_spec, std::path::Path::new("/"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(&requests_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot make the requests folder {}: {e}",
+            requests_dir.display()
+        )
+    })?;
+    tracing::info!(store = %tickets.describe(), "ticket store open");
+    let engine = Engine::new(
+        shared.clone(),
+        metrics.clone(),
+        transport.clone(),
+        local,
+        tickets,
+    );
     transport.run(sip_listener, engine.clone(), 2);
     engine.spawn_trunk_probes();
 

@@ -56,6 +56,14 @@ pub struct Metrics {
     pub admin_dropped: IntCounterVec,
     /// The ACD's queues and seats.
     pub queue: QueueMetrics,
+    /// `hotline_tickets_created_total{unit,kind}`: tickets stored (a
+    /// caller told its existing one is not counted again).
+    pub tickets_created: IntCounterVec,
+    /// `hotline_ticket_store_failures_total`: tickets the store refused;
+    /// their callers were told to call again, no number.
+    pub tickets_failed: IntCounter,
+    /// `hotline_leader_choice_total{choice="wait"|"ticket"|"none"}`.
+    pub leader_choice: IntCounterVec,
 }
 
 /// The queues (ACD): what waits now, what happened to callers, the seats.
@@ -319,8 +327,37 @@ impl Metrics {
         for reason in ["displaced", "full", "timeout"] {
             admin_dropped.with_label_values(&[reason]);
         }
+        let tickets_created = counter_vec(
+            "hotline_tickets_created_total",
+            "Callback tickets stored, by unit and kind",
+            &["unit", "kind"],
+        );
+        let tickets_failed = IntCounter::new(
+            "hotline_ticket_store_failures_total",
+            "Tickets the store could not take: the caller was told to call again, no number",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(tickets_failed.clone()))
+            .expect("metric registered once");
+        let leader_choice = counter_vec(
+            "hotline_leader_choice_total",
+            "Leader-session callers' choices: wait, ticket, or none (the default)",
+            &["choice"],
+        );
+        for choice in ["wait", "ticket", "none"] {
+            leader_choice.with_label_values(&[choice]);
+        }
+        for c in [tickets_created.clone(), leader_choice.clone()] {
+            registry
+                .register(Box::new(c))
+                .expect("metric registered once");
+        }
         let registry_for_queues = registry.clone();
         Metrics {
+            tickets_created,
+            tickets_failed,
+            leader_choice,
             registry,
             routing_reloads,
             routing_lines,

@@ -55,6 +55,8 @@ pub struct Settings {
     pub queue: Option<QueuePlan>,
     /// Answer, play these prompts and hang up (a seat's feature code).
     pub announce: Option<Vec<Item>>,
+    /// A leader session's call: the caller chooses to wait or take a ticket.
+    pub leader: Option<leader::LeaderPlan>,
 }
 
 /// Where the call's media is anchored, and what the caller hears while
@@ -159,6 +161,12 @@ pub enum Output {
     ThreeWay {
         number: String,
     },
+    /// A leader session's caller chose: `wait`, `ticket`, or `none` (the
+    /// default, nothing pressed).
+    LeaderChoice(&'static str),
+    /// Store this ticket, then answer with [`Call::on_ticket`]; its number
+    /// is told only then.
+    StoreTicket(Box<crate::tickets::model::NewTicket>),
     /// A seat this call rings or frees outside the ACD's own offers (a
     /// three-way party, a seat leaving a direct call): the ACD offers it
     /// nothing while busy.
@@ -192,6 +200,8 @@ pub enum Outcome {
     /// The table refuses the call: a number it does not list (404), a
     /// barred caller (403), a number that is no number (484).
     Rejected,
+    /// A leader session's caller took a callback ticket (stored).
+    Ticket,
 }
 
 impl Outcome {
@@ -204,6 +214,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Unavailable => "unavailable",
             Outcome::Rejected => "rejected",
+            Outcome::Ticket => "ticket",
         }
     }
 }
@@ -246,6 +257,9 @@ enum Phase {
     Connected,
     /// Caller, seat and a third party are mixed (三方).
     Conference,
+    /// A leader session's caller, answered by us, choosing wait or ticket,
+    /// or giving its ticket's details.
+    Choosing,
     /// Over: waiting only for transactions to finish their linger timers.
     Ended,
 }
@@ -333,6 +347,10 @@ pub struct Call {
     /// Seats this call marked busy itself ([`Output::Seat`]), by the leg
     /// ringing or talking to them: freed when that leg ends.
     marked: Vec<(LegId, String)>,
+    /// The leader session's dialogue, while it runs.
+    dialogue: Option<crate::tickets::dialogue::Dialogue>,
+    /// The ticket the caller was told, once stored.
+    ticket: Option<String>,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -407,6 +425,8 @@ impl Call {
             keys: conference::Keys::default(),
             acd_done: false,
             marked: Vec::new(),
+            dialogue: None,
+            ticket: None,
         };
         call.respond_caller(100, "Trying", None, now);
         if let Err((code, reason)) = call.anchor_media() {
@@ -432,7 +452,8 @@ impl Call {
                 }));
             }
         }
-        if !call.try_next_target(registrar, now) && !call.join_queue(now) {
+        if !call.try_next_target(registrar, now) && !call.start_choice(now) && !call.join_queue(now)
+        {
             call.fail_caller(no_target, now);
         }
         let out = call.finish_input(registrar, now);
@@ -533,6 +554,7 @@ impl Call {
             }
             Purpose::Ringing | Purpose::Leave => self.phase == Phase::Queued,
             Purpose::PartyTurn => self.phase == Phase::Connected && self.party.is_some(),
+            Purpose::Dialogue => self.phase == Phase::Choosing,
             Purpose::Linger => !self.is_finished(),
         }
     }
@@ -579,6 +601,9 @@ impl Call {
         self.drain(registrar, now);
         if self.timer_due(Purpose::PartyTurn, now) {
             self.on_party_timer(registrar, now);
+        }
+        if self.timer_due(Purpose::Dialogue, now) {
+            self.dialogue_timer(now);
         }
         if self.timer_due(Purpose::Leave, now) {
             self.leave_queue(now);
@@ -668,7 +693,7 @@ impl Call {
             self.drop_party(now);
             return self.finish_input(registrar, now);
         }
-        if self.phase == Phase::Queued && self.answered_by_us {
+        if matches!(self.phase, Phase::Queued | Phase::Choosing) && self.answered_by_us {
             tracing::info!(call = self.id, "media time-out while waiting; hanging up");
             self.cancel_offers(now);
             self.caller().hang_up(now);
@@ -690,6 +715,10 @@ impl Call {
         match self.phase {
             Phase::Connected | Phase::Conference => self.hang_up_both(now),
             Phase::Queued if self.answered_by_us => self.leave_queue(now),
+            Phase::Choosing => {
+                self.caller().hang_up(now);
+                self.end(Outcome::Unavailable);
+            }
             Phase::Queued => {
                 self.cancel_offers(now);
                 self.phase = Phase::Setup;
@@ -889,7 +918,9 @@ impl Call {
             } => self.on_relayed_response(leg, tx, code, &reason, msg.as_ref(), now),
             LegEvent::Ack { msg } => self.on_ack(leg, &msg),
             LegEvent::Cancelled => self.caller_gives_up(now),
-            LegEvent::AckTimeout | LegEvent::Unreachable if self.phase == Phase::Queued => {
+            LegEvent::AckTimeout | LegEvent::Unreachable
+                if matches!(self.phase, Phase::Queued | Phase::Choosing) =>
+            {
                 tracing::info!(
                     call = self.id,
                     "caller gone while waiting; leaving the queue"
@@ -924,8 +955,20 @@ impl Call {
                         }
                         self.end(Outcome::Completed);
                     }
-                    Phase::Queued | Phase::Ended => {}
+                    Phase::Queued | Phase::Choosing | Phase::Ended => {}
                 }
+            }
+            LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Choosing => {
+                tracing::info!(
+                    call = self.id,
+                    "caller hung up during the leader session's dialogue"
+                );
+                let outcome = if self.ticket.is_some() {
+                    Outcome::Ticket
+                } else {
+                    Outcome::Abandoned
+                };
+                self.end(outcome);
             }
             LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Queued => {
                 tracing::info!(call = self.id, "caller hung up while waiting");
@@ -1191,7 +1234,9 @@ impl Call {
         self.via_acd = true;
         self.current = None;
         self.timers.clear(Purpose::Turn);
-        if self.media.is_some() {
+        if self.answered_by_us {
+            // Answered already (a leader session's caller who chose to wait).
+        } else if self.media.is_some() {
             self.respond_caller(200, "OK", None, now);
             self.answered_by_us = true;
             self.answered_at = Some(now);
@@ -1287,8 +1332,8 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> Vec<Output> {
-        if leg == 0 && self.phase == Phase::Queued {
-            self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
+        if leg == 0 {
+            self.caller_key(digit.as_char(), now);
         }
         self.on_call_key(leg, digit, now);
         self.finish_input(registrar, now)
@@ -1304,7 +1349,18 @@ impl Call {
         if leg == 0 && self.phase == Phase::Queued && self.timers.is_set(Purpose::Leave) {
             self.leave_queue(now);
         }
+        if leg == 0 {
+            self.dialogue_prompt_done(now);
+        }
         self.finish_input(registrar, now)
+    }
+
+    /// A key the caller pressed (RTP or INFO): the leader session's
+    /// dialogue's, else the ACD's while it waits.
+    fn caller_key(&mut self, key: char, now: Instant) {
+        if !self.dialogue_key(key, now) && self.phase == Phase::Queued {
+            self.out.push(Output::Acd(ToAcd::Key(key)));
+        }
     }
 
     /// How a waiting caller who goes away counts: an abandon, unless the
@@ -1632,7 +1688,7 @@ impl Call {
             }
             return;
         }
-        if self.phase == Phase::Queued && leg == LegId::CALLER {
+        if matches!(self.phase, Phase::Queued | Phase::Choosing) && leg == LegId::CALLER {
             // Waiting: a re-INVITE or UPDATE (hold, a session refresh) is
             // answered here, and an OPTIONS (a keep-alive); a key is for
             // the ACD; anything else waits.
@@ -1656,10 +1712,10 @@ impl Call {
                 && let Some(digit) = dtmf_in_info(&msg)
             {
                 self.out.push(Output::Digit { leg: 0, digit });
-                self.out.push(Output::Acd(ToAcd::Key(digit.as_char())));
                 if let Some(l) = self.leg(leg) {
                     l.reply(tx, 200, "OK", Parts::default(), now);
                 }
+                self.caller_key(digit.as_char(), now);
                 return;
             }
         }
@@ -2082,6 +2138,9 @@ fn max_forwards(invite: &Message) -> String {
 
 #[path = "conference.rs"]
 pub mod conference;
+
+#[path = "leader.rs"]
+pub mod leader;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

@@ -65,6 +65,7 @@ fn settings() -> Settings {
         media: None,
         queue: None,
         announce: None,
+        leader: None,
     }
 }
 
@@ -346,6 +347,8 @@ struct Run {
     acd: Vec<ToAcd>,
     /// The numbers a seat asked to bring in (`*3` + number + `#`).
     three_way: Vec<String>,
+    /// The tickets the call asked to store.
+    tickets: Vec<crate::tickets::model::NewTicket>,
 }
 
 impl Run {
@@ -380,6 +383,7 @@ impl Run {
             media: Vec::new(),
             acd: Vec::new(),
             three_way: Vec::new(),
+            tickets: Vec::new(),
         }
     }
 
@@ -421,6 +425,8 @@ impl Run {
                     .media
                     .push(format!("Prompt {leg} {items:?} hold={hold}")),
                 Output::ThreeWay { number } => self.three_way.push(number),
+                Output::LeaderChoice(choice) => self.media.push(format!("Choice {choice}")),
+                Output::StoreTicket(t) => self.tickets.push(*t),
                 Output::Seat { seat, busy } => self.media.push(format!("Seat {seat} busy={busy}")),
                 Output::Record { stream, name } => {
                     self.media.push(format!("Record {stream} {name}"))
@@ -2910,3 +2916,6 @@ fn seats_rung_at_once_each_get_their_own_stream_and_the_answering_one_is_paired(
 
 #[path = "conference_tests.rs"]
 mod conference;
+
+#[path = "leader_tests.rs"]
+mod leader;

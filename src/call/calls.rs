@@ -35,6 +35,8 @@ pub enum Event {
     Terminate,
     /// The ACD's word for a waiting call.
     Acd(super::queue::FromAcd),
+    /// The ticket store's answer for the call's ticket.
+    Ticket(crate::tickets::dialogue::Stored),
 }
 
 /// A call's entry: its queue, and who may send to it.

@@ -235,6 +235,12 @@ impl Driver {
                     self.calls.remove(&call);
                     self.acd.leave(id(call), Leave::Abandoned, now)
                 }
+                ToAcd::Left => {
+                    // Removed first: the exit's overflow action (a goodbye)
+                    // is not for a call that went on to a ticket.
+                    self.calls.remove(&call);
+                    self.acd.leave(id(call), Leave::ExitKey, now)
+                }
                 ToAcd::Key(digit) => self.acd.key(id(call), digit, now),
                 ToAcd::Answered { seat } => self.acd.offer_answered(id(call), &seat, now),
                 ToAcd::OfferFailed { seat, no_answer } => {

@@ -57,6 +57,8 @@ pub struct Engine {
     /// Lines a remote party can cause, at most one per kind and source
     /// every 10 s.
     log_limit: crate::log_limit::LogLimiter,
+    /// Callback tickets (a leader session's caller who would not wait).
+    tickets: Arc<dyn crate::tickets::Store>,
     this: Weak<Engine>,
 }
 
@@ -66,6 +68,7 @@ impl Engine {
         metrics: Arc<Metrics>,
         transport: Transport,
         local: String,
+        tickets: Arc<dyn crate::tickets::Store>,
     ) -> Arc<Engine> {
         let realm = table.guard().sip.realm.clone();
         let media = table.guard().media.clone();
@@ -115,6 +118,7 @@ impl Engine {
             calls: Calls::default(),
             next_id: AtomicU64::new(1),
             local,
+            tickets,
             this: this.clone(),
         })
     }
@@ -561,11 +565,18 @@ impl Engine {
             media: None,
             queue,
             announce,
+            leader: None,
         };
-        drop(table);
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
             return;
         };
+        let mut settings = settings;
+        if decision.kind == Kind::LeaderSession {
+            settings.leader = Some(leader_plan(
+                &table, &decision, &msg, &dialed, &line, &a_call_id, id,
+            ));
+        }
+        drop(table);
         // Nothing is listed before the task can run: a daemon shutting
         // down leaves no entry and no count behind.
         let Some(engine) = self.this.upgrade() else {
@@ -796,6 +807,13 @@ impl Engine {
                         }
                     }
                     Output::ThreeWay { number } => three_way.push(number),
+                    Output::LeaderChoice(choice) => {
+                        self.metrics
+                            .leader_choice
+                            .with_label_values(&[choice])
+                            .inc();
+                    }
+                    Output::StoreTicket(ticket) => self.store_ticket(*ticket, handle.clone()),
                     Output::Seat { seat, busy } => {
                         let call = id;
                         if busy {
@@ -881,6 +899,9 @@ impl Engine {
                     }
                     Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
                     Some(Event::Acd(cmd)) => out = call.on_acd(cmd, &self.registrar, Instant::now()),
+                    Some(Event::Ticket(stored)) => {
+                        out = call.on_ticket(stored, &self.registrar, Instant::now())
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = call.on_timer(&self.registrar, Instant::now()),
@@ -905,6 +926,43 @@ impl Engine {
             guard.counted = true;
             self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
         }
+    }
+
+    /// Stores a caller's ticket on a blocking thread (SQLite's fsync, a
+    /// PostgreSQL round trip) and tells the call the answer: its number
+    /// only once committed; a store that failed, the caller hears so.
+    fn store_ticket(&self, ticket: crate::tickets::NewTicket, call: CallHandle) {
+        use crate::tickets::dialogue::Stored;
+        let store = self.tickets.clone();
+        let metrics = self.metrics.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let stored = match store.create(&ticket, chrono::Utc::now()) {
+                Ok(c) if c.existing => {
+                    tracing::info!(ticket = %c.ticket.id, "the caller has this ticket open already");
+                    Stored::Existing {
+                        id: c.ticket.id.to_string(),
+                    }
+                }
+                Ok(c) => {
+                    metrics
+                        .tickets_created
+                        .with_label_values(&[&c.ticket.new.unit, c.ticket.new.kind.as_str()])
+                        .inc();
+                    tracing::info!(ticket = %c.ticket.id, unit = %c.ticket.new.unit, "ticket stored");
+                    Stored::New {
+                        id: c.ticket.id.to_string(),
+                    }
+                }
+                Err(e) => {
+                    metrics.tickets_failed.inc();
+                    tracing::error!(error = %e, "ticket not stored; the caller is told to call again");
+                    Stored::Failed
+                }
+            };
+            call.notify(Event::Ticket(stored));
+        });
     }
 
     /// Where a seat's three-way (`*3` + number + `#`) may go: another seat
@@ -1554,6 +1612,87 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// their queue with their skill and expert seats; a sub-centre's call, if
 /// its trunks fail, in the main queue after "you are being put through".
 /// Emergency and other trunk calls never touch the ACD.
+/// A leader session's call: how its caller chooses, and the ticket it
+/// would take (numbered and due by the table's calendar, for the session's
+/// unit), its request recorded below the requests folder.
+fn leader_plan(
+    table: &Table,
+    d: &routing::Decision<'_>,
+    invite: &Message,
+    dialed: &str,
+    line: &str,
+    call_id: &str,
+    id: u64,
+) -> super::call::leader::LeaderPlan {
+    use crate::tickets::dialogue::{Choice, Settings as DialogueSettings};
+    use crate::tickets::model::{Kind as TicketKind, NewTicket, SessionRef, callback_number};
+    let now = chrono::Utc::now();
+    let deadline = table.calendar.deadline(now, table.ticket_due_working_days);
+    let local = now.with_timezone(&table.calendar.timezone());
+    let caller = caller_identity(invite).unwrap_or_default();
+    let unit = d
+        .unit
+        .map(str::to_string)
+        .unwrap_or_else(|| table.main_line().name.clone());
+    super::call::leader::LeaderPlan {
+        dialogue: DialogueSettings {
+            timeout: table.leader.choice_timeout,
+            default: if table.leader.default_ticket {
+                Choice::Ticket
+            } else {
+                Choice::Wait
+            },
+            message: table.leader.message,
+            caller_number: callback_number(&caller),
+            due_working_days: table.ticket_due_working_days,
+        },
+        draft: NewTicket {
+            day: local.date_naive(),
+            callback_number: String::new(),
+            caller_number: caller,
+            dialed: dialed.to_string(),
+            line: line.to_string(),
+            unit,
+            tag: "热线问政".into(),
+            kind: TicketKind::LeaderSession,
+            session: d.session.map(|s| SessionRef {
+                unit: s.unit.clone(),
+                leader: s.leader.clone(),
+                title: s.title.clone(),
+                date: s.date,
+            }),
+            due: deadline.due,
+            due_date: deadline.due_date,
+            due_approximate: deadline.approximate,
+            request_recording: None,
+            call_id: call_id.to_string(),
+            recordings: Vec::new(),
+        },
+        requests_dir: table.tickets.requests_dir.clone(),
+        request_file: std::path::PathBuf::from(format!(
+            "{}/{}-{id}.wav",
+            local.format("%Y%m%d"),
+            local.format("%H%M%S")
+        )),
+    }
+}
+
+/// The caller's number as its network asserts it (RFC 3325
+/// P-Asserted-Identity), else as its From says.
+fn caller_identity(invite: &Message) -> Option<String> {
+    let asserted = invite
+        .headers_named(&Name::Other("P-Asserted-Identity".into()))
+        .find_map(|v| {
+            let v = v.as_str();
+            let uri = match (v.find('<'), v.find('>')) {
+                (Some(a), Some(b)) if a < b => &v[a + 1..b],
+                _ => v.trim(),
+            };
+            uri_number(uri)
+        });
+    asserted.or_else(|| invite.from().and_then(|f| uri_number(f.uri)))
+}
+
 fn queue_plan(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<QueuePlan> {
     let main_queue = || {
         table

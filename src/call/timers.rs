@@ -27,16 +27,19 @@ pub enum Purpose {
     PartyTurn,
     /// The longest a finished call lingers for its transactions.
     Linger,
+    /// The leader session's dialogue: a key awaited, a request's end.
+    Dialogue,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 6] = [
+    pub const ALL: [Purpose; 7] = [
         Purpose::Turn,
         Purpose::Patience,
         Purpose::Ringing,
         Purpose::Leave,
         Purpose::PartyTurn,
         Purpose::Linger,
+        Purpose::Dialogue,
     ];
 
     fn index(self) -> usize {

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub seats: Vec<S<RawSeat>>,
     #[serde(default)]
     pub leader: Option<S<RawLeader>>,
+    #[serde(default)]
+    pub tickets: Option<S<RawTickets>>,
     pub calendar: S<RawCalendar>,
     #[serde(default)]
     pub callers: Option<S<RawCallers>>,
@@ -202,6 +204,17 @@ pub struct RawQueue {
     pub short_abandon_seconds: Option<S<u64>>,
 }
 
+/// `[tickets]`: where callback tickets are stored.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTickets {
+    /// `sqlite:PATH` (relative to this file) or `postgres://…`.
+    #[serde(default)]
+    pub store: Option<S<String>>,
+    /// Where callers' spoken requests are written, relative to this file.
+    #[serde(default)]
+    pub requests_dir: Option<S<String>>,
+}
+
 /// `[acd]`: the queue event log and the seats' feature codes.
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAcd {
@@ -275,6 +288,15 @@ pub struct RawLeader {
     pub lines: Vec<S<String>>,
     #[serde(default)]
     pub ticket_due_working_days: Option<S<u32>>,
+    /// How long the wait-or-ticket choice waits for a key (repeated once).
+    #[serde(default)]
+    pub choice_timeout_seconds: Option<S<u64>>,
+    /// "wait" (default) or "ticket": what a caller who presses nothing gets.
+    #[serde(default)]
+    pub default_choice: Option<S<String>>,
+    /// The longest spoken request left with a ticket; 0: none asked for.
+    #[serde(default)]
+    pub message_seconds: Option<S<u64>>,
     #[serde(default)]
     pub start: Option<S<String>>,
     #[serde(default)]

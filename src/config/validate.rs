@@ -4,8 +4,8 @@
 use super::error::Reporter;
 use super::schema::*;
 use crate::routing::table::{
-    AcdSettings, EmergencyLine, LeaderSession, Line, MediaSettings, Queue, QueueOverflow,
-    QueueStrategy, Resolved, Seat, SipSettings, Trunk,
+    AcdSettings, EmergencyLine, LeaderSession, LeaderSettings, Line, MediaSettings, Queue,
+    QueueOverflow, QueueStrategy, Resolved, Seat, SipSettings, TicketSettings, Trunk,
 };
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -872,6 +872,8 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         r,
     );
 
+    let tickets = build_tickets(raw.tickets.as_ref().map(|t| t.get_ref()), base_dir, r);
+
     // [calendar]
     let c = raw.calendar.get_ref();
     let weekend: Vec<Weekday> = match &c.weekend {
@@ -980,9 +982,36 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
     let mut sessions: Vec<LeaderSession> = Vec::new();
     let mut origins: Vec<SessionOrigin> = Vec::new();
     let mut ticket_due_working_days = 3;
+    let mut leader_settings = LeaderSettings {
+        choice_timeout: Duration::from_secs(8),
+        default_ticket: false,
+        message: Duration::from_secs(60),
+    };
     if let Some(leader) = &raw.leader {
         let lr = leader.get_ref();
         let queue = lookup_queue(r, &lr.queue);
+        let secs = |r: &mut Reporter, v: &Option<S<u64>>, default, min, max, key| {
+            Duration::from_secs(bounded(r, v.as_ref(), default, min, max, key).unwrap_or(default))
+        };
+        leader_settings.choice_timeout = secs(
+            r,
+            &lr.choice_timeout_seconds,
+            8,
+            2,
+            60,
+            "choice_timeout_seconds",
+        );
+        leader_settings.message = secs(r, &lr.message_seconds, 60, 0, 300, "message_seconds");
+        if let Some(c) = &lr.default_choice {
+            match c.get_ref().as_str() {
+                "wait" => {}
+                "ticket" => leader_settings.default_ticket = true,
+                other => r.error(
+                    c.span(),
+                    format!("default_choice = \"{other}\": wait or ticket"),
+                ),
+            }
+        }
         if let Some(n) = &lr.ticket_due_working_days {
             ticket_due_working_days = *n.get_ref();
             if !(1..=MAX_TICKET_DUE_WORKING_DAYS).contains(&ticket_due_working_days) {
@@ -1314,6 +1343,8 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         sessions,
         calendar,
         ticket_due_working_days,
+        leader: leader_settings,
+        tickets,
         metrics_listen: metrics_listen?,
         sip: sip?,
         media: media?,
@@ -1787,6 +1818,64 @@ fn queue_overflow(
         }
         Some(q) => QueueOverflow::Queue(q),
         None => QueueOverflow::Busy,
+    }
+}
+
+/// `[tickets]`: the store, `sqlite:tickets.db` beside the table by default
+/// (its folder must exist; the file is made), or a PostgreSQL URL; the
+/// folder callers' requests are written to (`requests`, made at start).
+fn build_tickets(raw: Option<&RawTickets>, base_dir: &Path, r: &mut Reporter) -> TicketSettings {
+    let default = RawTickets::default();
+    let raw = raw.unwrap_or(&default);
+    let store = match &raw.store {
+        None => format!("sqlite:{}", base_dir.join("tickets.db").display()),
+        Some(v) => {
+            let spec = v.get_ref();
+            if let Some(path) = spec.strip_prefix("sqlite:") {
+                let file = base_dir.join(path);
+                let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+                if path.trim().is_empty() || file.is_dir() {
+                    r.error(
+                        v.span(),
+                        format!("store `{spec}`: name a file after sqlite:"),
+                    );
+                } else if dir.is_some_and(|d| !d.is_dir()) {
+                    r.error(
+                        v.span(),
+                        format!(
+                            "store `{spec}`: no directory {}",
+                            dir.map(|d| d.display().to_string()).unwrap_or_default()
+                        ),
+                    );
+                }
+                format!("sqlite:{}", file.display())
+            } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+                spec.clone()
+            } else {
+                r.error(
+                    v.span(),
+                    format!("store `{spec}`: sqlite:PATH or postgres://…"),
+                );
+                spec.clone()
+            }
+        }
+    };
+    let requests_dir = match &raw.requests_dir {
+        None => base_dir.join("requests"),
+        Some(v) => {
+            let dir = base_dir.join(v.get_ref());
+            if v.get_ref().trim().is_empty() || (dir.exists() && !dir.is_dir()) {
+                r.error(
+                    v.span(),
+                    format!("requests_dir `{}` is not a directory", dir.display()),
+                );
+            }
+            dir
+        }
+    };
+    TicketSettings {
+        store,
+        requests_dir,
     }
 }
 

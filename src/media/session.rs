@@ -89,6 +89,11 @@ pub enum Command {
         dir: PathBuf,
         paths: Vec<(usize, PathBuf)>,
     },
+    /// Stop recording this leg (a caller's spoken request is over): its
+    /// WAV is finished.
+    StopRecord {
+        leg: usize,
+    },
     /// A new leg (a seat offered the call, a trunk): it gets the next
     /// index ([`StreamAdder`] hands them out in order).
     AddLeg {
@@ -577,6 +582,11 @@ fn apply(
                 l.active = false;
                 l.playing = None;
                 let _ = mixer.leave(PartyId(leg as u32));
+                finish_recording(leg, l);
+            }
+        }
+        Command::StopRecord { leg } => {
+            if let Some(l) = legs.get_mut(leg) {
                 finish_recording(leg, l);
             }
         }

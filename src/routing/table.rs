@@ -202,6 +202,24 @@ pub struct Queue {
     pub short_abandon: Duration,
 }
 
+/// How a leader session's callers choose (热线问政: wait, or a ticket).
+#[derive(Debug, Clone)]
+pub struct LeaderSettings {
+    pub choice_timeout: Duration,
+    /// A caller who presses nothing waits (`false`) or gets a ticket.
+    pub default_ticket: bool,
+    /// The longest spoken request; zero: none asked for.
+    pub message: Duration,
+}
+
+/// Where tickets are kept: the store (`sqlite:` path already made
+/// absolute, or a `postgres://` URL) and the folder for requests.
+#[derive(Debug, Clone)]
+pub struct TicketSettings {
+    pub store: String,
+    pub requests_dir: PathBuf,
+}
+
 /// `[acd]`: settings of the queues as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcdSettings {
@@ -377,6 +395,8 @@ pub struct Table {
     pub calendar: WorkCalendar,
     /// Working days a leader-session callback ticket is due in.
     pub ticket_due_working_days: u32,
+    pub leader: LeaderSettings,
+    pub tickets: TicketSettings,
     pub metrics_listen: SocketAddr,
     pub sip: SipSettings,
     pub prompts_dir: PathBuf,

@@ -1,0 +1,214 @@
+//! A call during a leader session (热线问政): the caller is answered and
+//! chooses between waiting for the leader and a callback ticket; a ticket
+//! takes its callback number and spoken request, is stored, and only then
+//! is its number read to the caller. The choice and its words are the
+//! pure [`Dialogue`]; this is the call acting on it: prompts on the
+//! caller's stream, the request recorded, the queue joined, the store
+//! asked through the driver ([`Output::StoreTicket`], answered with
+//! [`Call::on_ticket`]), the hang-up.
+//!
+//! A caller waiting for the leader who presses 2 leaves the queue for a
+//! ticket after all.
+
+use super::{Call, Outcome, Output, Phase};
+use crate::call::queue::ToAcd;
+use crate::call::registrar::Registrar;
+use crate::call::timers::Purpose;
+use crate::media::session::Command as MediaCommand;
+use crate::tickets::dialogue::{self, Choice, Dialogue, Do, Stored};
+use crate::tickets::model::NewTicket;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What a leader session's call needs: the dialogue's settings, the ticket
+/// it would store (all but the callback number and the request), and where
+/// the request is recorded.
+#[derive(Clone, Debug)]
+pub struct LeaderPlan {
+    pub dialogue: dialogue::Settings,
+    pub draft: NewTicket,
+    /// The recordings folder for requests, and this call's file below it.
+    pub requests_dir: PathBuf,
+    pub request_file: PathBuf,
+}
+
+impl Call {
+    /// Answers the caller and asks for its choice; false when the call
+    /// cannot hold a dialogue (no anchored media: it waits in the queue
+    /// as before).
+    pub(super) fn start_choice(&mut self, now: Instant) -> bool {
+        if self.media.is_none() || self.phase != Phase::Setup {
+            return false;
+        }
+        let Some(plan) = self.settings.leader.as_ref() else {
+            return false;
+        };
+        let dialogue = Dialogue::start(plan.dialogue.clone());
+        tracing::info!(call = self.id, "leader session: asking wait or ticket");
+        self.respond_caller(200, "OK", None, now);
+        self.answered_by_us = true;
+        self.answered_at = Some(now);
+        if let Some(m) = &mut self.media {
+            m.early_playing = false;
+        }
+        self.out
+            .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+        self.out.push(Output::Media(MediaCommand::Watch { leg: 0 }));
+        self.phase = Phase::Choosing;
+        self.dialogue = Some(dialogue);
+        self.follow_dialogue(now);
+        true
+    }
+
+    /// Whether the dialogue has a key to read: choosing, or waiting for
+    /// the leader (2 still takes a ticket).
+    pub(super) fn dialogue_key(&mut self, key: char, now: Instant) -> bool {
+        match self.phase {
+            Phase::Choosing => {
+                if let Some(d) = &mut self.dialogue {
+                    d.key(key, now);
+                }
+                self.follow_dialogue(now);
+                true
+            }
+            Phase::Queued
+                if key == '2' && self.settings.leader.is_some() && self.answered_by_us =>
+            {
+                tracing::info!(call = self.id, "waiting caller takes a ticket instead");
+                self.cancel_offers(now);
+                self.out.push(Output::Acd(ToAcd::Left));
+                self.phase = Phase::Choosing;
+                let settings = self
+                    .settings
+                    .leader
+                    .as_ref()
+                    .map(|p| p.dialogue.clone())
+                    .expect("checked above");
+                self.dialogue = Some(Dialogue::ticket_instead(settings));
+                self.follow_dialogue(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn dialogue_prompt_done(&mut self, now: Instant) {
+        if self.phase == Phase::Choosing
+            && let Some(d) = &mut self.dialogue
+        {
+            d.prompt_done(now);
+            self.follow_dialogue(now);
+        }
+    }
+
+    pub(super) fn dialogue_timer(&mut self, now: Instant) {
+        if let Some(d) = &mut self.dialogue {
+            d.timer(now);
+        }
+        self.follow_dialogue(now);
+    }
+
+    /// The store's answer to [`Output::StoreTicket`].
+    pub fn on_ticket(
+        &mut self,
+        stored: Stored,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
+        if let Stored::New { id } | Stored::Existing { id } = &stored {
+            self.ticket = Some(id.clone());
+        }
+        if self.phase == Phase::Choosing
+            && let Some(d) = &mut self.dialogue
+        {
+            d.stored(stored, now);
+            self.follow_dialogue(now);
+        }
+        self.finish_input(registrar, now)
+    }
+
+    /// Carries out what the dialogue decided, and keeps its deadline.
+    fn follow_dialogue(&mut self, now: Instant) {
+        let Some(d) = &mut self.dialogue else { return };
+        let steps = d.take();
+        match d.deadline() {
+            Some(t) => self.timers.set(Purpose::Dialogue, t),
+            None => self.timers.clear(Purpose::Dialogue),
+        }
+        for step in steps {
+            match step {
+                Do::Play(items) => self.out.push(Output::Prompt {
+                    leg: 0,
+                    items,
+                    hold: false,
+                }),
+                Do::Silence => self
+                    .out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: 0 })),
+                Do::Chose(choice, defaulted) => {
+                    let label = match (choice, defaulted) {
+                        (_, true) => "none",
+                        (Choice::Wait, false) => "wait",
+                        (Choice::Ticket, false) => "ticket",
+                    };
+                    tracing::info!(call = self.id, choice = label, "leader session choice");
+                    self.out.push(Output::LeaderChoice(label));
+                }
+                Do::Wait => {
+                    self.dialogue = None;
+                    self.timers.clear(Purpose::Dialogue);
+                    self.phase = Phase::Setup;
+                    if !self.join_queue(now) {
+                        self.fail_caller(
+                            super::Rejection::new(
+                                480,
+                                "Temporarily Unavailable",
+                                Outcome::Unavailable,
+                            ),
+                            now,
+                        );
+                    }
+                    return;
+                }
+                Do::Record => {
+                    if let Some(p) = &self.settings.leader {
+                        self.out.push(Output::Media(MediaCommand::Record {
+                            dir: p.requests_dir.clone(),
+                            paths: vec![(0, p.request_file.clone())],
+                        }));
+                    }
+                }
+                Do::StopRecording => self
+                    .out
+                    .push(Output::Media(MediaCommand::StopRecord { leg: 0 })),
+                Do::Store {
+                    callback_number,
+                    request,
+                } => {
+                    if let Some(p) = &self.settings.leader {
+                        let mut ticket = p.draft.clone();
+                        ticket.callback_number = callback_number;
+                        ticket.request_recording = request
+                            .then(|| p.requests_dir.join(&p.request_file).display().to_string());
+                        tracing::info!(call = self.id, "storing the ticket");
+                        self.out.push(Output::StoreTicket(Box::new(ticket)));
+                    }
+                }
+                Do::HangUp => {
+                    self.dialogue = None;
+                    self.timers.clear(Purpose::Dialogue);
+                    self.caller().hang_up(now);
+                    // No ticket: the store failed, or no number to call
+                    // back was given.
+                    let outcome = if self.ticket.is_some() {
+                        Outcome::Ticket
+                    } else {
+                        Outcome::Failed
+                    };
+                    self.end(outcome);
+                    return;
+                }
+            }
+        }
+    }
+}

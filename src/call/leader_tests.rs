@@ -1,0 +1,275 @@
+//! A leader session's call (热线问政) driven directly: the caller chooses
+//! to wait or take a ticket, keys its number, leaves a request; the store
+//! answers; only then is the number read. Synthetic messages and time.
+use super::*;
+use crate::call::call::leader::LeaderPlan;
+use crate::tickets::dialogue::{Choice, Settings as DialogueSettings, Stored};
+use crate::tickets::model::{Kind as TicketKind, NewTicket};
+use chrono::{NaiveDate, TimeZone, Utc};
+
+fn draft() -> NewTicket {
+    NewTicket {
+        day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        callback_number: String::new(),
+        caller_number: "13800138000".into(),
+        dialed: "12345".into(),
+        line: "12345".into(),
+        unit: "市交通运输局".into(),
+        tag: "热线问政".into(),
+        kind: TicketKind::LeaderSession,
+        session: None,
+        due: Utc.with_ymd_and_hms(2026, 12, 4, 16, 0, 0).unwrap(),
+        due_date: NaiveDate::from_ymd_opt(2026, 12, 4).unwrap(),
+        due_approximate: false,
+        request_recording: None,
+        call_id: A_CALL_ID.into(),
+        recordings: Vec::new(),
+    }
+}
+
+fn leader_settings(anchored_media: bool) -> Settings {
+    let base = if anchored_media {
+        anchored(false)
+    } else {
+        settings()
+    };
+    Settings {
+        queue: Some(plan("leader", vec![Item::prompt("welcome")])),
+        leader: Some(LeaderPlan {
+            dialogue: DialogueSettings {
+                timeout: secs(8),
+                default: Choice::Wait,
+                message: secs(60),
+                caller_number: Some("13800138000".into()),
+                due_working_days: 3,
+            },
+            draft: draft(),
+            requests_dir: "/var/lib/hotline/requests".into(),
+            request_file: "20261201/100000-7.wav".into(),
+        }),
+        ..base
+    }
+}
+
+fn digit(c: char) -> Digit {
+    let code = match c {
+        '0'..='9' => c as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => panic!("no key {c}"),
+    };
+    Digit::from_event_code(code).unwrap()
+}
+
+impl Run {
+    fn keys(&mut self, keys: &str) -> Vec<Sent> {
+        let mut sent = Vec::new();
+        for c in keys.chars() {
+            let out = self.call.on_digit(0, digit(c), &self.reg, self.now);
+            sent.extend(self.take(out, self.now));
+        }
+        sent
+    }
+
+    fn prompt_done(&mut self) -> Vec<Sent> {
+        let out = self.call.on_prompt_done(0, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+
+    fn stored(&mut self, s: Stored) -> Vec<Sent> {
+        let out = self.call.on_ticket(s, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+
+    fn last_prompt(&self) -> &str {
+        self.media
+            .iter()
+            .rev()
+            .find(|m| m.starts_with("Prompt "))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// A leader session's call, answered by us and asked its choice; our tag.
+fn choosing() -> (Run, String) {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8900", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, leader_settings(true), vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200: answered to choose")
+        .msg
+        .clone();
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 20000 "));
+    let tag = to_tag(&ok).unwrap();
+    run.recv(&caller_ack_2xx(&tag), caller());
+    assert!(run.acd.is_empty(), "not in the queue before choosing");
+    assert_eq!(
+        run.last_prompt(),
+        "Prompt 0 [Prompt(\"leader_session_choice\")] hold=false"
+    );
+    (run, tag)
+}
+
+#[test]
+fn two_then_one_then_hash_stores_the_ticket_and_only_then_reads_its_number() {
+    let (mut run, _) = choosing();
+    run.keys("2");
+    assert!(run.media.contains(&"Choice ticket".to_string()));
+    assert!(run.last_prompt().contains("ticket_confirm_number"));
+    run.keys("1");
+    assert!(run.last_prompt().contains("ticket_record_request"));
+    run.prompt_done();
+    assert!(
+        run.media.iter().any(|m| m.starts_with(
+            "Record { dir: \"/var/lib/hotline/requests\", paths: [(0, \"20261201/100000-7.wav\")]"
+        )),
+        "{:?}",
+        run.media
+    );
+    run.keys("#");
+    assert_eq!(run.media.last().unwrap(), "StopRecord { leg: 0 }");
+    assert_eq!(run.tickets.len(), 1);
+    let t = &run.tickets[0];
+    assert_eq!(t.callback_number, "13800138000");
+    assert_eq!(
+        t.request_recording.as_deref(),
+        Some("/var/lib/hotline/requests/20261201/100000-7.wav")
+    );
+    assert_eq!(t.unit, "市交通运输局");
+    // Nothing is read while the store works.
+    assert!(!run.media.iter().any(|m| m.contains("Digits")));
+    let sent = run.stored(Stored::New {
+        id: "2612010001".into(),
+    });
+    assert!(sent.is_empty());
+    let told = run.last_prompt().to_string();
+    assert!(
+        told.contains("ticket_created") && told.contains("Digits(\"2612010001\")"),
+        "{told}"
+    );
+    assert!(
+        told.contains("ticket_due_in") && told.contains("num_3"),
+        "{told}"
+    );
+    // The goodbye ends: we hang up.
+    let sent = run.prompt_done();
+    let bye = one(requests(&sent, Method::Bye), "BYE to the caller");
+    assert_eq!(bye.peer, caller());
+    assert_eq!(run.call.outcome(), Some(Outcome::Ticket));
+    assert!(run.acd.is_empty(), "the ACD never saw it");
+    run.recv(&reply(&bye.msg, 200, "OK", "alice-tag"), caller());
+    run.finish(100);
+}
+
+#[test]
+fn one_joins_the_leaders_queue_without_a_second_answer() {
+    let (mut run, _) = choosing();
+    let sent = run.keys("1");
+    assert!(responses(&sent, 200).is_empty(), "answered once");
+    assert!(run.media.contains(&"Choice wait".to_string()));
+    assert!(matches!(&run.acd[..], [ToAcd::Join { queue, .. }] if queue == "leader"));
+    // The queue's welcome plays once a seat is offered or a place is told.
+    run.acd(FromAcd::Announce {
+        items: vec![Item::prompt("queue_position")],
+    });
+    assert!(run.last_prompt().contains("welcome"));
+}
+
+#[test]
+fn a_caller_waiting_for_the_leader_who_presses_two_takes_a_ticket() {
+    let (mut run, _) = choosing();
+    run.keys("1");
+    let invite = run.offer("8900");
+    run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(1));
+    let sent = run.keys("2");
+    one(
+        requests(&sent, Method::Cancel),
+        "CANCEL to the leader's seat",
+    );
+    assert_eq!(run.acd.last(), Some(&ToAcd::Left));
+    assert!(run.last_prompt().contains("ticket_confirm_number"));
+    // Other keys while waiting are still the ACD's.
+    let (mut run, _) = choosing();
+    run.keys("1");
+    run.keys("5");
+    assert_eq!(run.acd.last(), Some(&ToAcd::Key('5')));
+}
+
+#[test]
+fn a_store_that_failed_reads_no_number_and_the_call_counts_as_failed() {
+    let (mut run, _) = choosing();
+    run.keys("21#");
+    assert_eq!(run.tickets.len(), 1);
+    assert_eq!(
+        run.tickets[0].request_recording, None,
+        "# before the tone: no request"
+    );
+    run.stored(Stored::Failed);
+    let told = run.last_prompt().to_string();
+    assert!(
+        told.contains("ticket_unavailable") && !told.contains("Digits"),
+        "{told}"
+    );
+    run.prompt_done();
+    assert_eq!(run.call.outcome(), Some(Outcome::Failed));
+}
+
+#[test]
+fn keys_in_sip_info_choose_too() {
+    let (mut run, tag) = choosing();
+    let info = parse(&with_body(
+        caller_request("INFO", 2, "z9hG4bKcaller.info", &tag),
+        "application/dtmf-relay",
+        "Signal=1\r\nDuration=160\r\n",
+    ));
+    let sent = run.recv(&info, caller());
+    one(responses(&sent, 200), "200 to the INFO");
+    assert!(matches!(&run.acd[..], [ToAcd::Join { .. }]));
+}
+
+#[test]
+fn a_caller_hanging_up_while_choosing_is_an_abandon_the_acd_never_sees() {
+    let (mut run, tag) = choosing();
+    let bye = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKcaller.bye",
+        &tag,
+    )));
+    let sent = run.recv(&bye, caller());
+    one(responses(&sent, 200), "200 to the BYE");
+    assert_eq!(run.call.outcome(), Some(Outcome::Abandoned));
+    assert!(run.acd.is_empty());
+    run.finish(100);
+}
+
+#[test]
+fn no_key_at_all_repeats_the_choice_once_then_waits() {
+    let (mut run, _) = choosing();
+    run.prompt_done();
+    run.advance(secs(8));
+    assert_eq!(
+        run.media
+            .iter()
+            .filter(|m| m.contains("leader_session_choice"))
+            .count(),
+        2
+    );
+    run.prompt_done();
+    let at = run.offset(run.now);
+    run.advance(at + secs(8));
+    assert!(run.media.contains(&"Choice none".to_string()));
+    assert!(matches!(&run.acd[..], [ToAcd::Join { .. }]));
+}
+
+#[test]
+fn without_anchored_media_there_is_no_choice_and_the_caller_waits_ringing() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8900", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, leader_settings(false), vec![]);
+    let sent = run.take(out, t0);
+    one(responses(&sent, 180), "180: waits unanswered");
+    assert!(responses(&sent, 200).is_empty());
+    assert!(matches!(&run.acd[..], [ToAcd::Join { .. }]));
+}
