@@ -12,7 +12,9 @@ mod support;
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-use support::gateway::{Baresip, Gateway, Sipp, ends_in_baresip_voice, heard_prompt, listen};
+use support::gateway::{
+    Baresip, Gateway, Sipp, ends_in_baresip_voice, heard_prompt, listen, with_leader_session_now,
+};
 use support::{free_port, wait_for};
 
 /// The test table with the queue event log on (`queue_log.jsonl` beside
@@ -375,25 +377,6 @@ fn a_caller_finding_the_queue_full_hears_queue_busy_and_is_hung_up_on() {
     assert_eq!(queue_calls(&gw, "general", "answered"), 1.0);
 }
 
-/// The test table with a leader session (热线问政) live now, for the whole
-/// day: calls to 12345 wait in the leader's queue.
-fn with_leader_session_now(text: String) -> String {
-    use chrono::TimeZone;
-    let today = chrono_tz::Asia::Shanghai
-        .from_utc_datetime(&chrono::Utc::now().naive_utc())
-        .date_naive();
-    let live = text
-        .replace("start = \"09:00\"\nend = \"11:00\"", "start = \"00:00\"\nend = \"23:59\"")
-        .replace(
-            "sessions = [\n",
-            &format!(
-                "sessions = [\n  {{ date = \"{today}\", unit = \"市发改委\", leader = \"林喜洋\", title = \"主任\" }},\n"
-            ),
-        );
-    assert_eq!(live.matches(&today.to_string()).count(), 1, "{today}");
-    live
-}
-
 /// The leader's queue overflows to `queue:general`: with its one leader
 /// seat busy and its limit of one caller reached, caller 3 is moved to the
 /// 12345 queue and served there by a general seat.
@@ -409,11 +392,13 @@ fn a_full_leader_queue_overflows_to_the_general_queue() {
     gw.register("8001", general);
     let seat_leader = gw.seat("8900", leader, "answer", "wait_bye");
     let seat_general = gw.seat_for("8001", general, "answer", "seat_bye", 1000);
-    let caller1 = gw.call_for("12345", "caller_bye", "[media_port]", 8000);
+    // During the session each caller chooses: 1, wait for the leader.
+    let wait = Some('1');
+    let caller1 = gw.call_keying("12345", "caller_bye", "[media_port]", 8000, wait);
     gw.wait_bridged(1.0);
-    let caller2 = gw.call_for("12345", "caller_bye", "[media_port]", 6000);
+    let caller2 = gw.call_keying("12345", "caller_bye", "[media_port]", 6000, wait);
     gw.wait_metric(&of_queue("hotline_queue_callers", "leader"), 1.0);
-    let caller3 = gw.call("12345", "wait_bye");
+    let caller3 = gw.call_keying("12345", "wait_bye", "[media_port]", 0, wait);
     gw.wait_bridged(2.0);
     caller3.expect_success(&gw);
     seat_general.expect_success(&gw);
@@ -434,6 +419,10 @@ fn a_full_leader_queue_overflows_to_the_general_queue() {
     seat_leader.expect_success(&gw);
     assert_eq!(queue_calls(&gw, "leader", "answered"), 1.0);
     assert_eq!(gw.calls_total("leader_session", "12345", "completed"), 2.0);
+    assert_eq!(
+        gw.metric("hotline_leader_choice_total{choice=\"wait\"}"),
+        Some(3.0)
+    );
 }
 
 /// The queue gauges follow the seats and the callers: `hotline_seats`

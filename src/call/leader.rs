@@ -174,7 +174,8 @@ impl Call {
                     if let Some(p) = &self.settings.leader {
                         self.out.push(Output::Media(MediaCommand::Record {
                             dir: p.requests_dir.clone(),
-                            paths: vec![(0, p.request_file.clone())],
+                            // The recorder takes paths below its folder.
+                            paths: vec![(0, p.requests_dir.join(&p.request_file))],
                         }));
                     }
                 }

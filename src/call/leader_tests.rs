@@ -122,7 +122,7 @@ fn two_then_one_then_hash_stores_the_ticket_and_only_then_reads_its_number() {
     run.prompt_done();
     assert!(
         run.media.iter().any(|m| m.starts_with(
-            "Record { dir: \"/var/lib/hotline/requests\", paths: [(0, \"20261201/100000-7.wav\")]"
+            "Record { dir: \"/var/lib/hotline/requests\", paths: [(0, \"/var/lib/hotline/requests/20261201/100000-7.wav\")]"
         )),
         "{:?}",
         run.media

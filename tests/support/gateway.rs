@@ -206,6 +206,21 @@ impl Gateway {
     /// A call that, with `caller_bye`, hangs up `ms` after the gateway
     /// answers it (a queued caller is answered before any seat is).
     pub fn call_for(&self, dialed: &str, hangup: &str, rtp_port: &str, ms: u32) -> Sipp {
+        self.call_keying(dialed, hangup, rtp_port, ms, None)
+    }
+
+    /// [`Gateway::call_for`], keying `key` (SIP INFO) just after the
+    /// answer: a leader session's caller choosing (1 wait, 2 ticket).
+    pub fn call_keying(
+        &self,
+        dialed: &str,
+        hangup: &str,
+        rtp_port: &str,
+        ms: u32,
+        key: Option<char>,
+    ) -> Sipp {
+        let k = key.unwrap_or('1').to_string();
+        let keys = if key.is_some() { "send_key" } else { "no_keys" };
         self.sipp(
             "trunk_call.xml",
             &[
@@ -213,6 +228,8 @@ impl Gateway {
                 ("HANGUP", hangup),
                 ("MEDIA_PORT", rtp_port),
                 ("PAUSE_MS", &ms.to_string()),
+                ("KEYS", keys),
+                ("KEY", &k),
             ],
             "127.0.0.1",
             free_port(),
@@ -511,4 +528,23 @@ pub fn heard_prompt(name: &str) -> Vec<i16> {
     Codec::Pcmu.encode(wav, &mut ulaw);
     Codec::Pcmu.decode(&ulaw, &mut pcm);
     pcm
+}
+
+/// The test table with a leader session (热线问政) live now, for the whole
+/// day: calls to 12345 wait in the leader's queue.
+pub fn with_leader_session_now(text: String) -> String {
+    use chrono::TimeZone;
+    let today = chrono_tz::Asia::Shanghai
+        .from_utc_datetime(&chrono::Utc::now().naive_utc())
+        .date_naive();
+    let live = text
+        .replace("start = \"09:00\"\nend = \"11:00\"", "start = \"00:00\"\nend = \"23:59\"")
+        .replace(
+            "sessions = [\n",
+            &format!(
+                "sessions = [\n  {{ date = \"{today}\", unit = \"市发改委\", leader = \"林喜洋\", title = \"主任\" }},\n"
+            ),
+        );
+    assert_eq!(live.matches(&today.to_string()).count(), 1, "{today}");
+    live
 }
