@@ -1,4 +1,4 @@
-//! The `hotline` command: `check`, `route` and `serve`.
+//! The `hotline` command: `check`, `route`, `serve` and `tickets`.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -62,6 +62,44 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Read the callback tickets in the store the table names (`[tickets] store`).
+    Tickets {
+        #[arg(long, default_value = "routing.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: TicketsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketsAction {
+    /// Tickets, oldest first.
+    List {
+        /// Only this unit's.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Only those in this status (created, dispatched, accepted, done,
+        /// visited, reopened, returned, extended).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those past due and not done.
+        #[arg(long)]
+        overdue: bool,
+        /// A JSON list of ticket objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One ticket with its history.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every ticket as CSV (RFC 4180).
+    Export {
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,6 +119,13 @@ fn main() -> ExitCode {
             json,
             number,
         } => match route(&config, at.as_deref(), from.as_deref(), json, &number) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Tickets { config, action } => match tickets(&config, action) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -161,6 +206,83 @@ fn serve_error(format: LogFormat, message: &str) {
         LogFormat::Text => eprintln!("error: {message}"),
         LogFormat::Json => tracing::error!("{message}"),
     }
+}
+
+/// `hotline tickets`: reads the store the table names; changes nothing.
+fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Result<ExitCode> {
+    use hotline::tickets::{Filter, Status, TicketId, report};
+    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("/"))?;
+    let now = Utc::now();
+    match action {
+        TicketsAction::List {
+            unit,
+            status,
+            overdue,
+            json,
+        } => {
+            let status = match status {
+                Some(s) => Some(Status::parse(&s).with_context(|| {
+                    format!("unknown status `{s}`: one of created, dispatched, accepted, done, visited, reopened, returned, extended")
+                })?),
+                None => None,
+            };
+            let filter = Filter {
+                unit,
+                status,
+                overdue_at: overdue.then_some(now),
+            };
+            let list = store.list(&filter)?;
+            if json {
+                let v: Vec<_> = list.iter().map(|t| report::to_json(t, now)).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for t in &list {
+                    println!("{}", report::line(t, now));
+                }
+            }
+        }
+        TicketsAction::Show { id, json } => {
+            let parsed = TicketId::parse(&id)
+                .with_context(|| format!("`{id}` is no ticket number (ten digits or more)"))?;
+            let Some(t) = store.get(&parsed)? else {
+                eprintln!("no ticket {id}");
+                return Ok(ExitCode::from(1));
+            };
+            let history = store.history(&parsed)?;
+            if json {
+                let mut v = report::to_json(&t, now);
+                v["history"] = history.iter().map(report::event_json).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report::to_json(&t, now))?
+                );
+                for e in &history {
+                    println!(
+                        "{}  {:<9} {:<10} by {}{}",
+                        hotline::tickets::store::time(e.at),
+                        e.action,
+                        e.status.as_str(),
+                        e.by,
+                        e.detail
+                            .as_ref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TicketsAction::Export { csv } => {
+            if !csv {
+                anyhow::bail!("export needs a format: --csv");
+            }
+            let list = store.list(&Filter::default())?;
+            print!("{}", report::csv(&list, now));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

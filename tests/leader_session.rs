@@ -24,7 +24,12 @@ fn heard_in_order(heard: &[i16], prompts: &[String]) -> Result<(), String> {
         let clip = heard_prompt(name);
         match find(heard, &clip, at) {
             Some(i) => at = i + clip.len(),
-            None => return Err(format!("{name} not heard after sample {at} of {}", heard.len())),
+            None => {
+                return Err(format!(
+                    "{name} not heard after sample {at} of {}",
+                    heard.len()
+                ));
+            }
         }
     }
     Ok(())
@@ -55,10 +60,16 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .unwrap();
-    assert_eq!(number, "13907350000", "called back on the number it called from");
+    assert_eq!(
+        number, "13907350000",
+        "called back on the number it called from"
+    );
     assert_eq!(unit, "市发改委", "the session's unit");
     assert_eq!(status, "created");
-    assert!(id.len() >= 10 && id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+    assert!(
+        id.len() >= 10 && id.bytes().all(|b| b.is_ascii_digit()),
+        "{id}"
+    );
     let request = request.expect("a request was recorded");
     let wav = hound::WavReader::open(&request).unwrap();
     let secs = wav.duration() as f64 / 8000.0;
@@ -85,6 +96,33 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     );
     assert_eq!(gw.calls_total("leader_session", "12345", "ticket"), 1.0);
     gw.wait_metric("hotline_active_calls", 0.0);
+
+    // The operators' view of the same store, beside the running daemon.
+    let config = gw.table.path.to_str().unwrap().to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["tickets", "--config", &config])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list: serde_json::Value = serde_json::from_str(&cli(&["list", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["kind"], "leader_session");
+    assert_eq!(list[0]["tag"], "热线问政");
+    assert_eq!(list[0]["session"]["leader"], "林喜洋");
+    assert_eq!(list[0]["overdue"], false);
+    let none: serde_json::Value =
+        serde_json::from_str(&cli(&["list", "--overdue", "--json"])).unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let shown: serde_json::Value = serde_json::from_str(&cli(&["show", &id, "--json"])).unwrap();
+    assert_eq!(shown["history"][0]["action"], "create");
+    let csv = cli(&["export", "--csv"]);
+    assert!(csv.starts_with("id,status,overdue,"), "{csv}");
+    assert!(csv.contains(&format!("{id},created,false,")), "{csv}");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 pub mod dialogue;
 pub mod model;
 pub mod postgres;
+pub mod report;
 pub mod sqlite;
 pub mod store;
 
