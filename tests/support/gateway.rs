@@ -53,18 +53,7 @@ impl Gateway {
         let text = edit(text);
         table.write(&text);
         let (sip, metrics) = (free_port(), free_port());
-        let daemon = Daemon::start(
-            &[
-                "serve",
-                "--config",
-                table.path.to_str().unwrap(),
-                "--metrics-listen",
-                &format!("127.0.0.1:{metrics}"),
-                "--sip-listen",
-                &format!("127.0.0.1:{sip}"),
-            ],
-            table.dir.join("daemon.log"),
-        );
+        let daemon = serve(&table, sip, metrics, "daemon.log");
         let gw = Gateway {
             table,
             daemon,
@@ -76,6 +65,21 @@ impl Gateway {
         };
         gw.wait_metric("hotline_active_calls", 0.0);
         gw
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown of any kind: a power
+    /// cut as the store sees it) and starts it again on the same table and
+    /// ports; `log` names the new one's log.
+    pub fn kill_and_restart(&mut self, log: &str) {
+        self.daemon.signal("KILL");
+        let _ = self.daemon.child.wait();
+        self.daemon = serve(&self.table, self.sip, self.metrics, log);
+        // Up once it serves its metrics (callers caught by the kill may
+        // already be back, retransmitting their INVITEs).
+        let up = wait_for(Duration::from_secs(10), || {
+            self.metric("hotline_active_calls").map(|_| ())
+        });
+        assert!(up.is_some(), "not up again\n{}", self.daemon.log_text());
     }
 
     pub fn dir(&self) -> &Path {
@@ -290,6 +294,22 @@ impl Gateway {
         ))
         .unwrap_or(0.0)
     }
+}
+
+/// `hotline serve` on `table`, SIP and metrics on these loopback ports.
+fn serve(table: &TempTable, sip: u16, metrics: u16, log: &str) -> Daemon {
+    Daemon::start(
+        &[
+            "serve",
+            "--config",
+            table.path.to_str().unwrap(),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+            "--sip-listen",
+            &format!("127.0.0.1:{sip}"),
+        ],
+        table.dir.join(log),
+    )
 }
 
 /// One SIPp process, killed by its own PID if still running when dropped.
