@@ -109,7 +109,11 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let list: serde_json::Value = serde_json::from_str(&cli(&["list", "--json"])).unwrap();
@@ -149,8 +153,13 @@ fn a_caller_who_presses_one_reaches_the_leaders_seat() {
 /// after `ticket_created` (or `ticket_existing`), each clip matched sample
 /// for sample, and complete only if what follows them was heard too.
 fn number_heard(heard: &[i16]) -> Option<String> {
-    let digits: Vec<Vec<i16>> = (0..10).map(|d| heard_prompt(&format!("digit_{d}"))).collect();
-    for (intro, after) in [("ticket_created", "ticket_due_in"), ("ticket_existing", "goodbye")] {
+    let digits: Vec<Vec<i16>> = (0..10)
+        .map(|d| heard_prompt(&format!("digit_{d}")))
+        .collect();
+    for (intro, after) in [
+        ("ticket_created", "ticket_due_in"),
+        ("ticket_existing", "goodbye"),
+    ] {
         let clip = heard_prompt(intro);
         let Some(start) = find(heard, &clip, 0) else {
             continue;
@@ -240,7 +249,10 @@ fn every_ticket_number_a_caller_heard_survives_sigkill() {
     let all = store.list(&hotline::tickets::Filter::default()).unwrap();
     let ids: Vec<String> = all.iter().map(|t| t.id.to_string()).collect();
     for n in &heard_numbers {
-        assert!(ids.contains(n), "{n} was heard but is not stored; stored: {ids:?}");
+        assert!(
+            ids.contains(n),
+            "{n} was heard but is not stored; stored: {ids:?}"
+        );
     }
     let mut unique = ids.clone();
     unique.sort();

@@ -8,6 +8,7 @@ mod support;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use hotline::tickets::model::{Action, Filter, Kind, NewTicket, Refused, Status, TicketId};
+use hotline::tickets::store::DispatchResult;
 use hotline::tickets::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -285,6 +286,83 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
     assert!(!ids.contains(&same[0]));
 }
 
+/// The outbox: each new ticket has a delivery waiting; a retry waits for
+/// its time, a delivery (or a unit that pulls) dispatches the ticket in the
+/// same transaction, a dead one leaves it for an operator; a reopened
+/// ticket is delivered again under a new id.
+fn outbox_conformance(store: &dyn Store) {
+    let a = store.create(&new("13800138000", UNIT), at(1, 2)).unwrap().ticket;
+    let b = store.create(&new("13900139000", UNIT), at(1, 2)).unwrap().ticket;
+    let c = store.create(&new("13700137000", UNIT), at(1, 2)).unwrap().ticket;
+    let due = store.pending_dispatches(at(1, 3), 10).unwrap();
+    assert_eq!(due.len(), 3);
+    assert_eq!(due[0].webhook_id, format!("msg_{}_1", a.id));
+    assert_eq!((due[0].event.as_str(), due[0].state.as_str()), ("created", "pending"));
+    assert_eq!(store.pending_dispatches(at(1, 3), 2).unwrap().len(), 2, "a limit");
+    assert!(store.pending_dispatches(at(1, 1), 10).unwrap().is_empty(), "not before it exists");
+    // A retry: not due again before its time.
+    store
+        .dispatched(
+            &due[0].webhook_id,
+            &DispatchResult::Retry {
+                at: at(1, 5),
+                error: "HTTP 503".into(),
+            },
+            at(1, 3),
+        )
+        .unwrap();
+    assert_eq!(store.pending_dispatches(at(1, 4), 10).unwrap().len(), 2);
+    let again = store.pending_dispatches(at(1, 5), 10).unwrap();
+    assert_eq!(again.len(), 3);
+    let first = again.iter().find(|d| d.ticket_id == a.id.as_str()).unwrap();
+    assert_eq!((first.attempts, first.last_error.as_deref()), (1, Some("HTTP 503")));
+    assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Created);
+    // Delivered: the ticket is dispatched, with the step in its history.
+    store
+        .dispatched(&first.webhook_id, &DispatchResult::Delivered, at(1, 6))
+        .unwrap();
+    assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Dispatched);
+    let h = store.history(&a.id).unwrap();
+    assert_eq!((h[1].action.as_str(), h[1].by.as_str()), ("dispatch", "dispatcher"));
+    let d = &store.dispatches(&a.id).unwrap()[0];
+    assert_eq!((d.state.as_str(), d.attempts), ("delivered", 2));
+    // A unit without an endpoint pulls: dispatched too.
+    let bd = &store.dispatches(&b.id).unwrap()[0];
+    store.dispatched(&bd.webhook_id, &DispatchResult::Pulled, at(1, 6)).unwrap();
+    assert_eq!(store.get(&b.id).unwrap().unwrap().status, Status::Dispatched);
+    assert_eq!(store.dispatches(&b.id).unwrap()[0].state, "pull");
+    // Dead: visible, the ticket not dispatched.
+    let cd = &store.dispatches(&c.id).unwrap()[0];
+    store
+        .dispatched(
+            &cd.webhook_id,
+            &DispatchResult::Dead {
+                error: "HTTP 404".into(),
+            },
+            at(1, 6),
+        )
+        .unwrap();
+    assert_eq!(store.get(&c.id).unwrap().unwrap().status, Status::Created);
+    assert_eq!(store.dispatches(&c.id).unwrap()[0].state, "dead");
+    assert!(store.pending_dispatches(at(2, 0), 10).unwrap().is_empty());
+    // Reopened after an unsatisfied callback: delivered again, a new id.
+    for (act, h) in [
+        (Action::Accept, 7),
+        (Action::Done { reply: "x".into() }, 8),
+        (Action::Visit { satisfied: false }, 9),
+    ] {
+        store.apply(&a.id, &act, UNIT, at(1, h)).unwrap();
+    }
+    let due = store.pending_dispatches(at(1, 10), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].webhook_id, format!("msg_{}_2", a.id));
+    assert_eq!(due[0].event, "reopened");
+    assert!(matches!(
+        store.dispatched("msg_nope", &DispatchResult::Delivered, at(1, 10)),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 #[test]
 fn the_sqlite_store_passes_the_conformance_cases() {
     let dir = std::env::temp_dir().join(format!("hotline-tickets-{}", std::process::id()));
@@ -292,6 +370,7 @@ fn the_sqlite_store_passes_the_conformance_cases() {
     std::fs::create_dir_all(&dir).unwrap();
     let open = || hotline::tickets::open("sqlite:tickets.db", &dir).unwrap();
     conformance(&open, &open);
+    outbox_conformance(&*hotline::tickets::open("sqlite:outbox.db", &dir).unwrap());
     // Write-ahead logging, kept in the file.
     let conn = rusqlite::Connection::open(dir.join("tickets.db")).unwrap();
     let mode: String = conn
@@ -475,6 +554,8 @@ fn the_postgres_store_passes_the_same_conformance_cases() {
     let url = pg.database("tickets");
     let open = || hotline::tickets::open(&url, Path::new("/")).unwrap();
     conformance(&open, &open);
+    let url = pg.database("outbox");
+    outbox_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
 }
 
 /// Two gateways sharing one PostgreSQL, each with its own connection,

@@ -42,9 +42,60 @@ pub trait Store: Send + Sync {
     ) -> Result<Ticket, StoreError>;
     /// The ticket's steps, in order.
     fn history(&self, id: &TicketId) -> Result<Vec<Event>, StoreError>;
+    /// Deliveries due by `now` (the outbox), oldest first.
+    fn pending_dispatches(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Dispatch>, StoreError>;
+    /// A ticket's deliveries, each with its state.
+    fn dispatches(&self, id: &TicketId) -> Result<Vec<Dispatch>, StoreError>;
+    /// What became of a delivery; delivered (or left to be pulled), the
+    /// ticket is dispatched in the same transaction.
+    fn dispatched(
+        &self,
+        webhook_id: &str,
+        result: &DispatchResult,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// What the store is, for logs (`sqlite:/path`, `postgres://host/db`,
     /// never a password).
     fn describe(&self) -> String;
+}
+
+/// One delivery of a ticket to its unit (a row of the outbox).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dispatch {
+    /// The id receivers dedupe on: the same across retries.
+    pub webhook_id: String,
+    pub ticket_id: String,
+    pub unit: String,
+    /// `created`, `reopened`, …: what the delivery announces.
+    pub event: String,
+    pub created: DateTime<Utc>,
+    pub attempts: i64,
+    pub next_at: DateTime<Utc>,
+    /// `pending`, `delivered`, `pull` (the unit pulls it from the API),
+    /// `dead` (given up: visible, for an operator).
+    pub state: String,
+    pub last_error: Option<String>,
+}
+
+/// What a delivery attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DispatchResult {
+    Delivered,
+    /// The unit has no endpoint: it pulls its tickets.
+    Pulled,
+    /// Try again at `at`.
+    Retry {
+        at: DateTime<Utc>,
+        error: String,
+    },
+    /// Given up.
+    Dead {
+        error: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -370,73 +421,86 @@ impl<B: Backend> Store for SqlStore<B> {
         now: DateTime<Utc>,
     ) -> Result<Ticket, StoreError> {
         let for_update = self.db.for_update();
+        self.db
+            .transaction(&mut |tx| apply_in(tx, for_update, id, action, by, now))
+    }
+
+    fn pending_dispatches(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Dispatch>, StoreError> {
         self.db.transaction(&mut |tx| {
             let rows = tx.query(
-                &format!("SELECT {COLUMNS} FROM tickets WHERE id = $1{for_update}"),
+                &format!(
+                    "SELECT {DISPATCH_COLUMNS} FROM ticket_dispatches \
+                     WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at, webhook_id LIMIT $2"
+                ),
+                &[time(now).into(), Value::Int(limit as i64)],
+            )?;
+            rows.iter().map(|r| dispatch(r)).collect()
+        })
+    }
+
+    fn dispatches(&self, id: &TicketId) -> Result<Vec<Dispatch>, StoreError> {
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {DISPATCH_COLUMNS} FROM ticket_dispatches \
+                     WHERE ticket_id = $1 ORDER BY created, webhook_id"
+                ),
                 &[id.as_str().into()],
             )?;
-            let Some(row) = rows.first() else {
-                return Err(StoreError::NotFound(id.to_string()));
-            };
-            let mut t = ticket(row)?;
-            let step = transition(t.status, t.new.due, action, now)?;
-            let (reply, reason, detail) = match action {
-                Action::Done { reply } => {
-                    (Some(reply.clone()), t.reason.clone(), Some(reply.clone()))
-                }
-                Action::Return { reason } => {
-                    (t.reply.clone(), Some(reason.clone()), Some(reason.clone()))
-                }
-                Action::Extend { reason, due } => (
-                    t.reply.clone(),
-                    Some(reason.clone()),
-                    Some(format!("{reason} (due {})", time(*due))),
+            rows.iter().map(|r| dispatch(r)).collect()
+        })
+    }
+
+    fn dispatched(
+        &self,
+        webhook_id: &str,
+        result: &DispatchResult,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let for_update = self.db.for_update();
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {DISPATCH_COLUMNS} FROM ticket_dispatches WHERE webhook_id = $1{for_update}"
                 ),
-                Action::Visit { satisfied } => (
-                    t.reply.clone(),
-                    t.reason.clone(),
-                    Some(
-                        if *satisfied {
-                            "satisfied"
-                        } else {
-                            "unsatisfied"
-                        }
-                        .to_string(),
-                    ),
-                ),
-                Action::Reassign { unit } => {
-                    (t.reply.clone(), t.reason.clone(), Some(unit.clone()))
-                }
-                Action::Dispatch | Action::Accept => (t.reply.clone(), t.reason.clone(), None),
+                &[webhook_id.into()],
+            )?;
+            let Some(d) = rows.first().map(|r| dispatch(r)).transpose()? else {
+                return Err(StoreError::NotFound(webhook_id.to_string()));
             };
-            let due = step.due.unwrap_or(t.new.due);
-            let unit = step.unit.clone().unwrap_or_else(|| t.new.unit.clone());
-            let at = time(now);
+            let (state, next_at, error) = match result {
+                DispatchResult::Delivered => ("delivered", now, None),
+                DispatchResult::Pulled => ("pull", now, None),
+                DispatchResult::Retry { at, error } => ("pending", *at, Some(error.clone())),
+                DispatchResult::Dead { error } => ("dead", now, Some(error.clone())),
+            };
+            let tried = i64::from(!matches!(result, DispatchResult::Pulled));
             tx.exec(
-                "UPDATE tickets SET status = $1, updated = $2, due = $3, unit = $4, reply = $5, \
-                 reason = $6 WHERE id = $7",
+                "UPDATE ticket_dispatches SET state = $1, attempts = $2, next_at = $3, \
+                 last_error = $4 WHERE webhook_id = $5",
                 &[
-                    step.status.as_str().into(),
-                    at.as_str().into(),
-                    time(due).into(),
-                    unit.as_str().into(),
-                    reply.clone().into(),
-                    reason.clone().into(),
-                    id.as_str().into(),
+                    state.into(),
+                    Value::Int(d.attempts + tried),
+                    time(next_at).into(),
+                    error.into(),
+                    webhook_id.into(),
                 ],
             )?;
-            event(tx, id, now, action.name(), by, step.status, detail.clone())?;
-            // Back to a unit: delivered again.
-            if matches!(step.status, Status::Reopened) || step.unit.is_some() {
-                outbox(tx, id, &unit, step.status.as_str(), now)?;
+            // Delivered, or left for the unit to pull: the ticket is the
+            // unit's now (派发), unless it moved on meanwhile.
+            if matches!(result, DispatchResult::Delivered | DispatchResult::Pulled) {
+                let id = TicketId::parse(&d.ticket_id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("id {:?}", d.ticket_id)))?;
+                match apply_in(tx, for_update, &id, &Action::Dispatch, "dispatcher", now) {
+                    Ok(_) | Err(StoreError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
-            t.status = step.status;
-            t.updated = parse_time(&at)?;
-            t.new.due = due;
-            t.new.unit = unit;
-            t.reply = reply;
-            t.reason = reason;
-            Ok(t)
+            Ok(())
         })
     }
 
@@ -464,6 +528,77 @@ impl<B: Backend> Store for SqlStore<B> {
     fn describe(&self) -> String {
         self.db.describe()
     }
+}
+
+/// [`Store::apply`] inside an open transaction.
+fn apply_in(
+    tx: &mut dyn Tx,
+    for_update: &str,
+    id: &TicketId,
+    action: &Action,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Ticket, StoreError> {
+    let rows = tx.query(
+        &format!("SELECT {COLUMNS} FROM tickets WHERE id = $1{for_update}"),
+        &[id.as_str().into()],
+    )?;
+    let Some(row) = rows.first() else {
+        return Err(StoreError::NotFound(id.to_string()));
+    };
+    let mut t = ticket(row)?;
+    let step = transition(t.status, t.new.due, action, now)?;
+    let (reply, reason, detail) = match action {
+        Action::Done { reply } => (Some(reply.clone()), t.reason.clone(), Some(reply.clone())),
+        Action::Return { reason } => (t.reply.clone(), Some(reason.clone()), Some(reason.clone())),
+        Action::Extend { reason, due } => (
+            t.reply.clone(),
+            Some(reason.clone()),
+            Some(format!("{reason} (due {})", time(*due))),
+        ),
+        Action::Visit { satisfied } => (
+            t.reply.clone(),
+            t.reason.clone(),
+            Some(
+                if *satisfied {
+                    "satisfied"
+                } else {
+                    "unsatisfied"
+                }
+                .to_string(),
+            ),
+        ),
+        Action::Reassign { unit } => (t.reply.clone(), t.reason.clone(), Some(unit.clone())),
+        Action::Dispatch | Action::Accept => (t.reply.clone(), t.reason.clone(), None),
+    };
+    let due = step.due.unwrap_or(t.new.due);
+    let unit = step.unit.clone().unwrap_or_else(|| t.new.unit.clone());
+    let at = time(now);
+    tx.exec(
+        "UPDATE tickets SET status = $1, updated = $2, due = $3, unit = $4, reply = $5, \
+                 reason = $6 WHERE id = $7",
+        &[
+            step.status.as_str().into(),
+            at.as_str().into(),
+            time(due).into(),
+            unit.as_str().into(),
+            reply.clone().into(),
+            reason.clone().into(),
+            id.as_str().into(),
+        ],
+    )?;
+    event(tx, id, now, action.name(), by, step.status, detail.clone())?;
+    // Back to a unit: delivered again.
+    if matches!(step.status, Status::Reopened) || step.unit.is_some() {
+        outbox(tx, id, &unit, step.status.as_str(), now)?;
+    }
+    t.status = step.status;
+    t.updated = parse_time(&at)?;
+    t.new.due = due;
+    t.new.unit = unit;
+    t.reply = reply;
+    t.reason = reason;
+    Ok(t)
 }
 
 fn event(
@@ -529,6 +664,26 @@ fn caller_key(unit: &str, number: &str) -> i64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h as i64
+}
+
+const DISPATCH_COLUMNS: &str =
+    "webhook_id, ticket_id, unit, event, created, attempts, next_at, state, last_error";
+
+fn dispatch(r: &[Value]) -> Result<Dispatch, StoreError> {
+    if r.len() != 9 {
+        return Err(StoreError::Corrupt(format!("{} dispatch columns", r.len())));
+    }
+    Ok(Dispatch {
+        webhook_id: text(&r[0])?,
+        ticket_id: text(&r[1])?,
+        unit: text(&r[2])?,
+        event: text(&r[3])?,
+        created: parse_time(&text(&r[4])?)?,
+        attempts: int(&r[5])?,
+        next_at: parse_time(&text(&r[6])?)?,
+        state: text(&r[7])?,
+        last_error: opt_text(&r[8])?,
+    })
 }
 
 /// Times as stored: RFC 3339, UTC, milliseconds (fixed width, so text
