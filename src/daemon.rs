@@ -186,6 +186,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         )
     })?;
     tracing::info!(store = %tickets.describe(), "ticket store open");
+    spawn_dispatcher(shared.clone(), tickets.clone(), metrics.clone());
     let engine = Engine::new(
         shared.clone(),
         metrics.clone(),
@@ -501,6 +502,54 @@ fn clone_io(e: &ConfigError) -> ConfigError {
             errors: errors.clone(),
             warnings: warnings.clone(),
         },
+    }
+}
+
+/// The ticket dispatcher: a thread of its own (deliveries block on the
+/// network), one round a second, with the endpoints of the table running
+/// now (a reload reaches it on the next round). It ends with the process.
+fn spawn_dispatcher(
+    table: crate::config::SharedTable,
+    store: std::sync::Arc<dyn crate::tickets::Store>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("ticket-dispatch".into())
+        .spawn(move || {
+            let http = crate::tickets::dispatch::Http::default();
+            loop {
+                let (units, first, max) = {
+                    let t = table.guard();
+                    (
+                        t.tickets.units.clone(),
+                        t.tickets.dispatch_retry,
+                        t.tickets.dispatch_max_attempts,
+                    )
+                };
+                match crate::tickets::dispatch::run_once(
+                    &*store,
+                    &units,
+                    first,
+                    max,
+                    &http,
+                    chrono::Utc::now(),
+                ) {
+                    Ok(round) => {
+                        let m = &metrics.ticket_dispatch;
+                        m.with_label_values(&["delivered"]).inc_by(round.delivered);
+                        m.with_label_values(&["retry"]).inc_by(round.retried);
+                        m.with_label_values(&["dead"]).inc_by(round.dead);
+                        m.with_label_values(&["pulled"]).inc_by(round.pulled);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ticket dispatch round failed; next in a second")
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "ticket dispatcher not started: tickets wait in the store");
     }
 }
 

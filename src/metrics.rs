@@ -64,6 +64,8 @@ pub struct Metrics {
     pub tickets_failed: IntCounter,
     /// `hotline_leader_choice_total{choice="wait"|"ticket"|"none"}`.
     pub leader_choice: IntCounterVec,
+    /// `hotline_ticket_dispatch_total{result="delivered"|"retry"|"dead"|"pulled"}`.
+    pub ticket_dispatch: IntCounterVec,
 }
 
 /// The queues (ACD): what waits now, what happened to callers, the seats.
@@ -348,7 +350,19 @@ impl Metrics {
         for choice in ["wait", "ticket", "none"] {
             leader_choice.with_label_values(&[choice]);
         }
-        for c in [tickets_created.clone(), leader_choice.clone()] {
+        let ticket_dispatch = counter_vec(
+            "hotline_ticket_dispatch_total",
+            "Ticket deliveries to units: delivered, retry (failed, tried again), dead (given up), pulled (the unit pulls)",
+            &["result"],
+        );
+        for result in ["delivered", "retry", "dead", "pulled"] {
+            ticket_dispatch.with_label_values(&[result]);
+        }
+        for c in [
+            tickets_created.clone(),
+            leader_choice.clone(),
+            ticket_dispatch.clone(),
+        ] {
             registry
                 .register(Box::new(c))
                 .expect("metric registered once");
@@ -358,6 +372,7 @@ impl Metrics {
             tickets_created,
             tickets_failed,
             leader_choice,
+            ticket_dispatch,
             registry,
             routing_reloads,
             routing_lines,

@@ -8,7 +8,9 @@
 
 mod support;
 
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::free_port;
 use support::gateway::{Gateway, heard_prompt, listen, with_leader_session_now};
@@ -35,9 +37,114 @@ fn heard_in_order(heard: &[i16], prompts: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// One webhook request as the receiver got it.
+#[derive(Clone, Debug)]
+struct Hook {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Hook {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// A unit's webhook receiver on loopback: answers the first `fail`
+/// requests 500, then 200; keeps every request.
+fn receiver(fail: usize) -> (u16, Arc<Mutex<Vec<Hook>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Arc<Mutex<Vec<Hook>>> = Arc::default();
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap_or(0);
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.trim_end().split_once(':') {
+                    headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let n = {
+                let mut g = seen.lock().unwrap();
+                g.push(Hook {
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                g.len()
+            };
+            let status = if n <= fail {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+/// The test's own check of a Standard Webhooks signature.
+fn signed_right(key: &[u8], hook: &Hook) -> bool {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            hook.header("webhook-id"),
+            hook.header("webhook-timestamp"),
+            hook.body
+        )
+        .as_bytes(),
+    );
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    hook.header("webhook-signature") == format!("v1,{want}")
+}
+
 #[test]
 fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
-    let gw = Gateway::start_with("leader-ticket", with_leader_session_now);
+    use base64::Engine as _;
+    // The session's unit takes its tickets by webhook; its receiver fails
+    // twice before it accepts.
+    let (hook_port, hooks) = receiver(2);
+    let key = [7u8; 32];
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    );
+    let gw = Gateway::start_with("leader-ticket", |t| {
+        let with_unit = t.replace(
+            "requests_dir = \"requests\"\n",
+            &format!(
+                "requests_dir = \"requests\"\ndispatch_retry_seconds = 1\n\n[[tickets.units]]\nunit = \"市发改委\"\nwebhook_url = \"http://127.0.0.1:{hook_port}/hotline\"\nwebhook_secret = \"{secret}\"\n"
+            ),
+        );
+        assert_ne!(with_unit, t);
+        with_leader_session_now(with_unit)
+    });
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = rtp.local_addr().unwrap().port().to_string();
     let caller = gw.sipp(
@@ -69,7 +176,12 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
         "called back on the number it called from"
     );
     assert_eq!(unit, "市发改委", "the session's unit");
-    assert_eq!(status, "created");
+    // Created, or already delivered to its unit (the dispatcher runs
+    // while the number is read).
+    assert!(
+        ["created", "dispatched"].contains(&status.as_str()),
+        "{status}"
+    );
     assert!(
         id.len() >= 10 && id.bytes().all(|b| b.is_ascii_digit()),
         "{id}"
@@ -101,6 +213,32 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     assert_eq!(gw.calls_total("leader_session", "12345", "ticket"), 1.0);
     gw.wait_metric("hotline_active_calls", 0.0);
 
+    // Delivered to the unit at least once, signed, the same id each try:
+    // failed twice, retried, accepted.
+    gw.wait_metric("hotline_ticket_dispatch_total{result=\"delivered\"}", 1.0);
+    let got = hooks.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got.iter()
+            .all(|h| h.header("webhook-id") == got[0].header("webhook-id"))
+    );
+    assert_eq!(got[0].header("webhook-id"), format!("msg_{id}_1"));
+    for h in &got {
+        assert!(signed_right(&key, h), "bad signature: {h:?}");
+        let body: serde_json::Value = serde_json::from_str(&h.body).unwrap();
+        assert_eq!(body["type"], "ticket.created");
+        assert_eq!(body["data"]["id"], id.as_str());
+        assert_eq!(body["data"]["unit"], "市发改委");
+    }
+    assert_eq!(
+        gw.metric("hotline_ticket_dispatch_total{result=\"retry\"}"),
+        Some(2.0)
+    );
+    assert!(
+        !gw.daemon.log_text().contains(&secret),
+        "the secret is never logged"
+    );
+
     // The operators' view of the same store, beside the running daemon.
     let config = gw.table.path.to_str().unwrap().to_string();
     let cli = |args: &[&str]| {
@@ -123,6 +261,7 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     assert_eq!(list[0]["tag"], "热线问政");
     assert_eq!(list[0]["session"]["leader"], "林喜洋");
     assert_eq!(list[0]["overdue"], false);
+    assert_eq!(list[0]["status"], "dispatched", "delivered: the unit's now");
     let none: serde_json::Value =
         serde_json::from_str(&cli(&["list", "--overdue", "--json"])).unwrap();
     assert_eq!(none.as_array().unwrap().len(), 0);
@@ -130,7 +269,7 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     assert_eq!(shown["history"][0]["action"], "create");
     let csv = cli(&["export", "--csv"]);
     assert!(csv.starts_with("id,status,overdue,"), "{csv}");
-    assert!(csv.contains(&format!("{id},created,false,")), "{csv}");
+    assert!(csv.contains(&format!("{id},dispatched,false,")), "{csv}");
 }
 
 #[test]

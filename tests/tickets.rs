@@ -291,15 +291,34 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
 /// same transaction, a dead one leaves it for an operator; a reopened
 /// ticket is delivered again under a new id.
 fn outbox_conformance(store: &dyn Store) {
-    let a = store.create(&new("13800138000", UNIT), at(1, 2)).unwrap().ticket;
-    let b = store.create(&new("13900139000", UNIT), at(1, 2)).unwrap().ticket;
-    let c = store.create(&new("13700137000", UNIT), at(1, 2)).unwrap().ticket;
+    let a = store
+        .create(&new("13800138000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
+    let b = store
+        .create(&new("13900139000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
+    let c = store
+        .create(&new("13700137000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
     let due = store.pending_dispatches(at(1, 3), 10).unwrap();
     assert_eq!(due.len(), 3);
     assert_eq!(due[0].webhook_id, format!("msg_{}_1", a.id));
-    assert_eq!((due[0].event.as_str(), due[0].state.as_str()), ("created", "pending"));
-    assert_eq!(store.pending_dispatches(at(1, 3), 2).unwrap().len(), 2, "a limit");
-    assert!(store.pending_dispatches(at(1, 1), 10).unwrap().is_empty(), "not before it exists");
+    assert_eq!(
+        (due[0].event.as_str(), due[0].state.as_str()),
+        ("created", "pending")
+    );
+    assert_eq!(
+        store.pending_dispatches(at(1, 3), 2).unwrap().len(),
+        2,
+        "a limit"
+    );
+    assert!(
+        store.pending_dispatches(at(1, 1), 10).unwrap().is_empty(),
+        "not before it exists"
+    );
     // A retry: not due again before its time.
     store
         .dispatched(
@@ -315,21 +334,35 @@ fn outbox_conformance(store: &dyn Store) {
     let again = store.pending_dispatches(at(1, 5), 10).unwrap();
     assert_eq!(again.len(), 3);
     let first = again.iter().find(|d| d.ticket_id == a.id.as_str()).unwrap();
-    assert_eq!((first.attempts, first.last_error.as_deref()), (1, Some("HTTP 503")));
+    assert_eq!(
+        (first.attempts, first.last_error.as_deref()),
+        (1, Some("HTTP 503"))
+    );
     assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Created);
     // Delivered: the ticket is dispatched, with the step in its history.
     store
         .dispatched(&first.webhook_id, &DispatchResult::Delivered, at(1, 6))
         .unwrap();
-    assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Dispatched);
+    assert_eq!(
+        store.get(&a.id).unwrap().unwrap().status,
+        Status::Dispatched
+    );
     let h = store.history(&a.id).unwrap();
-    assert_eq!((h[1].action.as_str(), h[1].by.as_str()), ("dispatch", "dispatcher"));
+    assert_eq!(
+        (h[1].action.as_str(), h[1].by.as_str()),
+        ("dispatch", "dispatcher")
+    );
     let d = &store.dispatches(&a.id).unwrap()[0];
     assert_eq!((d.state.as_str(), d.attempts), ("delivered", 2));
     // A unit without an endpoint pulls: dispatched too.
     let bd = &store.dispatches(&b.id).unwrap()[0];
-    store.dispatched(&bd.webhook_id, &DispatchResult::Pulled, at(1, 6)).unwrap();
-    assert_eq!(store.get(&b.id).unwrap().unwrap().status, Status::Dispatched);
+    store
+        .dispatched(&bd.webhook_id, &DispatchResult::Pulled, at(1, 6))
+        .unwrap();
+    assert_eq!(
+        store.get(&b.id).unwrap().unwrap().status,
+        Status::Dispatched
+    );
     assert_eq!(store.dispatches(&b.id).unwrap()[0].state, "pull");
     // Dead: visible, the ticket not dispatched.
     let cd = &store.dispatches(&c.id).unwrap()[0];

@@ -213,6 +213,30 @@ pub struct RawTickets {
     /// Where callers' spoken requests are written, relative to this file.
     #[serde(default)]
     pub requests_dir: Option<S<String>>,
+    /// The first retry of a failed delivery waits this long; each next
+    /// one twice as long.
+    #[serde(default)]
+    pub dispatch_retry_seconds: Option<S<u64>>,
+    /// Deliveries tried this often are given up (dead-lettered).
+    #[serde(default)]
+    pub dispatch_max_attempts: Option<S<u64>>,
+    /// Units' endpoints and API tokens.
+    #[serde(default)]
+    pub units: Vec<S<RawTicketUnit>>,
+}
+
+/// `[[tickets.units]]`: where a unit's tickets are delivered (a webhook,
+/// signed per Standard Webhooks), and the token it uses the API with.
+#[derive(Debug, Deserialize)]
+pub struct RawTicketUnit {
+    pub unit: S<String>,
+    #[serde(default)]
+    pub webhook_url: Option<S<String>>,
+    /// `whsec_` and the base64 of the signing key.
+    #[serde(default)]
+    pub webhook_secret: Option<S<String>>,
+    #[serde(default)]
+    pub api_token: Option<S<String>>,
 }
 
 /// `[acd]`: the queue event log and the seats' feature codes.

@@ -5,7 +5,7 @@ use super::error::Reporter;
 use super::schema::*;
 use crate::routing::table::{
     AcdSettings, EmergencyLine, LeaderSession, LeaderSettings, Line, MediaSettings, Queue,
-    QueueOverflow, QueueStrategy, Resolved, Seat, SipSettings, TicketSettings, Trunk,
+    QueueOverflow, QueueStrategy, Resolved, Seat, SipSettings, TicketSettings, TicketUnit, Trunk,
 };
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -872,7 +872,15 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         r,
     );
 
-    let tickets = build_tickets(raw.tickets.as_ref().map(|t| t.get_ref()), base_dir, r);
+    let tickets = build_tickets(
+        raw.tickets.as_ref().map(|t| t.get_ref()),
+        base_dir,
+        &raw.units
+            .iter()
+            .map(|u| u.get_ref().clone())
+            .collect::<Vec<_>>(),
+        r,
+    );
 
     // [calendar]
     let c = raw.calendar.get_ref();
@@ -1824,7 +1832,12 @@ fn queue_overflow(
 /// `[tickets]`: the store, `sqlite:tickets.db` beside the table by default
 /// (its folder must exist; the file is made), or a PostgreSQL URL; the
 /// folder callers' requests are written to (`requests`, made at start).
-fn build_tickets(raw: Option<&RawTickets>, base_dir: &Path, r: &mut Reporter) -> TicketSettings {
+fn build_tickets(
+    raw: Option<&RawTickets>,
+    base_dir: &Path,
+    known_units: &[String],
+    r: &mut Reporter,
+) -> TicketSettings {
     let default = RawTickets::default();
     let raw = raw.unwrap_or(&default);
     let store = match &raw.store {
@@ -1873,9 +1886,103 @@ fn build_tickets(raw: Option<&RawTickets>, base_dir: &Path, r: &mut Reporter) ->
             dir
         }
     };
+    let secs = |r: &mut Reporter, v: &Option<S<u64>>, default, min, max, key| {
+        bounded(r, v.as_ref(), default, min, max, key).unwrap_or(default)
+    };
+    let dispatch_retry = Duration::from_secs(secs(
+        r,
+        &raw.dispatch_retry_seconds,
+        10,
+        1,
+        3_600,
+        "dispatch_retry_seconds",
+    ));
+    let dispatch_max_attempts = secs(
+        r,
+        &raw.dispatch_max_attempts,
+        8,
+        1,
+        50,
+        "dispatch_max_attempts",
+    ) as u32;
+    let mut units: Vec<TicketUnit> = Vec::new();
+    for u in &raw.units {
+        let ur = u.get_ref();
+        let name = ur.unit.get_ref();
+        if !known_units.contains(name) {
+            r.error(
+                ur.unit.span(),
+                format!("unknown unit `{name}`: name one of `units`"),
+            );
+        }
+        if units.iter().any(|x| x.unit == *name) {
+            r.error(ur.unit.span(), format!("unit `{name}` is given twice"));
+        }
+        let url = ur.webhook_url.as_ref().map(|v| {
+            let url = v.get_ref();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                r.error(
+                    v.span(),
+                    format!("webhook_url `{url}`: an http:// or https:// URL"),
+                );
+            }
+            url.clone()
+        });
+        let secret = ur.webhook_secret.as_ref().and_then(|v| {
+            use base64::Engine as _;
+            let key = v
+                .get_ref()
+                .strip_prefix("whsec_")
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+            match key {
+                Some(k) if k.len() >= 24 => Some(k),
+                _ => {
+                    // The value itself is never repeated: it is a secret.
+                    r.error(
+                        v.span(),
+                        "webhook_secret: `whsec_` and the base64 of a key of 24 bytes or more",
+                    );
+                    None
+                }
+            }
+        });
+        match (&url, &ur.webhook_secret) {
+            (Some(_), None) => r.error(
+                u.span(),
+                format!(
+                    "unit `{name}` has a webhook_url but no webhook_secret: deliveries are signed"
+                ),
+            ),
+            (None, Some(v)) => r.error(v.span(), "webhook_secret without a webhook_url"),
+            _ => {}
+        }
+        let token = ur.api_token.as_ref().map(|v| {
+            if v.get_ref().len() < 16 {
+                r.error(v.span(), "api_token: 16 characters or more");
+            }
+            v.get_ref().clone()
+        });
+        if let Some(t) = &token
+            && units.iter().any(|x| x.api_token.as_ref() == Some(t))
+        {
+            r.error(
+                u.span(),
+                "api_token given to two units: each unit has its own",
+            );
+        }
+        units.push(TicketUnit {
+            unit: name.clone(),
+            webhook_url: url,
+            webhook_secret: secret,
+            api_token: token,
+        });
+    }
     TicketSettings {
         store,
         requests_dir,
+        dispatch_retry,
+        dispatch_max_attempts,
+        units,
     }
 }
 

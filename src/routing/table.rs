@@ -218,6 +218,34 @@ pub struct LeaderSettings {
 pub struct TicketSettings {
     pub store: String,
     pub requests_dir: PathBuf,
+    pub dispatch_retry: Duration,
+    pub dispatch_max_attempts: u32,
+    pub units: Vec<TicketUnit>,
+}
+
+/// A unit's delivery endpoint and API token (`[[tickets.units]]`).
+#[derive(Clone)]
+pub struct TicketUnit {
+    pub unit: String,
+    pub webhook_url: Option<String>,
+    /// The signing key, decoded from `whsec_…`.
+    pub webhook_secret: Option<Vec<u8>>,
+    pub api_token: Option<String>,
+}
+
+impl std::fmt::Debug for TicketUnit {
+    /// Secrets and tokens are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketUnit")
+            .field("unit", &self.unit)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// `[acd]`: settings of the queues as a whole.

@@ -2,12 +2,15 @@
 //! not wait, from the key press to the citizen's callback (回访).
 //!
 //! [`model`] is the ticket and its life cycle, pure; [`dialogue`] what a
-//! caller hears and keys during a leader session, pure; [`store`] the one
+//! caller hears and keys during a leader session, pure; [`dispatch`]
+//! delivers tickets to their units (signed webhooks, retried, dead-lettered);
+//! [`report`] shows them to operators; [`store`] the one
 //! interface every part of the gateway uses, written once in plain SQL
 //! over a backend: [`sqlite`] (embedded, the default) or [`postgres`]
 //! (shared by several gateways).
 
 pub mod dialogue;
+pub mod dispatch;
 pub mod model;
 pub mod postgres;
 pub mod report;
