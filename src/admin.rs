@@ -1,4 +1,5 @@
-//! The admin HTTP endpoint: `GET /metrics` (Prometheus) and `GET /healthz`.
+//! The admin HTTP endpoint: `GET /metrics` (Prometheus), `GET /healthz`,
+//! and the units' ticket API under `/api/tickets` ([`crate::tickets::api`]).
 //! It binds where the table says (`[metrics] listen`, loopback by default),
 //! never to every interface unless an operator writes so.
 //!
@@ -66,10 +67,81 @@ fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<
     }
 }
 
+/// The ticket API's share of the admin endpoint: the store, and the table
+/// (its units' tokens, as reloaded).
+#[derive(Clone)]
+pub struct Api {
+    pub store: Arc<dyn crate::tickets::Store>,
+    pub table: crate::config::SharedTable,
+}
+
+/// The largest request body the API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An API request: its body read (bounded), the answer computed on a
+/// blocking thread (the store may fsync), as JSON.
+async fn api_response(req: Request<hyper::body::Incoming>, api: Api) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return json(
+                413,
+                &serde_json::json!({"error": "body too large or cut short"}),
+            );
+        }
+    };
+    let units = api.table.guard().tickets.units.clone();
+    let store = api.store.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let req = crate::tickets::api::Request {
+            method: &method,
+            path: &path,
+            query: &query,
+            auth: auth.as_deref(),
+            body: &body,
+        };
+        crate::tickets::api::handle(req, &*store, &units, chrono::Utc::now())
+    })
+    .await;
+    match answer {
+        Ok(r) => json(r.status, &r.body),
+        Err(_) => json(500, &serde_json::json!({"error": "internal error"})),
+    }
+}
+
+fn json(status: u16, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if status == 401 {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
+}
+
 /// Serves until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    api: Option<Api>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Slots::default();
@@ -114,7 +186,7 @@ pub async fn serve(
             dropped("displaced");
             tracing::debug!(%peer, "admin connections full: closed the oldest one still silent");
         }
-        tokio::spawn(connection(stream, peer, metrics.clone(), slot));
+        tokio::spawn(connection(stream, peer, metrics.clone(), api.clone(), slot));
     }
 }
 
@@ -125,6 +197,7 @@ async fn connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     metrics: Arc<Metrics>,
+    api: Option<Api>,
     slot: Slot,
 ) {
     let Slot {
@@ -134,11 +207,19 @@ async fn connection(
     } = slot;
     let _release = Release(id, slots.clone());
     let counters = metrics.clone();
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         // The request is in: this connection is no longer displaceable.
         slots.busy(id);
-        let resp = respond(&req, &metrics);
-        async move { Ok::<_, Infallible>(resp) }
+        let api = api
+            .clone()
+            .filter(|_| crate::tickets::api::is_api(req.uri().path()));
+        let metrics = metrics.clone();
+        async move {
+            Ok::<_, Infallible>(match api {
+                Some(api) => api_response(req, api).await,
+                None => respond(&req, &metrics),
+            })
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

@@ -192,7 +192,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         metrics.clone(),
         transport.clone(),
         local,
-        tickets,
+        tickets.clone(),
     );
     transport.run(sip_listener, engine.clone(), 2);
     engine.spawn_trunk_probes();
@@ -201,6 +201,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let admin = tokio::spawn(crate::admin::serve(
         listener,
         metrics.clone(),
+        Some(crate::admin::Api {
+            store: tickets.clone(),
+            table: shared.clone(),
+        }),
         stop_rx.clone(),
     ));
     let Signals { hangup, shutdown } = signals;

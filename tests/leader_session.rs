@@ -37,6 +37,34 @@ fn heard_in_order(heard: &[i16], prompts: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The session's unit's API token, in the test table.
+const TOKEN: &str = "unit-token-of-the-fagaiwei-0001";
+
+/// One HTTP/1.0 request to the admin endpoint: (status, body).
+fn http(port: u16, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// One webhook request as the receiver got it.
 #[derive(Clone, Debug)]
 struct Hook {
@@ -139,7 +167,7 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
         let with_unit = t.replace(
             "requests_dir = \"requests\"\n",
             &format!(
-                "requests_dir = \"requests\"\ndispatch_retry_seconds = 1\n\n[[tickets.units]]\nunit = \"市发改委\"\nwebhook_url = \"http://127.0.0.1:{hook_port}/hotline\"\nwebhook_secret = \"{secret}\"\n"
+                "requests_dir = \"requests\"\ndispatch_retry_seconds = 1\n\n[[tickets.units]]\nunit = \"市发改委\"\nwebhook_url = \"http://127.0.0.1:{hook_port}/hotline\"\nwebhook_secret = \"{secret}\"\napi_token = \"{TOKEN}\"\n"
             ),
         );
         assert_ne!(with_unit, t);
@@ -267,9 +295,37 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     assert_eq!(none.as_array().unwrap().len(), 0);
     let shown: serde_json::Value = serde_json::from_str(&cli(&["show", &id, "--json"])).unwrap();
     assert_eq!(shown["history"][0]["action"], "create");
+    // The unit's own API: its ticket, then signed for (签收).
+    let (code, body) = http(gw.metrics, "GET", "/api/tickets", TOKEN, "");
+    assert_eq!(code, 200, "{body}");
+    let mine: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(mine[0]["id"], id.as_str());
+    let (code, _) = http(
+        gw.metrics,
+        "GET",
+        "/api/tickets",
+        "not-a-token-of-any-unit",
+        "",
+    );
+    assert_eq!(code, 401);
+    let (code, body) = http(
+        gw.metrics,
+        "POST",
+        &format!("/api/tickets/{id}/accept"),
+        TOKEN,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(accepted["status"], "accepted");
+    assert!(
+        !gw.daemon.log_text().contains(TOKEN),
+        "tokens are never logged"
+    );
+
     let csv = cli(&["export", "--csv"]);
     assert!(csv.starts_with("id,status,overdue,"), "{csv}");
-    assert!(csv.contains(&format!("{id},dispatched,false,")), "{csv}");
+    assert!(csv.contains(&format!("{id},accepted,false,")), "{csv}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! over a backend: [`sqlite`] (embedded, the default) or [`postgres`]
 //! (shared by several gateways).
 
+pub mod api;
 pub mod dialogue;
 pub mod dispatch;
 pub mod model;
