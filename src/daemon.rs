@@ -509,6 +509,39 @@ fn clone_io(e: &ConfigError) -> ConfigError {
     }
 }
 
+/// `hotline_tickets_open` and `hotline_tickets_overdue` by unit: every
+/// unit of the table is shown, at 0 when it has none.
+fn publish_ticket_counts(
+    store: &dyn crate::tickets::Store,
+    units: &[String],
+    metrics: &crate::metrics::Metrics,
+) {
+    match store.open_by_unit(chrono::Utc::now()) {
+        Ok(counts) => {
+            for unit in units {
+                let (open, overdue) = counts
+                    .iter()
+                    .find(|(u, _, _)| u == unit)
+                    .map_or((0, 0), |(_, o, d)| (*o, *d));
+                metrics.tickets_open.with_label_values(&[unit]).set(open);
+                metrics
+                    .tickets_overdue
+                    .with_label_values(&[unit])
+                    .set(overdue);
+            }
+            // A unit no longer in the table keeps its tickets: shown too.
+            for (unit, open, overdue) in counts.iter().filter(|(u, _, _)| !units.contains(u)) {
+                metrics.tickets_open.with_label_values(&[unit]).set(*open);
+                metrics
+                    .tickets_overdue
+                    .with_label_values(&[unit])
+                    .set(*overdue);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "ticket counts not read"),
+    }
+}
+
 /// The ticket dispatcher: a thread of its own (deliveries block on the
 /// network), one round a second, with the endpoints of the table running
 /// now (a reload reaches it on the next round). It ends with the process.
@@ -521,7 +554,14 @@ fn spawn_dispatcher(
         .name("ticket-dispatch".into())
         .spawn(move || {
             let http = crate::tickets::dispatch::Http::default();
+            let mut round: u64 = 0;
             loop {
+                // The open and overdue counts, every ten seconds.
+                if round.is_multiple_of(10) {
+                    let units: Vec<String> = table.guard().units.clone();
+                    publish_ticket_counts(&*store, &units, &metrics);
+                }
+                round += 1;
                 let (units, first, max) = {
                     let t = table.guard();
                     (

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub leader_choice: IntCounterVec,
     /// `hotline_ticket_dispatch_total{result="delivered"|"retry"|"dead"|"pulled"}`.
     pub ticket_dispatch: IntCounterVec,
+    /// `hotline_tickets_open{unit}`: not yet closed by a satisfied callback.
+    pub tickets_open: IntGaugeVec,
+    /// `hotline_tickets_overdue{unit}`: open, past due, not done.
+    pub tickets_overdue: IntGaugeVec,
 }
 
 /// The queues (ACD): what waits now, what happened to callers, the seats.
@@ -358,6 +362,21 @@ impl Metrics {
         for result in ["delivered", "retry", "dead", "pulled"] {
             ticket_dispatch.with_label_values(&[result]);
         }
+        let unit_gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["unit"]).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let tickets_open = unit_gauge(
+            "hotline_tickets_open",
+            "Tickets not yet closed by a satisfied callback, by unit",
+        );
+        let tickets_overdue = unit_gauge(
+            "hotline_tickets_overdue",
+            "Open tickets past their due date and not done, by unit",
+        );
         for c in [
             tickets_created.clone(),
             leader_choice.clone(),
@@ -373,6 +392,8 @@ impl Metrics {
             tickets_failed,
             leader_choice,
             ticket_dispatch,
+            tickets_open,
+            tickets_overdue,
             registry,
             routing_reloads,
             routing_lines,

@@ -236,6 +236,21 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
         })
         .unwrap();
     assert!(none.is_empty(), "{none:#?}");
+    // The gauges' counts: open per unit, and of those overdue.
+    let mut counts = store.open_by_unit(at(5, 0)).unwrap();
+    counts.sort();
+    let mut want = vec![
+        ("市卫生健康委员会".to_string(), 1, 1),
+        ("市城市管理局".to_string(), 1, 1),
+        (UNIT.to_string(), 2, 2),
+    ];
+    want.sort();
+    assert_eq!(counts, want);
+    let early = store.open_by_unit(at(4, 15)).unwrap();
+    assert!(
+        early.iter().all(|(_, _, overdue)| *overdue == 0),
+        "{early:?}"
+    );
 
     // Unknown numbers.
     let unknown = TicketId::parse("2612019999").unwrap();

@@ -50,6 +50,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Dispatch>, StoreError>;
     /// A ticket's deliveries, each with its state.
     fn dispatches(&self, id: &TicketId) -> Result<Vec<Dispatch>, StoreError>;
+    /// Per unit with open tickets: how many are open, and how many of
+    /// those are overdue at `now`.
+    fn open_by_unit(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError>;
     /// What became of a delivery; delivered (or left to be pulled), the
     /// ticket is dispatched in the same transaction.
     fn dispatched(
@@ -439,6 +442,20 @@ impl<B: Backend> Store for SqlStore<B> {
                 &[time(now).into(), Value::Int(limit as i64)],
             )?;
             rows.iter().map(|r| dispatch(r)).collect()
+        })
+    }
+
+    fn open_by_unit(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                "SELECT unit, COUNT(*), \
+                 SUM(CASE WHEN due <= $1 AND status <> 'done' THEN 1 ELSE 0 END) \
+                 FROM tickets WHERE status <> 'visited' GROUP BY unit ORDER BY unit",
+                &[time(now).into()],
+            )?;
+            rows.iter()
+                .map(|r| Ok((text(&r[0])?, int(&r[1])?, int(&r[2])?)))
+                .collect()
         })
     }
 
