@@ -322,6 +322,11 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
         !gw.daemon.log_text().contains(TOKEN),
         "tokens are never logged"
     );
+    gw.wait_metric("hotline_tickets_open{unit=\"市发改委\"}", 1.0);
+    assert_eq!(
+        gw.metric("hotline_tickets_overdue{unit=\"市发改委\"}"),
+        Some(0.0)
+    );
 
     let csv = cli(&["export", "--csv"]);
     assert!(csv.starts_with("id,status,overdue,"), "{csv}");
