@@ -177,7 +177,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         let t = shared.guard();
         (t.tickets.store.clone(), t.tickets.requests_dir.clone())
     };
-    let tickets = crate::tickets::open(&store_spec, std::path::Path::new("/"))
+    let tickets = crate::tickets::open(&store_spec, std::path::Path::new("."))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&requests_dir).map_err(|e| {
         anyhow::anyhow!(

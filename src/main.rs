@@ -212,7 +212,7 @@ fn serve_error(format: LogFormat, message: &str) {
 fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Result<ExitCode> {
     use hotline::tickets::{Filter, Status, TicketId, report};
     let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("/"))?;
+    let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("."))?;
     let now = Utc::now();
     match action {
         TicketsAction::List {
