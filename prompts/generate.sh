@@ -99,6 +99,7 @@ say ticket_existing       "您已有一张正在办理的工单，工单号是"
 say ticket_due_in         "承办部门将在"
 say ticket_due_days       "个工作日内办理并回复您。"
 say ticket_unavailable    "系统暂时无法登记工单，请您稍后再拨。"
+say leader_session_over   "本次热线问政已经结束，为您登记回电工单。"
 
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.

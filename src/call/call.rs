@@ -429,6 +429,9 @@ impl Call {
             ticket: None,
         };
         call.respond_caller(100, "Trying", None, now);
+        if let Some(t) = call.settings.leader.as_ref().and_then(|p| p.session_ends) {
+            call.timers.set(Purpose::SessionEnd, t);
+        }
         if let Err((code, reason)) = call.anchor_media() {
             call.fail_caller(Rejection::new(code, reason, Outcome::Failed), now);
             let out = call.finish_input(registrar, now);
@@ -555,6 +558,7 @@ impl Call {
             Purpose::Ringing | Purpose::Leave => self.phase == Phase::Queued,
             Purpose::PartyTurn => self.phase == Phase::Connected && self.party.is_some(),
             Purpose::Dialogue => self.phase == Phase::Choosing,
+            Purpose::SessionEnd => self.phase == Phase::Queued && self.settings.leader.is_some(),
             Purpose::Linger => !self.is_finished(),
         }
     }
@@ -604,6 +608,9 @@ impl Call {
         }
         if self.timer_due(Purpose::Dialogue, now) {
             self.dialogue_timer(now);
+        }
+        if self.timer_due(Purpose::SessionEnd, now) {
+            self.on_session_end(now);
         }
         if self.timer_due(Purpose::Leave, now) {
             self.leave_queue(now);

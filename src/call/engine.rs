@@ -1668,6 +1668,12 @@ fn leader_plan(
             call_id: call_id.to_string(),
             recordings: Vec::new(),
         },
+        session_ends: d.session.and_then(|s| {
+            let left = (s.ends_at - now).to_std().ok()?;
+            Some(Instant::now() + left)
+        }),
+        end_ticket: table.leader.end_ticket,
+        end_queue: main_queue_plan(table, line),
         requests_dir: table.tickets.requests_dir.clone(),
         request_file: std::path::PathBuf::from(format!(
             "{}/{}-{id}.wav",
@@ -1675,6 +1681,19 @@ fn leader_plan(
             local.format("%H%M%S")
         )),
     }
+}
+
+/// The main line's queue, for a leader session's caller moved there when
+/// the session ends.
+fn main_queue_plan(table: &Table, line: &str) -> Option<QueuePlan> {
+    let q = table.main_line().queue?;
+    Some(QueuePlan {
+        queue: table.queues[q as usize].id.clone(),
+        line: line.to_string(),
+        skill: None,
+        expert_seats: Vec::new(),
+        intro: Vec::new(),
+    })
 }
 
 /// The caller's number as its network asserts it (RFC 3325

@@ -30,6 +30,12 @@ pub struct LeaderPlan {
     /// The recordings folder for requests, and this call's file below it.
     pub requests_dir: PathBuf,
     pub request_file: PathBuf,
+    /// When the session ends; a caller still waiting for the leader then
+    /// takes a ticket (`end_ticket`, when it can: its media is anchored),
+    /// or moves to the main line's queue (`end_queue`), keeping its place.
+    pub session_ends: Option<Instant>,
+    pub end_ticket: bool,
+    pub end_queue: Option<crate::call::queue::QueuePlan>,
 }
 
 impl Call {
@@ -106,6 +112,48 @@ impl Call {
             d.timer(now);
         }
         self.follow_dialogue(now);
+    }
+
+    /// The session ended while the caller waits for the leader: a ticket
+    /// (the leader has gone), or the main line's queue with its place.
+    pub(super) fn on_session_end(&mut self, now: Instant) {
+        self.timers.clear(Purpose::SessionEnd);
+        let Some(plan) = self.settings.leader.clone() else {
+            return;
+        };
+        if self.phase != Phase::Queued {
+            return;
+        }
+        self.cancel_offers(now);
+        self.out.push(Output::Acd(ToAcd::Left));
+        if plan.end_ticket && self.answered_by_us {
+            tracing::info!(
+                call = self.id,
+                "leader session over: a ticket for the waiting caller"
+            );
+            self.phase = Phase::Choosing;
+            self.dialogue = Some(Dialogue::session_over(plan.dialogue.clone()));
+            self.follow_dialogue(now);
+            return;
+        }
+        let Some(q) = plan.end_queue else {
+            return;
+        };
+        tracing::info!(call = self.id, queue = %q.queue, "leader session over: to the main queue");
+        if self.answered_by_us {
+            self.out.push(Output::Prompt {
+                leg: 0,
+                items: vec![crate::media::prompt::Item::prompt("queue_moved")],
+                hold: true,
+            });
+        }
+        self.out.push(Output::Acd(ToAcd::Join {
+            queue: q.queue,
+            line: q.line,
+            skill: q.skill,
+            expert_seats: q.expert_seats,
+            arrival: self.started,
+        }));
     }
 
     /// The store's answer to [`Output::StoreTicket`].

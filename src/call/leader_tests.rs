@@ -46,6 +46,9 @@ fn leader_settings(anchored_media: bool) -> Settings {
             draft: draft(),
             requests_dir: "/var/lib/hotline/requests".into(),
             request_file: "20261201/100000-7.wav".into(),
+            session_ends: None,
+            end_ticket: true,
+            end_queue: Some(plan("general", vec![])),
         }),
         ..base
     }
@@ -272,4 +275,58 @@ fn without_anchored_media_there_is_no_choice_and_the_caller_waits_ringing() {
     one(responses(&sent, 180), "180: waits unanswered");
     assert!(responses(&sent, 200).is_empty());
     assert!(matches!(&run.acd[..], [ToAcd::Join { .. }]));
+}
+
+/// A caller waiting for the leader when the session ends at `t0 + 30 s`.
+fn waiting_at_session_end(end_ticket: bool) -> Run {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8900", seat_peer(1))], t0);
+    let mut s = leader_settings(true);
+    if let Some(p) = s.leader.as_mut() {
+        p.session_ends = Some(t0 + secs(30));
+        p.end_ticket = end_ticket;
+    }
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    run.keys("1");
+    assert!(matches!(&run.acd[..], [ToAcd::Join { queue, .. }] if queue == "leader"));
+    run
+}
+
+#[test]
+fn a_caller_still_waiting_when_the_session_ends_takes_a_ticket() {
+    let mut run = waiting_at_session_end(true);
+    let invite = run.offer("8900");
+    run.recv(&seat_reply(&invite, 180, "Ringing"), seat_peer(1));
+    let sent = run.advance(secs(29));
+    assert!(requests(&sent, Method::Cancel).is_empty());
+    let sent = run.advance(secs(30));
+    one(requests(&sent, Method::Cancel), "CANCEL to the leader's seat");
+    assert_eq!(run.acd.last(), Some(&ToAcd::Left));
+    let told = run.last_prompt().to_string();
+    assert!(
+        told.contains("leader_session_over") && told.contains("ticket_confirm_number"),
+        "{told}"
+    );
+    run.keys("1#");
+    assert_eq!(run.tickets.len(), 1, "the ticket follows as if chosen");
+}
+
+#[test]
+fn with_at_session_end_main_queue_the_caller_moves_keeping_its_arrival() {
+    let mut run = waiting_at_session_end(false);
+    run.advance(secs(31));
+    let n = run.acd.len();
+    assert_eq!(run.acd[n - 2], ToAcd::Left);
+    match &run.acd[n - 1] {
+        ToAcd::Join { queue, arrival, .. } => {
+            assert_eq!(queue, "general");
+            assert_eq!(*arrival, run.t0, "its place by its first arrival");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(run.last_prompt().contains("queue_moved"));
+    assert_eq!(run.call.outcome(), None);
 }

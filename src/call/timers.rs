@@ -29,10 +29,13 @@ pub enum Purpose {
     Linger,
     /// The leader session's dialogue: a key awaited, a request's end.
     Dialogue,
+    /// The leader session ends: its waiting callers take a ticket or move
+    /// to the main queue.
+    SessionEnd,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 7] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::Turn,
         Purpose::Patience,
         Purpose::Ringing,
@@ -40,6 +43,7 @@ impl Purpose {
         Purpose::PartyTurn,
         Purpose::Linger,
         Purpose::Dialogue,
+        Purpose::SessionEnd,
     ];
 
     fn index(self) -> usize {

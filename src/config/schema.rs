@@ -321,6 +321,10 @@ pub struct RawLeader {
     /// The longest spoken request left with a ticket; 0: none asked for.
     #[serde(default)]
     pub message_seconds: Option<S<u64>>,
+    /// "ticket" (default) or "main_queue": callers still waiting when the
+    /// session ends.
+    #[serde(default)]
+    pub at_session_end: Option<S<String>>,
     #[serde(default)]
     pub start: Option<S<String>>,
     #[serde(default)]

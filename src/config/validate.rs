@@ -994,6 +994,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         choice_timeout: Duration::from_secs(8),
         default_ticket: false,
         message: Duration::from_secs(60),
+        end_ticket: true,
     };
     if let Some(leader) = &raw.leader {
         let lr = leader.get_ref();
@@ -1010,6 +1011,16 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             "choice_timeout_seconds",
         );
         leader_settings.message = secs(r, &lr.message_seconds, 60, 0, 300, "message_seconds");
+        if let Some(c) = &lr.at_session_end {
+            match c.get_ref().as_str() {
+                "ticket" => {}
+                "main_queue" => leader_settings.end_ticket = false,
+                other => r.error(
+                    c.span(),
+                    format!("at_session_end = \"{other}\": ticket or main_queue"),
+                ),
+            }
+        }
         if let Some(c) = &lr.default_choice {
             match c.get_ref().as_str() {
                 "wait" => {}

@@ -818,6 +818,7 @@ mod tests {
             "ticket_due_in",
             "ticket_due_days",
             "ticket_unavailable",
+            "leader_session_over",
             "beep",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
@@ -832,7 +833,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 56);
+        assert_eq!(library.len(), 57);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

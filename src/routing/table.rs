@@ -210,6 +210,9 @@ pub struct LeaderSettings {
     pub default_ticket: bool,
     /// The longest spoken request; zero: none asked for.
     pub message: Duration,
+    /// Callers still waiting when the session ends take a ticket (`true`)
+    /// or move to the main line's queue.
+    pub end_ticket: bool,
 }
 
 /// Where tickets are kept: the store (`sqlite:` path already made

@@ -29,6 +29,7 @@ pub mod prompts {
     pub const DUE_DAYS: &str = "ticket_due_days";
     pub const UNAVAILABLE: &str = "ticket_unavailable";
     pub const GOODBYE: &str = "goodbye";
+    pub const SESSION_OVER: &str = "leader_session_over";
 }
 
 /// What the caller chose, for `hotline_leader_choice_total{choice}`.
@@ -148,6 +149,23 @@ impl Dialogue {
         };
         d.out.push(Do::Chose(Choice::Ticket, false));
         d.ask_number();
+        d
+    }
+
+    /// The session ended while the caller waited: the leader has gone, a
+    /// ticket instead.
+    pub fn session_over(settings: Settings) -> Dialogue {
+        let mut d = Dialogue {
+            settings,
+            state: State::Number {
+                keyed: String::new(),
+                repeated: false,
+            },
+            deadline: None,
+            out: Vec::new(),
+        };
+        let p = d.number_prompt();
+        d.play(vec![Item::prompt(prompts::SESSION_OVER), p]);
         d
     }
 
