@@ -1831,3 +1831,99 @@ fn the_queue_log_is_a_file_beside_the_table() {
     expect_only_error_at_value(log, "\"prompts\"", "is a directory: name a file");
     expect_only_error_at_value(log, "\"\"", "empty queue_log");
 }
+
+#[test]
+fn the_leader_sessions_choice_keys_are_checked() {
+    for (from, to, message) in [
+        (
+            "default_choice = \"wait\"",
+            "default_choice = \"maybe\"",
+            "wait or ticket",
+        ),
+        (
+            "at_session_end = \"ticket\"",
+            "at_session_end = \"later\"",
+            "ticket or main_queue",
+        ),
+        (
+            "choice_timeout_seconds = 8",
+            "choice_timeout_seconds = 1",
+            "out of range 2..=60",
+        ),
+        (
+            "message_seconds = 60",
+            "message_seconds = 3000",
+            "out of range 0..=300",
+        ),
+    ] {
+        expect_error(|t| replace_once(t, from, to), to, message);
+    }
+}
+
+#[test]
+fn the_ticket_store_and_units_are_checked_without_repeating_secrets() {
+    let store = |to: &str| {
+        let to = to.to_string();
+        move |t: &str| replace_once(t, "store = \"sqlite:tickets.db\"", &to)
+    };
+    expect_error(
+        store("store = \"mysql://db/x\""),
+        "store = \"mysql",
+        "sqlite:PATH or postgres://",
+    );
+    expect_error(
+        store("store = \"sqlite:no/such/dir/t.db\""),
+        "store = \"sqlite:no",
+        "no directory",
+    );
+    let unit = |body: &str| {
+        let body = body.to_string();
+        move |t: &str| {
+            replace_once(
+                t,
+                "requests_dir = \"requests\"\n",
+                &format!("requests_dir = \"requests\"\n\n[[tickets.units]]\n{body}\n"),
+            )
+        }
+    };
+    expect_error(
+        unit("unit = \"市不存在局\""),
+        "unit = \"市不存在局\"",
+        "unknown unit",
+    );
+    expect_error(
+        unit(
+            "unit = \"市发改委\"\nwebhook_url = \"ftp://x\"\nwebhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"",
+        ),
+        "webhook_url",
+        "http:// or https://",
+    );
+    let text =
+        unit("unit = \"市发改委\"\nwebhook_url = \"http://127.0.0.1:8080/h\"")(&shipped());
+    let errors = errors_of(&text);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("no webhook_secret")),
+        "{}",
+        render(&errors)
+    );
+    let (_, errors) = expect_error(
+        unit(
+            "unit = \"市发改委\"\nwebhook_url = \"http://127.0.0.1:8080/h\"\nwebhook_secret = \"whsec_short-and-secret\"",
+        ),
+        "webhook_secret",
+        "24 bytes or more",
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| !e.message.contains("short-and-secret")),
+        "a secret is never repeated: {errors:?}"
+    );
+    expect_error(
+        unit("unit = \"市交通运输局\"\napi_token = \"short\""),
+        "api_token",
+        "16 characters or more",
+    );
+}

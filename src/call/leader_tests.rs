@@ -303,7 +303,10 @@ fn a_caller_still_waiting_when_the_session_ends_takes_a_ticket() {
     let sent = run.advance(secs(29));
     assert!(requests(&sent, Method::Cancel).is_empty());
     let sent = run.advance(secs(30));
-    one(requests(&sent, Method::Cancel), "CANCEL to the leader's seat");
+    one(
+        requests(&sent, Method::Cancel),
+        "CANCEL to the leader's seat",
+    );
     assert_eq!(run.acd.last(), Some(&ToAcd::Left));
     let told = run.last_prompt().to_string();
     assert!(

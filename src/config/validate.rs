@@ -1863,7 +1863,9 @@ fn build_tickets(
                         v.span(),
                         format!("store `{spec}`: name a file after sqlite:"),
                     );
-                } else if dir.is_some_and(|d| !d.is_dir()) {
+                } else if dir.is_some_and(|d| !d.is_dir()) && path.contains('/') {
+                    // A folder named in the store's path must exist (the
+                    // table's own is checked by the file being there).
                     r.error(
                         v.span(),
                         format!(
