@@ -318,6 +318,31 @@ fn outbox_conformance(store: &dyn Store) {
         .create(&new("13700137000", UNIT), at(1, 2))
         .unwrap()
         .ticket;
+    // Someone keying a stranger's number is not told the stranger's
+    // ticket: a ticket of its own.
+    let mut keyed = new("13800138000", UNIT);
+    keyed.caller_number = "13500135000".into();
+    let stranger = store.create(&keyed, at(1, 2)).unwrap();
+    assert!(!stranger.existing);
+    assert_ne!(stranger.ticket.id, a.id);
+    let stranger_delivery = format!("msg_{}_1", stranger.ticket.id);
+    store
+        .dispatched(&stranger_delivery, &DispatchResult::Pulled, at(1, 2))
+        .unwrap();
+    // Settled once: a second dispatcher's late word changes nothing.
+    store
+        .dispatched(
+            &stranger_delivery,
+            &DispatchResult::Dead {
+                error: "late".into(),
+            },
+            at(1, 2),
+        )
+        .unwrap();
+    assert_eq!(
+        store.dispatches(&stranger.ticket.id).unwrap()[0].state,
+        "pull"
+    );
     let due = store.pending_dispatches(at(1, 3), 10).unwrap();
     assert_eq!(due.len(), 3);
     assert_eq!(due[0].webhook_id, format!("msg_{}_1", a.id));

@@ -1374,6 +1374,9 @@ impl Call {
     /// queue had already let it go (it hung up during the goodbye), or the
     /// call was a feature code's.
     fn waiting_outcome(&self) -> Outcome {
+        if self.ticket.is_some() {
+            return Outcome::Ticket;
+        }
         if self.timers.is_set(Purpose::Leave) {
             self.leave_outcome
         } else {

@@ -49,7 +49,7 @@ impl Call {
         let Some(plan) = self.settings.leader.as_ref() else {
             return false;
         };
-        let dialogue = Dialogue::start(plan.dialogue.clone());
+        let dialogue = Dialogue::start(plan.dialogue.clone(), now);
         tracing::info!(call = self.id, "leader session: asking wait or ticket");
         self.respond_caller(200, "OK", None, now);
         self.answered_by_us = true;
@@ -90,7 +90,7 @@ impl Call {
                     .as_ref()
                     .map(|p| p.dialogue.clone())
                     .expect("checked above");
-                self.dialogue = Some(Dialogue::ticket_instead(settings));
+                self.dialogue = Some(Dialogue::ticket_instead(settings, now));
                 self.follow_dialogue(now);
                 true
             }
@@ -121,18 +121,21 @@ impl Call {
         let Some(plan) = self.settings.leader.clone() else {
             return;
         };
-        if self.phase != Phase::Queued {
+        let ticket = plan.end_ticket && self.answered_by_us;
+        // Nothing to do instead (no media for a ticket, no main queue):
+        // the caller stays where it is.
+        if self.phase != Phase::Queued || !(ticket || plan.end_queue.is_some()) {
             return;
         }
         self.cancel_offers(now);
         self.out.push(Output::Acd(ToAcd::Left));
-        if plan.end_ticket && self.answered_by_us {
+        if ticket {
             tracing::info!(
                 call = self.id,
                 "leader session over: a ticket for the waiting caller"
             );
             self.phase = Phase::Choosing;
-            self.dialogue = Some(Dialogue::session_over(plan.dialogue.clone()));
+            self.dialogue = Some(Dialogue::session_over(plan.dialogue.clone(), now));
             self.follow_dialogue(now);
             return;
         }
@@ -163,13 +166,19 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> Vec<Output> {
-        if let Stored::New { id } | Stored::Existing { id } = &stored {
-            self.ticket = Some(id.clone());
-        }
+        let id = match &stored {
+            Stored::New { id } | Stored::Existing { id } => Some(id.clone()),
+            Stored::Failed => None,
+        };
         if self.phase == Phase::Choosing
             && let Some(d) = &mut self.dialogue
         {
-            d.stored(stored, now);
+            // Too late (the caller was told it failed): stored, not told.
+            if d.stored(stored, now) {
+                self.ticket = id;
+            } else if let Some(id) = id {
+                tracing::warn!(call = self.id, ticket = %id, "ticket stored after the caller was told the store failed");
+            }
             self.follow_dialogue(now);
         }
         self.finish_input(registrar, now)

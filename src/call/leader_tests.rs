@@ -120,7 +120,8 @@ fn two_then_one_then_hash_stores_the_ticket_and_only_then_reads_its_number() {
     run.keys("2");
     assert!(run.media.contains(&"Choice ticket".to_string()));
     assert!(run.last_prompt().contains("ticket_confirm_number"));
-    run.keys("1");
+    // 1, then # (a mobile number starts with 1 too): its own number.
+    run.keys("1#");
     assert!(run.last_prompt().contains("ticket_record_request"));
     run.prompt_done();
     assert!(
@@ -202,7 +203,7 @@ fn a_caller_waiting_for_the_leader_who_presses_two_takes_a_ticket() {
 #[test]
 fn a_store_that_failed_reads_no_number_and_the_call_counts_as_failed() {
     let (mut run, _) = choosing();
-    run.keys("21#");
+    run.keys("21##");
     assert_eq!(run.tickets.len(), 1);
     assert_eq!(
         run.tickets[0].request_recording, None,
@@ -313,7 +314,7 @@ fn a_caller_still_waiting_when_the_session_ends_takes_a_ticket() {
         told.contains("leader_session_over") && told.contains("ticket_confirm_number"),
         "{told}"
     );
-    run.keys("1#");
+    run.keys("1##");
     assert_eq!(run.tickets.len(), 1, "the ticket follows as if chosen");
 }
 

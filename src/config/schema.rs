@@ -225,9 +225,24 @@ pub struct RawTickets {
     pub units: Vec<S<RawTicketUnit>>,
 }
 
+impl std::fmt::Debug for RawTicketUnit {
+    /// The secret and the token are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawTicketUnit")
+            .field("unit", &self.unit)
+            .field("webhook_url", &self.webhook_url)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// `[[tickets.units]]`: where a unit's tickets are delivered (a webhook,
 /// signed per Standard Webhooks), and the token it uses the API with.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RawTicketUnit {
     pub unit: S<String>,
     #[serde(default)]

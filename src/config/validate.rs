@@ -1880,7 +1880,10 @@ fn build_tickets(
             } else {
                 r.error(
                     v.span(),
-                    format!("store `{spec}`: sqlite:PATH or postgres://…"),
+                    format!(
+                        "store `{}`: sqlite:PATH or postgres://…",
+                        crate::tickets::postgres::redact(spec)
+                    ),
                 );
                 spec.clone()
             }

@@ -217,13 +217,26 @@ pub struct LeaderSettings {
 
 /// Where tickets are kept: the store (`sqlite:` path already made
 /// absolute, or a `postgres://` URL) and the folder for requests.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TicketSettings {
     pub store: String,
     pub requests_dir: PathBuf,
     pub dispatch_retry: Duration,
     pub dispatch_max_attempts: u32,
     pub units: Vec<TicketUnit>,
+}
+
+impl std::fmt::Debug for TicketSettings {
+    /// The store without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketSettings")
+            .field("store", &crate::tickets::postgres::redact(&self.store))
+            .field("requests_dir", &self.requests_dir)
+            .field("dispatch_retry", &self.dispatch_retry)
+            .field("dispatch_max_attempts", &self.dispatch_max_attempts)
+            .field("units", &self.units)
+            .finish()
+    }
 }
 
 /// A unit's delivery endpoint and API token (`[[tickets.units]]`).

@@ -13,7 +13,7 @@
 //! "now", so it is tested without sockets; the admin server only carries
 //! bytes to it (on a blocking thread: the store may fsync).
 
-use super::model::{Action, Filter, Status, TicketId};
+use super::model::{Action, Filter, Refused, Status, TicketId};
 use super::report;
 use super::store::{Store, StoreError};
 use crate::routing::table::TicketUnit;
@@ -106,6 +106,11 @@ pub fn handle(
     match result {
         Ok(r) => r,
         Err(StoreError::NotFound(id)) => error(404, format!("no ticket {id}")),
+        // A step without what it needs is the request's fault; one the
+        // status does not allow is a conflict.
+        Err(StoreError::Refused(why @ (Refused::NoReason(_) | Refused::NoUnit))) => {
+            error(400, why.to_string())
+        }
         Err(StoreError::Refused(why)) => error(409, why.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "ticket API: store error");
@@ -426,7 +431,7 @@ mod tests {
         let path = format!("/api/tickets/{b}/return");
         assert_eq!(
             call(&*s, "POST", &path, Some(T1), "{}").status,
-            409,
+            400,
             "a reason is needed"
         );
         let r = call(&*s, "POST", &path, Some(T1), r#"{"reason":"非本单位职责"}"#);

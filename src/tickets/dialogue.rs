@@ -123,16 +123,28 @@ pub struct Dialogue {
     state: State,
     deadline: Option<Instant>,
     out: Vec<Do>,
+    /// The latest "now" an input brought: prompts get a backstop deadline
+    /// from it, should their end never be reported.
+    last: Instant,
 }
+
+/// A prompt whose end is never reported (no library, a lost event) is
+/// taken as ended this long after it began.
+const PROMPT_LIMIT: Duration = Duration::from_secs(45);
+
+/// The store is given this long; then the caller hears it failed (and is
+/// never told a number it might store later).
+const STORE_LIMIT: Duration = Duration::from_secs(20);
 
 impl Dialogue {
     /// The choice, played at once.
-    pub fn start(settings: Settings) -> Dialogue {
+    pub fn start(settings: Settings, now: Instant) -> Dialogue {
         let mut d = Dialogue {
             settings,
             state: State::Choice { repeated: false },
             deadline: None,
             out: Vec::new(),
+            last: now,
         };
         d.play(vec![Item::prompt(prompts::CHOICE)]);
         d
@@ -140,12 +152,13 @@ impl Dialogue {
 
     /// A caller waiting in the leader's queue pressed 2: a ticket after
     /// all.
-    pub fn ticket_instead(settings: Settings) -> Dialogue {
+    pub fn ticket_instead(settings: Settings, now: Instant) -> Dialogue {
         let mut d = Dialogue {
             settings,
             state: State::Over,
             deadline: None,
             out: Vec::new(),
+            last: now,
         };
         d.out.push(Do::Chose(Choice::Ticket, false));
         d.ask_number();
@@ -154,7 +167,7 @@ impl Dialogue {
 
     /// The session ended while the caller waited: the leader has gone, a
     /// ticket instead.
-    pub fn session_over(settings: Settings) -> Dialogue {
+    pub fn session_over(settings: Settings, now: Instant) -> Dialogue {
         let mut d = Dialogue {
             settings,
             state: State::Number {
@@ -163,6 +176,7 @@ impl Dialogue {
             },
             deadline: None,
             out: Vec::new(),
+            last: now,
         };
         let p = d.number_prompt();
         d.play(vec![Item::prompt(prompts::SESSION_OVER), p]);
@@ -184,7 +198,7 @@ impl Dialogue {
     }
 
     fn play(&mut self, items: Vec<Item>) {
-        self.deadline = None;
+        self.deadline = Some(self.last + PROMPT_LIMIT);
         self.out.push(Do::Play(items));
     }
 
@@ -222,7 +236,7 @@ impl Dialogue {
 
     fn store(&mut self, number: String, request: bool) {
         self.state = State::Storing;
-        self.deadline = None;
+        self.deadline = Some(self.last + STORE_LIMIT);
         self.out.push(Do::Store {
             callback_number: number,
             request,
@@ -237,6 +251,7 @@ impl Dialogue {
 
     /// A key the caller pressed.
     pub fn key(&mut self, key: char, now: Instant) {
+        self.last = now;
         match self.state.clone() {
             State::Choice { .. } => match key {
                 '1' => {
@@ -256,10 +271,6 @@ impl Dialogue {
                 mut keyed,
                 repeated,
             } => match key {
-                '1' if keyed.is_empty() && self.settings.caller_number.is_some() => {
-                    let own = self.settings.caller_number.clone().unwrap_or_default();
-                    self.ask_request(own);
-                }
                 '#' => self.number_keyed(keyed),
                 '*' => {
                     // Start over.
@@ -295,6 +306,14 @@ impl Dialogue {
     }
 
     fn number_keyed(&mut self, keyed: String) {
+        // 1 alone (then # or a pause): the number the caller calls from. A
+        // mobile number starts with 1 too, so 1 waits for what follows.
+        if keyed == "1"
+            && let Some(own) = self.settings.caller_number.clone()
+        {
+            self.ask_request(own);
+            return;
+        }
         match super::model::callback_number(&keyed).filter(|_| keyed.len() <= MAX_KEYED) {
             Some(n) => self.ask_request(n),
             None => {
@@ -311,11 +330,10 @@ impl Dialogue {
 
     /// What was playing has ended.
     pub fn prompt_done(&mut self, now: Instant) {
+        self.last = now;
         match self.state.clone() {
             State::Choice { .. } | State::Number { .. } => {
-                if self.deadline.is_none() {
-                    self.deadline = Some(now + self.settings.timeout);
-                }
+                self.deadline = Some(now + self.settings.timeout);
             }
             State::Request {
                 recording: false,
@@ -346,6 +364,7 @@ impl Dialogue {
         if self.deadline.is_none_or(|d| now < d) {
             return;
         }
+        self.last = now;
         self.deadline = None;
         match self.state.clone() {
             State::Choice { repeated: false } => {
@@ -389,19 +408,24 @@ impl Dialogue {
                 self.state = State::Over;
                 self.out.push(Do::HangUp);
             }
+            // The request's prompt never reported its end: record anyway.
             State::Request {
                 recording: false, ..
+            } => self.prompt_done(now),
+            State::Storing => {
+                self.stored(Stored::Failed, now);
             }
-            | State::Storing
-            | State::Over => {}
+            State::Over => {}
         }
     }
 
-    /// The store's answer: only now is a number spoken.
-    pub fn stored(&mut self, result: Stored, now: Instant) {
+    /// The store's answer: only now is a number spoken. False when it
+    /// came too late (the caller was told the store failed).
+    pub fn stored(&mut self, result: Stored, now: Instant) -> bool {
         if self.state != State::Storing {
-            return;
+            return false;
         }
+        self.last = now;
         let items = match result {
             Stored::New { id } => {
                 let mut items = vec![Item::prompt(prompts::CREATED), Item::Digits(id)];
@@ -426,6 +450,7 @@ impl Dialogue {
             ],
         };
         self.close(items, now);
+        true
     }
 }
 
@@ -457,15 +482,10 @@ mod tests {
 
     impl Run {
         fn new(own: Option<&str>) -> (Run, Vec<Do>) {
-            let mut d = Dialogue::start(settings(own));
+            let t0 = Instant::now();
+            let mut d = Dialogue::start(settings(own), t0);
             let out = d.take();
-            (
-                Run {
-                    d,
-                    t0: Instant::now(),
-                },
-                out,
-            )
+            (Run { d, t0 }, out)
         }
         fn at(&self, secs: u64) -> Instant {
             self.t0 + Duration::from_secs(secs)
@@ -506,9 +526,13 @@ mod tests {
                 Do::Play(vec![p(prompts::CONFIRM_NUMBER)])
             ]
         );
+        // 1 then # (or a pause): its own number.
         assert_eq!(
-            r.keys("1", 5),
-            [Do::Play(vec![p(prompts::RECORD_REQUEST), p(prompts::BEEP)])]
+            r.keys("1#", 5),
+            [
+                Do::Silence,
+                Do::Play(vec![p(prompts::RECORD_REQUEST), p(prompts::BEEP)])
+            ]
         );
         assert_eq!(r.done(8), [Do::Record]);
         assert_eq!(r.d.deadline(), Some(r.at(68)), "at most message_seconds");
@@ -524,7 +548,7 @@ mod tests {
         );
         // Nothing is said while the store works, whatever is keyed.
         assert_eq!(r.keys("123#", 21), []);
-        assert_eq!(r.timer(200), []);
+        assert_eq!(r.timer(30), []);
         r.d.stored(
             Stored::New {
                 id: "2612010001".into(),
@@ -612,7 +636,7 @@ mod tests {
     #[test]
     fn no_key_repeats_the_choice_once_then_the_default() {
         let (mut r, _) = Run::new(Some(OWN));
-        assert_eq!(r.timer(100), [], "no deadline while the prompt plays");
+        assert_eq!(r.timer(5), [], "nothing while the prompt plays");
         r.done(10);
         assert_eq!(r.d.deadline(), Some(r.at(18)));
         assert_eq!(r.timer(17), []);
@@ -620,11 +644,14 @@ mod tests {
         r.done(28);
         assert_eq!(r.timer(36), [Do::Chose(Choice::Wait, true), Do::Wait]);
         // The default may be a ticket.
-        let mut d = Dialogue::start(Settings {
-            default: Choice::Ticket,
-            ..settings(Some(OWN))
-        });
         let t0 = Instant::now();
+        let mut d = Dialogue::start(
+            Settings {
+                default: Choice::Ticket,
+                ..settings(Some(OWN))
+            },
+            t0,
+        );
         d.take();
         d.prompt_done(t0);
         d.timer(t0 + Duration::from_secs(8));
@@ -687,9 +714,10 @@ mod tests {
             ),
         ] {
             let (mut r, _) = Run::new(Some(OWN));
-            r.keys("21", 1);
+            r.keys("21#", 1);
+            // # during the request's prompt: stored without one.
             r.keys("#", 2);
-            r.d.stored(result, r.at(3));
+            assert!(r.d.stored(result, r.at(3)));
             assert_eq!(r.d.take(), [Do::Play(expected)]);
             // Should the goodbye never end, we hang up anyway.
             assert_eq!(r.timer(63), [Do::HangUp]);
@@ -698,13 +726,17 @@ mod tests {
 
     #[test]
     fn no_request_is_asked_for_when_message_seconds_is_zero() {
-        let mut d = Dialogue::start(Settings {
-            message: Duration::ZERO,
-            ..settings(Some(OWN))
-        });
         let now = Instant::now();
+        let mut d = Dialogue::start(
+            Settings {
+                message: Duration::ZERO,
+                ..settings(Some(OWN))
+            },
+            now,
+        );
         d.key('2', now);
         d.key('1', now);
+        d.key('#', now);
         let out = d.take();
         assert_eq!(
             out.last(),
@@ -717,7 +749,7 @@ mod tests {
 
     #[test]
     fn a_waiting_caller_pressing_two_goes_to_the_ticket() {
-        let mut d = Dialogue::ticket_instead(settings(Some(OWN)));
+        let mut d = Dialogue::ticket_instead(settings(Some(OWN)), Instant::now());
         assert_eq!(
             d.take(),
             [
@@ -725,5 +757,63 @@ mod tests {
                 Do::Play(vec![p(prompts::CONFIRM_NUMBER)])
             ]
         );
+    }
+
+    #[test]
+    fn a_mobile_number_keyed_after_one_is_a_number_not_the_callers_own() {
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("2", 1);
+        r.keys("13912345678#", 2);
+        r.done(9);
+        assert_eq!(
+            r.keys("#", 10),
+            [
+                Do::StopRecording,
+                Do::Store {
+                    callback_number: "13912345678".into(),
+                    request: true
+                }
+            ]
+        );
+        // 1 and a pause: its own.
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("21", 1);
+        assert_eq!(
+            r.timer(9),
+            [Do::Play(vec![p(prompts::RECORD_REQUEST), p(prompts::BEEP)])]
+        );
+    }
+
+    #[test]
+    fn a_prompt_whose_end_is_never_reported_does_not_hold_the_caller() {
+        let (mut r, _) = Run::new(Some(OWN));
+        // No prompt_done at all: the choice is repeated at the backstop,
+        // then the default applies.
+        assert_eq!(r.timer(44), []);
+        assert_eq!(r.timer(45), [Do::Play(vec![p(prompts::CHOICE)])]);
+        assert_eq!(r.timer(90), [Do::Chose(Choice::Wait, true), Do::Wait]);
+        // The request's prompt: recording starts anyway.
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("21#", 1);
+        assert_eq!(r.timer(46), [Do::Record]);
+    }
+
+    #[test]
+    fn a_store_that_never_answers_is_told_as_failed_and_a_late_answer_tells_no_number() {
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("21#", 1);
+        r.keys("#", 2);
+        assert_eq!(r.timer(21), []);
+        assert_eq!(
+            r.timer(22),
+            [Do::Play(vec![p(prompts::UNAVAILABLE), p(prompts::GOODBYE)])]
+        );
+        assert!(!r.d.stored(
+            Stored::New {
+                id: "2612010001".into()
+            },
+            r.at(23)
+        ));
+        assert_eq!(r.d.take(), [], "the number is not read after all");
     }
 }

@@ -104,7 +104,55 @@ pub fn run_once(
     now: DateTime<Utc>,
 ) -> Result<Round, StoreError> {
     let mut round = Round::default();
+    let started = std::time::Instant::now();
     for d in store.pending_dispatches(now, BATCH)? {
+        // A slow endpoint must not hold the others back for long: the rest
+        // wait for the next round.
+        if started.elapsed() > ROUND_LIMIT {
+            break;
+        }
+        if let Err(e) = deliver(
+            store,
+            units,
+            first_retry,
+            max_attempts,
+            post,
+            now,
+            &d,
+            &mut round,
+        ) {
+            // One delivery that cannot be handled (a malformed row) must
+            // not stop the others: it is given up, visibly.
+            tracing::error!(webhook_id = %d.webhook_id, error = %e, "ticket delivery cannot be handled; given up");
+            round.dead += 1;
+            let _ = store.dispatched(
+                &d.webhook_id,
+                &DispatchResult::Dead {
+                    error: e.to_string(),
+                },
+                now,
+            );
+        }
+    }
+    Ok(round)
+}
+
+/// A round stops taking new deliveries after this long.
+const ROUND_LIMIT: Duration = Duration::from_secs(20);
+
+/// One delivery, tried once.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    store: &dyn Store,
+    units: &[TicketUnit],
+    first_retry: Duration,
+    max_attempts: u32,
+    post: &dyn Post,
+    now: DateTime<Utc>,
+    d: &super::store::Dispatch,
+    round: &mut Round,
+) -> Result<(), StoreError> {
+    {
         let endpoint = units
             .iter()
             .find(|u| u.unit == d.unit)
@@ -112,7 +160,7 @@ pub fn run_once(
         let Some((url, key)) = endpoint else {
             store.dispatched(&d.webhook_id, &DispatchResult::Pulled, now)?;
             round.pulled += 1;
-            continue;
+            return Ok(());
         };
         let ticket = TicketId::parse(&d.ticket_id)
             .map(|id| store.get(&id))
@@ -127,7 +175,7 @@ pub fn run_once(
                 now,
             )?;
             round.dead += 1;
-            continue;
+            return Ok(());
         };
         let body = serde_json::json!({
             "type": format!("ticket.{}", d.event),
@@ -135,7 +183,9 @@ pub fn run_once(
             "data": report::to_json(&ticket, now),
         })
         .to_string();
-        let ts = now.timestamp();
+        // Stamped as sent (a receiver refuses a stale timestamp), never
+        // before the round's "now".
+        let ts = Utc::now().max(now).timestamp();
         let headers = [
             ("webhook-id", d.webhook_id.clone()),
             ("webhook-timestamp", ts.to_string()),
@@ -183,7 +233,7 @@ pub fn run_once(
         }
         store.dispatched(&d.webhook_id, &result, now)?;
     }
-    Ok(round)
+    Ok(())
 }
 
 #[cfg(test)]

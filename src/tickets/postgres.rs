@@ -19,9 +19,21 @@ pub struct Postgres {
     client: Mutex<Option<Client>>,
 }
 
+/// A connection that cannot hang a caller's ticket: connecting, and each
+/// statement, are bounded; a dead peer is noticed by TCP keepalives.
+fn open_client(url: &str) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    config
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .options("-c statement_timeout=10000 -c lock_timeout=10000");
+    config.connect(NoTls)
+}
+
 impl Postgres {
     pub fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(|e| StoreError::Open {
+        let client = open_client(url).map_err(|e| StoreError::Open {
             store: redact(url),
             reason: e.to_string(),
         })?;
@@ -32,17 +44,32 @@ impl Postgres {
     }
 }
 
-/// The URL without its password, for logs and errors.
-fn redact(url: &str) -> String {
+/// A store's URL without its password (in the user part, or a
+/// `password=` parameter), for logs and errors.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    // The host follows the last `@` (a password may hold one).
+    let shown = match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_string(),
+    };
+    match shown.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => shown,
     }
 }
 
@@ -112,7 +139,7 @@ impl Backend for Postgres {
     ) -> Result<T, StoreError> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = Some(Client::connect(&self.url, NoTls).map_err(backend)?);
+            *slot = Some(open_client(&self.url).map_err(backend)?);
         }
         let client = slot.as_mut().expect("connected above");
         let result = (|| {
@@ -151,6 +178,14 @@ mod tests {
         assert_eq!(
             super::redact("postgres://localhost/tickets"),
             "postgres://localhost/tickets"
+        );
+        assert_eq!(
+            super::redact("postgres://u:p@ss@db/t"),
+            "postgres://u:***@db/t"
+        );
+        assert_eq!(
+            super::redact("postgres://db/t?user=u&password=s3cret&sslmode=disable"),
+            "postgres://db/t?user=u&password=***&sslmode=disable"
         );
     }
 }

@@ -104,6 +104,13 @@ pub fn csv(tickets: &[Ticket], now: DateTime<Utc>) -> String {
 }
 
 fn csv_field(s: &str) -> String {
+    // A field a spreadsheet would run as a formula (a unit's reply that
+    // starts with `=`) is shown as text.
+    let s = &if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -119,5 +126,10 @@ mod tests {
         assert_eq!(super::csv_field("已处理, 谢谢"), "\"已处理, 谢谢\"");
         assert_eq!(super::csv_field("说\"好\""), "\"说\"\"好\"\"\"");
         assert_eq!(super::csv_field("两行\n文字"), "\"两行\n文字\"");
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(super::csv_field("-1"), "'-1");
     }
 }

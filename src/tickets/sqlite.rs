@@ -115,6 +115,19 @@ impl Backend for Sqlite {
         Ok(out)
     }
 
+    fn read<T>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+            .map_err(backend)?;
+        let out = f(&mut SqliteTx { tx: &tx })?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
     fn lock(&self, _key: i64) -> Option<String> {
         // BEGIN IMMEDIATE already holds the database's one write lock.
         None

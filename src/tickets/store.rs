@@ -162,6 +162,15 @@ pub trait Backend: Send + Sync {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>;
+    /// Runs `f`, which only reads, in one transaction (SQLite: without
+    /// taking the write lock, so a CLI reading never holds up a caller's
+    /// ticket).
+    fn read<T>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(f)
+    }
     /// A statement that holds a lock keyed by `key` until the transaction
     /// ends, when the database needs one beyond its own write lock (two
     /// gateways creating a ticket for one caller at once).
@@ -243,7 +252,7 @@ pub fn open(spec: &str, base: &Path) -> Result<Arc<dyn Store>, StoreError> {
         return Ok(Arc::new(SqlStore::new(backend)?));
     }
     Err(StoreError::Open {
-        store: spec.to_string(),
+        store: super::postgres::redact(spec),
         reason: "a store is sqlite:PATH or postgres://…".into(),
     })
 }
@@ -301,19 +310,27 @@ impl<B: Backend> Store for SqlStore<B> {
             if let Some(lock) = &lock {
                 tx.query(lock, &[])?;
             }
-            // One open ticket per caller and unit: the caller is told the
-            // number it already has.
-            let open = tx.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM tickets \
-                     WHERE unit = $1 AND callback_number = $2 AND status <> 'visited' \
-                     ORDER BY created, id LIMIT 1"
-                ),
-                &[
-                    new.unit.as_str().into(),
-                    new.callback_number.as_str().into(),
-                ],
-            )?;
+            // One ticket in hand per caller and unit: the caller is told
+            // the number it already has — but only for its own number
+            // (whoever keys a stranger's number must not learn the
+            // stranger's ticket), and only while the unit is still on it
+            // (done, returned or closed: a new request is a new ticket).
+            let open = if new.callback_number == new.caller_number {
+                tx.query(
+                    &format!(
+                        "SELECT {COLUMNS} FROM tickets \
+                         WHERE unit = $1 AND callback_number = $2 \
+                         AND status IN ('created', 'dispatched', 'accepted', 'extended', 'reopened') \
+                         ORDER BY created, id LIMIT 1"
+                    ),
+                    &[
+                        new.unit.as_str().into(),
+                        new.callback_number.as_str().into(),
+                    ],
+                )?
+            } else {
+                Vec::new()
+            };
             if let Some(row) = open.first() {
                 return Ok(Created {
                     ticket: ticket(row)?,
@@ -382,7 +399,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn get(&self, id: &TicketId) -> Result<Option<Ticket>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let rows = tx.query(
                 &format!("SELECT {COLUMNS} FROM tickets WHERE id = $1"),
                 &[id.as_str().into()],
@@ -392,7 +409,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn list(&self, filter: &Filter) -> Result<Vec<Ticket>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let mut sql = format!("SELECT {COLUMNS} FROM tickets WHERE 1 = 1");
             let mut params = Vec::new();
             if let Some(unit) = &filter.unit {
@@ -433,7 +450,7 @@ impl<B: Backend> Store for SqlStore<B> {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let rows = tx.query(
                 &format!(
                     "SELECT {DISPATCH_COLUMNS} FROM ticket_dispatches \
@@ -446,7 +463,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn open_by_unit(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let rows = tx.query(
                 "SELECT unit, COUNT(*), \
                  SUM(CASE WHEN due <= $1 AND status <> 'done' THEN 1 ELSE 0 END) \
@@ -460,7 +477,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn dispatches(&self, id: &TicketId) -> Result<Vec<Dispatch>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let rows = tx.query(
                 &format!(
                     "SELECT {DISPATCH_COLUMNS} FROM ticket_dispatches \
@@ -496,17 +513,23 @@ impl<B: Backend> Store for SqlStore<B> {
                 DispatchResult::Dead { error } => ("dead", now, Some(error.clone())),
             };
             let tried = i64::from(!matches!(result, DispatchResult::Pulled));
-            tx.exec(
+            // Only a delivery still pending at the attempt we read: another
+            // gateway's dispatcher on the same store may have settled it.
+            let changed = tx.exec(
                 "UPDATE ticket_dispatches SET state = $1, attempts = $2, next_at = $3, \
-                 last_error = $4 WHERE webhook_id = $5",
+                 last_error = $4 WHERE webhook_id = $5 AND state = 'pending' AND attempts = $6",
                 &[
                     state.into(),
                     Value::Int(d.attempts + tried),
                     time(next_at).into(),
                     error.into(),
                     webhook_id.into(),
+                    Value::Int(d.attempts),
                 ],
             )?;
+            if changed == 0 {
+                return Ok(());
+            }
             // Delivered, or left for the unit to pull: the ticket is the
             // unit's now (派发), unless it moved on meanwhile.
             if matches!(result, DispatchResult::Delivered | DispatchResult::Pulled) {
@@ -522,7 +545,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn history(&self, id: &TicketId) -> Result<Vec<Event>, StoreError> {
-        self.db.transaction(&mut |tx| {
+        self.db.read(&mut |tx| {
             let rows = tx.query(
                 "SELECT at, action, by_whom, status, detail FROM ticket_events \
                  WHERE ticket_id = $1 ORDER BY seq",
