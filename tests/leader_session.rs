@@ -328,6 +328,12 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
         Some(0.0)
     );
 
+    // The session's index lists the call that took the ticket.
+    let index = session_index(&gw);
+    assert_eq!(index["calls"][0]["ticket"], id.as_str(), "{index}");
+    assert_eq!(index["calls"][0]["caller"], "139****0000");
+    assert!(index["calls"][0]["recording"].is_null(), "no one answered it");
+
     let csv = cli(&["export", "--csv"]);
     assert!(csv.starts_with("id,status,overdue,"), "{csv}");
     assert!(csv.contains(&format!("{id},accepted,false,")), "{csv}");
@@ -338,15 +344,51 @@ fn a_caller_who_presses_one_reaches_the_leaders_seat() {
     let gw = Gateway::start_with("leader-wait", with_leader_session_now);
     let leader = free_port();
     gw.register("8900", leader);
-    let seat = gw.seat_for("8900", leader, "answer", "seat_bye", 500);
-    let caller = gw.call_keying("12345", "wait_bye", "[media_port]", 0, Some('1'));
+    let seat = gw.seat_for("8900", leader, "answer", "seat_bye", 1500);
+    // The caller talks (silence, as RTP) from a socket of the test's.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.call_keying("12345", "wait_bye", &port, 0, Some('1'));
+    let talk = std::thread::spawn(move || listen(&rtp, Duration::from_secs(6), &mut None));
     seat.expect_success(&gw);
     caller.expect_success(&gw);
+    talk.join().unwrap();
     assert_eq!(
         gw.metric("hotline_leader_choice_total{choice=\"wait\"}"),
         Some(1.0)
     );
     assert_eq!(gw.calls_total("leader_session", "12345", "completed"), 1.0);
+
+    // Ready to publish: the session's folder, its index, the mixed call.
+    let index = session_index(&gw);
+    let calls = index["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{index}");
+    assert_eq!(calls[0]["caller"], "139****0000", "masked");
+    assert_eq!(calls[0]["seat"], "8900");
+    assert_eq!(index["session"]["leader"], "林喜洋");
+    let file = calls[0]["recording"].as_str().expect("a mixed recording");
+    let wav = hound::WavReader::open(session_folder(&gw).join(file))
+        .unwrap_or_else(|e| panic!("{e}\n{}", gw.daemon.log_text()));
+    assert!(wav.duration() > 4000, "{} samples", wav.duration());
+}
+
+/// The live session's folder for publication.
+fn session_folder(gw: &Gateway) -> std::path::PathBuf {
+    use chrono::TimeZone;
+    let today = chrono_tz::Asia::Shanghai
+        .from_utc_datetime(&chrono::Utc::now().naive_utc())
+        .date_naive();
+    gw.dir()
+        .join("recordings/sessions")
+        .join(format!("{today}-市发改委"))
+}
+
+/// The session's index, once written (the call's end writes it).
+fn session_index(gw: &Gateway) -> serde_json::Value {
+    let path = session_folder(gw).join("index.json");
+    let text = support::wait_for(Duration::from_secs(15), || std::fs::read_to_string(&path).ok())
+        .unwrap_or_else(|| panic!("no {}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
 /// The ticket number a caller heard, read back from its audio: the digits

@@ -517,6 +517,11 @@ impl Call {
         self.current_leg().map(|l| l.dialog.call_id.as_str())
     }
 
+    /// The ticket the caller was told, if it took one.
+    pub fn ticket(&self) -> Option<&str> {
+        self.ticket.as_deref()
+    }
+
     /// The seat the call is on or ringing, if any.
     pub fn seat(&self) -> Option<&str> {
         self.current_leg().and_then(Leg::seat)

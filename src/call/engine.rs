@@ -680,16 +680,16 @@ impl Engine {
         kind: Kind,
         call_id: &str,
         streams: &[(usize, &str)],
-    ) {
+    ) -> Vec<std::path::PathBuf> {
         let table = self.table.guard();
         let Some(rec) = &table.media.recordings else {
-            return;
+            return Vec::new();
         };
         if !(rec.all_calls || kind == Kind::LeaderSession) {
-            return;
+            return Vec::new();
         }
         let now = chrono::Utc::now().with_timezone(&table.calendar.timezone());
-        let paths = streams
+        let paths: Vec<(usize, std::path::PathBuf)> = streams
             .iter()
             .map(|&(stream, leg)| {
                 let path =
@@ -697,9 +697,67 @@ impl Engine {
                 (stream, path)
             })
             .collect();
+        let files = paths.iter().map(|(_, p)| p.clone()).collect();
         session.send(crate::media::session::Command::Record {
             dir: rec.dir.clone(),
             paths,
+        });
+        files
+    }
+
+    /// A leader session's call, once over, in the session's folder for
+    /// publication: the two legs mixed into one WAV (when the leader
+    /// answered it) and a line of the session's index, on a blocking
+    /// thread (it waits for the recordings to be finished).
+    fn publish_session_call(
+        &self,
+        call: &Call,
+        leader: &Option<(Option<crate::tickets::model::SessionRef>, String)>,
+        started: chrono::DateTime<chrono::Utc>,
+        recorded: &[std::path::PathBuf],
+    ) {
+        use crate::media::publication::{self, Entry, SessionInfo};
+        let Some((session, caller)) = leader else {
+            return;
+        };
+        let table = self.table.guard();
+        let Some(rec) = &table.media.recordings else {
+            return;
+        };
+        let tz = table.calendar.timezone();
+        let local = started.with_timezone(&tz);
+        let info = SessionInfo {
+            date: session
+                .as_ref()
+                .map_or_else(|| local.date_naive().to_string(), |s| s.date.to_string()),
+            unit: session.as_ref().and_then(|s| s.unit.clone()),
+            leader: session.as_ref().and_then(|s| s.leader.clone()),
+            title: session.as_ref().and_then(|s| s.title.clone()),
+        };
+        let dir = publication::session_dir(&rec.dir, &info);
+        let call_name = format!("{}", call.id);
+        // Recorded from the answer on: the leader answered it.
+        let mixed = (recorded.len() >= 2)
+            .then(|| publication::mix_name(&local.format("%H%M%S").to_string(), &call_name));
+        let entry = Entry {
+            call: call_name,
+            caller: crate::tickets::model::mask(caller),
+            started: local.to_rfc3339(),
+            ended: chrono::Utc::now().with_timezone(&tz).to_rfc3339(),
+            seat: call.seat().map(str::to_string),
+            ticket: call.ticket().map(str::to_string),
+            recording: mixed.clone(),
+        };
+        let legs = recorded.to_vec();
+        tokio::task::spawn_blocking(move || {
+            if let Some(name) = &mixed
+                && let Err(e) = publication::mix(&legs[0], &legs[1], &dir.join(name))
+            {
+                tracing::warn!(error = %e, "session recording not mixed");
+            }
+            if let Err(e) = publication::add_to_index(&dir, &info, entry) {
+                tracing::warn!(error = %e, "session index not written");
+            }
         });
     }
 
@@ -759,6 +817,13 @@ impl Engine {
                 }
             }
         }
+        // A leader session's call is published with its session.
+        let leader = settings
+            .leader
+            .as_ref()
+            .map(|p| (p.draft.session.clone(), p.draft.caller_number.clone()));
+        let started = chrono::Utc::now();
+        let mut recorded: Vec<std::path::PathBuf> = Vec::new();
         let (mut call, first) = Call::start(
             id,
             settings,
@@ -827,7 +892,12 @@ impl Engine {
                     Output::Record { stream, name } => {
                         if recording && let Some(s) = &session {
                             let call_id = format!("{}-{}", guard.bound[0], id);
-                            self.start_recording(s, labels.kind, &call_id, &[(stream, &name)]);
+                            recorded.extend(self.start_recording(
+                                s,
+                                labels.kind,
+                                &call_id,
+                                &[(stream, &name)],
+                            ));
                         }
                     }
                 }
@@ -867,7 +937,7 @@ impl Engine {
                 // or a caller's wait in a queue, leaves no file.
                 recording = true;
                 if let Some(s) = &session {
-                    self.start_recording(
+                    recorded = self.start_recording(
                         s,
                         labels.kind,
                         &format!("{}-{}", guard.bound[0], call.id),
@@ -883,6 +953,7 @@ impl Engine {
                 self.count(&call, outcome, &labels);
                 // The call is over: its media ends and its ports go back.
                 session = None;
+                self.publish_session_call(&call, &leader, started, &recorded);
             }
             if call.is_finished() {
                 break;

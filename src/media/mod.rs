@@ -12,6 +12,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod mixer;
 pub mod prompt;
+pub mod publication;
 pub mod recorder;
 pub mod rtp;
 pub mod sdp;
