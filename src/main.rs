@@ -62,7 +62,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
-    /// Read the callback tickets in the store the table names (`[tickets] store`).
+    /// The callback tickets in the store the table names (`[tickets] store`):
+    /// read them, and take an operator's steps.
     Tickets {
         #[arg(long, default_value = "routing.toml")]
         config: PathBuf,
@@ -100,6 +101,27 @@ enum TicketsAction {
         #[arg(long)]
         csv: bool,
     },
+    /// Record the citizen's answer to a callback (回访) made by hand:
+    /// satisfied closes the ticket, unsatisfied reopens it for its unit.
+    Visit {
+        id: String,
+        #[arg(
+            long,
+            conflicts_with = "unsatisfied",
+            required_unless_present = "unsatisfied"
+        )]
+        satisfied: bool,
+        #[arg(long)]
+        unsatisfied: bool,
+    },
+    /// Give a returned ticket (退回) to another unit.
+    Reassign {
+        id: String,
+        #[arg(long)]
+        unit: String,
+    },
+    /// Deliver a ticket whose delivery was given up (dead) again.
+    Redeliver { id: String },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -208,9 +230,14 @@ fn serve_error(format: LogFormat, message: &str) {
     }
 }
 
-/// `hotline tickets`: reads the store the table names; changes nothing.
+/// `hotline tickets`: reads the store the table names; `visit`, `reassign`
+/// and `redeliver` are an operator's steps on it.
 fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Result<ExitCode> {
-    use hotline::tickets::{Filter, Status, TicketId, report};
+    use hotline::tickets::{Action, Filter, Status, TicketId, report};
+    let ticket_id = |id: &str| {
+        TicketId::parse(id)
+            .with_context(|| format!("`{id}` is no ticket number (ten digits or more)"))
+    };
     let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("."))?;
     let now = Utc::now();
@@ -243,8 +270,7 @@ fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Resu
             }
         }
         TicketsAction::Show { id, json } => {
-            let parsed = TicketId::parse(&id)
-                .with_context(|| format!("`{id}` is no ticket number (ten digits or more)"))?;
+            let parsed = ticket_id(&id)?;
             let Some(t) = store.get(&parsed)? else {
                 eprintln!("no ticket {id}");
                 return Ok(ExitCode::from(1));
@@ -273,6 +299,24 @@ fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Resu
                     );
                 }
             }
+        }
+        TicketsAction::Visit { id, satisfied, .. } => {
+            let id = ticket_id(&id)?;
+            let t = store.apply(&id, &Action::Visit { satisfied }, "operator", now)?;
+            println!("{}", report::line(&t, now));
+        }
+        TicketsAction::Reassign { id, unit } => {
+            if !loaded.table.units.contains(&unit) {
+                anyhow::bail!("unknown unit `{unit}`: one of the table's `units`");
+            }
+            let id = ticket_id(&id)?;
+            let t = store.apply(&id, &Action::Reassign { unit }, "operator", now)?;
+            println!("{}", report::line(&t, now));
+        }
+        TicketsAction::Redeliver { id } => {
+            let id = ticket_id(&id)?;
+            let n = store.redeliver(&id, now)?;
+            println!("{n} delivery(ies) of {id} sent again");
         }
         TicketsAction::Export { csv } => {
             if !csv {

@@ -332,11 +332,36 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     let index = session_index(&gw);
     assert_eq!(index["calls"][0]["ticket"], id.as_str(), "{index}");
     assert_eq!(index["calls"][0]["caller"], "139****0000");
-    assert!(index["calls"][0]["recording"].is_null(), "no one answered it");
+    assert!(
+        index["calls"][0]["recording"].is_null(),
+        "no one answered it"
+    );
 
     let csv = cli(&["export", "--csv"]);
     assert!(csv.starts_with("id,status,overdue,"), "{csv}");
     assert!(csv.contains(&format!("{id},accepted,false,")), "{csv}");
+
+    // The unit finishes it; the callback made by hand, the citizen
+    // satisfied, an operator closes it.
+    let reply = r#"{"reply":"已协调相关科室处理"}"#;
+    let (code, body) = http(
+        gw.metrics,
+        "POST",
+        &format!("/api/tickets/{id}/done"),
+        TOKEN,
+        reply,
+    );
+    assert_eq!(code, 200, "{body}");
+    let line = cli(&["visit", &id, "--satisfied"]);
+    assert!(line.contains("visited"), "{line}");
+    let shown: serde_json::Value = serde_json::from_str(&cli(&["show", &id, "--json"])).unwrap();
+    let steps: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["create", "dispatch", "accept", "done", "visit"]);
 }
 
 #[test]
@@ -386,8 +411,10 @@ fn session_folder(gw: &Gateway) -> std::path::PathBuf {
 /// The session's index, once written (the call's end writes it).
 fn session_index(gw: &Gateway) -> serde_json::Value {
     let path = session_folder(gw).join("index.json");
-    let text = support::wait_for(Duration::from_secs(15), || std::fs::read_to_string(&path).ok())
-        .unwrap_or_else(|| panic!("no {}", path.display()));
+    let text = support::wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&path).ok()
+    })
+    .unwrap_or_else(|| panic!("no {}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 

@@ -418,6 +418,22 @@ fn outbox_conformance(store: &dyn Store) {
     assert_eq!(store.get(&c.id).unwrap().unwrap().status, Status::Created);
     assert_eq!(store.dispatches(&c.id).unwrap()[0].state, "dead");
     assert!(store.pending_dispatches(at(2, 0), 10).unwrap().is_empty());
+    // An operator sends it again: pending, its attempts afresh.
+    assert_eq!(store.redeliver(&c.id, at(1, 7)).unwrap(), 1);
+    assert_eq!(
+        store.redeliver(&c.id, at(1, 7)).unwrap(),
+        0,
+        "nothing dead left"
+    );
+    let again = store.pending_dispatches(at(1, 7), 10).unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 0));
+    store
+        .dispatched(&again[0].webhook_id, &DispatchResult::Delivered, at(1, 7))
+        .unwrap();
+    assert_eq!(
+        store.get(&c.id).unwrap().unwrap().status,
+        Status::Dispatched
+    );
     // Reopened after an unsatisfied callback: delivered again, a new id.
     for (act, h) in [
         (Action::Accept, 7),

@@ -50,6 +50,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Dispatch>, StoreError>;
     /// A ticket's deliveries, each with its state.
     fn dispatches(&self, id: &TicketId) -> Result<Vec<Dispatch>, StoreError>;
+    /// Gives a ticket's dead deliveries another round of attempts (an
+    /// operator fixed the unit's endpoint): how many.
+    fn redeliver(&self, id: &TicketId, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Per unit with open tickets: how many are open, and how many of
     /// those are overdue at `now`.
     fn open_by_unit(&self, now: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>, StoreError>;
@@ -459,6 +462,16 @@ impl<B: Backend> Store for SqlStore<B> {
                 &[time(now).into(), Value::Int(limit as i64)],
             )?;
             rows.iter().map(|r| dispatch(r)).collect()
+        })
+    }
+
+    fn redeliver(&self, id: &TicketId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.db.transaction(&mut |tx| {
+            tx.exec(
+                "UPDATE ticket_dispatches SET state = 'pending', attempts = 0, next_at = $1, \
+                 last_error = NULL WHERE ticket_id = $2 AND state = 'dead'",
+                &[time(now).into(), id.as_str().into()],
+            )
         })
     }
 
