@@ -1009,6 +1009,18 @@ impl Engine {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
+            // The request's WAV is finished on the recorder's thread: the
+            // ticket points at it only once it is whole.
+            let mut ticket = ticket;
+            if let Some(path) = ticket.request_recording.clone()
+                && !crate::media::publication::wait_finished(
+                    std::path::Path::new(&path),
+                    Duration::from_secs(3),
+                )
+            {
+                tracing::warn!(path = %path, "the request's recording is not whole; the ticket is stored without it");
+                ticket.request_recording = None;
+            }
             let stored = match store.create(&ticket, chrono::Utc::now()) {
                 Ok(c) if c.existing => {
                     tracing::info!(ticket = %c.ticket.id, "the caller has this ticket open already");

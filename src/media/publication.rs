@@ -74,6 +74,25 @@ pub fn mix_name(started_hms: &str, call: &str) -> String {
     format!("{}-{}.wav", safe(started_hms), safe(call))
 }
 
+/// Waits (up to `limit`) until the recorder has finished the WAV at
+/// `path` (its header accounts for all its samples): whether it did.
+pub fn wait_finished(path: &Path, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if let Ok(reader) = hound::WavReader::open(path)
+            && size >= 44
+            && u64::from(reader.len()) * 2 + 44 >= size.saturating_sub(16)
+        {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Reads a WAV the recorder may still be finishing: waits (up to `limit`)
 /// until its header accounts for all its samples.
 fn read_finished(path: &Path, limit: Duration) -> std::io::Result<Vec<i16>> {
