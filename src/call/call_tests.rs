@@ -310,6 +310,17 @@ fn summary(sent: &[Sent]) -> Vec<String> {
         .collect()
 }
 
+/// The key `c` as an RTP event's digit.
+fn digit(c: char) -> Digit {
+    let code = match c {
+        '0'..='9' => c as u8 - b'0',
+        '*' => 10,
+        '#' => 11,
+        _ => panic!("no key {c}"),
+    };
+    Digit::from_event_code(code).unwrap()
+}
+
 // ── The harness ─────────────────────────────────────────────────────────
 
 /// A registrar with these seats registered at `t0` for an hour.

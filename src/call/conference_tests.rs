@@ -30,16 +30,6 @@ fn alternate() -> (Target, Peer) {
     )
 }
 
-fn digit(c: char) -> Digit {
-    let code = match c {
-        '0'..='9' => c as u8 - b'0',
-        '*' => 10,
-        '#' => 11,
-        _ => panic!("no key {c}"),
-    };
-    Digit::from_event_code(code).unwrap()
-}
-
 impl Run {
     /// Keys pressed on media stream `stream`, one by one.
     fn key(&mut self, stream: usize, keys: &str) -> Vec<Sent> {

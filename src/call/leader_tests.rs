@@ -54,16 +54,6 @@ fn leader_settings(anchored_media: bool) -> Settings {
     }
 }
 
-fn digit(c: char) -> Digit {
-    let code = match c {
-        '0'..='9' => c as u8 - b'0',
-        '*' => 10,
-        '#' => 11,
-        _ => panic!("no key {c}"),
-    };
-    Digit::from_event_code(code).unwrap()
-}
-
 impl Run {
     fn keys(&mut self, keys: &str) -> Vec<Sent> {
         let mut sent = Vec::new();

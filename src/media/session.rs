@@ -1069,35 +1069,7 @@ mod tests {
         session.send(Command::Connect(Mode::Mix));
         // Everyone talks for a second, 20 ms at a time.
         let locals = session.locals.clone();
-        let mut heard: Vec<Vec<i16>> = vec![Vec::new(); 3];
-        for tick in 0..50usize {
-            for (i, (s, codec)) in parties.iter().enumerate() {
-                let pcm = tone(freqs[i], 160, tick * 160);
-                let mut payload = Vec::new();
-                codec.encode(&pcm, &mut payload);
-                let p = packet(
-                    codec.payload_type(),
-                    false,
-                    tick as u16,
-                    (tick * 160) as u32,
-                    1000 + i as u32,
-                    &payload,
-                );
-                s.send_to(&p, locals[i]).await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            for (i, (s, _)) in parties.iter().enumerate() {
-                let mut buf = [0u8; 2048];
-                while let Ok(Ok(n)) =
-                    tokio::time::timeout(Duration::from_millis(1), s.recv(&mut buf)).await
-                {
-                    let info = inspect(&buf[..n]).unwrap();
-                    Codec::from_payload_type(info.payload_type)
-                        .unwrap()
-                        .decode(&buf[info.payload_at..n], &mut heard[i]);
-                }
-            }
-        }
+        let heard = talk(&parties, &locals, &freqs, 50, 0).await;
         for (i, pcm) in heard.iter().enumerate() {
             assert!(
                 pcm.len() >= 160 * 20,
