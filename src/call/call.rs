@@ -729,23 +729,19 @@ impl Call {
             Phase::Queued if self.answered_by_us => self.leave_queue(now),
             Phase::Choosing => {
                 self.caller().hang_up(now);
-                self.end(Outcome::Unavailable);
+                // A ticket already told stays the call's outcome.
+                let outcome = if self.ticket.is_some() {
+                    Outcome::Ticket
+                } else {
+                    Outcome::Unavailable
+                };
+                self.end(outcome);
             }
-            Phase::Queued => {
+            Phase::Queued | Phase::Setup => {
                 self.cancel_offers(now);
-                self.phase = Phase::Setup;
-                self.fail_caller(
-                    Rejection::new(
-                        503,
-                        "Service Unavailable (shutting down)",
-                        Outcome::Unavailable,
-                    ),
-                    now,
-                );
-            }
-            Phase::Setup => {
                 self.cancel_current(now);
                 self.hunt.clear();
+                self.phase = Phase::Setup;
                 self.fail_caller(
                     Rejection::new(
                         503,
