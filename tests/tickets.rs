@@ -452,6 +452,196 @@ fn outbox_conformance(store: &dyn Store) {
     ));
 }
 
+/// Callbacks (回访): a reply makes one due at once, in the same
+/// transaction; one gateway claims it (a second claim of the same job
+/// fails); attempts are recorded and rescheduled; the citizen's answer
+/// visits the ticket in the same transaction; a lease run out makes the
+/// job due again; a visit by hand finishes it; a reopened ticket done again
+/// is owed a callback in a new round.
+fn callback_conformance(store: &dyn Store) {
+    use hotline::tickets::callback::Outcome;
+    let a = store
+        .create(&new("13800138000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
+    let b = store
+        .create(&new("13900139000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
+    assert!(store.due_callbacks(at(2, 0), 10).unwrap().is_empty());
+    for t in [&a, &b] {
+        store
+            .apply(&t.id, &Action::Dispatch, "dispatcher", at(1, 3))
+            .unwrap();
+        store.apply(&t.id, &Action::Accept, UNIT, at(1, 3)).unwrap();
+        store
+            .apply(
+                &t.id,
+                &Action::Done {
+                    reply: "修好了".into(),
+                },
+                UNIT,
+                at(1, 4),
+            )
+            .unwrap();
+    }
+    let due = store.due_callbacks(at(1, 4), 10).unwrap();
+    assert_eq!(due.len(), 2, "{due:?}");
+    let job = due
+        .iter()
+        .find(|j| j.ticket_id == a.id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (job.round, job.attempts, job.number.as_str()),
+        (1, 0, "13800138000")
+    );
+    assert_eq!(job.state, "pending");
+    // Claimed once: the second gateway reading the same row loses.
+    assert!(store.claim_callback(&job, at(1, 6), at(1, 4)).unwrap());
+    assert!(!store.claim_callback(&job, at(1, 6), at(1, 4)).unwrap());
+    assert_eq!(store.due_callbacks(at(1, 5), 10).unwrap().len(), 1);
+    // No answer: recorded, due again later.
+    store
+        .callback_attempted(
+            &job,
+            Outcome::NoAnswer,
+            Some("8001"),
+            Some(at(1, 7)),
+            at(1, 5),
+        )
+        .unwrap();
+    assert!(
+        store
+            .due_callbacks(at(1, 6), 10)
+            .unwrap()
+            .iter()
+            .all(|j| j.ticket_id != a.id.as_str())
+    );
+    let job = store
+        .due_callbacks(at(1, 7), 10)
+        .unwrap()
+        .into_iter()
+        .find(|j| j.ticket_id == a.id.as_str())
+        .unwrap();
+    assert_eq!(
+        (job.attempts, job.result.as_deref()),
+        (1, Some("no_answer"))
+    );
+    // A seat lost before ringing costs no attempt.
+    assert!(store.claim_callback(&job, at(1, 9), at(1, 7)).unwrap());
+    store
+        .callback_attempted(&job, Outcome::NoSeat, None, Some(at(1, 7)), at(1, 7))
+        .unwrap();
+    let job = store
+        .due_callbacks(at(1, 7), 10)
+        .unwrap()
+        .into_iter()
+        .find(|j| j.ticket_id == a.id.as_str())
+        .unwrap();
+    assert_eq!(job.attempts, 1);
+    // Satisfied: the ticket is visited in the same transaction, the job over.
+    assert!(store.claim_callback(&job, at(1, 9), at(1, 7)).unwrap());
+    store
+        .callback_attempted(&job, Outcome::Satisfied, Some("8002"), None, at(1, 8))
+        .unwrap();
+    assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Visited);
+    let history = store.history(&a.id).unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.by.as_str()),
+        ("visit", "callback")
+    );
+    let (jobs, attempts) = store.callbacks(&a.id).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("finished", 2));
+    let tried: Vec<(i64, &str, Option<&str>)> = attempts
+        .iter()
+        .map(|x| (x.attempt, x.result.as_str(), x.seat.as_deref()))
+        .collect();
+    assert_eq!(
+        tried,
+        vec![
+            (1, "no_answer", Some("8001")),
+            (2, "satisfied", Some("8002"))
+        ]
+    );
+    // A gateway that stopped mid-call: its lease runs out, the job is due.
+    let job_b = store.due_callbacks(at(1, 8), 10).unwrap().pop().unwrap();
+    assert_eq!(job_b.ticket_id, b.id.as_str());
+    assert!(store.claim_callback(&job_b, at(1, 10), at(1, 8)).unwrap());
+    assert!(store.due_callbacks(at(1, 9), 10).unwrap().is_empty());
+    let stale = store.due_callbacks(at(1, 10), 10).unwrap().pop().unwrap();
+    assert_eq!((stale.state.as_str(), stale.attempts), ("calling", 0));
+    assert!(store.claim_callback(&stale, at(1, 12), at(1, 10)).unwrap());
+    // Unsatisfied: reopened (back to the unit); done again, a new round.
+    store
+        .callback_attempted(&stale, Outcome::Unsatisfied, Some("8001"), None, at(1, 11))
+        .unwrap();
+    assert_eq!(store.get(&b.id).unwrap().unwrap().status, Status::Reopened);
+    store
+        .apply(&b.id, &Action::Dispatch, "dispatcher", at(1, 12))
+        .unwrap();
+    store
+        .apply(&b.id, &Action::Accept, UNIT, at(1, 12))
+        .unwrap();
+    store
+        .apply(
+            &b.id,
+            &Action::Done {
+                reply: "再次处理".into(),
+            },
+            UNIT,
+            at(1, 12),
+        )
+        .unwrap();
+    let again = store.due_callbacks(at(1, 12), 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].round, again[0].attempts), (2, 0));
+    // Visited by hand (an operator called): nothing owed any more, and an
+    // attempt finishing afterwards moves nothing.
+    store
+        .apply(
+            &b.id,
+            &Action::Visit { satisfied: true },
+            "operator",
+            at(1, 13),
+        )
+        .unwrap();
+    assert!(store.due_callbacks(at(1, 14), 10).unwrap().is_empty());
+    store
+        .callback_attempted(&again[0], Outcome::Unsatisfied, None, None, at(1, 14))
+        .unwrap();
+    assert_eq!(store.get(&b.id).unwrap().unwrap().status, Status::Visited);
+    let (jobs, _) = store.callbacks(&b.id).unwrap();
+    assert_eq!(jobs[1].result.as_deref(), Some("satisfied"));
+    // Attempts used up: given up, visible, no longer due.
+    let c = store
+        .create(&new("13700137000", UNIT), at(1, 2))
+        .unwrap()
+        .ticket;
+    store
+        .apply(&c.id, &Action::Dispatch, "dispatcher", at(1, 15))
+        .unwrap();
+    store
+        .apply(&c.id, &Action::Accept, UNIT, at(1, 15))
+        .unwrap();
+    store
+        .apply(&c.id, &Action::Done { reply: "x".into() }, UNIT, at(1, 15))
+        .unwrap();
+    let job_c = store.due_callbacks(at(1, 15), 10).unwrap().pop().unwrap();
+    store
+        .callback_attempted(&job_c, Outcome::Busy, None, None, at(1, 16))
+        .unwrap();
+    assert!(store.due_callbacks(at(2, 0), 10).unwrap().is_empty());
+    let (jobs, _) = store.callbacks(&c.id).unwrap();
+    assert_eq!(
+        (jobs[0].state.as_str(), jobs[0].result.as_deref()),
+        ("given_up", Some("busy"))
+    );
+    assert_eq!(store.get(&c.id).unwrap().unwrap().status, Status::Done);
+}
+
 #[test]
 fn the_sqlite_store_passes_the_conformance_cases() {
     let dir = std::env::temp_dir().join(format!("hotline-tickets-{}", std::process::id()));
@@ -460,6 +650,7 @@ fn the_sqlite_store_passes_the_conformance_cases() {
     let open = || hotline::tickets::open("sqlite:tickets.db", &dir).unwrap();
     conformance(&open, &open);
     outbox_conformance(&*hotline::tickets::open("sqlite:outbox.db", &dir).unwrap());
+    callback_conformance(&*hotline::tickets::open("sqlite:callbacks.db", &dir).unwrap());
     // Write-ahead logging, kept in the file.
     let conn = rusqlite::Connection::open(dir.join("tickets.db")).unwrap();
     let mode: String = conn
@@ -645,6 +836,8 @@ fn the_postgres_store_passes_the_same_conformance_cases() {
     conformance(&open, &open);
     let url = pg.database("outbox");
     outbox_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
+    let url = pg.database("callbacks");
+    callback_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
 }
 
 /// Two gateways sharing one PostgreSQL, each with its own connection,

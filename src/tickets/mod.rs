@@ -10,6 +10,7 @@
 //! (shared by several gateways).
 
 pub mod api;
+pub mod callback;
 pub mod dialogue;
 pub mod dispatch;
 pub mod model;

@@ -14,6 +14,7 @@
 //! The schema is versioned ([`MIGRATIONS`]); opening a store applies the
 //! missing versions in one transaction.
 
+use super::callback::{Attempt, Job, Outcome as CallbackOutcome};
 use super::model::{
     Action, Created, Event, Filter, Kind, NewTicket, Refused, SessionRef, Status, Ticket, TicketId,
     transition,
@@ -64,6 +65,31 @@ pub trait Store: Send + Sync {
         result: &DispatchResult,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Callbacks (回访) due by `now`, oldest first: pending and due, or
+    /// held by a gateway whose lease ran out (it stopped mid-call).
+    fn due_callbacks(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Takes a due callback until `lease_until`; false when another
+    /// gateway sharing the store took it first.
+    fn claim_callback(
+        &self,
+        job: &Job,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// What a callback attempt came to, recorded with the seat that made
+    /// it; the citizen's answer to the survey moves the ticket (visited or
+    /// reopened) in the same transaction. `next`: when to try again
+    /// (`None`: the callback is over, made or given up).
+    fn callback_attempted(
+        &self,
+        job: &Job,
+        outcome: CallbackOutcome,
+        seat: Option<&str>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// A ticket's callbacks and every attempt made, in order.
+    fn callbacks(&self, id: &TicketId) -> Result<(Vec<Job>, Vec<Attempt>), StoreError>;
     /// What the store is, for logs (`sqlite:/path`, `postgres://host/db`,
     /// never a password).
     fn describe(&self) -> String;
@@ -185,9 +211,10 @@ pub trait Backend: Send + Sync {
 
 /// The schema, version by version. Plain SQL both dialects take: TEXT
 /// and BIGINT columns only, times as RFC 3339 UTC text (which sorts).
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE tickets (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE tickets (
         id TEXT PRIMARY KEY,
         callback_number TEXT NOT NULL,
         caller_number TEXT NOT NULL,
@@ -237,7 +264,37 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
         last_error TEXT
     );
     CREATE INDEX ticket_dispatches_due ON ticket_dispatches (state, next_at)",
-)];
+    ),
+    (
+        2,
+        // Callbacks owed (one per round: a ticket done again after a
+        // reopen is called back again) and every attempt made; tickets
+        // already done when the store is upgraded are owed theirs.
+        "CREATE TABLE ticket_callbacks (
+        ticket_id TEXT NOT NULL,
+        round BIGINT NOT NULL,
+        number TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        next_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        lease_until TEXT,
+        result TEXT,
+        PRIMARY KEY (ticket_id, round)
+    );
+    CREATE INDEX ticket_callbacks_due ON ticket_callbacks (state, next_at);
+    CREATE TABLE ticket_callback_attempts (
+        ticket_id TEXT NOT NULL,
+        round BIGINT NOT NULL,
+        attempt BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        result TEXT NOT NULL,
+        seat TEXT,
+        PRIMARY KEY (ticket_id, round, attempt)
+    );
+    INSERT INTO ticket_callbacks (ticket_id, round, number, attempts, next_at, state)
+        SELECT id, 1, callback_number, 0, updated, 'pending' FROM tickets WHERE status = 'done'",
+    ),
+];
 
 /// The lock key under which schema changes are made.
 const MIGRATION_LOCK: i64 = 0x686f_746c_696e_6501;
@@ -578,9 +635,185 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
+    fn due_callbacks(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.db.read(&mut |tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM ticket_callbacks \
+                     WHERE (state = 'pending' AND next_at <= $1) \
+                     OR (state = 'calling' AND lease_until <= $1) \
+                     ORDER BY next_at, ticket_id LIMIT $2"
+                ),
+                &[time(now).into(), Value::Int(limit as i64)],
+            )?;
+            rows.iter().map(|r| job_of(r)).collect()
+        })
+    }
+
+    fn claim_callback(
+        &self,
+        job: &Job,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.db.transaction(&mut |tx| {
+            // Only the job as it was read: another gateway's claim (or
+            // attempt) in between changes its state, lease or attempts.
+            let changed = tx.exec(
+                "UPDATE ticket_callbacks SET state = 'calling', lease_until = $1 \
+                 WHERE ticket_id = $2 AND round = $3 AND attempts = $4 AND state = $5 \
+                 AND COALESCE(lease_until, '') = $6 AND next_at <= $7",
+                &[
+                    time(lease_until).into(),
+                    job.ticket_id.as_str().into(),
+                    Value::Int(job.round),
+                    Value::Int(job.attempts),
+                    job.state.as_str().into(),
+                    job.lease_until.map(time).unwrap_or_default().into(),
+                    time(now).into(),
+                ],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn callback_attempted(
+        &self,
+        job: &Job,
+        outcome: CallbackOutcome,
+        seat: Option<&str>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let for_update = self.db.for_update();
+        self.db.transaction(&mut |tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM ticket_callbacks \
+                     WHERE ticket_id = $1 AND round = $2{for_update}"
+                ),
+                &[job.ticket_id.as_str().into(), Value::Int(job.round)],
+            )?;
+            let Some(current) = rows.first().map(|r| job_of(r)).transpose()? else {
+                return Err(StoreError::NotFound(job.ticket_id.clone()));
+            };
+            let attempts = current.attempts + i64::from(outcome.counts());
+            if outcome.counts() {
+                tx.exec(
+                    "INSERT INTO ticket_callback_attempts \
+                     (ticket_id, round, attempt, at, result, seat) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        job.ticket_id.as_str().into(),
+                        Value::Int(job.round),
+                        Value::Int(attempts),
+                        time(now).into(),
+                        outcome.as_str().into(),
+                        seat.map(str::to_string).into(),
+                    ],
+                )?;
+            }
+            // Visited meanwhile by hand (the job finished): the attempt is
+            // on record, nothing else moves.
+            if current.state == "finished" {
+                return Ok(());
+            }
+            let (state, next_at) = match next {
+                Some(at) => ("pending", at),
+                None if outcome.reached() => ("finished", now),
+                None => ("given_up", now),
+            };
+            tx.exec(
+                "UPDATE ticket_callbacks SET state = $1, attempts = $2, next_at = $3, \
+                 lease_until = NULL, result = $4 WHERE ticket_id = $5 AND round = $6",
+                &[
+                    state.into(),
+                    Value::Int(attempts),
+                    time(next_at).into(),
+                    outcome.as_str().into(),
+                    job.ticket_id.as_str().into(),
+                    Value::Int(job.round),
+                ],
+            )?;
+            let satisfied = match outcome {
+                CallbackOutcome::Satisfied => Some(true),
+                CallbackOutcome::Unsatisfied => Some(false),
+                _ => None,
+            };
+            if let Some(satisfied) = satisfied {
+                let id = TicketId::parse(&job.ticket_id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("id {:?}", job.ticket_id)))?;
+                match apply_in(
+                    tx,
+                    for_update,
+                    &id,
+                    &Action::Visit { satisfied },
+                    "callback",
+                    now,
+                ) {
+                    // Moved on by hand meanwhile: the answer stays on record.
+                    Ok(_) | Err(StoreError::Refused(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn callbacks(&self, id: &TicketId) -> Result<(Vec<Job>, Vec<Attempt>), StoreError> {
+        self.db.read(&mut |tx| {
+            let jobs = tx.query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM ticket_callbacks WHERE ticket_id = $1 ORDER BY round"
+                ),
+                &[id.as_str().into()],
+            )?;
+            let attempts = tx.query(
+                "SELECT ticket_id, round, attempt, at, result, seat FROM ticket_callback_attempts \
+                 WHERE ticket_id = $1 ORDER BY round, attempt",
+                &[id.as_str().into()],
+            )?;
+            let jobs = jobs
+                .iter()
+                .map(|r| job_of(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let attempts = attempts
+                .iter()
+                .map(|r| {
+                    Ok(Attempt {
+                        ticket_id: text(&r[0])?,
+                        round: int(&r[1])?,
+                        attempt: int(&r[2])?,
+                        at: parse_time(&text(&r[3])?)?,
+                        result: text(&r[4])?,
+                        seat: opt_text(&r[5])?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((jobs, attempts))
+        })
+    }
+
     fn describe(&self) -> String {
         self.db.describe()
     }
+}
+
+const JOB_COLUMNS: &str = "ticket_id, round, number, attempts, next_at, state, lease_until, result";
+
+fn job_of(r: &[Value]) -> Result<Job, StoreError> {
+    if r.len() != 8 {
+        return Err(StoreError::Corrupt(format!("{} callback columns", r.len())));
+    }
+    Ok(Job {
+        ticket_id: text(&r[0])?,
+        round: int(&r[1])?,
+        number: text(&r[2])?,
+        attempts: int(&r[3])?,
+        next_at: parse_time(&text(&r[4])?)?,
+        state: text(&r[5])?,
+        lease_until: opt_text(&r[6])?.map(|s| parse_time(&s)).transpose()?,
+        result: opt_text(&r[7])?,
+    })
 }
 
 /// [`Store::apply`] inside an open transaction.
@@ -644,6 +877,32 @@ fn apply_in(
     // Back to a unit: delivered again.
     if matches!(step.status, Status::Reopened) || step.unit.is_some() {
         outbox(tx, id, &unit, step.status.as_str(), now)?;
+    }
+    // Replied: the citizen is owed a callback (回访), from now on. Visited
+    // (by the callback, or by hand): none is owed any more.
+    if step.status == Status::Done {
+        tx.exec(
+            "INSERT INTO ticket_callbacks (ticket_id, round, number, attempts, next_at, state) \
+             SELECT $1, COALESCE(MAX(round), 0) + 1, $2, 0, $3, 'pending' FROM ticket_callbacks \
+             WHERE ticket_id = $1",
+            &[
+                id.as_str().into(),
+                t.new.callback_number.as_str().into(),
+                at.as_str().into(),
+            ],
+        )?;
+    }
+    if let Action::Visit { satisfied } = action {
+        let result = if *satisfied {
+            "satisfied"
+        } else {
+            "unsatisfied"
+        };
+        tx.exec(
+            "UPDATE ticket_callbacks SET state = 'finished', result = $1, lease_until = NULL \
+             WHERE ticket_id = $2 AND state IN ('pending', 'calling')",
+            &[result.into(), id.as_str().into()],
+        )?;
     }
     t.status = step.status;
     t.updated = parse_time(&at)?;
