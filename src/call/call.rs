@@ -1637,22 +1637,7 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> bool {
-        let leg = &self.legs[i];
-        let far = FarEnds {
-            addrs: leg.far_ends().collect(),
-            hosts: match leg.target() {
-                Some(Target::Trunk { sources, .. }) => sources.clone(),
-                _ => Vec::new(),
-            },
-        };
-        let from_far_end = far.admits(peer)
-            || leg.seat().is_some_and(|id| {
-                registrar
-                    .lookup(id, now)
-                    .iter()
-                    .any(|binding| binding.peer.addr == peer.addr)
-            });
-        from_far_end && leg.matches(msg)
+        leg_belongs(&self.legs[i], msg, peer, registrar, now)
     }
 
     // ── In-dialog requests ───────────────────────────────────────────────
@@ -2033,6 +2018,28 @@ impl Call {
     }
 }
 
+/// Whether a request really is a leg's (§12.2.2): it comes from one of
+/// the leg's far ends — its address, a trunk's source, the address a seat
+/// registers from now (its NAT may have given it a new port) — and carries
+/// the leg's dialog tags.
+fn leg_belongs(leg: &Leg, msg: &Message, peer: Peer, registrar: &Registrar, now: Instant) -> bool {
+    let far = FarEnds {
+        addrs: leg.far_ends().collect(),
+        hosts: match leg.target() {
+            Some(Target::Trunk { sources, .. }) => sources.clone(),
+            _ => Vec::new(),
+        },
+    };
+    let from_far_end = far.admits(peer)
+        || leg.seat().is_some_and(|id| {
+            registrar
+                .lookup(id, now)
+                .iter()
+                .any(|binding| binding.peer.addr == peer.addr)
+        });
+    from_far_end && leg.matches(msg)
+}
+
 /// Parses and negotiates an SDP offer for a leg whose RTP is at `local`:
 /// `488` for what we cannot take (no PCMU/PCMA, no audio, an address family
 /// our socket cannot reach), `400` for SDP that does not parse.
@@ -2146,6 +2153,9 @@ fn max_forwards(invite: &Message) -> String {
         .unwrap_or(70);
     mf.saturating_sub(1).to_string()
 }
+
+#[path = "callback.rs"]
+pub mod callback;
 
 #[path = "conference.rs"]
 pub mod conference;
