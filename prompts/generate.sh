@@ -101,6 +101,14 @@ say ticket_due_days       "个工作日内办理并回复您。"
 say ticket_unavailable    "系统暂时无法登记工单，请您稍后再拨。"
 say leader_session_over   "本次热线问政已经结束，为您登记回电工单。"
 
+# Callbacks (回访) of done tickets. To the seat first, before the citizen is
+# dialled: callback_whisper + the ticket's digits. To the citizen after the
+# seat hung up: the survey, then thanks.
+say callback_whisper      "回访工单"
+say callback_not_reached  "市民未能接通，本次回访已记录。"
+say callback_survey       "请您对本次办理结果进行评价，满意请按一，不满意请按二。"
+say callback_thanks       "感谢您的评价，再见。"
+
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.
 digits=(零 幺 二 三 四 五 六 七 八 九)

@@ -196,6 +196,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     transport.run(sip_listener, engine.clone(), 2);
     engine.spawn_trunk_probes();
+    engine.spawn_callbacks();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(crate::admin::serve(

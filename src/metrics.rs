@@ -66,6 +66,9 @@ pub struct Metrics {
     pub leader_choice: IntCounterVec,
     /// `hotline_ticket_dispatch_total{result="delivered"|"retry"|"dead"|"pulled"}`.
     pub ticket_dispatch: IntCounterVec,
+    /// `hotline_callbacks_total{kind="visit",result=…}`: callback attempts
+    /// and what they came to (see `tickets::callback::Outcome`).
+    pub callbacks: IntCounterVec,
     /// `hotline_tickets_open{unit}`: not yet closed by a satisfied callback.
     pub tickets_open: IntGaugeVec,
     /// `hotline_tickets_overdue{unit}`: open, past due, not done.
@@ -362,6 +365,14 @@ impl Metrics {
         for result in ["delivered", "retry", "dead", "pulled"] {
             ticket_dispatch.with_label_values(&[result]);
         }
+        let callbacks = counter_vec(
+            "hotline_callbacks_total",
+            "Callbacks to citizens (回访) by what each attempt came to",
+            &["kind", "result"],
+        );
+        for result in crate::tickets::callback::Outcome::ALL {
+            callbacks.with_label_values(&["visit", result.as_str()]);
+        }
         let unit_gauge = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["unit"]).expect("valid metric");
             registry
@@ -381,6 +392,7 @@ impl Metrics {
             tickets_created.clone(),
             leader_choice.clone(),
             ticket_dispatch.clone(),
+            callbacks.clone(),
         ] {
             registry
                 .register(Box::new(c))
@@ -392,6 +404,7 @@ impl Metrics {
             tickets_failed,
             leader_choice,
             ticket_dispatch,
+            callbacks,
             tickets_open,
             tickets_overdue,
             registry,

@@ -13,29 +13,9 @@ use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::free_port;
-use support::gateway::{Gateway, heard_prompt, listen, with_leader_session_now};
-
-fn find(heard: &[i16], clip: &[i16], from: usize) -> Option<usize> {
-    (from..=heard.len().checked_sub(clip.len())?).find(|&i| heard[i..i + clip.len()] == *clip)
-}
-
-/// Where each of `prompts` is heard, in order, each after the one before.
-fn heard_in_order(heard: &[i16], prompts: &[String]) -> Result<(), String> {
-    let mut at = 0;
-    for name in prompts {
-        let clip = heard_prompt(name);
-        match find(heard, &clip, at) {
-            Some(i) => at = i + clip.len(),
-            None => {
-                return Err(format!(
-                    "{name} not heard after sample {at} of {}",
-                    heard.len()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
+use support::gateway::{
+    Gateway, find, heard_in_order, heard_prompt, listen, with_leader_session_now,
+};
 
 /// The session's unit's API token, in the test table.
 const TOKEN: &str = "unit-token-of-the-fagaiwei-0001";

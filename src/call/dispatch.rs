@@ -58,6 +58,13 @@ pub enum Input {
         seat: String,
         call: u64,
     },
+    /// How many of the queue's seats are free with nobody waiting: room
+    /// for a callback the gateway places itself (回访), which never
+    /// keeps a caller waiting.
+    Idle {
+        queue: String,
+        reply: tokio::sync::oneshot::Sender<usize>,
+    },
 }
 
 /// The sending side, for the engine and the call tasks.
@@ -69,6 +76,16 @@ pub struct Dispatch {
 impl Dispatch {
     pub fn send(&self, input: Input) {
         let _ = self.tx.send(input);
+    }
+
+    /// See [`Input::Idle`]; 0 when the ACD's task is gone.
+    pub async fn idle(&self, queue: &str) -> usize {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Input::Idle {
+            queue: queue.to_string(),
+            reply,
+        });
+        answer.await.unwrap_or(0)
     }
 }
 
@@ -270,6 +287,15 @@ impl Driver {
             Input::SeatBusy { seat, call } => self.acd.seat_busy(&seat, id(call), now),
             Input::SeatFree { seat, call } => self.acd.seat_free(&seat, id(call), now),
             Input::Registration { .. } => Vec::new(),
+            Input::Idle { queue, reply } => {
+                let idle = self
+                    .acd
+                    .queue_stats(&queue, now)
+                    .filter(|s| s.waiting == 0)
+                    .map_or(0, |s| s.seats_by_state.available);
+                let _ = reply.send(idle);
+                Vec::new()
+            }
         }
     }
 

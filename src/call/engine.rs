@@ -1846,34 +1846,41 @@ fn queue_plan(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<Qu
     }
 }
 
+/// The trunk, then its alternates, each with `number` in its URI: those
+/// marked down are skipped while another is up; with all down, all are
+/// still tried in turn (a probe can be wrong, and an emergency call must
+/// not be refused on a guess).
+fn trunk_chain(
+    table: &Table,
+    t: &routing::Trunk,
+    number: &str,
+    trunk_up: &impl Fn(&str) -> bool,
+) -> Vec<Target> {
+    let chain: Vec<&routing::Trunk> = std::iter::once(t)
+        .chain(t.alternates.iter().filter_map(|id| table.trunk(id)))
+        .collect();
+    let any_up = chain.iter().any(|t| trunk_up(&t.id));
+    chain
+        .into_iter()
+        .filter(|t| !any_up || trunk_up(&t.id))
+        .filter_map(|t| {
+            let addr = t.target?;
+            Some(Target::Trunk {
+                id: t.id.clone(),
+                uri: format!("sip:{number}@{addr}"),
+                peer: Peer::udp(addr),
+                sources: t.sources.clone(),
+            })
+        })
+        .collect()
+}
+
 fn targets_for(
     table: &Table,
     d: &routing::Decision<'_>,
     line: &str,
     trunk_up: impl Fn(&str) -> bool,
 ) -> (Vec<Target>, Rejection) {
-    // The trunk, then its alternates: those marked down are skipped while
-    // another is up; with all down, all are still tried in turn (a probe
-    // can be wrong, and an emergency call must not be refused on a guess).
-    let trunk_chain = |t: &routing::Trunk, number: &str| -> Vec<Target> {
-        let chain: Vec<&routing::Trunk> = std::iter::once(t)
-            .chain(t.alternates.iter().filter_map(|id| table.trunk(id)))
-            .collect();
-        let any_up = chain.iter().any(|t| trunk_up(&t.id));
-        chain
-            .into_iter()
-            .filter(|t| !any_up || trunk_up(&t.id))
-            .filter_map(|t| {
-                let addr = t.target?;
-                Some(Target::Trunk {
-                    id: t.id.clone(),
-                    uri: format!("sip:{number}@{addr}"),
-                    peer: Peer::udp(addr),
-                    sources: t.sources.clone(),
-                })
-            })
-            .collect()
-    };
     match (d.kind, &d.target) {
         (Kind::Reject, _) => {
             let r = d.reject.unwrap_or(routing::Reject {
@@ -1886,7 +1893,7 @@ fn targets_for(
             )
         }
         (_, routing::Target::Trunk(t)) => {
-            let targets = trunk_chain(t, line);
+            let targets = trunk_chain(table, t, line, &trunk_up);
             let role = match t.role {
                 TrunkRole::Emergency => "emergency",
                 TrunkRole::SubCentre => "sub-centre",
@@ -1916,6 +1923,9 @@ fn targets_for(
         ),
     }
 }
+
+#[path = "engine_callbacks.rs"]
+mod callbacks;
 
 #[cfg(test)]
 mod tests {

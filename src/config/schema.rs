@@ -36,6 +36,8 @@ pub struct RawConfig {
     pub leader: Option<S<RawLeader>>,
     #[serde(default)]
     pub tickets: Option<S<RawTickets>>,
+    #[serde(default)]
+    pub callbacks: Option<S<RawCallbacks>>,
     pub calendar: S<RawCalendar>,
     #[serde(default)]
     pub callers: Option<S<RawCallers>>,
@@ -252,6 +254,30 @@ pub struct RawTicketUnit {
     pub webhook_secret: Option<S<String>>,
     #[serde(default)]
     pub api_token: Option<S<String>>,
+}
+
+/// `[callbacks]`: calling citizens back once their ticket is done (回访).
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCallbacks {
+    /// Default true: done tickets are called back.
+    #[serde(default)]
+    pub enabled: Option<S<bool>>,
+    /// The queue whose seats make the callbacks; default the main line's.
+    #[serde(default)]
+    pub queue: Option<S<String>>,
+    /// Local hours callbacks are made in, "HH:MM-HH:MM" (default
+    /// "08:00-21:00").
+    #[serde(default)]
+    pub calling_hours: Option<S<String>>,
+    #[serde(default)]
+    pub max_attempts: Option<S<u64>>,
+    /// The wait after the first unanswered attempt; each next one twice
+    /// as long.
+    #[serde(default)]
+    pub retry_seconds: Option<S<u64>>,
+    /// How long the citizen's phone rings.
+    #[serde(default)]
+    pub ring_seconds: Option<S<u64>>,
 }
 
 /// `[acd]`: the queue event log and the seats' feature codes.

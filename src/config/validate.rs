@@ -4,8 +4,9 @@
 use super::error::Reporter;
 use super::schema::*;
 use crate::routing::table::{
-    AcdSettings, EmergencyLine, LeaderSession, LeaderSettings, Line, MediaSettings, Queue,
-    QueueOverflow, QueueStrategy, Resolved, Seat, SipSettings, TicketSettings, TicketUnit, Trunk,
+    AcdSettings, CallbackSettings, EmergencyLine, LeaderSession, LeaderSettings, Line,
+    MediaSettings, Queue, QueueOverflow, QueueStrategy, Resolved, Seat, SipSettings,
+    TicketSettings, TicketUnit, Trunk,
 };
 use crate::routing::{Level, Mode, Number, NumberingPlan, Table, TrunkRole, WorkCalendar};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -986,6 +987,54 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         years.iter().copied(),
     );
 
+    // [callbacks]: the seats that call citizens back, and when.
+    let callbacks = {
+        let default = RawCallbacks::default();
+        let cr = raw.callbacks.as_ref().map_or(&default, |c| c.get_ref());
+        let queue = match &cr.queue {
+            Some(q) => lookup_queue(r, q),
+            None => main_queue,
+        };
+        let (start, end) = match &cr.calling_hours {
+            None => (
+                chrono::NaiveTime::from_hms_opt(8, 0, 0).expect("a time"),
+                chrono::NaiveTime::from_hms_opt(21, 0, 0).expect("a time"),
+            ),
+            Some(v) => {
+                let parsed = v.get_ref().split_once('-').and_then(|(a, b)| {
+                    let t = |s: &str| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok();
+                    Some((t(a)?, t(b)?))
+                });
+                match parsed {
+                    // Equal: round the clock.
+                    Some((a, b)) => (a, b),
+                    _ => {
+                        r.error(
+                            v.span(),
+                            format!(
+                                "calling_hours = \"{}\": HH:MM-HH:MM, e.g. \"08:00-21:00\"",
+                                v.get_ref()
+                            ),
+                        );
+                        (chrono::NaiveTime::MIN, chrono::NaiveTime::MIN)
+                    }
+                }
+            }
+        };
+        let n = |r: &mut Reporter, v: &Option<S<u64>>, default, min, max, key| {
+            bounded(r, v.as_ref(), default, min, max, key).unwrap_or(default)
+        };
+        CallbackSettings {
+            enabled: cr.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            queue,
+            start,
+            end,
+            max_attempts: n(r, &cr.max_attempts, 3, 1, 10, "max_attempts") as u32,
+            retry: Duration::from_secs(n(r, &cr.retry_seconds, 1800, 10, 86_400, "retry_seconds")),
+            ring: Duration::from_secs(n(r, &cr.ring_seconds, 30, 5, 120, "ring_seconds")),
+        }
+    };
+
     // [leader]: dated sessions and recurring rules.
     let mut sessions: Vec<LeaderSession> = Vec::new();
     let mut origins: Vec<SessionOrigin> = Vec::new();
@@ -1364,6 +1413,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         ticket_due_working_days,
         leader: leader_settings,
         tickets,
+        callbacks,
         metrics_listen: metrics_listen?,
         sip: sip?,
         media: media?,

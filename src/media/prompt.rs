@@ -820,6 +820,11 @@ mod tests {
             "ticket_unavailable",
             "leader_session_over",
             "beep",
+            // Callbacks (回访).
+            "callback_whisper",
+            "callback_not_reached",
+            "callback_survey",
+            "callback_thanks",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",

@@ -215,6 +215,20 @@ pub struct LeaderSettings {
     pub end_ticket: bool,
 }
 
+/// Callbacks (回访) of done tickets.
+#[derive(Clone, Debug)]
+pub struct CallbackSettings {
+    pub enabled: bool,
+    /// Index into [`Table::queues`]: whose seats make them; `None`: the
+    /// main line has no queue (callbacks are then not made).
+    pub queue: Option<u32>,
+    pub start: chrono::NaiveTime,
+    pub end: chrono::NaiveTime,
+    pub max_attempts: u32,
+    pub retry: Duration,
+    pub ring: Duration,
+}
+
 /// Where tickets are kept: the store (`sqlite:` path already made
 /// absolute, or a `postgres://` URL) and the folder for requests.
 #[derive(Clone)]
@@ -441,6 +455,7 @@ pub struct Table {
     pub ticket_due_working_days: u32,
     pub leader: LeaderSettings,
     pub tickets: TicketSettings,
+    pub callbacks: CallbackSettings,
     pub metrics_listen: SocketAddr,
     pub sip: SipSettings,
     pub prompts_dir: PathBuf,

@@ -122,10 +122,13 @@ const RETRY_CAP: Duration = Duration::from_secs(24 * 3600);
 pub const NO_SEAT_RETRY: Duration = Duration::from_secs(60);
 
 impl Schedule {
-    /// Whether `now` is within calling hours.
+    /// Whether `now` is within calling hours (`start == end`: at any
+    /// time).
     pub fn in_hours(&self, now: DateTime<Utc>) -> bool {
         let t = now.with_timezone(&self.tz).time();
-        if self.start <= self.end {
+        if self.start == self.end {
+            true
+        } else if self.start < self.end {
             self.start <= t && t < self.end
         } else {
             // Hours past midnight (e.g. 20:00–02:00).
@@ -225,6 +228,12 @@ mod tests {
         assert!(!s.in_hours(bj(2, 0)));
         assert!(!s.in_hours(bj(12, 0)));
         assert_eq!(s.opening(bj(12, 0)), bj(20, 0));
+        let always = Schedule {
+            start: NaiveTime::MIN,
+            end: NaiveTime::MIN,
+            ..schedule()
+        };
+        assert!(always.in_hours(bj(3, 0)) && always.in_hours(bj(0, 0)));
     }
 
     #[test]

@@ -536,6 +536,31 @@ pub fn listen(
     heard
 }
 
+/// Where `clip` is first heard in `heard`, from sample `from` on.
+#[allow(dead_code)]
+pub fn find(heard: &[i16], clip: &[i16], from: usize) -> Option<usize> {
+    (from..=heard.len().checked_sub(clip.len())?).find(|&i| heard[i..i + clip.len()] == *clip)
+}
+
+/// Where each of `prompts` is heard, in order, each after the one before.
+#[allow(dead_code)]
+pub fn heard_in_order(heard: &[i16], prompts: &[String]) -> Result<(), String> {
+    let mut at = 0;
+    for name in prompts {
+        let clip = heard_prompt(name);
+        match find(heard, &clip, at) {
+            Some(i) => at = i + clip.len(),
+            None => {
+                return Err(format!(
+                    "{name} not heard after sample {at} of {}",
+                    heard.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Prompt `name` of the shipped library as a caller hears it: through
 /// μ-law (PCMU) and back.
 pub fn heard_prompt(name: &str) -> Vec<i16> {

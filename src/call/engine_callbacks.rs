@@ -1,0 +1,377 @@
+//! The engine's callbacks (回访): a task that, within calling hours and
+//! while a seat of the callback queue is free with nobody waiting, takes
+//! the next callback the store owes, claims it, and places it
+//! ([`super::super::call::callback`]); what it came to goes back to the
+//! store at once (the survey's answer moves the ticket), with the next
+//! attempt scheduled.
+
+use super::{CallGuard, Engine, media_event, sleep_until, trunk_chain};
+use crate::call::call::Output;
+use crate::call::call::callback::{Callback, CallbackPlan};
+use crate::call::calls::{CallHandle, Event};
+use crate::call::dispatch::Input as AcdInput;
+use crate::call::queue::ToAcd;
+use crate::media::session::Event as MediaEvent;
+use crate::routing::{Kind, Table, TrunkRole};
+use crate::sip::transaction::Timers;
+use crate::sip::transport::Peer;
+use crate::tickets::callback::{Job, Outcome, Schedule};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// How often the store is asked for callbacks due.
+const ROUND: Duration = Duration::from_secs(2);
+/// A gateway holds a callback it claimed this long; one that stopped
+/// mid-call leaves it to be taken again after that.
+const LEASE: Duration = Duration::from_secs(3600);
+
+/// Callbacks in flight on this gateway.
+#[derive(Default)]
+struct Running {
+    tickets: Mutex<HashSet<String>>,
+    /// Placed and not yet taken by a seat: no second one is placed while
+    /// one still waits (a callback never holds a seat from a caller).
+    seeking: AtomicUsize,
+}
+
+impl Engine {
+    /// Starts the callback task (a no-op round while callbacks are off).
+    pub fn spawn_callbacks(self: &Arc<Self>) {
+        let engine = Arc::downgrade(self);
+        let running = Arc::new(Running::default());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ROUND).await;
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                engine.callback_round(&running).await;
+            }
+        });
+    }
+
+    async fn callback_round(self: &Arc<Self>, running: &Arc<Running>) {
+        let table = self.table.guard().clone();
+        let cfg = &table.callbacks;
+        let Some(q) = cfg.queue.filter(|_| cfg.enabled && self.ports.is_some()) else {
+            return;
+        };
+        let schedule = schedule(&table);
+        let now = chrono::Utc::now();
+        if !schedule.in_hours(now) || running.seeking.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let queue = table.queues[q as usize].id.clone();
+        if self.dispatch.idle(&queue).await == 0 {
+            return;
+        }
+        let store = self.tickets.clone();
+        let due = tokio::task::spawn_blocking(move || store.due_callbacks(now, 20)).await;
+        let jobs = match due {
+            Ok(Ok(jobs)) => jobs,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "callbacks due not read");
+                return;
+            }
+            Err(_) => return,
+        };
+        let job = {
+            let held = running.tickets.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.into_iter().find(|j| !held.contains(&j.ticket_id))
+        };
+        let Some(job) = job else { return };
+        let store = self.tickets.clone();
+        let claimed = job.clone();
+        let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let ok =
+            tokio::task::spawn_blocking(move || store.claim_callback(&claimed, lease, now)).await;
+        if !matches!(ok, Ok(Ok(true))) {
+            return;
+        }
+        let citizen = {
+            let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
+            carrier_targets(&table, &job.number, &|id| trunks.is_up(id))
+        };
+        running
+            .tickets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.ticket_id.clone());
+        running.seeking.fetch_add(1, Ordering::Relaxed);
+        let engine = self.clone();
+        let running = running.clone();
+        let line = table.main_line().number.clone();
+        let ring = cfg.ring;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("callback", id, ticket = %job.ticket_id);
+        tokio::spawn(
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let run = engine.clone();
+                let seeking = running.clone();
+                let ticket = job.ticket_id.clone();
+                let call = tokio::spawn(
+                    async move {
+                        run.run_callback(id, &ticket, queue, line, citizen, ring, &seeking, tx)
+                            .await;
+                    }
+                    .in_current_span(),
+                );
+                let (outcome, seat) = rx.await.unwrap_or((Outcome::Failed, None));
+                engine.callback_done(&job, outcome, seat, &schedule).await;
+                let _ = call.await;
+                running
+                    .tickets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&job.ticket_id);
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Records what an attempt came to, with the next one scheduled.
+    async fn callback_done(
+        &self,
+        job: &Job,
+        outcome: Outcome,
+        seat: Option<String>,
+        schedule: &Schedule,
+    ) {
+        let now = chrono::Utc::now();
+        let made = (job.attempts + i64::from(outcome.counts())) as u32;
+        let next = schedule.next_attempt(outcome, made, now);
+        self.metrics
+            .callbacks
+            .with_label_values(&["visit", outcome.as_str()])
+            .inc();
+        tracing::info!(
+            outcome = outcome.as_str(),
+            attempt = made,
+            seat = seat.as_deref().unwrap_or("-"),
+            next = next.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            "callback attempt over"
+        );
+        let store = self.tickets.clone();
+        let job = job.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.callback_attempted(&job, outcome, seat.as_deref(), next, now)
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            // The claim's lease runs out and the callback is made again.
+            tracing::warn!("callback attempt not recorded; it is tried again after its lease");
+        }
+    }
+
+    /// One callback's task: its legs, its media, its place in the queue.
+    /// `report` gets the outcome as soon as it is known.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_callback(
+        self: Arc<Self>,
+        id: u64,
+        ticket: &str,
+        queue: String,
+        line: String,
+        citizen: Vec<crate::call::call::Target>,
+        ring: Duration,
+        running: &Running,
+        report: tokio::sync::oneshot::Sender<(Outcome, Option<String>)>,
+    ) {
+        let mut report = Some(report);
+        let mut seeking = true;
+        let done_seeking = |seeking: &mut bool| {
+            if std::mem::take(seeking) {
+                running.seeking.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
+        let media = self.open_media().await;
+        let (session, plan) = match media {
+            Ok(Some(m)) => m,
+            _ => {
+                tracing::warn!("no RTP ports for a callback; tried again soon");
+                done_seeking(&mut seeking);
+                if let Some(r) = report.take() {
+                    let _ = r.send((Outcome::NoSeat, None));
+                }
+                return;
+            }
+        };
+        let mut session = Some(session);
+        let settings = {
+            let table = self.table.guard();
+            crate::call::call::Settings {
+                timers: Timers {
+                    t1: table.sip.t1,
+                    t2: table.sip.t2,
+                    t4: table.sip.t4,
+                },
+                local: self.local.clone(),
+                seat_ring: table.sip.seat_ring,
+                max_ring: table.sip.max_ring,
+                response_timeout: table.sip.response_timeout,
+                retry_after: None,
+                media: None,
+                queue: None,
+                announce: None,
+                leader: None,
+            }
+        };
+        let cb_plan = CallbackPlan {
+            ticket: ticket.to_string(),
+            queue,
+            line,
+            arrival: Instant::now(),
+            citizen,
+            ring,
+            survey: true,
+            rtp: [plan.a_local, plan.b_local],
+        };
+        let (handle, mut rx) = CallHandle::new(id, Peer::udp(([127, 0, 0, 1], 0).into()));
+        let mut guard = CallGuard {
+            engine: &self,
+            call: id,
+            busy_seats: Vec::new(),
+            bound: Vec::new(),
+            // Not one of `hotline_active_calls`: the callbacks count.
+            counted: true,
+        };
+        let (mut cb, mut out) = Callback::start(id, settings, cb_plan, Instant::now());
+        let mut recording = false;
+        let mut error_rounds = 0;
+        loop {
+            let mut unreachable: Vec<Peer> = Vec::new();
+            for o in out.drain(..) {
+                match o {
+                    Output::Send(peer, bytes) => {
+                        if !self.transport.send(peer, bytes) && !unreachable.contains(&peer) {
+                            unreachable.push(peer);
+                        }
+                    }
+                    Output::Bind(call_id) => {
+                        self.calls.bind(call_id.clone(), handle.for_leg());
+                        guard.bound.push(call_id);
+                    }
+                    Output::Media(cmd) => {
+                        if let Some(s) = &session {
+                            s.send(cmd);
+                        }
+                    }
+                    Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
+                    Output::Acd(msg) => {
+                        let handle = matches!(msg, ToAcd::Join { .. }).then(|| handle.clone());
+                        self.dispatch.send(AcdInput::Call {
+                            call: id,
+                            msg,
+                            handle,
+                        });
+                    }
+                    Output::Prompt { leg, items, hold } => {
+                        if let Some(s) = &session {
+                            self.play(s, leg, items, hold);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !unreachable.is_empty() && error_rounds < 4 {
+                error_rounds += 1;
+                for peer in unreachable {
+                    out.extend(cb.on_transport_error(peer, &self.registrar, Instant::now()));
+                }
+                continue;
+            }
+            error_rounds = 0;
+            if !out.is_empty() {
+                continue;
+            }
+            handle.sources.store(Arc::new(cb.far_ends()));
+            if cb.seat().is_some() {
+                done_seeking(&mut seeking);
+            }
+            if !recording && cb.bridged() {
+                recording = true;
+                if let Some(s) = &session {
+                    let name = format!("callback-{ticket}-{id}");
+                    self.start_recording(s, Kind::Queue, &name, &[(0, "seat"), (1, "citizen")]);
+                }
+            }
+            if let Some(outcome) = cb.outcome()
+                && let Some(r) = report.take()
+            {
+                let _ = r.send((outcome, cb.seat().map(str::to_string)));
+            }
+            if cb.is_finished() {
+                break;
+            }
+            let deadline = cb.deadline();
+            let now = || Instant::now();
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Event::Message(event)) => {
+                        let (msg, peer) = *event;
+                        out = cb.on_message(msg, peer, &self.registrar, now());
+                    }
+                    Some(Event::Unreachable(addr)) => {
+                        out = cb.on_unreachable(addr, &self.registrar, now());
+                    }
+                    Some(Event::Terminate) => out = cb.terminate(&self.registrar, now()),
+                    Some(Event::Acd(cmd)) => out = cb.on_acd(cmd, &self.registrar, now()),
+                    Some(Event::Ticket(_)) => {}
+                    None => break,
+                },
+                _ = sleep_until(deadline) => out = cb.on_timer(&self.registrar, now()),
+                ev = media_event(&mut session) => match ev {
+                    Some(MediaEvent::Digit { leg, digit }) => {
+                        self.digit(leg, digit, "rtp");
+                        out = cb.on_digit(leg, digit, &self.registrar, now());
+                    }
+                    Some(MediaEvent::MediaTimeout { leg }) => {
+                        self.metrics.media_timeouts.inc();
+                        out = cb.on_media_timeout(leg, &self.registrar, now());
+                    }
+                    Some(MediaEvent::PromptDone { leg }) => {
+                        out = cb.on_prompt_done(leg, &self.registrar, now());
+                    }
+                    None => session = None,
+                },
+            }
+        }
+        done_seeking(&mut seeking);
+        if let Some(r) = report.take() {
+            let _ = r.send((
+                cb.outcome().unwrap_or(Outcome::Failed),
+                cb.seat().map(str::to_string),
+            ));
+        }
+    }
+}
+
+/// When callbacks are made, from the table.
+pub(super) fn schedule(table: &Table) -> Schedule {
+    let cfg = &table.callbacks;
+    Schedule {
+        tz: table.calendar.timezone(),
+        start: cfg.start,
+        end: cfg.end,
+        retry: cfg.retry,
+        max_attempts: cfg.max_attempts,
+    }
+}
+
+/// Where a citizen is dialled: the first carrier trunk and its alternates.
+fn carrier_targets(
+    table: &Table,
+    number: &str,
+    trunk_up: &impl Fn(&str) -> bool,
+) -> Vec<crate::call::call::Target> {
+    table
+        .trunks
+        .iter()
+        .find(|t| t.role == TrunkRole::Carrier)
+        .map(|t| trunk_chain(table, t, number, trunk_up))
+        .unwrap_or_default()
+}

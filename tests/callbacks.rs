@@ -1,0 +1,270 @@
+//! Callbacks (回访) end to end over loopback: the real daemon, a SIPp seat
+//! registered with it, SIPp as the citizen behind the carrier trunk. A
+//! ticket the unit marks done is called back by itself: the seat first
+//! (its INVITE names the ticket; it hears the whisper, decoded from RTP),
+//! then the citizen, who hears the survey after the seat hangs up and
+//! presses 1: the ticket is visited, by the callback. A busy citizen is
+//! recorded and tried again later. SIPp must be installed (`tests/run.sh`
+//! installs it): these tests fail, never skip, without it.
+
+mod support;
+
+use chrono::Utc;
+use hotline::tickets::model::{Action, Kind, NewTicket, Status};
+use hotline::tickets::{Store, TicketId};
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+use support::gateway::{Gateway, find, heard_in_order, heard_prompt, listen};
+use support::{free_port, wait_for};
+
+const CITIZEN: &str = "13907350000";
+const UNIT: &str = "市交通运输局";
+
+/// The test table with the carrier trunk on `carrier` and callbacks at
+/// any hour, retried after 10 s.
+fn table(carrier: u16) -> impl Fn(String) -> String {
+    move |t: String| {
+        let t2 = t
+            .replace(
+                "uri = \"sip:127.0.0.1:5080\"",
+                &format!("uri = \"sip:127.0.0.1:{carrier}\""),
+            )
+            .replace(
+                "calling_hours = \"08:00-21:00\"",
+                "calling_hours = \"00:00-00:00\"",
+            )
+            .replace("retry_seconds = 1800", "retry_seconds = 10");
+        assert!(t2.contains(&format!("127.0.0.1:{carrier}")) && t2.contains("00:00-00:00"));
+        t2
+    }
+}
+
+/// A ticket of the citizen's, stored by the gateway's own store file and
+/// taken by its unit (派发, 签收): done is the next step.
+fn ticket(store: &dyn Store) -> TicketId {
+    let now = Utc::now();
+    let day = now.date_naive();
+    let t = store
+        .create(
+            &NewTicket {
+                day,
+                callback_number: CITIZEN.into(),
+                caller_number: CITIZEN.into(),
+                dialed: "12345".into(),
+                line: "12345".into(),
+                unit: UNIT.into(),
+                tag: "热线问政".into(),
+                kind: Kind::LeaderSession,
+                session: None,
+                due: now + chrono::Duration::days(3),
+                due_date: day + chrono::Duration::days(3),
+                due_approximate: false,
+                request_recording: None,
+                call_id: "test@carrier".into(),
+                recordings: Vec::new(),
+            },
+            now,
+        )
+        .unwrap()
+        .ticket;
+    store
+        .apply(&t.id, &Action::Dispatch, "dispatcher", now)
+        .unwrap();
+    store.apply(&t.id, &Action::Accept, UNIT, now).unwrap();
+    t.id
+}
+
+fn done(store: &dyn Store, id: &TicketId) {
+    store
+        .apply(
+            id,
+            &Action::Done {
+                reply: "已修复路灯".into(),
+            },
+            UNIT,
+            Utc::now(),
+        )
+        .unwrap();
+}
+
+/// What arrives on `rtp` for `span`, decoded; nothing is sent back (two
+/// listeners answering each other through the bridge would echo without
+/// end). The seat's call is over well within the media time-out.
+fn hear(rtp: &UdpSocket, span: Duration) -> Vec<i16> {
+    use hotline::media::g711::Codec;
+    use hotline::media::rtp::inspect;
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 2048];
+    let started = std::time::Instant::now();
+    rtp.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    while started.elapsed() < span {
+        if let Ok((n, _)) = rtp.recv_from(&mut buf)
+            && let Some(info) = inspect(&buf[..n])
+        {
+            Codec::Pcmu.decode(&buf[info.payload_at..n], &mut heard);
+        }
+    }
+    heard
+}
+
+fn open_store(gw: &Gateway) -> Arc<dyn Store> {
+    hotline::tickets::open("sqlite:tickets.db", gw.dir()).unwrap()
+}
+
+#[test]
+fn a_done_ticket_is_called_back_seat_first_and_the_citizens_key_closes_it() {
+    let carrier = free_port();
+    let gw = Gateway::start_with("callback-visit", table(carrier));
+    let store = open_store(&gw);
+    let id = ticket(&*store);
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (seat_rtp, citizen_rtp) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
+    let citizen_media = citizen_rtp.local_addr().unwrap().port().to_string();
+    // The seat talks 14 s after it answers (the whisper is about 7 s);
+    // the citizen keys 1 16 s after it answered, once the survey is over.
+    let seat = gw.sipp(
+        "seat_callback.xml",
+        &[
+            ("TICKET", id.as_str()),
+            ("MEDIA_PORT", &seat_media),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "14000"),
+        ],
+        "127.0.0.1",
+        seat_port,
+        &["-s", "8001", "-timeout", "60s"],
+    );
+    let citizen = gw.sipp(
+        "citizen.xml",
+        &[
+            ("NUMBER", CITIZEN),
+            ("MODE", "answer"),
+            ("MEDIA_PORT", &citizen_media),
+            ("KEY", "1"),
+            ("KEY_AFTER_MS", "16000"),
+        ],
+        "127.0.0.1",
+        carrier,
+        &["-timeout", "60s"],
+    );
+    // Nothing is owed before the unit replies.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        gw.metric("hotline_callbacks_total{kind=\"visit\",result=\"satisfied\"}"),
+        Some(0.0)
+    );
+    done(&*store, &id);
+    let seat_heard = std::thread::spawn(move || hear(&seat_rtp, Duration::from_secs(12)));
+    let citizen_heard =
+        std::thread::spawn(move || listen(&citizen_rtp, Duration::from_secs(32), &mut None));
+    seat.expect_success(&gw);
+    citizen.expect_success(&gw);
+    let seat_heard = seat_heard.join().unwrap();
+    let citizen_heard = citizen_heard.join().unwrap();
+
+    // The seat heard the whisper: 回访工单 and the ticket's digits.
+    let mut whisper = vec!["callback_whisper".to_string()];
+    whisper.extend(id.as_str().chars().map(|d| format!("digit_{d}")));
+    heard_in_order(&seat_heard, &whisper).unwrap();
+    // The citizen heard the survey, then thanks; never the whisper.
+    heard_in_order(
+        &citizen_heard,
+        &["callback_survey".to_string(), "callback_thanks".to_string()],
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", gw.daemon.log_text()));
+    assert!(find(&citizen_heard, &heard_prompt("callback_whisper"), 0).is_none());
+
+    // The citizen's key closed the ticket, by the callback.
+    let visited = wait_for(Duration::from_secs(10), || {
+        (store.get(&id).unwrap().unwrap().status == Status::Visited).then_some(())
+    });
+    assert!(visited.is_some(), "{}", gw.daemon.log_text());
+    let history = store.history(&id).unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.by.as_str()),
+        ("visit", "callback")
+    );
+    assert_eq!(last.detail.as_deref(), Some("satisfied"));
+    let (jobs, attempts) = store.callbacks(&id).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, "finished");
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].result, "satisfied");
+    assert_eq!(attempts[0].seat.as_deref(), Some("8001"));
+    gw.wait_metric(
+        "hotline_callbacks_total{kind=\"visit\",result=\"satisfied\"}",
+        1.0,
+    );
+    // Not counted among callers' calls.
+    assert_eq!(gw.metric("hotline_active_calls"), Some(0.0));
+}
+
+#[test]
+fn a_busy_citizen_is_recorded_and_tried_again_later() {
+    let carrier = free_port();
+    let gw = Gateway::start_with("callback-busy", table(carrier));
+    let store = open_store(&gw);
+    let id = ticket(&*store);
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
+    let seat = gw.sipp(
+        "seat_callback.xml",
+        &[
+            ("TICKET", id.as_str()),
+            ("MEDIA_PORT", &seat_media),
+            ("HANGUP", "wait_bye"),
+            ("HOLD_MS", "0"),
+        ],
+        "127.0.0.1",
+        seat_port,
+        &["-s", "8001", "-timeout", "40s"],
+    );
+    let citizen = gw.sipp(
+        "citizen.xml",
+        &[
+            ("NUMBER", CITIZEN),
+            ("MODE", "busy"),
+            ("MEDIA_PORT", "0"),
+            ("KEY", "1"),
+            ("KEY_AFTER_MS", "0"),
+        ],
+        "127.0.0.1",
+        carrier,
+        &["-timeout", "40s"],
+    );
+    done(&*store, &id);
+    let heard = std::thread::spawn(move || hear(&seat_rtp, Duration::from_secs(16)));
+    seat.expect_success(&gw);
+    citizen.expect_success(&gw);
+    // The seat heard the whisper, then that the citizen was not reached,
+    // and was let go (the gateway's BYE).
+    let mut told = vec!["callback_whisper".to_string()];
+    told.extend(id.as_str().chars().map(|d| format!("digit_{d}")));
+    told.push("callback_not_reached".into());
+    heard_in_order(&heard.join().unwrap(), &told).unwrap();
+    gw.wait_metric(
+        "hotline_callbacks_total{kind=\"visit\",result=\"busy\"}",
+        1.0,
+    );
+    let (jobs, attempts) = store.callbacks(&id).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].result, "busy");
+    assert_eq!(jobs[0].state, "pending", "tried again later");
+    assert_eq!(jobs[0].attempts, 1);
+    let wait = jobs[0].next_at - attempts[0].at;
+    assert!(
+        wait >= chrono::Duration::seconds(9) && wait <= chrono::Duration::seconds(11),
+        "{wait:?}"
+    );
+    assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Done);
+}
