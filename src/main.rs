@@ -276,9 +276,11 @@ fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Resu
                 return Ok(ExitCode::from(1));
             };
             let history = store.history(&parsed)?;
+            let (jobs, attempts) = store.callbacks(&parsed)?;
             if json {
                 let mut v = report::to_json(&t, now);
                 v["history"] = history.iter().map(report::event_json).collect();
+                v["callbacks"] = report::callbacks_json(&jobs, &attempts);
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!(
@@ -296,6 +298,26 @@ fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Resu
                             .as_ref()
                             .map(|d| format!(": {d}"))
                             .unwrap_or_default()
+                    );
+                }
+                for a in &attempts {
+                    println!(
+                        "{}  callback  round {} attempt {}: {}{}",
+                        hotline::tickets::store::time(a.at),
+                        a.round,
+                        a.attempt,
+                        a.result,
+                        a.seat
+                            .as_ref()
+                            .map(|s| format!(" (seat {s})"))
+                            .unwrap_or_default()
+                    );
+                }
+                for j in jobs.iter().filter(|j| j.state == "pending") {
+                    println!(
+                        "callback round {} due {}",
+                        j.round,
+                        hotline::tickets::store::time(j.next_at)
                     );
                 }
             }

@@ -205,6 +205,22 @@ fn a_done_ticket_is_called_back_seat_first_and_the_citizens_key_closes_it() {
     );
     // Not counted among callers' calls.
     assert_eq!(gw.metric("hotline_active_calls"), Some(0.0));
+    // The operators' view lists the attempt.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(["tickets", "--config", gw.table.path.to_str().unwrap()])
+        .args(["show", id.as_str(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], "visited");
+    assert_eq!(shown["callbacks"][0]["state"], "finished");
+    assert_eq!(shown["callbacks"][0]["tried"][0]["result"], "satisfied");
+    assert_eq!(shown["callbacks"][0]["tried"][0]["seat"], "8001");
 }
 
 #[test]

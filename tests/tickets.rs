@@ -498,13 +498,25 @@ fn callback_conformance(store: &dyn Store) {
     );
     assert_eq!(job.state, "pending");
     // Claimed once: the second gateway reading the same row loses.
-    assert!(store.claim_callback(&job, at(1, 6), at(1, 4)).unwrap());
-    assert!(!store.claim_callback(&job, at(1, 6), at(1, 4)).unwrap());
+    let held = store
+        .claim_callback(&job, at(1, 6), at(1, 4))
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(
+        (held.state.as_str(), held.lease_until),
+        ("calling", Some(at(1, 6)))
+    );
+    assert!(
+        store
+            .claim_callback(&job, at(1, 6), at(1, 4))
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.due_callbacks(at(1, 5), 10).unwrap().len(), 1);
     // No answer: recorded, due again later.
     store
         .callback_attempted(
-            &job,
+            &held,
             Outcome::NoAnswer,
             Some("8001"),
             Some(at(1, 7)),
@@ -529,9 +541,12 @@ fn callback_conformance(store: &dyn Store) {
         (1, Some("no_answer"))
     );
     // A seat lost before ringing costs no attempt.
-    assert!(store.claim_callback(&job, at(1, 9), at(1, 7)).unwrap());
+    let held = store
+        .claim_callback(&job, at(1, 9), at(1, 7))
+        .unwrap()
+        .unwrap();
     store
-        .callback_attempted(&job, Outcome::NoSeat, None, Some(at(1, 7)), at(1, 7))
+        .callback_attempted(&held, Outcome::NoSeat, None, Some(at(1, 7)), at(1, 7))
         .unwrap();
     let job = store
         .due_callbacks(at(1, 7), 10)
@@ -541,9 +556,12 @@ fn callback_conformance(store: &dyn Store) {
         .unwrap();
     assert_eq!(job.attempts, 1);
     // Satisfied: the ticket is visited in the same transaction, the job over.
-    assert!(store.claim_callback(&job, at(1, 9), at(1, 7)).unwrap());
+    let held = store
+        .claim_callback(&job, at(1, 9), at(1, 7))
+        .unwrap()
+        .unwrap();
     store
-        .callback_attempted(&job, Outcome::Satisfied, Some("8002"), None, at(1, 8))
+        .callback_attempted(&held, Outcome::Satisfied, Some("8002"), None, at(1, 8))
         .unwrap();
     assert_eq!(store.get(&a.id).unwrap().unwrap().status, Status::Visited);
     let history = store.history(&a.id).unwrap();
@@ -569,14 +587,28 @@ fn callback_conformance(store: &dyn Store) {
     // A gateway that stopped mid-call: its lease runs out, the job is due.
     let job_b = store.due_callbacks(at(1, 8), 10).unwrap().pop().unwrap();
     assert_eq!(job_b.ticket_id, b.id.as_str());
-    assert!(store.claim_callback(&job_b, at(1, 10), at(1, 8)).unwrap());
+    let first = store
+        .claim_callback(&job_b, at(1, 10), at(1, 8))
+        .unwrap()
+        .unwrap();
     assert!(store.due_callbacks(at(1, 9), 10).unwrap().is_empty());
     let stale = store.due_callbacks(at(1, 10), 10).unwrap().pop().unwrap();
     assert_eq!((stale.state.as_str(), stale.attempts), ("calling", 0));
-    assert!(store.claim_callback(&stale, at(1, 12), at(1, 10)).unwrap());
+    let second = store
+        .claim_callback(&stale, at(1, 12), at(1, 10))
+        .unwrap()
+        .unwrap();
+    // The first gateway, back after its lease ran out, moves nothing: the
+    // job is the second's now.
+    store
+        .callback_attempted(&first, Outcome::Busy, None, Some(at(1, 20)), at(1, 11))
+        .unwrap();
+    let (jobs, attempts) = store.callbacks(&b.id).unwrap();
+    assert_eq!((jobs[0].state.as_str(), jobs[0].attempts), ("calling", 0));
+    assert!(attempts.is_empty());
     // Unsatisfied: reopened (back to the unit); done again, a new round.
     store
-        .callback_attempted(&stale, Outcome::Unsatisfied, Some("8001"), None, at(1, 11))
+        .callback_attempted(&second, Outcome::Unsatisfied, Some("8001"), None, at(1, 11))
         .unwrap();
     assert_eq!(store.get(&b.id).unwrap().unwrap().status, Status::Reopened);
     store

@@ -55,6 +55,9 @@ const PROMPT_CAP: Duration = Duration::from_secs(30);
 /// After the survey prompt, how long the citizen has to press a key; the
 /// prompt is repeated once.
 const SURVEY_WAIT: Duration = Duration::from_secs(8);
+/// The longest a callback waits for a seat: it leaves the queue then, and
+/// is made later (a callback never holds a seat from a caller for long).
+const WAIT_CAP: Duration = Duration::from_secs(45);
 /// The longest a finished callback waits for its transactions.
 const LINGER_CAP: Duration = Duration::from_secs(120);
 
@@ -166,7 +169,7 @@ impl Callback {
             expert_seats: Vec::new(),
             arrival: cb.plan.arrival,
         }));
-        let _ = now;
+        cb.deadline = Some(now + WAIT_CAP);
         let out = std::mem::take(&mut cb.out);
         (cb, out)
     }
@@ -260,7 +263,15 @@ impl Callback {
                         leg.abandon();
                     }
                 }
-                Phase::Waiting | Phase::Talking => {}
+                Phase::Waiting => {
+                    tracing::info!(call = self.id, "no seat took the callback in time; later");
+                    self.cancel_offers(now);
+                    self.acd_ended = true;
+                    self.out.push(Output::Acd(ToAcd::Left));
+                    self.conclude(Outcome::NoSeat);
+                    self.phase = Phase::Ended;
+                }
+                Phase::Talking => {}
             }
         }
         self.finish(registrar, now)
@@ -507,9 +518,9 @@ impl Callback {
         };
         let (uri, peer) = (uri.clone(), *peer);
         let id = self.new_leg();
-        // The citizen sees the hotline calling (the trunk's number for
-        // it is the carrier's business).
-        let invite = self.invite(id, 1, &uri, peer, "12345");
+        // The citizen sees the hotline's own number calling.
+        let line = self.plan.line.clone();
+        let invite = self.invite(id, 1, &uri, peer, &line);
         self.send_invite(id, invite, peer, target, now);
         self.citizen = Some(id);
         self.phase = Phase::Dialling;
@@ -606,7 +617,15 @@ impl Callback {
         self.deadline = Some(now + PROMPT_CAP);
     }
 
+    /// The outcome, once: a failure before the citizen was ever dialled
+    /// (the seat hung up during the whisper, a shutdown) is no attempt on
+    /// the citizen.
     fn conclude(&mut self, outcome: Outcome) {
+        let outcome = if outcome == Outcome::Failed && self.target == 0 {
+            Outcome::NoSeat
+        } else {
+            outcome
+        };
         if self.outcome.is_none() {
             self.outcome = Some(outcome);
         }
@@ -662,10 +681,15 @@ impl Callback {
             }
             self.drain(registrar, now);
         }
+        // A seat is free once its leg ended, unless another live leg of
+        // this callback rings it again.
         for leg in &self.legs {
-            if let Some(seat) = leg.seat()
-                && leg.state() == LegState::Ended
-            {
+            let Some(seat) = leg.seat() else { continue };
+            let held_elsewhere = self
+                .legs
+                .iter()
+                .any(|l| l.id != leg.id && l.seat() == Some(seat) && l.state() != LegState::Ended);
+            if leg.state() == LegState::Ended && !held_elsewhere {
                 registrar.release(seat, self.id);
             }
         }
@@ -726,6 +750,8 @@ impl Callback {
                         no_answer: true,
                     }));
                 }
+                // An early UPDATE or INFO on a ringing seat is answered.
+                LegEvent::Request { tx, msg } => self.in_dialog(leg, tx, msg, now),
                 _ => {}
             }
             return;
@@ -847,11 +873,22 @@ impl Callback {
                     (200, "OK".to_string(), Parts::sdp(answer))
                 }
                 Some(Err((code, reason))) => (code, reason, Parts::default()),
-                None => (
-                    488,
-                    "Not Acceptable Here (an offer is needed)".to_string(),
-                    Parts::default(),
-                ),
+                // An UPDATE without a body (a session refresh) changes
+                // nothing; a re-INVITE without one gets our offer, answered
+                // in the ACK (RFC 3264 §5): the stream stays as it is.
+                None if method == Method::Update => (200, "OK".to_string(), Parts::default()),
+                None => {
+                    self.versions[stream] += 1;
+                    let offer = sdp::offer(
+                        &[Codec::Pcma, Codec::Pcmu],
+                        TELEPHONE_EVENT_PT,
+                        local,
+                        self.session_id,
+                        self.versions[stream],
+                        sdp::Direction::SendRecv,
+                    );
+                    (200, "OK".to_string(), Parts::sdp(offer))
+                }
             },
             Method::Info => {
                 if let Some(digit) = dtmf_in_info(&msg) {

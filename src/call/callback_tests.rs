@@ -439,3 +439,58 @@ fn a_callback_without_survey_ends_when_the_seat_hangs_up() {
     assert_eq!(run.cb.outcome(), Some(Outcome::Unrated));
     assert_eq!(run.count(Method::Bye, trunk_peer(7)), 1);
 }
+
+#[test]
+fn no_seat_in_time_leaves_the_queue_and_costs_the_citizen_no_attempt() {
+    let mut run = Run::new(1, true);
+    run.advance(WAIT_CAP);
+    assert_eq!(run.cb.outcome(), Some(Outcome::NoSeat));
+    assert_eq!(run.acd.last(), Some(&ToAcd::Left));
+    assert!(run.sent.is_empty());
+    assert!(run.cb.is_finished());
+}
+
+#[test]
+fn the_seat_hanging_up_during_the_whisper_is_no_attempt_on_the_citizen() {
+    let mut run = Run::new(1, true);
+    run.acd(FromAcd::Offer {
+        seat: "8001".into(),
+        ring: Duration::from_secs(15),
+    });
+    let invite = run.last(Method::Invite, seat_peer());
+    run.answer(&invite, seat_peer(), SDP_SEAT);
+    run.bye_from(&invite, seat_peer());
+    assert_eq!(run.cb.outcome(), Some(Outcome::NoSeat));
+    assert_eq!(run.count(Method::Invite, trunk_peer(7)), 0);
+    assert!(run.acd.contains(&ToAcd::Ended { by_seat: true }));
+}
+
+#[test]
+fn a_refresh_without_an_offer_is_answered_not_refused() {
+    let (mut run, seat_invite) = Run::to_citizen(1, true);
+    let citizen = run.last(Method::Invite, trunk_peer(7));
+    run.answer(&citizen, trunk_peer(7), SDP_CITIZEN);
+    let text = format!(
+        "INVITE sip:hotline@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {};branch=z9hG4bKreinv\r\n\
+         Max-Forwards: 70\r\nFrom: {};tag=far-tag\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: 3 INVITE\r\nContact: <sip:far@{}>\r\nContent-Length: 0\r\n\r\n",
+        seat_peer().addr,
+        seat_invite.header(&Name::To).unwrap(),
+        seat_invite.header(&Name::From).unwrap(),
+        seat_invite.call_id().unwrap(),
+        seat_peer().addr,
+    );
+    run.deliver(Message::parse(Bytes::from(text)).unwrap(), seat_peer());
+    let ok = run
+        .sent
+        .iter()
+        .rev()
+        .find(|(p, m)| *p == seat_peer() && m.code() == Some(200))
+        .map(|(_, m)| m.clone())
+        .expect("a 200 for the re-INVITE");
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("m=audio 20000"),
+        "our offer"
+    );
+}

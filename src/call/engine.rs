@@ -59,6 +59,8 @@ pub struct Engine {
     log_limit: crate::log_limit::LogLimiter,
     /// Callback tickets (a leader session's caller who would not wait).
     tickets: Arc<dyn crate::tickets::Store>,
+    /// Shutting down: no new callback is placed.
+    stopping: std::sync::atomic::AtomicBool,
     this: Weak<Engine>,
 }
 
@@ -119,6 +121,7 @@ impl Engine {
             next_id: AtomicU64::new(1),
             local,
             tickets,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             this: this.clone(),
         })
     }
@@ -276,6 +279,7 @@ impl Engine {
     /// 503, ringing seats a CANCEL, connected calls a BYE on both legs.
     /// Returns once the messages have had a moment to leave.
     pub async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let mut asked = 0;
         for call in self.calls.primaries(|_| true) {
             if call.notify(Event::Terminate) {

@@ -26,7 +26,7 @@ use tracing::Instrument;
 const ROUND: Duration = Duration::from_secs(2);
 /// A gateway holds a callback it claimed this long; one that stopped
 /// mid-call leaves it to be taken again after that.
-const LEASE: Duration = Duration::from_secs(3600);
+const LEASE: Duration = Duration::from_secs(2 * 3600);
 
 /// Callbacks in flight on this gateway.
 #[derive(Default)]
@@ -35,6 +35,26 @@ struct Running {
     /// Placed and not yet taken by a seat: no second one is placed while
     /// one still waits (a callback never holds a seat from a caller).
     seeking: AtomicUsize,
+    /// "No carrier trunk" was said.
+    warned: std::sync::atomic::AtomicBool,
+}
+
+/// One callback's claim on `seeking`, given back once a seat took it or
+/// its task ends however it ends (a panic included).
+struct Seeking<'r>(Option<&'r Running>);
+
+impl Seeking<'_> {
+    fn done(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.seeking.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Seeking<'_> {
+    fn drop(&mut self) {
+        self.done();
+    }
 }
 
 impl Engine {
@@ -61,7 +81,24 @@ impl Engine {
         };
         let schedule = schedule(&table);
         let now = chrono::Utc::now();
-        if !schedule.in_hours(now) || running.seeking.load(Ordering::Relaxed) > 0 {
+        if self.stopping.load(Ordering::Relaxed)
+            || !schedule.in_hours(now)
+            || running.seeking.load(Ordering::Relaxed) > 0
+        {
+            return;
+        }
+        // Where citizens are dialled; without a carrier trunk nothing is
+        // claimed (said once).
+        if !table
+            .trunks
+            .iter()
+            .any(|t| t.role == TrunkRole::Carrier && t.target.is_some())
+        {
+            if !running.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "callbacks are on but no carrier trunk has an address: none is made"
+                );
+            }
             return;
         }
         let queue = table.queues[q as usize].id.clone();
@@ -86,11 +123,13 @@ impl Engine {
         let store = self.tickets.clone();
         let claimed = job.clone();
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let ok =
+        let claim =
             tokio::task::spawn_blocking(move || store.claim_callback(&claimed, lease, now)).await;
-        if !matches!(ok, Ok(Ok(true))) {
+        // The job as this gateway holds it (its lease): what it writes
+        // back counts only while it still does.
+        let Ok(Ok(Some(job))) = claim else {
             return;
-        }
+        };
         let citizen = {
             let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
             carrier_targets(&table, &job.number, &|id| trunks.is_up(id))
@@ -182,18 +221,13 @@ impl Engine {
         report: tokio::sync::oneshot::Sender<(Outcome, Option<String>)>,
     ) {
         let mut report = Some(report);
-        let mut seeking = true;
-        let done_seeking = |seeking: &mut bool| {
-            if std::mem::take(seeking) {
-                running.seeking.fetch_sub(1, Ordering::Relaxed);
-            }
-        };
+        let mut seeking = Seeking(Some(running));
         let media = self.open_media().await;
         let (session, plan) = match media {
             Ok(Some(m)) => m,
             _ => {
                 tracing::warn!("no RTP ports for a callback; tried again soon");
-                done_seeking(&mut seeking);
+                seeking.done();
                 if let Some(r) = report.take() {
                     let _ = r.send((Outcome::NoSeat, None));
                 }
@@ -239,6 +273,11 @@ impl Engine {
             // Not one of `hotline_active_calls`: the callbacks count.
             counted: true,
         };
+        // Listed as a call of its own, so shutdown and ICMP errors reach
+        // it (its legs' Call-IDs are bound as they are placed).
+        let own = format!("callback-{id}@hotline");
+        self.calls.bind(own.clone(), handle.clone());
+        guard.bound.push(own);
         let (mut cb, mut out) = Callback::start(id, settings, cb_plan, Instant::now());
         let mut recording = false;
         let mut error_rounds = 0;
@@ -274,7 +313,13 @@ impl Engine {
                             self.play(s, leg, items, hold);
                         }
                     }
-                    _ => {}
+                    // A callback has no three-way, leader choice, ticket,
+                    // seat marks or third party of its own.
+                    Output::ThreeWay { .. }
+                    | Output::LeaderChoice(_)
+                    | Output::StoreTicket(_)
+                    | Output::Seat { .. }
+                    | Output::Record { .. } => {}
                 }
             }
             if !unreachable.is_empty() && error_rounds < 4 {
@@ -290,7 +335,7 @@ impl Engine {
             }
             handle.sources.store(Arc::new(cb.far_ends()));
             if cb.seat().is_some() {
-                done_seeking(&mut seeking);
+                seeking.done();
             }
             if !recording && cb.bridged() {
                 recording = true;
@@ -340,7 +385,7 @@ impl Engine {
                 },
             }
         }
-        done_seeking(&mut seeking);
+        seeking.done();
         if let Some(r) = report.take() {
             let _ = r.send((
                 cb.outcome().unwrap_or(Outcome::Failed),

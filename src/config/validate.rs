@@ -1025,7 +1025,9 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             bounded(r, v.as_ref(), default, min, max, key).unwrap_or(default)
         };
         CallbackSettings {
-            enabled: cr.enabled.as_ref().is_none_or(|e| *e.get_ref()),
+            // Outbound calls only when the table asks: a table written
+            // before callbacks existed makes none.
+            enabled: raw.callbacks.is_some() && cr.enabled.as_ref().is_none_or(|e| *e.get_ref()),
             queue,
             start,
             end,

@@ -838,7 +838,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 57);
+        assert_eq!(library.len(), 61);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

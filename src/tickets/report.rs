@@ -2,6 +2,7 @@
 //! `hotline tickets list --json` shape, and the API's), a line of text, and
 //! CSV for a spreadsheet.
 
+use super::callback::{Attempt, Job};
 use super::model::{Event, Ticket};
 use super::store::time;
 use chrono::{DateTime, Utc};
@@ -45,6 +46,32 @@ pub fn event_json(e: &Event) -> Value {
         "status": e.status.as_str(),
         "detail": e.detail,
     })
+}
+
+/// A ticket's callbacks (回访), each round with its attempts.
+pub fn callbacks_json(jobs: &[Job], attempts: &[Attempt]) -> Value {
+    jobs.iter()
+        .map(|j| {
+            json!({
+                "round": j.round,
+                "number": j.number,
+                "state": j.state,
+                "attempts": j.attempts,
+                "next_at": time(j.next_at),
+                "result": j.result,
+                "tried": attempts
+                    .iter()
+                    .filter(|a| a.round == j.round)
+                    .map(|a| json!({
+                        "attempt": a.attempt,
+                        "at": time(a.at),
+                        "result": a.result,
+                        "seat": a.seat,
+                    }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// One line per ticket, for a terminal.

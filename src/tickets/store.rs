@@ -68,18 +68,20 @@ pub trait Store: Send + Sync {
     /// Callbacks (回访) due by `now`, oldest first: pending and due, or
     /// held by a gateway whose lease ran out (it stopped mid-call).
     fn due_callbacks(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError>;
-    /// Takes a due callback until `lease_until`; false when another
-    /// gateway sharing the store took it first.
+    /// Takes a due callback until `lease_until`: the job as now held;
+    /// `None` when another gateway sharing the store took it first.
     fn claim_callback(
         &self,
         job: &Job,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Job>, StoreError>;
     /// What a callback attempt came to, recorded with the seat that made
     /// it; the citizen's answer to the survey moves the ticket (visited or
     /// reopened) in the same transaction. `next`: when to try again
-    /// (`None`: the callback is over, made or given up).
+    /// (`None`: the callback is over, made or given up). Only the job as
+    /// it was read or claimed moves: one another gateway took since (a
+    /// lease run out) is left to it.
     fn callback_attempted(
         &self,
         job: &Job,
@@ -268,8 +270,9 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         // Callbacks owed (one per round: a ticket done again after a
-        // reopen is called back again) and every attempt made; tickets
-        // already done when the store is upgraded are owed theirs.
+        // reopen is called back again) and every attempt made. Tickets
+        // already done when the store is upgraded are owed none: an
+        // upgrade never starts calling a backlog.
         "CREATE TABLE ticket_callbacks (
         ticket_id TEXT NOT NULL,
         round BIGINT NOT NULL,
@@ -290,9 +293,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         result TEXT NOT NULL,
         seat TEXT,
         PRIMARY KEY (ticket_id, round, attempt)
-    );
-    INSERT INTO ticket_callbacks (ticket_id, round, number, attempts, next_at, state)
-        SELECT id, 1, callback_number, 0, updated, 'pending' FROM tickets WHERE status = 'done'",
+    )",
     ),
 ];
 
@@ -655,7 +656,7 @@ impl<B: Backend> Store for SqlStore<B> {
         job: &Job,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Job>, StoreError> {
         self.db.transaction(&mut |tx| {
             // Only the job as it was read: another gateway's claim (or
             // attempt) in between changes its state, lease or attempts.
@@ -673,7 +674,11 @@ impl<B: Backend> Store for SqlStore<B> {
                     time(now).into(),
                 ],
             )?;
-            Ok(changed == 1)
+            Ok((changed == 1).then(|| Job {
+                state: "calling".into(),
+                lease_until: Some(parse_time(&time(lease_until)).unwrap_or(lease_until)),
+                ..job.clone()
+            }))
         })
     }
 
@@ -687,6 +692,12 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<(), StoreError> {
         let for_update = self.db.for_update();
         self.db.transaction(&mut |tx| {
+            // The ticket's row first, as `apply` takes it: a visit by hand
+            // at the same moment waits instead of deadlocking.
+            tx.query(
+                &format!("SELECT id FROM tickets WHERE id = $1{for_update}"),
+                &[job.ticket_id.as_str().into()],
+            )?;
             let rows = tx.query(
                 &format!(
                     "SELECT {JOB_COLUMNS} FROM ticket_callbacks \
@@ -697,6 +708,16 @@ impl<B: Backend> Store for SqlStore<B> {
             let Some(current) = rows.first().map(|r| job_of(r)).transpose()? else {
                 return Err(StoreError::NotFound(job.ticket_id.clone()));
             };
+            let finished = current.state == "finished";
+            if !finished
+                && (current.state != job.state
+                    || current.lease_until != job.lease_until
+                    || current.attempts != job.attempts)
+            {
+                // Another gateway holds it now: its attempt is the one that
+                // counts.
+                return Ok(());
+            }
             let attempts = current.attempts + i64::from(outcome.counts());
             if outcome.counts() {
                 tx.exec(
@@ -714,7 +735,7 @@ impl<B: Backend> Store for SqlStore<B> {
             }
             // Visited meanwhile by hand (the job finished): the attempt is
             // on record, nothing else moves.
-            if current.state == "finished" {
+            if finished {
                 return Ok(());
             }
             let (state, next_at) = match next {
