@@ -952,7 +952,11 @@ fn a_vanished_seat_phone_is_passed_over_at_once() {
     let port = free_port();
     gw.register("8002", port);
     let seat = gw.seat("8002", port, "answer", "wait_bye");
-    gw.call("12345", "caller_bye").expect_success(&gw);
+    // The caller stays 3 s: long enough for the INVITE's retransmission
+    // (T1) should the kernel report only its ICMP error, far short of the
+    // 20 s the vanished phone would otherwise ring.
+    gw.call_for("12345", "caller_bye", "[media_port]", 3000)
+        .expect_success(&gw);
     seat.expect_success(&gw);
     let setup = gw.metric("hotline_call_setup_seconds_sum").unwrap();
     assert!(setup < 5.0, "answered after {setup} s");
