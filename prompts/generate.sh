@@ -108,6 +108,10 @@ say callback_whisper      "回访工单"
 say callback_not_reached  "市民未能接通，本次回访已记录。"
 say callback_survey       "请您对本次办理结果进行评价，满意请按一，不满意请按二。"
 say callback_thanks       "感谢您的评价，再见。"
+# Queue callbacks (virtual hold): offered when the wait is long (press *),
+# then, once the ticket is stored and its number read, the promise.
+say queue_callback_offer      "如不想等待，请按星号键，我们将按您的排队顺序给您回电。"
+say queue_callback_registered "我们将按您的排队顺序给您回电，请保持电话畅通。"
 
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.

@@ -371,7 +371,9 @@ impl Metrics {
             &["kind", "result"],
         );
         for result in crate::tickets::callback::Outcome::ALL {
-            callbacks.with_label_values(&["visit", result.as_str()]);
+            for kind in ["visit", "queue"] {
+                callbacks.with_label_values(&[kind, result.as_str()]);
+            }
         }
         let unit_gauge = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["unit"]).expect("valid metric");

@@ -109,6 +109,25 @@ fn hear(rtp: &UdpSocket, span: Duration) -> Vec<i16> {
     heard
 }
 
+/// A call to 12345 from the carrier (`caller_bye`: it hangs up `ms` after
+/// the gateway answers), with SIPp's `args`.
+fn trunk_call(gw: &Gateway, hangup: &str, ms: u32, args: &[&str]) -> support::gateway::Sipp {
+    gw.sipp(
+        "trunk_call.xml",
+        &[
+            ("DIALED", "12345"),
+            ("HANGUP", hangup),
+            ("MEDIA_PORT", "[media_port]"),
+            ("PAUSE_MS", &ms.to_string()),
+            ("KEYS", "no_keys"),
+            ("KEY", "1"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        args,
+    )
+}
+
 fn open_store(gw: &Gateway) -> Arc<dyn Store> {
     hotline::tickets::open("sqlite:tickets.db", gw.dir()).unwrap()
 }
@@ -283,4 +302,131 @@ fn a_busy_citizen_is_recorded_and_tried_again_later() {
         "{wait:?}"
     );
     assert_eq!(store.get(&id).unwrap().unwrap().status, Status::Done);
+}
+
+#[test]
+fn a_caller_who_would_not_wait_is_called_back_in_its_turn() {
+    let carrier = free_port();
+    let gw = Gateway::start_with("callback-queue", |t| {
+        let t = table(carrier)(t);
+        let offered = t.replace(
+            "id = \"general\"\nname = \"12345综合受理\"\n",
+            "id = \"general\"\nname = \"12345综合受理\"\ncallback_offer_after_seconds = 0\n",
+        );
+        assert_ne!(offered, t);
+        offered
+    });
+    let store = open_store(&gw);
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    // The only seat is busy with a first caller for 26 s.
+    let long = ["-timeout", "60s"];
+    let seat = gw.sipp(
+        "seat.xml",
+        &[
+            ("MODE", "answer"),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "26000"),
+        ],
+        "127.0.0.1",
+        seat_port,
+        &["-s", "8001", "-timeout", "60s"],
+    );
+    let first = trunk_call(&gw, "wait_bye", 0, &long);
+    gw.wait_bridged(1.0);
+    // A second caller hears the callback offered; 16 s on it keys * and
+    // 1#, hears its ticket's number and the promise, and is let go.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let second = gw.sipp(
+        "queue_callback_call.xml",
+        &[
+            ("MEDIA_PORT", &port),
+            ("OFFER_MS", "16000"),
+            ("CALLER", CITIZEN),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &["-timeout", "60s"],
+    );
+    let heard = std::thread::spawn(move || listen(&rtp, Duration::from_secs(40), &mut None));
+    // A third caller arrives after it, and still waits when the seat is
+    // free (24 s on; it leaves at 27 s, before its silence would be taken
+    // for a dead line at 30): the seat is offered to the callback first,
+    // at the second caller's place (its INVITE names the ticket: the SIPp
+    // seat checks).
+    std::thread::sleep(Duration::from_secs(3));
+    let third = trunk_call(&gw, "caller_bye", 27000, &long);
+    let citizen = gw.sipp(
+        "citizen.xml",
+        &[
+            ("NUMBER", CITIZEN),
+            ("MODE", "answer"),
+            ("MEDIA_PORT", "[media_port]"),
+            ("KEY", "5"),
+            ("KEY_AFTER_MS", "500"),
+        ],
+        "127.0.0.1",
+        carrier,
+        &["-timeout", "60s"],
+    );
+    seat.expect_success(&gw);
+    let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
+    let seat = gw.sipp(
+        "seat_callback.xml",
+        &[
+            ("MEDIA_PORT", &seat_media),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "10000"),
+            ("TICKET", "[0-9]+"),
+        ],
+        "127.0.0.1",
+        seat_port,
+        &["-s", "8001", "-timeout", "40s"],
+    );
+    second.expect_success(&gw);
+    let heard = heard.join().unwrap();
+    let offer = heard_prompt("queue_callback_offer");
+    assert!(
+        find(&heard, &offer[..4000], 0).is_some(),
+        "the offer was heard\n{}",
+        gw.daemon.log_text()
+    );
+    let tickets = store.list(&hotline::tickets::Filter::default()).unwrap();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let id = tickets[0].id.clone();
+    assert_eq!(tickets[0].new.kind, Kind::QueueCallback);
+    assert_eq!(tickets[0].new.callback_number, CITIZEN);
+    let mut told = vec!["ticket_created".to_string()];
+    told.extend(id.as_str().chars().map(|d| format!("digit_{d}")));
+    told.extend(["queue_callback_registered", "goodbye"].map(String::from));
+    heard_in_order(&heard, &told).unwrap_or_else(|e| panic!("{e}\n{}", gw.daemon.log_text()));
+    // Not a unit's item: nothing to deliver.
+    assert!(store.dispatches(&id).unwrap().is_empty());
+    seat.expect_success(&gw);
+    citizen.expect_success(&gw);
+    first.expect_success(&gw);
+    // Called back: the ticket is closed by the callback, no survey asked.
+    let closed = wait_for(Duration::from_secs(10), || {
+        (store.get(&id).unwrap().unwrap().status == Status::Visited).then_some(())
+    });
+    assert!(closed.is_some(), "{}", gw.daemon.log_text());
+    let last = store.history(&id).unwrap().pop().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.by.as_str()),
+        ("called_back", "callback")
+    );
+    let (jobs, attempts) = store.callbacks(&id).unwrap();
+    assert_eq!(
+        (jobs[0].kind.as_str(), jobs[0].state.as_str()),
+        ("queue", "finished")
+    );
+    assert_eq!(attempts[0].result, "unrated");
+    assert_eq!(attempts[0].seat.as_deref(), Some("8001"));
+    gw.wait_metric(
+        "hotline_callbacks_total{kind=\"queue\",result=\"unrated\"}",
+        1.0,
+    );
+    third.expect_success(&gw);
 }

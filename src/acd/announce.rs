@@ -165,6 +165,20 @@ pub fn on_entry(ahead: usize, ewt: Option<Duration>, moved: bool) -> Vec<Item> {
     items
 }
 
+/// 如不想等待，请按星号键，我们将按您的排队顺序回电: a queue callback is
+/// offered (the wait is longer than the queue's `callback_offer_after`).
+pub const QUEUE_CALLBACK_OFFER: &str = "queue_callback_offer";
+
+/// The key a caller presses to take the queue callback offered.
+pub const CALLBACK_KEY: char = '*';
+
+/// The offer, when the queue makes one and the wait is longer than it
+/// allows (no estimate: no offer).
+pub fn callback_offer(after: Option<Duration>, ewt: Option<Duration>) -> Option<Item> {
+    let (after, ewt) = (after?, ewt?);
+    (ewt > after).then(|| Item::prompt(QUEUE_CALLBACK_OFFER))
+}
+
 /// The repeated announcement: the position when it differs from `told`,
 /// then the wait. Empty when there is nothing to say.
 pub fn periodic(ahead: usize, told: Option<usize>, ewt: Option<Duration>) -> Vec<Item> {
@@ -180,6 +194,18 @@ pub fn periodic(ahead: usize, told: Option<usize>, ewt: Option<Duration>) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callback_is_offered_only_past_the_queues_wait_and_with_an_estimate() {
+        let s = Duration::from_secs;
+        assert_eq!(callback_offer(None, Some(s(600))), None);
+        assert_eq!(callback_offer(Some(s(120)), None), None);
+        assert_eq!(callback_offer(Some(s(120)), Some(s(120))), None);
+        assert_eq!(
+            callback_offer(Some(s(120)), Some(s(121))),
+            Some(Item::prompt(QUEUE_CALLBACK_OFFER))
+        );
+    }
 
     /// Reads prompt names back as the characters they say.
     fn say(names: &[&str]) -> String {

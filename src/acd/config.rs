@@ -88,6 +88,9 @@ pub struct QueueConfig {
     /// Abandons shorter than this are counted apart (a caller who hung up
     /// at once did not really wait).
     pub short_abandon: Duration,
+    /// A caller told a longer wait than this is offered a callback in its
+    /// turn (virtual hold); `None`: never.
+    pub callback_after: Option<Duration>,
 }
 
 impl QueueConfig {
@@ -112,6 +115,7 @@ impl QueueConfig {
             default_handle: Duration::from_secs(180),
             max_missed_offers: 3,
             short_abandon: Duration::from_secs(5),
+            callback_after: None,
         }
     }
 }

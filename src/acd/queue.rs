@@ -259,7 +259,9 @@ impl Acd {
         if c.next_announce.is_some_and(|t| t <= now) {
             let q = &self.queues[c.queue];
             let ahead = self.waiting.ahead(c.queue, &c.key());
-            let items = announce::periodic(ahead, c.told, self.ewt(c.queue, ahead));
+            let ewt = self.ewt(c.queue, ahead);
+            let mut items = announce::periodic(ahead, c.told, ewt);
+            items.extend(announce::callback_offer(q.config.callback_after, ewt));
             let next = q.next_announce(now);
             let c = self.callers.get_mut(&call).expect("looked up above");
             c.told = Some(ahead);
@@ -324,10 +326,12 @@ impl Acd {
         let caller = self.callers.get_mut(&call).expect("just inserted");
         if caller.is_waiting() {
             caller.told = Some(ahead);
-            out.push(Action::Announce {
-                call,
-                items: announce::on_entry(ahead, ewt, how != Entry::Join),
-            });
+            let mut items = announce::on_entry(ahead, ewt, how != Entry::Join);
+            items.extend(announce::callback_offer(
+                self.queues[q].config.callback_after,
+                ewt,
+            ));
+            out.push(Action::Announce { call, items });
         }
         self.schedule_caller(call);
     }

@@ -57,6 +57,9 @@ pub struct Settings {
     pub announce: Option<Vec<Item>>,
     /// A leader session's call: the caller chooses to wait or take a ticket.
     pub leader: Option<leader::LeaderPlan>,
+    /// A queued call whose queue offers callbacks in turn (virtual hold):
+    /// the ticket it would store, with the number dialogue's settings.
+    pub queue_callback: Option<leader::LeaderPlan>,
 }
 
 /// Where the call's media is anchored, and what the caller hears while
@@ -179,6 +182,15 @@ pub enum Output {
     Record {
         stream: usize,
         name: String,
+    },
+    /// The caller took a callback in its turn: its ticket is stored and
+    /// told; call it back from `queue` (`line`) keeping its place
+    /// (`arrival`).
+    CallBack {
+        ticket: String,
+        queue: String,
+        line: String,
+        arrival: Instant,
     },
 }
 
@@ -351,6 +363,13 @@ pub struct Call {
     dialogue: Option<crate::tickets::dialogue::Dialogue>,
     /// The ticket the caller was told, once stored.
     ticket: Option<String>,
+    /// The queue offered a callback in turn (its announcement said so).
+    callback_offered: bool,
+    /// The queue the call joined, and its line.
+    joined: Option<(String, String)>,
+    /// The dialogue running is the queue callback's (not a leader
+    /// session's).
+    calling_back: bool,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -427,6 +446,9 @@ impl Call {
             marked: Vec::new(),
             dialogue: None,
             ticket: None,
+            callback_offered: false,
+            joined: None,
+            calling_back: false,
         };
         call.respond_caller(100, "Trying", None, now);
         if let Some(t) = call.settings.leader.as_ref().and_then(|p| p.session_ends) {
@@ -1258,6 +1280,7 @@ impl Call {
             self.timers.set(Purpose::Ringing, now + RINGING_REFRESH);
         }
         self.intro = Some(plan.intro);
+        self.joined = Some((plan.queue.clone(), plan.line.clone()));
         self.out.push(Output::Acd(ToAcd::Join {
             queue: plan.queue,
             line: plan.line,
@@ -1293,7 +1316,18 @@ impl Call {
                     }
                 }
             }
-            FromAcd::Announce { items } if self.phase == Phase::Queued => {
+            FromAcd::Announce { mut items } if self.phase == Phase::Queued => {
+                // The callback offered only to a caller that can take it
+                // (a dialogue needs anchored media and the ticket's plan).
+                let offer =
+                    crate::media::prompt::Item::prompt(crate::acd::announce::QUEUE_CALLBACK_OFFER);
+                if items.contains(&offer) {
+                    if self.settings.queue_callback.is_some() && self.media.is_some() {
+                        self.callback_offered = true;
+                    } else {
+                        items.retain(|i| *i != offer);
+                    }
+                }
                 let mut all = self.intro.take().unwrap_or_default();
                 all.extend(items);
                 if self.answered_by_us {
@@ -1366,7 +1400,10 @@ impl Call {
     /// A key the caller pressed (RTP or INFO): the leader session's
     /// dialogue's, else the ACD's while it waits.
     fn caller_key(&mut self, key: char, now: Instant) {
-        if !self.dialogue_key(key, now) && self.phase == Phase::Queued {
+        if !self.queue_callback_key(key, now)
+            && !self.dialogue_key(key, now)
+            && self.phase == Phase::Queued
+        {
             self.out.push(Output::Acd(ToAcd::Key(key)));
         }
     }

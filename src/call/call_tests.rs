@@ -66,6 +66,7 @@ fn settings() -> Settings {
         queue: None,
         announce: None,
         leader: None,
+        queue_callback: None,
     }
 }
 
@@ -442,6 +443,12 @@ impl Run {
                 Output::Record { stream, name } => {
                     self.media.push(format!("Record {stream} {name}"))
                 }
+                Output::CallBack {
+                    ticket,
+                    queue,
+                    line,
+                    ..
+                } => self.media.push(format!("CallBack {ticket} {queue} {line}")),
             }
         }
         self.log.extend(sent.iter().cloned());

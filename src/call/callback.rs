@@ -55,9 +55,10 @@ const PROMPT_CAP: Duration = Duration::from_secs(30);
 /// After the survey prompt, how long the citizen has to press a key; the
 /// prompt is repeated once.
 const SURVEY_WAIT: Duration = Duration::from_secs(8);
-/// The longest a callback waits for a seat: it leaves the queue then, and
-/// is made later (a callback never holds a seat from a caller for long).
-const WAIT_CAP: Duration = Duration::from_secs(45);
+/// The longest a callback of a done ticket (回访) waits for a seat: it
+/// leaves the queue then, and is made later (it never holds a seat from a
+/// caller for long). A queue callback waits like the caller it stands for.
+pub const WAIT_CAP: Duration = Duration::from_secs(45);
 /// The longest a finished callback waits for its transactions.
 const LINGER_CAP: Duration = Duration::from_secs(120);
 
@@ -81,6 +82,9 @@ pub struct CallbackPlan {
     pub survey: bool,
     /// Our RTP address for the seat's stream (0) and the citizen's (1).
     pub rtp: [SocketAddr; 2],
+    /// The longest it waits in the queue for a seat (`None`: the queue's
+    /// own limits only).
+    pub wait_cap: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +173,7 @@ impl Callback {
             expert_seats: Vec::new(),
             arrival: cb.plan.arrival,
         }));
-        cb.deadline = Some(now + WAIT_CAP);
+        cb.deadline = cb.plan.wait_cap.map(|cap| now + cap);
         let out = std::mem::take(&mut cb.out);
         (cb, out)
     }

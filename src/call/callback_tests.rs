@@ -40,6 +40,7 @@ fn settings() -> Settings {
         queue: None,
         announce: None,
         leader: None,
+        queue_callback: None,
     }
 }
 
@@ -56,6 +57,7 @@ fn plan(trunks: u8, survey: bool, t0: Instant) -> CallbackPlan {
             SocketAddr::from(([127, 0, 0, 1], 20000)),
             SocketAddr::from(([127, 0, 0, 1], 20002)),
         ],
+        wait_cap: survey.then_some(WAIT_CAP),
     }
 }
 

@@ -133,6 +133,7 @@ pub fn config(table: &Table) -> acd::Config {
             service_level: q.service_level,
             max_callers: q.max_callers,
             max_wait: q.max_wait,
+            callback_after: q.callback_offer_after,
             join_empty: overflow(&q.join_empty),
             overflow: overflow(&q.overflow),
             exit_key: q.exit_key,

@@ -570,6 +570,7 @@ impl Engine {
             queue,
             announce,
             leader: None,
+            queue_callback: None,
         };
         let Some(a_call_id) = msg.call_id().map(|c| c.to_string()) else {
             return;
@@ -579,6 +580,26 @@ impl Engine {
             settings.leader = Some(leader_plan(
                 &table, &decision, &msg, &dialed, &line, &a_call_id, id,
             ));
+        }
+        // A queue that offers callbacks in turn: the ticket a caller taking
+        // one would store (no spoken request; not a unit's item).
+        let offers_callback = settings.queue.as_ref().is_some_and(|q| {
+            table
+                .queues
+                .iter()
+                .any(|x| x.id == q.queue && x.callback_offer_after.is_some())
+        });
+        if offers_callback {
+            let mut plan = leader_plan(&table, &decision, &msg, &dialed, &line, &a_call_id, id);
+            plan.draft.kind = crate::tickets::model::Kind::QueueCallback;
+            plan.draft.tag = "预约回电".into();
+            plan.draft.session = None;
+            plan.dialogue.message = Duration::ZERO;
+            plan.dialogue.in_turn = true;
+            plan.session_ends = None;
+            plan.end_ticket = false;
+            plan.end_queue = None;
+            settings.queue_callback = Some(plan);
         }
         drop(table);
         // Nothing is listed before the task can run: a daemon shutting
@@ -883,6 +904,12 @@ impl Engine {
                             .inc();
                     }
                     Output::StoreTicket(ticket) => self.store_ticket(*ticket, handle.clone()),
+                    Output::CallBack {
+                        ticket,
+                        queue,
+                        line,
+                        arrival,
+                    } => self.queue_callback(ticket, queue, line, arrival),
                     Output::Seat { seat, busy } => {
                         let call = id;
                         if busy {
@@ -1732,6 +1759,7 @@ fn leader_plan(
             message: table.leader.message,
             caller_number: callback_number(&caller),
             due_working_days: table.ticket_due_working_days,
+            in_turn: false,
         },
         draft: NewTicket {
             day: local.date_naive(),

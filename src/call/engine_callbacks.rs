@@ -7,7 +7,7 @@
 
 use super::{CallGuard, Engine, media_event, sleep_until, trunk_chain};
 use crate::call::call::Output;
-use crate::call::call::callback::{Callback, CallbackPlan};
+use crate::call::call::callback::{Callback, CallbackPlan, WAIT_CAP};
 use crate::call::calls::{CallHandle, Event};
 use crate::call::dispatch::Input as AcdInput;
 use crate::call::queue::ToAcd;
@@ -15,6 +15,7 @@ use crate::media::session::Event as MediaEvent;
 use crate::routing::{Kind, Table, TrunkRole};
 use crate::sip::transaction::Timers;
 use crate::sip::transport::Peer;
+use crate::tickets::TicketId;
 use crate::tickets::callback::{Job, Outcome, Schedule};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +28,18 @@ const ROUND: Duration = Duration::from_secs(2);
 /// A gateway holds a callback it claimed this long; one that stopped
 /// mid-call leaves it to be taken again after that.
 const LEASE: Duration = Duration::from_secs(2 * 3600);
+
+/// What one callback is: where its seat comes from, where the citizen is
+/// dialled, and whether it asks the survey.
+struct Spec {
+    queue: String,
+    line: String,
+    citizen: Vec<crate::call::call::Target>,
+    ring: Duration,
+    survey: bool,
+    wait_cap: Option<Duration>,
+    arrival: Instant,
+}
 
 /// Callbacks in flight on this gateway.
 #[derive(Default)]
@@ -140,12 +153,71 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .insert(job.ticket_id.clone());
         running.seeking.fetch_add(1, Ordering::Relaxed);
+        let survey = job.kind == "visit";
+        let spec = Spec {
+            queue,
+            line: table.main_line().number.clone(),
+            citizen,
+            ring: cfg.ring,
+            survey,
+            wait_cap: survey.then_some(WAIT_CAP),
+            arrival: Instant::now(),
+        };
+        self.place(job, spec, running.clone(), schedule);
+    }
+
+    /// A caller who took a callback in its turn (its ticket told): called
+    /// back from its queue at its own arrival, so it keeps its place.
+    pub(super) fn queue_callback(
+        self: &Arc<Self>,
+        ticket: String,
+        queue: String,
+        line: String,
+        arrival: Instant,
+    ) {
         let engine = self.clone();
-        let running = running.clone();
-        let line = table.main_line().number.clone();
-        let ring = cfg.ring;
+        tokio::spawn(async move {
+            let Some(id) = TicketId::parse(&ticket) else {
+                return;
+            };
+            let store = engine.tickets.clone();
+            let read = tokio::task::spawn_blocking(move || store.callbacks(&id)).await;
+            let job = match read {
+                Ok(Ok((jobs, _))) => jobs.into_iter().find(|j| j.kind == "queue"),
+                _ => None,
+            };
+            let Some(job) = job else {
+                tracing::warn!(%ticket, "queue callback not found in the store");
+                return;
+            };
+            let table = engine.table.guard().clone();
+            let citizen = {
+                let trunks = engine.trunks.lock().unwrap_or_else(|e| e.into_inner());
+                carrier_targets(&table, &job.number, &|id| trunks.is_up(id))
+            };
+            let spec = Spec {
+                queue,
+                line,
+                citizen,
+                ring: table.callbacks.ring,
+                survey: false,
+                wait_cap: None,
+                arrival,
+            };
+            // Its own count: a queue callback waiting its turn does not
+            // hold back the callbacks of done tickets.
+            let running = Arc::new(Running::default());
+            running.seeking.fetch_add(1, Ordering::Relaxed);
+            engine.place(job, spec, running, schedule(&table));
+        });
+    }
+
+    /// Places a callback held by this gateway, and records what it came
+    /// to once known.
+    fn place(self: &Arc<Self>, job: Job, spec: Spec, running: Arc<Running>, schedule: Schedule) {
+        let engine = self.clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("callback", id, ticket = %job.ticket_id);
+        let span = tracing::info_span!("callback", id, ticket = %job.ticket_id, kind = %job.kind);
         tokio::spawn(
             async move {
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -154,8 +226,7 @@ impl Engine {
                 let ticket = job.ticket_id.clone();
                 let call = tokio::spawn(
                     async move {
-                        run.run_callback(id, &ticket, queue, line, citizen, ring, &seeking, tx)
-                            .await;
+                        run.run_callback(id, &ticket, spec, &seeking, tx).await;
                     }
                     .in_current_span(),
                 );
@@ -185,7 +256,7 @@ impl Engine {
         let next = schedule.next_attempt(outcome, made, now);
         self.metrics
             .callbacks
-            .with_label_values(&["visit", outcome.as_str()])
+            .with_label_values(&[job.kind.as_str(), outcome.as_str()])
             .inc();
         tracing::info!(
             outcome = outcome.as_str(),
@@ -208,15 +279,11 @@ impl Engine {
 
     /// One callback's task: its legs, its media, its place in the queue.
     /// `report` gets the outcome as soon as it is known.
-    #[allow(clippy::too_many_arguments)]
     async fn run_callback(
         self: Arc<Self>,
         id: u64,
         ticket: &str,
-        queue: String,
-        line: String,
-        citizen: Vec<crate::call::call::Target>,
-        ring: Duration,
+        spec: Spec,
         running: &Running,
         report: tokio::sync::oneshot::Sender<(Outcome, Option<String>)>,
     ) {
@@ -252,17 +319,19 @@ impl Engine {
                 queue: None,
                 announce: None,
                 leader: None,
+                queue_callback: None,
             }
         };
         let cb_plan = CallbackPlan {
             ticket: ticket.to_string(),
-            queue,
-            line,
-            arrival: Instant::now(),
-            citizen,
-            ring,
-            survey: true,
+            queue: spec.queue,
+            line: spec.line,
+            arrival: spec.arrival,
+            citizen: spec.citizen,
+            ring: spec.ring,
+            survey: spec.survey,
             rtp: [plan.a_local, plan.b_local],
+            wait_cap: spec.wait_cap,
         };
         let (handle, mut rx) = CallHandle::new(id, Peer::udp(([127, 0, 0, 1], 0).into()));
         let mut guard = CallGuard {
@@ -319,7 +388,8 @@ impl Engine {
                     | Output::LeaderChoice(_)
                     | Output::StoreTicket(_)
                     | Output::Seat { .. }
-                    | Output::Record { .. } => {}
+                    | Output::Record { .. }
+                    | Output::CallBack { .. } => {}
                 }
             }
             if !unreachable.is_empty() && error_rounds < 4 {

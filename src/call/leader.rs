@@ -114,6 +114,44 @@ impl Call {
         self.follow_dialogue(now);
     }
 
+    /// A waiting caller offered a callback in its turn pressed `*`: it
+    /// leaves the queue for the number dialogue; once its ticket is told,
+    /// the callback takes its place again ([`Output::CallBack`]).
+    pub(super) fn queue_callback_key(&mut self, key: char, now: Instant) -> bool {
+        if key != crate::acd::announce::CALLBACK_KEY
+            || self.phase != Phase::Queued
+            || !self.callback_offered
+            || !self.answered_by_us
+        {
+            return false;
+        }
+        let Some(plan) = self.settings.queue_callback.as_ref() else {
+            return false;
+        };
+        tracing::info!(
+            call = self.id,
+            "waiting caller takes a callback in its turn"
+        );
+        let settings = plan.dialogue.clone();
+        self.cancel_offers(now);
+        self.out.push(Output::Acd(ToAcd::Left));
+        self.phase = Phase::Choosing;
+        self.calling_back = true;
+        self.dialogue = Some(Dialogue::ticket_instead(settings, now));
+        self.follow_dialogue(now);
+        true
+    }
+
+    /// The plan of the ticket the dialogue takes: the queue callback's or
+    /// the leader session's.
+    fn ticket_plan(&self) -> Option<&LeaderPlan> {
+        if self.calling_back {
+            self.settings.queue_callback.as_ref()
+        } else {
+            self.settings.leader.as_ref()
+        }
+    }
+
     /// The session ended while the caller waits for the leader: a ticket
     /// (the leader has gone), or the main line's queue with its place.
     pub(super) fn on_session_end(&mut self, now: Instant) {
@@ -174,7 +212,21 @@ impl Call {
             && let Some(d) = &mut self.dialogue
         {
             // Too late (the caller was told it failed): stored, not told.
+            let new = matches!(stored, Stored::New { .. });
             if d.stored(stored, now) {
+                if self.calling_back
+                    && new
+                    && let (Some(ticket), Some((queue, line))) = (id.clone(), self.joined.clone())
+                {
+                    // Back in the queue at the caller's own arrival: the
+                    // callback keeps its place.
+                    self.out.push(Output::CallBack {
+                        ticket,
+                        queue,
+                        line,
+                        arrival: self.started,
+                    });
+                }
                 self.ticket = id;
             } else if let Some(id) = id {
                 tracing::warn!(call = self.id, ticket = %id, "ticket stored after the caller was told the store failed");
@@ -202,6 +254,8 @@ impl Call {
                 Do::Silence => self
                     .out
                     .push(Output::Media(MediaCommand::StopPlay { leg: 0 })),
+                // Not a leader session's choice.
+                Do::Chose(..) if self.calling_back => {}
                 Do::Chose(choice, defaulted) => {
                     let label = match (choice, defaulted) {
                         (_, true) => "none",
@@ -228,7 +282,7 @@ impl Call {
                     return;
                 }
                 Do::Record => {
-                    if let Some(p) = &self.settings.leader {
+                    if let Some(p) = self.ticket_plan().cloned() {
                         self.out.push(Output::Media(MediaCommand::Record {
                             dir: p.requests_dir.clone(),
                             // The recorder takes paths below its folder.
@@ -243,7 +297,7 @@ impl Call {
                     callback_number,
                     request,
                 } => {
-                    if let Some(p) = &self.settings.leader {
+                    if let Some(p) = self.ticket_plan().cloned() {
                         let mut ticket = p.draft.clone();
                         ticket.callback_number = callback_number;
                         ticket.request_recording = request

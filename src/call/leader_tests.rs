@@ -42,6 +42,7 @@ fn leader_settings(anchored_media: bool) -> Settings {
                 message: secs(60),
                 caller_number: Some("13800138000".into()),
                 due_working_days: 3,
+                in_turn: false,
             },
             draft: draft(),
             requests_dir: "/var/lib/hotline/requests".into(),
@@ -323,4 +324,121 @@ fn with_at_session_end_main_queue_the_caller_moves_keeping_its_arrival() {
     }
     assert!(run.last_prompt().contains("queue_moved"));
     assert_eq!(run.call.outcome(), None);
+}
+
+/// A caller waiting in `general`, whose queue offers callbacks in turn.
+fn waiting_with_callback() -> Run {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut plan_ = leader_settings(true).leader.unwrap();
+    plan_.draft.kind = TicketKind::QueueCallback;
+    plan_.dialogue.message = Duration::ZERO;
+    plan_.dialogue.in_turn = true;
+    let settings = Settings {
+        queue: Some(plan("general", vec![])),
+        queue_callback: Some(plan_),
+        ..anchored(false)
+    };
+    let (mut run, out) = Run::start(reg, t0, settings, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200: waiting").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    run
+}
+
+#[test]
+fn star_before_the_offer_is_for_the_acd_and_after_it_takes_the_callback_keeping_the_place() {
+    let mut run = waiting_with_callback();
+    assert!(matches!(run.acd.last(), Some(ToAcd::Join { .. })));
+    // Not offered yet: * is the ACD's (an exit key, perhaps).
+    run.keys("*");
+    assert_eq!(run.acd.last(), Some(&ToAcd::Key('*')));
+    let out = run.call.on_acd(
+        FromAcd::Announce {
+            items: vec![Item::prompt(crate::acd::announce::QUEUE_CALLBACK_OFFER)],
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    assert!(run.last_prompt().contains("queue_callback_offer"));
+    run.keys("*");
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::Left),
+        "out of the queue for the dialogue"
+    );
+    assert!(run.last_prompt().contains("ticket_confirm_number"));
+    run.keys("1#");
+    let t = run.tickets.last().expect("stored").clone();
+    assert_eq!(t.kind, TicketKind::QueueCallback);
+    assert_eq!(t.callback_number, "13800138000");
+    assert!(t.request_recording.is_none(), "no spoken request");
+    assert!(
+        !run.media.iter().any(|m| m.starts_with("Choice")),
+        "no leader choice counted"
+    );
+    run.stored(Stored::New {
+        id: "2612010003".into(),
+    });
+    let told = run.last_prompt().to_string();
+    assert!(
+        told.contains("queue_callback_registered") && told.contains("2612010003"),
+        "{told}"
+    );
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m == "CallBack 2612010003 general 12345"),
+        "{:?}",
+        run.media
+    );
+}
+
+#[test]
+fn a_caller_told_its_existing_callback_is_not_queued_twice_and_no_offer_reaches_a_caller_that_cannot_take_it()
+ {
+    let mut run = waiting_with_callback();
+    let out = run.call.on_acd(
+        FromAcd::Announce {
+            items: vec![Item::prompt(crate::acd::announce::QUEUE_CALLBACK_OFFER)],
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    run.keys("*1#");
+    run.stored(Stored::Existing {
+        id: "2612010001".into(),
+    });
+    assert!(!run.media.iter().any(|m| m.starts_with("CallBack")));
+
+    // Without the ticket's plan the offer is not played, and * stays the
+    // ACD's.
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let settings = Settings {
+        queue: Some(plan("general", vec![])),
+        ..anchored(false)
+    };
+    let (mut run, out) = Run::start(reg, t0, settings, vec![]);
+    run.take(out, t0);
+    let out = run.call.on_acd(
+        FromAcd::Announce {
+            items: vec![
+                Item::prompt("queue_position"),
+                Item::prompt(crate::acd::announce::QUEUE_CALLBACK_OFFER),
+            ],
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    assert!(
+        !run.last_prompt().contains("queue_callback_offer"),
+        "{}",
+        run.last_prompt()
+    );
+    run.keys("*");
+    assert_eq!(run.acd.last(), Some(&ToAcd::Key('*')));
 }

@@ -184,6 +184,10 @@ pub struct RawQueue {
     pub max_callers: Option<S<u64>>,
     #[serde(default)]
     pub max_wait_seconds: Option<S<u64>>,
+    /// A caller told a longer wait than this is offered a callback in its
+    /// turn (press *); unset: never.
+    #[serde(default)]
+    pub callback_offer_after_seconds: Option<S<u64>>,
     /// "busy" or "queue:<id>", like `overflow` and `exit_action`.
     #[serde(default)]
     pub join_empty: Option<S<String>>,

@@ -1815,6 +1815,17 @@ fn build_queue(q: &RawQueue, r: &mut Reporter) -> Queue {
             }
         }
     });
+    let callback_offer_after = q.callback_offer_after_seconds.as_ref().map(|v| {
+        Duration::from_secs(
+            bounded(r, Some(v), 0, 0, 86_400, "callback_offer_after_seconds").unwrap_or(0),
+        )
+    });
+    if let (Some(v), Some('*')) = (&q.callback_offer_after_seconds, exit_key) {
+        r.error(
+            v.span(),
+            "callback_offer_after_seconds with exit_key = \"*\": * takes the callback offered; give exit_key another key",
+        );
+    }
     if let Some(a) = &q.exit_action
         && q.exit_key.is_none()
     {
@@ -1834,6 +1845,7 @@ fn build_queue(q: &RawQueue, r: &mut Reporter) -> Queue {
         service_level,
         max_callers,
         max_wait,
+        callback_offer_after,
         join_empty: QueueOverflow::Busy,
         overflow: QueueOverflow::Busy,
         exit_key,

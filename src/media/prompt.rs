@@ -825,6 +825,8 @@ mod tests {
             "callback_not_reached",
             "callback_survey",
             "callback_thanks",
+            "queue_callback_offer",
+            "queue_callback_registered",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",
@@ -838,7 +840,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 61);
+        assert_eq!(library.len(), 63);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

@@ -178,6 +178,8 @@ pub struct Queue {
     pub max_callers: Option<usize>,
     /// Longest wait before `overflow`; `None`: no limit.
     pub max_wait: Option<Duration>,
+    /// Callers told a longer wait are offered a callback in their turn.
+    pub callback_offer_after: Option<Duration>,
     /// Where a caller goes when no seat that could serve the queue is
     /// logged in.
     pub join_empty: QueueOverflow,

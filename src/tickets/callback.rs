@@ -29,6 +29,9 @@ pub struct Job {
     pub lease_until: Option<DateTime<Utc>>,
     /// The last attempt's result.
     pub result: Option<String>,
+    /// `visit` (回访, with the survey) or `queue` (called back in its
+    /// turn instead of waiting).
+    pub kind: String,
 }
 
 /// What one callback attempt came to.

@@ -24,6 +24,8 @@ pub mod prompts {
     pub const RECORD_REQUEST: &str = "ticket_record_request";
     pub const BEEP: &str = "beep";
     pub const CREATED: &str = "ticket_created";
+    /// 我们将按您的排队顺序回电: a queue callback registered.
+    pub const IN_TURN: &str = "queue_callback_registered";
     pub const EXISTING: &str = "ticket_existing";
     pub const DUE_IN: &str = "ticket_due_in";
     pub const DUE_DAYS: &str = "ticket_due_days";
@@ -56,6 +58,9 @@ pub struct Settings {
     pub caller_number: Option<String>,
     /// Working days the ticket is due in, for what the caller is told.
     pub due_working_days: u32,
+    /// A queue callback (回电): the caller is told it will be called back
+    /// in its turn, not when a unit will reply.
+    pub in_turn: bool,
 }
 
 /// What the call must do.
@@ -427,6 +432,12 @@ impl Dialogue {
         }
         self.last = now;
         let items = match result {
+            Stored::New { id } if self.settings.in_turn => vec![
+                Item::prompt(prompts::CREATED),
+                Item::Digits(id),
+                Item::prompt(prompts::IN_TURN),
+                Item::prompt(prompts::GOODBYE),
+            ],
             Stored::New { id } => {
                 let mut items = vec![Item::prompt(prompts::CREATED), Item::Digits(id)];
                 items.push(Item::prompt(prompts::DUE_IN));
@@ -467,6 +478,7 @@ mod tests {
             message: Duration::from_secs(60),
             caller_number: own.map(str::to_string),
             due_working_days: 3,
+            in_turn: false,
         }
     }
 

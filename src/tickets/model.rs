@@ -189,6 +189,9 @@ pub enum Action {
     Reassign {
         unit: String,
     },
+    /// A queue callback (回电) was made: the caller who would not wait was
+    /// called back and talked to a seat. Such a ticket is no unit's item.
+    CalledBack,
 }
 
 impl Action {
@@ -201,6 +204,7 @@ impl Action {
             Action::Done { .. } => "done",
             Action::Visit { .. } => "visit",
             Action::Reassign { .. } => "reassign",
+            Action::CalledBack => "called_back",
         }
     }
 }
@@ -277,6 +281,7 @@ pub fn transition(
         }
         (Accepted | Extended, Action::Done { .. }) => Ok(to(Done)),
         (Done, Action::Visit { satisfied: true }) => Ok(to(Visited)),
+        (Created, Action::CalledBack) => Ok(to(Visited)),
         (Done, Action::Visit { satisfied: false }) => Ok(to(Reopened)),
         (Returned, Action::Reassign { unit }) => {
             if unit.trim().is_empty() {

@@ -295,6 +295,12 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (ticket_id, round, attempt)
     )",
     ),
+    (
+        3,
+        // What a callback is: `visit` (回访 of a done ticket, with the
+        // survey) or `queue` (a caller called back in its turn).
+        "ALTER TABLE ticket_callbacks ADD COLUMN kind TEXT NOT NULL DEFAULT 'visit'",
+    ),
 ];
 
 /// The lock key under which schema changes are made.
@@ -376,17 +382,20 @@ impl<B: Backend> Store for SqlStore<B> {
             // (whoever keys a stranger's number must not learn the
             // stranger's ticket), and only while the unit is still on it
             // (done, returned or closed: a new request is a new ticket).
+            // Of the same kind: a caller asking to be called back in its
+            // turn is not told a leader session's ticket instead.
             let open = if new.callback_number == new.caller_number {
                 tx.query(
                     &format!(
                         "SELECT {COLUMNS} FROM tickets \
-                         WHERE unit = $1 AND callback_number = $2 \
+                         WHERE unit = $1 AND callback_number = $2 AND kind = $3 \
                          AND status IN ('created', 'dispatched', 'accepted', 'extended', 'reopened') \
                          ORDER BY created, id LIMIT 1"
                     ),
                     &[
                         new.unit.as_str().into(),
                         new.callback_number.as_str().into(),
+                        new.kind.as_str().into(),
                     ],
                 )?
             } else {
@@ -443,7 +452,25 @@ impl<B: Backend> Store for SqlStore<B> {
                 ],
             )?;
             event(tx, &id, now, "create", "caller", Status::Created, None)?;
-            outbox(tx, &id, &new.unit, "created", now)?;
+            if new.kind == Kind::QueueCallback {
+                // No unit's item: the hotline calls back in the caller's
+                // turn. The job is held at once by the gateway that took
+                // the call (it keeps the caller's place); should that
+                // gateway stop, the lease runs out and any gateway makes it.
+                tx.exec(
+                    "INSERT INTO ticket_callbacks \
+                     (ticket_id, round, number, attempts, next_at, state, lease_until, kind) \
+                     VALUES ($1, 1, $2, 0, $3, 'calling', $4, 'queue')",
+                    &[
+                        id.as_str().into(),
+                        new.callback_number.as_str().into(),
+                        at.as_str().into(),
+                        time(now + chrono::Duration::hours(2)).into(),
+                    ],
+                )?;
+            } else {
+                outbox(tx, &id, &new.unit, "created", now)?;
+            }
             Ok(Created {
                 ticket: Ticket {
                     id: id.clone(),
@@ -755,22 +782,19 @@ impl<B: Backend> Store for SqlStore<B> {
                     Value::Int(job.round),
                 ],
             )?;
-            let satisfied = match outcome {
-                CallbackOutcome::Satisfied => Some(true),
-                CallbackOutcome::Unsatisfied => Some(false),
+            let action = match outcome {
+                CallbackOutcome::Satisfied => Some(Action::Visit { satisfied: true }),
+                CallbackOutcome::Unsatisfied => Some(Action::Visit { satisfied: false }),
+                // A queue callback is over once the caller talked to a
+                // seat (a done ticket's visit needs the survey's answer:
+                // `CalledBack` is refused for it, and it stays done).
+                CallbackOutcome::Unrated => Some(Action::CalledBack),
                 _ => None,
             };
-            if let Some(satisfied) = satisfied {
+            if let Some(action) = action {
                 let id = TicketId::parse(&job.ticket_id)
                     .ok_or_else(|| StoreError::Corrupt(format!("id {:?}", job.ticket_id)))?;
-                match apply_in(
-                    tx,
-                    for_update,
-                    &id,
-                    &Action::Visit { satisfied },
-                    "callback",
-                    now,
-                ) {
+                match apply_in(tx, for_update, &id, &action, "callback", now) {
                     // Moved on by hand meanwhile: the answer stays on record.
                     Ok(_) | Err(StoreError::Refused(_)) => {}
                     Err(e) => return Err(e),
@@ -819,10 +843,11 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 }
 
-const JOB_COLUMNS: &str = "ticket_id, round, number, attempts, next_at, state, lease_until, result";
+const JOB_COLUMNS: &str =
+    "ticket_id, round, number, attempts, next_at, state, lease_until, result, kind";
 
 fn job_of(r: &[Value]) -> Result<Job, StoreError> {
-    if r.len() != 8 {
+    if r.len() != 9 {
         return Err(StoreError::Corrupt(format!("{} callback columns", r.len())));
     }
     Ok(Job {
@@ -834,6 +859,7 @@ fn job_of(r: &[Value]) -> Result<Job, StoreError> {
         state: text(&r[5])?,
         lease_until: opt_text(&r[6])?.map(|s| parse_time(&s)).transpose()?,
         result: opt_text(&r[7])?,
+        kind: text(&r[8])?,
     })
 }
 
@@ -876,7 +902,9 @@ fn apply_in(
             ),
         ),
         Action::Reassign { unit } => (t.reply.clone(), t.reason.clone(), Some(unit.clone())),
-        Action::Dispatch | Action::Accept => (t.reply.clone(), t.reason.clone(), None),
+        Action::Dispatch | Action::Accept | Action::CalledBack => {
+            (t.reply.clone(), t.reason.clone(), None)
+        }
     };
     let due = step.due.unwrap_or(t.new.due);
     let unit = step.unit.clone().unwrap_or_else(|| t.new.unit.clone());
