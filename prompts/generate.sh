@@ -112,6 +112,7 @@ say callback_thanks       "感谢您的评价，再见。"
 # then, once the ticket is stored and its number read, the promise.
 say queue_callback_offer      "如不想等待，请按星号键，我们将按您的排队顺序给您回电。"
 say queue_callback_registered "我们将按您的排队顺序给您回电，请保持电话畅通。"
+say queue_callback_whisper   "预约回电工单"
 
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.

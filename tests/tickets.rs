@@ -672,6 +672,43 @@ fn callback_conformance(store: &dyn Store) {
         ("given_up", Some("busy"))
     );
     assert_eq!(store.get(&c.id).unwrap().unwrap().status, Status::Done);
+
+    // A queue callback (回电 in the caller's turn): no unit's item (nothing
+    // delivered), its job held at once by the gateway that took the call;
+    // a caller asking again while it is owed is told the same ticket, and
+    // may ask anew once it was given up; made, the ticket is closed.
+    let mut q = new("13600136000", UNIT);
+    q.kind = Kind::QueueCallback;
+    let qt = store.create(&q, at(2, 9)).unwrap();
+    assert!(!qt.existing);
+    assert!(store.dispatches(&qt.ticket.id).unwrap().is_empty());
+    let (jobs, _) = store.callbacks(&qt.ticket.id).unwrap();
+    assert_eq!(
+        (jobs[0].kind.as_str(), jobs[0].state.as_str()),
+        ("queue", "calling")
+    );
+    let again = store.create(&q, at(2, 9)).unwrap();
+    assert!(again.existing);
+    assert_eq!(again.ticket.id, qt.ticket.id);
+    // Not told a leader session's ticket of the same caller instead.
+    let leader = store.create(&new("13600136000", UNIT), at(2, 9)).unwrap();
+    assert!(!leader.existing);
+    store
+        .callback_attempted(&jobs[0], Outcome::Busy, None, None, at(2, 10))
+        .unwrap();
+    let fresh = store.create(&q, at(2, 11)).unwrap();
+    assert!(!fresh.existing, "the first was given up");
+    let (jobs, _) = store.callbacks(&fresh.ticket.id).unwrap();
+    store
+        .callback_attempted(&jobs[0], Outcome::Unrated, Some("8001"), None, at(2, 12))
+        .unwrap();
+    let closed = store.get(&fresh.ticket.id).unwrap().unwrap();
+    assert_eq!(closed.status, Status::Visited);
+    let last = store.history(&fresh.ticket.id).unwrap().pop().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.by.as_str()),
+        ("called_back", "callback")
+    );
 }
 
 #[test]

@@ -144,6 +144,10 @@ pub enum Leave {
     Abandoned,
     /// The caller pressed the exit key (the call decided it).
     ExitKey,
+    /// The call took its caller elsewhere itself (a ticket, a callback in
+    /// its turn): out of the queue, no exit action; logged as
+    /// `EXITWITHKEY`.
+    Detached,
 }
 
 /// How an offer failed, as the call saw it.
@@ -540,6 +544,7 @@ impl Acd {
         self.input(now, |acd, now, out| match how {
             Leave::Abandoned => acd.abandon(call, now, out),
             Leave::ExitKey => acd.exit(call, ExitReason::ExitKey, now, out),
+            Leave::Detached => acd.step_out(call, now, out),
         })
     }
 

@@ -428,6 +428,24 @@ impl Acd {
         self.dispatch_seats(&freed, now, out);
     }
 
+    /// The call took its caller out of the queue itself: no exit action
+    /// (the caller is not the queue's to send anywhere any more).
+    pub(super) fn step_out(&mut self, call: CallId, now: Instant, out: &mut Vec<Action>) {
+        let Some((caller, ahead)) = self.detach(call) else {
+            return;
+        };
+        let queue = &self.queues[caller.queue];
+        out.push(Action::Log(Event {
+            queue: Some(queue.config.id.clone()),
+            call: Some(call),
+            wait: now.saturating_duration_since(caller.arrival),
+            position: Some(ahead + 1),
+            ..Event::new(EventKind::ExitWithKey, now)
+        }));
+        let freed = self.retract(&caller, now, out);
+        self.dispatch_seats(&freed, now, out);
+    }
+
     /// The caller leaves its queue for the queue's exit action (exit key)
     /// or overflow (timeout).
     pub(super) fn exit(

@@ -188,8 +188,8 @@ pub enum Output {
     /// (`arrival`).
     CallBack {
         ticket: String,
-        queue: String,
-        line: String,
+        /// The queue it waited in (its skill and expert seats too).
+        queue: QueuePlan,
         arrival: Instant,
     },
 }
@@ -365,8 +365,8 @@ pub struct Call {
     ticket: Option<String>,
     /// The queue offered a callback in turn (its announcement said so).
     callback_offered: bool,
-    /// The queue the call joined, and its line.
-    joined: Option<(String, String)>,
+    /// The queue the call joined.
+    joined: Option<QueuePlan>,
     /// The dialogue running is the queue callback's (not a leader
     /// session's).
     calling_back: bool,
@@ -1279,8 +1279,8 @@ impl Call {
             self.respond_caller(180, "Ringing", None, now);
             self.timers.set(Purpose::Ringing, now + RINGING_REFRESH);
         }
+        self.joined = Some(plan.clone());
         self.intro = Some(plan.intro);
-        self.joined = Some((plan.queue.clone(), plan.line.clone()));
         self.out.push(Output::Acd(ToAcd::Join {
             queue: plan.queue,
             line: plan.line,

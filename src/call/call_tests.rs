@@ -443,12 +443,9 @@ impl Run {
                 Output::Record { stream, name } => {
                     self.media.push(format!("Record {stream} {name}"))
                 }
-                Output::CallBack {
-                    ticket,
-                    queue,
-                    line,
-                    ..
-                } => self.media.push(format!("CallBack {ticket} {queue} {line}")),
+                Output::CallBack { ticket, queue, .. } => self
+                    .media
+                    .push(format!("CallBack {ticket} {} {}", queue.queue, queue.line)),
             }
         }
         self.log.extend(sent.iter().cloned());

@@ -42,6 +42,8 @@ pub const TICKET_HEADER: &str = "X-Hotline-Ticket";
 
 /// To the seat before the citizen is dialled: 回访工单 + the number.
 pub const WHISPER: &str = "callback_whisper";
+/// To the seat, for a caller called back in its turn: 预约回电 + the number.
+pub const QUEUE_WHISPER: &str = "queue_callback_whisper";
 /// To the citizen once the seat has hung up: satisfied 1, not 2.
 pub const SURVEY: &str = "callback_survey";
 /// To the citizen after its answer.
@@ -70,6 +72,10 @@ pub struct CallbackPlan {
     /// The queue whose seats make the call, the line it counts under.
     pub queue: String,
     pub line: String,
+    /// The caller's skill and expert seats (a queue callback's, from the
+    /// line it called).
+    pub skill: Option<String>,
+    pub expert_seats: Vec<String>,
     /// Its place in the queue (a queue callback keeps the caller's).
     pub arrival: Instant,
     /// Where the citizen is dialled: the carrier trunk, then its
@@ -169,8 +175,8 @@ impl Callback {
         cb.out.push(Output::Acd(ToAcd::Join {
             queue: cb.plan.queue.clone(),
             line: cb.plan.line.clone(),
-            skill: None,
-            expert_seats: Vec::new(),
+            skill: cb.plan.skill.clone(),
+            expert_seats: cb.plan.expert_seats.clone(),
             arrival: cb.plan.arrival,
         }));
         cb.deadline = cb.plan.wait_cap.map(|cap| now + cap);
@@ -411,8 +417,10 @@ impl Callback {
         let target = Target::Seat { id: seat.clone() };
         let ticket = self.plan.ticket.clone();
         let (mut invite, dialog, branch) = self.invite(id, 0, &binding.uri, binding.peer, &ticket);
-        // The seat sees what the call is before answering.
-        let display = format!("\"回访 {ticket}\" ");
+        // The seat sees what the call is before answering: a 回访 of a
+        // done ticket, or a 回电 in the caller's turn.
+        let what = if self.plan.survey { "回访" } else { "回电" };
+        let display = format!("\"{what} {ticket}\" ");
         if let Some(from) = invite.header(&Name::From).map(|f| f.to_string()) {
             invite.set(Name::From, format!("{display}{from}"));
         }
@@ -500,7 +508,11 @@ impl Callback {
         self.out.push(Output::Prompt {
             leg: 0,
             items: vec![
-                Item::prompt(WHISPER),
+                Item::prompt(if self.plan.survey {
+                    WHISPER
+                } else {
+                    QUEUE_WHISPER
+                }),
                 Item::digits(self.plan.ticket.clone()),
             ],
             hold: false,

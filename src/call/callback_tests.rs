@@ -49,6 +49,8 @@ fn plan(trunks: u8, survey: bool, t0: Instant) -> CallbackPlan {
         ticket: TICKET.into(),
         queue: "general".into(),
         line: "12345".into(),
+        skill: None,
+        expert_seats: Vec::new(),
         arrival: t0,
         citizen: (7..7 + trunks).map(trunk).collect(),
         ring: Duration::from_secs(30),

@@ -257,7 +257,7 @@ impl Driver {
                     // Removed first: the exit's overflow action (a goodbye)
                     // is not for a call that went on to a ticket.
                     self.calls.remove(&call);
-                    self.acd.leave(id(call), Leave::ExitKey, now)
+                    self.acd.leave(id(call), Leave::Detached, now)
                 }
                 ToAcd::Key(digit) => self.acd.key(id(call), digit, now),
                 ToAcd::Answered { seat } => self.acd.offer_answered(id(call), &seat, now),

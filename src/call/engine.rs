@@ -589,7 +589,13 @@ impl Engine {
                 .iter()
                 .any(|x| x.id == q.queue && x.callback_offer_after.is_some())
         });
-        if offers_callback {
+        // Only where one can be made: anchored media, a carrier trunk.
+        let can_call_back = self.ports.is_some()
+            && table
+                .trunks
+                .iter()
+                .any(|t| t.role == TrunkRole::Carrier && t.target.is_some());
+        if offers_callback && can_call_back {
             let mut plan = leader_plan(&table, &decision, &msg, &dialed, &line, &a_call_id, id);
             plan.draft.kind = crate::tickets::model::Kind::QueueCallback;
             plan.draft.tag = "预约回电".into();
@@ -907,9 +913,8 @@ impl Engine {
                     Output::CallBack {
                         ticket,
                         queue,
-                        line,
                         arrival,
-                    } => self.queue_callback(ticket, queue, line, arrival),
+                    } => self.queue_callback(ticket, queue, arrival),
                     Output::Seat { seat, busy } => {
                         let call = id;
                         if busy {

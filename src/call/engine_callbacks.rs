@@ -34,6 +34,8 @@ const LEASE: Duration = Duration::from_secs(2 * 3600);
 struct Spec {
     queue: String,
     line: String,
+    skill: Option<String>,
+    expert_seats: Vec<String>,
     citizen: Vec<crate::call::call::Target>,
     ring: Duration,
     survey: bool,
@@ -153,14 +155,17 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .insert(job.ticket_id.clone());
         running.seeking.fetch_add(1, Ordering::Relaxed);
-        let survey = job.kind == "visit";
+        // A queue callback taken up here (retried, or left by a gateway
+        // that stopped) has lost its place: it waits as briefly as a 回访.
         let spec = Spec {
             queue,
             line: table.main_line().number.clone(),
+            skill: None,
+            expert_seats: Vec::new(),
             citizen,
             ring: cfg.ring,
-            survey,
-            wait_cap: survey.then_some(WAIT_CAP),
+            survey: job.kind == "visit",
+            wait_cap: Some(WAIT_CAP),
             arrival: Instant::now(),
         };
         self.place(job, spec, running.clone(), schedule);
@@ -171,8 +176,7 @@ impl Engine {
     pub(super) fn queue_callback(
         self: &Arc<Self>,
         ticket: String,
-        queue: String,
-        line: String,
+        queue: crate::call::queue::QueuePlan,
         arrival: Instant,
     ) {
         let engine = self.clone();
@@ -196,8 +200,10 @@ impl Engine {
                 carrier_targets(&table, &job.number, &|id| trunks.is_up(id))
             };
             let spec = Spec {
-                queue,
-                line,
+                queue: queue.queue,
+                line: queue.line,
+                skill: queue.skill,
+                expert_seats: queue.expert_seats,
                 citizen,
                 ring: table.callbacks.ring,
                 survey: false,
@@ -326,6 +332,8 @@ impl Engine {
             ticket: ticket.to_string(),
             queue: spec.queue,
             line: spec.line,
+            skill: spec.skill,
+            expert_seats: spec.expert_seats,
             arrival: spec.arrival,
             citizen: spec.citizen,
             ring: spec.ring,

@@ -118,10 +118,13 @@ impl Call {
     /// leaves the queue for the number dialogue; once its ticket is told,
     /// the callback takes its place again ([`Output::CallBack`]).
     pub(super) fn queue_callback_key(&mut self, key: char, now: Instant) -> bool {
+        // Not once the queue let the caller go (it hears why): the
+        // queue is done with it.
         if key != crate::acd::announce::CALLBACK_KEY
             || self.phase != Phase::Queued
             || !self.callback_offered
             || !self.answered_by_us
+            || self.timers.is_set(Purpose::Leave)
         {
             return false;
         }
@@ -216,14 +219,13 @@ impl Call {
             if d.stored(stored, now) {
                 if self.calling_back
                     && new
-                    && let (Some(ticket), Some((queue, line))) = (id.clone(), self.joined.clone())
+                    && let (Some(ticket), Some(queue)) = (id.clone(), self.joined.clone())
                 {
                     // Back in the queue at the caller's own arrival: the
                     // callback keeps its place.
                     self.out.push(Output::CallBack {
                         ticket,
                         queue,
-                        line,
                         arrival: self.started,
                     });
                 }

@@ -827,6 +827,7 @@ mod tests {
             "callback_thanks",
             "queue_callback_offer",
             "queue_callback_registered",
+            "queue_callback_whisper",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",
@@ -840,7 +841,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 63);
+        assert_eq!(library.len(), 64);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

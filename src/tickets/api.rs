@@ -141,7 +141,9 @@ fn list(
             _ => return Ok(error(400, format!("unknown parameter `{k}`"))),
         }
     }
-    let tickets = store.list(&filter)?;
+    let mut tickets = store.list(&filter)?;
+    // A queue callback is the hotline's own promise, no unit's item.
+    tickets.retain(|t| t.new.kind != super::model::Kind::QueueCallback);
     let list: Vec<Value> = tickets.iter().map(|t| report::to_json(t, now)).collect();
     Ok(reply(200, Value::Array(list)))
 }
@@ -151,7 +153,9 @@ fn own(id: &str, unit: &TicketUnit, store: &dyn Store) -> Result<super::model::T
     let not_found = || StoreError::NotFound(id.to_string());
     let parsed = TicketId::parse(id).ok_or_else(not_found)?;
     match store.get(&parsed)? {
-        Some(t) if t.new.unit == unit.unit => Ok(t),
+        Some(t) if t.new.unit == unit.unit && t.new.kind != super::model::Kind::QueueCallback => {
+            Ok(t)
+        }
         _ => Err(not_found()),
     }
 }

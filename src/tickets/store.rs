@@ -384,12 +384,20 @@ impl<B: Backend> Store for SqlStore<B> {
             // (done, returned or closed: a new request is a new ticket).
             // Of the same kind: a caller asking to be called back in its
             // turn is not told a leader session's ticket instead.
+            // A queue callback counts while it is still to be made (one
+            // given up leaves the caller free to ask again).
+            let active = if new.kind == Kind::QueueCallback {
+                " AND EXISTS (SELECT 1 FROM ticket_callbacks c WHERE c.ticket_id = tickets.id \
+                 AND c.state IN ('pending', 'calling'))"
+            } else {
+                ""
+            };
             let open = if new.callback_number == new.caller_number {
                 tx.query(
                     &format!(
                         "SELECT {COLUMNS} FROM tickets \
                          WHERE unit = $1 AND callback_number = $2 AND kind = $3 \
-                         AND status IN ('created', 'dispatched', 'accepted', 'extended', 'reopened') \
+                         AND status IN ('created', 'dispatched', 'accepted', 'extended', 'reopened'){active} \
                          ORDER BY created, id LIMIT 1"
                     ),
                     &[
@@ -565,7 +573,8 @@ impl<B: Backend> Store for SqlStore<B> {
             let rows = tx.query(
                 "SELECT unit, COUNT(*), \
                  SUM(CASE WHEN due <= $1 AND status <> 'done' THEN 1 ELSE 0 END) \
-                 FROM tickets WHERE status <> 'visited' GROUP BY unit ORDER BY unit",
+                 FROM tickets WHERE status <> 'visited' AND kind <> 'queue_callback' \
+                 GROUP BY unit ORDER BY unit",
                 &[time(now).into()],
             )?;
             rows.iter()
