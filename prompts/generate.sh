@@ -113,6 +113,10 @@ say callback_thanks       "感谢您的评价，再见。"
 say queue_callback_offer      "如不想等待，请按星号键，我们将按您的排队顺序给您回电。"
 say queue_callback_registered "我们将按您的排队顺序给您回电，请保持电话畅通。"
 say queue_callback_whisper   "预约回电工单"
+# A queue that overflows to a callback (overflow = "callback"): why, before
+# the callback number is asked, then the promise after the ticket's number.
+say callback_later            "当前坐席全忙，为您登记回电。"
+say callback_later_registered "坐席空闲后我们将尽快给您回电，请保持电话畅通。"
 
 # Digits for reading back ticket numbers and counts; 1 is 幺 (yāo), the
 # telephony convention that keeps it distinct from 七 (qī) on a poor line.

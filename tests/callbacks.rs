@@ -430,3 +430,89 @@ fn a_caller_who_would_not_wait_is_called_back_in_its_turn() {
     );
     third.expect_success(&gw);
 }
+
+#[test]
+fn a_queue_with_no_seat_overflows_to_a_callback_made_once_a_seat_logs_in() {
+    let carrier = free_port();
+    let gw = Gateway::start_with("callback-later", |t| {
+        let t = table(carrier)(t);
+        // The general queue's (its first `join_empty`).
+        let later = t.replacen("join_empty = \"busy\"", "join_empty = \"callback\"", 1);
+        assert!(later.find("join_empty = \"callback\"") > later.find("id = \"general\""));
+        assert!(later.find("join_empty = \"callback\"") < later.find("id = \"leader\""));
+        assert_ne!(later, t);
+        later
+    });
+    let store = open_store(&gw);
+    // No seat is logged in: the caller is offered a callback at once,
+    // gives its own number (* starts the number over, then 1#), and hears
+    // its ticket and the promise.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.sipp(
+        "queue_callback_call.xml",
+        &[
+            ("MEDIA_PORT", &port),
+            ("OFFER_MS", "12000"),
+            ("CALLER", CITIZEN),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &["-timeout", "60s"],
+    );
+    let heard = listen(&rtp, Duration::from_secs(40), &mut None);
+    caller.expect_success(&gw);
+    let tickets = store.list(&hotline::tickets::Filter::default()).unwrap();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    let id = tickets[0].id.clone();
+    assert_eq!(tickets[0].new.kind, Kind::Overflow);
+    let mut told = vec!["callback_later".to_string(), "ticket_created".to_string()];
+    told.extend(id.as_str().chars().map(|d| format!("digit_{d}")));
+    told.extend(["callback_later_registered", "goodbye"].map(String::from));
+    heard_in_order(&heard, &told).unwrap_or_else(|e| panic!("{e}\n{}", gw.daemon.log_text()));
+    assert!(store.dispatches(&id).unwrap().is_empty(), "no unit's item");
+    // A seat logs in and is idle: the callback is made, seat first.
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
+    let seat = gw.sipp(
+        "seat_callback.xml",
+        &[
+            ("TICKET", id.as_str()),
+            ("MEDIA_PORT", &seat_media),
+            ("HANGUP", "seat_bye"),
+            ("HOLD_MS", "9000"),
+        ],
+        "127.0.0.1",
+        seat_port,
+        &["-s", "8001", "-timeout", "40s"],
+    );
+    let citizen = gw.sipp(
+        "citizen.xml",
+        &[
+            ("NUMBER", CITIZEN),
+            ("MODE", "answer"),
+            ("MEDIA_PORT", "[media_port]"),
+            ("KEY", "5"),
+            ("KEY_AFTER_MS", "500"),
+        ],
+        "127.0.0.1",
+        carrier,
+        &["-timeout", "40s"],
+    );
+    let whisper = std::thread::spawn(move || hear(&seat_rtp, Duration::from_secs(14)));
+    seat.expect_success(&gw);
+    citizen.expect_success(&gw);
+    let mut said = vec!["queue_callback_whisper".to_string()];
+    said.extend(id.as_str().chars().map(|d| format!("digit_{d}")));
+    heard_in_order(&whisper.join().unwrap(), &said).unwrap();
+    let closed = wait_for(Duration::from_secs(10), || {
+        (store.get(&id).unwrap().unwrap().status == Status::Visited).then_some(())
+    });
+    assert!(closed.is_some(), "{}", gw.daemon.log_text());
+    gw.wait_metric(
+        "hotline_callbacks_total{kind=\"queue\",result=\"unrated\"}",
+        1.0,
+    );
+}

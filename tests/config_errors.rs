@@ -1734,16 +1734,40 @@ fn an_exit_key_is_one_key_and_an_exit_action_needs_one() {
 }
 
 #[test]
-fn a_callback_overflow_is_refused_until_tickets_exist() {
+fn a_callback_overflow_is_taken() {
     for key in ["overflow", "join_empty"] {
-        expect_only_error_at_value(
-            &format!("{key} = \"busy\""),
-            "\"callback\"",
-            &format!(
-                "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
-            ),
+        let t = accepted(|t| set_value(t, &format!("{key} = \"busy\""), "\"callback\""));
+        assert!(
+            t.queues.iter().any(|q| {
+                let got = if key == "overflow" {
+                    q.overflow
+                } else {
+                    q.join_empty
+                };
+                got == QueueOverflow::Callback
+            }),
+            "{key}"
         );
     }
+}
+
+#[test]
+fn a_callback_offer_cannot_share_its_key_with_the_exit_key() {
+    let text = shipped().replacen(
+        "name = \"12345综合受理\"\n",
+        "name = \"12345综合受理\"\ncallback_offer_after_seconds = 60\nexit_key = \"*\"\n",
+        1,
+    );
+    let errors = errors_of(&text);
+    assert!(
+        errors.len() == 1
+            && errors[0].line == line_of(&text, "\ncallback_offer_after_seconds = 60\n") + 1
+            && errors[0]
+                .message
+                .contains("callback_offer_after_seconds with exit_key = \"*\""),
+        "{}",
+        render(&errors)
+    );
 }
 
 #[test]
@@ -1752,7 +1776,7 @@ fn an_overflow_target_is_busy_or_another_existing_queue() {
     expect_only_error_at_value(
         busy,
         "\"hangup\"",
-        "unknown overflow `hangup`: busy or queue:<id>",
+        "unknown overflow `hangup`: busy, callback or queue:<id>",
     );
     expect_only_error_at_value(busy, "\"queue:nowhere\"", "unknown queue `nowhere`");
     // The leader's queue, whose overflow and join_empty name general.

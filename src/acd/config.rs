@@ -42,6 +42,9 @@ pub enum Overflow {
     Busy,
     /// Into this queue, keeping the caller's original arrival.
     Queue(String),
+    /// Offered a callback once a seat is free (the call asks its number);
+    /// a call that cannot take one is as `Busy`.
+    Callback,
 }
 
 /// One queue (队列): callers waiting for the seats with its skill.

@@ -387,7 +387,7 @@ impl Acd {
         }));
         let target = match &to {
             Overflow::Queue(id) => self.queue_ix.get(id).copied(),
-            Overflow::Busy => None,
+            Overflow::Busy | Overflow::Callback => None,
         };
         match target {
             // The cycle guard: at most as many hops as there are queues.
@@ -399,7 +399,11 @@ impl Acd {
             _ => out.push(Action::Overflowed {
                 call,
                 reason,
-                to: Overflow::Busy,
+                to: if to == Overflow::Callback {
+                    Overflow::Callback
+                } else {
+                    Overflow::Busy
+                },
             }),
         }
     }
@@ -796,6 +800,25 @@ mod tests {
         r.join(2, "main");
         let out = r.leave(2, Leave::ExitKey);
         assert_eq!(kinds(&out), ["EXITWITHKEY", "ENTERQUEUE"]);
+    }
+
+    #[test]
+    fn a_full_queue_that_overflows_to_a_callback_says_so() {
+        let mut a = queue("a", "general");
+        a.max_callers = Some(1);
+        a.overflow = Overflow::Callback;
+        let mut r = Run::new(config(vec![a], vec![seat("s1", &["general"])]));
+        r.occupy(&["s1"]);
+        r.join(1, "a");
+        let out = r.join(2, "a");
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Overflowed {
+                reason: ExitReason::Full,
+                to: Overflow::Callback,
+                ..
+            }
+        )));
     }
 
     #[test]

@@ -370,6 +370,9 @@ pub struct Call {
     /// The dialogue running is the queue callback's (not a leader
     /// session's).
     calling_back: bool,
+    /// That callback is made once a seat is free (the queue overflowed),
+    /// not in the caller's turn.
+    later: bool,
 }
 
 /// The longest a finished call waits for its transactions: their own
@@ -449,6 +452,7 @@ impl Call {
             callback_offered: false,
             joined: None,
             calling_back: false,
+            later: false,
         };
         call.respond_caller(100, "Trying", None, now);
         if let Some(t) = call.settings.leader.as_ref().and_then(|p| p.session_ends) {
@@ -1338,7 +1342,17 @@ impl Call {
                     });
                 }
             }
+            FromAcd::CallBackLater { reason, .. }
+                if self.phase == Phase::Queued && self.callback_later(now) =>
+            {
+                tracing::info!(call = self.id, %reason, "the queue overflowed to a callback");
+            }
             FromAcd::Leave {
+                items,
+                code,
+                reason,
+            }
+            | FromAcd::CallBackLater {
                 items,
                 code,
                 reason,
@@ -1361,7 +1375,7 @@ impl Call {
                     self.fail_caller(Rejection::new(code, reason, Outcome::Unavailable), now);
                 }
             }
-            FromAcd::Announce { .. } | FromAcd::Leave { .. } => {}
+            FromAcd::Announce { .. } | FromAcd::Leave { .. } | FromAcd::CallBackLater { .. } => {}
         }
         self.finish_input(registrar, now)
     }

@@ -322,7 +322,9 @@ impl Callback {
                     }
                 }
             }
-            FromAcd::Leave { reason, .. } if self.phase == Phase::Waiting => {
+            FromAcd::Leave { reason, .. } | FromAcd::CallBackLater { reason, .. }
+                if self.phase == Phase::Waiting =>
+            {
                 // The queue let it go (full, waited too long): no seat, no
                 // attempt on the citizen.
                 tracing::info!(call = self.id, %reason, "callback left the queue");
@@ -331,7 +333,7 @@ impl Callback {
                 self.conclude(Outcome::NoSeat);
                 self.phase = Phase::Ended;
             }
-            FromAcd::Announce { .. } | FromAcd::Leave { .. } => {}
+            FromAcd::Announce { .. } | FromAcd::Leave { .. } | FromAcd::CallBackLater { .. } => {}
         }
         self.finish(registrar, now)
     }

@@ -112,6 +112,7 @@ pub fn spawn(table: SharedTable, registrar: Arc<Registrar>, metrics: Arc<Metrics
 pub fn config(table: &Table) -> acd::Config {
     let overflow = |o: &QueueOverflow| match o {
         QueueOverflow::Busy => Overflow::Busy,
+        QueueOverflow::Callback => Overflow::Callback,
         QueueOverflow::Queue(i) => Overflow::Queue(table.queues[*i as usize].id.clone()),
     };
     let queues = table
@@ -310,7 +311,7 @@ impl Driver {
                 Action::Overflowed {
                     call,
                     reason,
-                    to: Overflow::Busy,
+                    to: to @ (Overflow::Busy | Overflow::Callback),
                 } => {
                     let (prompt, code, why) = match reason {
                         acd::ExitReason::Empty => (
@@ -335,10 +336,19 @@ impl Driver {
                         ),
                     };
                     let items = vec![Item::prompt(prompt), Item::prompt("goodbye")];
-                    let msg = FromAcd::Leave {
-                        items,
-                        code,
-                        reason: why.to_string(),
+                    let reason = why.to_string();
+                    let msg = if to == Overflow::Callback {
+                        FromAcd::CallBackLater {
+                            items,
+                            code,
+                            reason,
+                        }
+                    } else {
+                        FromAcd::Leave {
+                            items,
+                            code,
+                            reason,
+                        }
                     };
                     (call, msg)
                 }
@@ -352,7 +362,7 @@ impl Driver {
                 | Action::Overflowed { .. }
                 | Action::Moved { .. } => continue,
             };
-            let leaving = matches!(msg, FromAcd::Leave { .. });
+            let leaving = matches!(msg, FromAcd::Leave { .. } | FromAcd::CallBackLater { .. });
             if let Some(h) = self.calls.get(&call.0) {
                 h.notify(CallEvent::Acd(msg));
             }

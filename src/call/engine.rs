@@ -584,10 +584,14 @@ impl Engine {
         // A queue that offers callbacks in turn: the ticket a caller taking
         // one would store (no spoken request; not a unit's item).
         let offers_callback = settings.queue.as_ref().is_some_and(|q| {
-            table
-                .queues
-                .iter()
-                .any(|x| x.id == q.queue && x.callback_offer_after.is_some())
+            table.queues.iter().any(|x| {
+                let later = |o: &routing::QueueOverflow| *o == routing::QueueOverflow::Callback;
+                x.id == q.queue
+                    && (x.callback_offer_after.is_some()
+                        || later(&x.overflow)
+                        || later(&x.join_empty)
+                        || later(&x.exit_action))
+            })
         });
         // Only where one can be made: anchored media, a carrier trunk.
         let can_call_back = self.ports.is_some()
@@ -601,7 +605,7 @@ impl Engine {
             plan.draft.tag = "预约回电".into();
             plan.draft.session = None;
             plan.dialogue.message = Duration::ZERO;
-            plan.dialogue.in_turn = true;
+            plan.dialogue.promise = Some(crate::tickets::dialogue::prompts::IN_TURN);
             plan.session_ends = None;
             plan.end_ticket = false;
             plan.end_queue = None;
@@ -1764,7 +1768,7 @@ fn leader_plan(
             message: table.leader.message,
             caller_number: callback_number(&caller),
             due_working_days: table.ticket_due_working_days,
-            in_turn: false,
+            promise: None,
         },
         draft: NewTicket {
             day: local.date_naive(),

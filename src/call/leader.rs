@@ -145,6 +145,32 @@ impl Call {
         true
     }
 
+    /// The queue overflowed to a callback (`overflow = "callback"`): the
+    /// ACD has let the caller go; it gives its number and is called back
+    /// once a seat is free. False when the call cannot hold the dialogue
+    /// (the caller is then let go as for `busy`).
+    pub(super) fn callback_later(&mut self, now: Instant) -> bool {
+        if !self.answered_by_us || self.media.is_none() {
+            return false;
+        }
+        let Some(plan) = self.settings.queue_callback.as_ref() else {
+            return false;
+        };
+        let mut settings = plan.dialogue.clone();
+        settings.promise = Some(dialogue::prompts::LATER);
+        self.cancel_offers(now);
+        self.phase = Phase::Choosing;
+        self.calling_back = true;
+        self.later = true;
+        self.dialogue = Some(Dialogue::number_after(
+            settings,
+            dialogue::prompts::LATER_LEAD,
+            now,
+        ));
+        self.follow_dialogue(now);
+        true
+    }
+
     /// The plan of the ticket the dialogue takes: the queue callback's or
     /// the leader session's.
     fn ticket_plan(&self) -> Option<&LeaderPlan> {
@@ -218,6 +244,7 @@ impl Call {
             let new = matches!(stored, Stored::New { .. });
             if d.stored(stored, now) {
                 if self.calling_back
+                    && !self.later
                     && new
                     && let (Some(ticket), Some(queue)) = (id.clone(), self.joined.clone())
                 {
@@ -301,6 +328,9 @@ impl Call {
                 } => {
                     if let Some(p) = self.ticket_plan().cloned() {
                         let mut ticket = p.draft.clone();
+                        if self.later {
+                            ticket.kind = crate::tickets::model::Kind::Overflow;
+                        }
                         ticket.callback_number = callback_number;
                         ticket.request_recording = request
                             .then(|| p.requests_dir.join(&p.request_file).display().to_string());

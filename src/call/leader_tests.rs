@@ -42,7 +42,7 @@ fn leader_settings(anchored_media: bool) -> Settings {
                 message: secs(60),
                 caller_number: Some("13800138000".into()),
                 due_working_days: 3,
-                in_turn: false,
+                promise: None,
             },
             draft: draft(),
             requests_dir: "/var/lib/hotline/requests".into(),
@@ -333,7 +333,7 @@ fn waiting_with_callback() -> Run {
     let mut plan_ = leader_settings(true).leader.unwrap();
     plan_.draft.kind = TicketKind::QueueCallback;
     plan_.dialogue.message = Duration::ZERO;
-    plan_.dialogue.in_turn = true;
+    plan_.dialogue.promise = Some(crate::tickets::dialogue::prompts::IN_TURN);
     let settings = Settings {
         queue: Some(plan("general", vec![])),
         queue_callback: Some(plan_),
@@ -441,4 +441,60 @@ fn a_caller_told_its_existing_callback_is_not_queued_twice_and_no_offer_reaches_
     );
     run.keys("*");
     assert_eq!(run.acd.last(), Some(&ToAcd::Key('*')));
+}
+
+#[test]
+fn a_queue_overflowing_to_a_callback_asks_the_number_and_leaves_the_callback_to_the_store() {
+    let mut run = waiting_with_callback();
+    let out = run.call.on_acd(
+        FromAcd::CallBackLater {
+            items: vec![Item::prompt("queue_busy")],
+            code: 486,
+            reason: "Busy Here (the queue is full)".into(),
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    let asked = run.last_prompt().to_string();
+    assert!(
+        asked.contains("callback_later") && asked.contains("ticket_confirm_number"),
+        "{asked}"
+    );
+    run.keys("1#");
+    let t = run.tickets.last().expect("stored").clone();
+    assert_eq!(t.kind, TicketKind::Overflow);
+    run.stored(Stored::New {
+        id: "2612010004".into(),
+    });
+    assert!(run.last_prompt().contains("callback_later_registered"));
+    assert!(
+        !run.media.iter().any(|m| m.starts_with("CallBack")),
+        "made by the store's runner once a seat is free"
+    );
+
+    // A call that cannot hold the dialogue is let go as for busy.
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let settings = Settings {
+        queue: Some(plan("general", vec![])),
+        ..anchored(false)
+    };
+    let (mut run, out) = Run::start(reg, t0, settings, vec![]);
+    run.take(out, t0);
+    let out = run.call.on_acd(
+        FromAcd::CallBackLater {
+            items: vec![Item::prompt("queue_busy")],
+            code: 486,
+            reason: "Busy Here (the queue is full)".into(),
+        },
+        &run.reg,
+        run.now,
+    );
+    run.take(out, run.now);
+    assert!(
+        run.last_prompt().contains("queue_busy"),
+        "{}",
+        run.last_prompt()
+    );
 }

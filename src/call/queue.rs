@@ -69,4 +69,12 @@ pub enum FromAcd {
         code: u16,
         reason: String,
     },
+    /// The caller leaves the queue (`overflow = "callback"`): it is
+    /// offered a callback once a seat is free; a call that cannot take
+    /// one does as [`FromAcd::Leave`] says.
+    CallBackLater {
+        items: Vec<Item>,
+        code: u16,
+        reason: String,
+    },
 }

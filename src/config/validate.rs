@@ -1875,19 +1875,12 @@ fn queue_overflow(
         return QueueOverflow::Busy;
     }
     if text == "callback" {
-        // Enabled by the ticket store, which is not built yet.
-        r.error(
-            v.span(),
-            format!(
-                "{key} = \"callback\": callback tickets come with the ticket store; use busy or queue:<id>"
-            ),
-        );
-        return QueueOverflow::Busy;
+        return QueueOverflow::Callback;
     }
     let Some(id) = text.strip_prefix("queue:") else {
         r.error(
             v.span(),
-            format!("unknown {key} `{text}`: busy or queue:<id> (another queue)"),
+            format!("unknown {key} `{text}`: busy, callback or queue:<id> (another queue)"),
         );
         return QueueOverflow::Busy;
     };

@@ -828,6 +828,8 @@ mod tests {
             "queue_callback_offer",
             "queue_callback_registered",
             "queue_callback_whisper",
+            "callback_later",
+            "callback_later_registered",
             // Mandarin numerals for counts, beside the telephony digits.
             "num_liang",
             "num_10",
@@ -841,7 +843,7 @@ mod tests {
         expected.extend(digits.iter().map(String::as_str));
         expected.sort_unstable();
         assert_eq!(library.names().collect::<Vec<_>>(), expected);
-        assert_eq!(library.len(), 64);
+        assert_eq!(library.len(), 66);
 
         for name in library.names() {
             let duration = library.duration(name).unwrap();

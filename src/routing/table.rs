@@ -152,6 +152,9 @@ pub enum QueueOverflow {
     /// `"queue:<id>"`: into another queue, keeping the original arrival.
     /// Index into [`Table::queues`], never the queue's own.
     Queue(u32),
+    /// `"callback"`: the caller gives its number and is called back once a
+    /// seat is free (busy for a call that cannot).
+    Callback,
 }
 
 /// A queue of the ACD (排队): who answers it and how callers wait in it.

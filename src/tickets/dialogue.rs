@@ -26,6 +26,10 @@ pub mod prompts {
     pub const CREATED: &str = "ticket_created";
     /// 我们将按您的排队顺序回电: a queue callback registered.
     pub const IN_TURN: &str = "queue_callback_registered";
+    /// 当前坐席全忙，为您登记回电: the queue overflowed to a callback.
+    pub const LATER_LEAD: &str = "callback_later";
+    /// 坐席空闲后我们将尽快给您回电: that callback registered.
+    pub const LATER: &str = "callback_later_registered";
     pub const EXISTING: &str = "ticket_existing";
     pub const DUE_IN: &str = "ticket_due_in";
     pub const DUE_DAYS: &str = "ticket_due_days";
@@ -58,9 +62,10 @@ pub struct Settings {
     pub caller_number: Option<String>,
     /// Working days the ticket is due in, for what the caller is told.
     pub due_working_days: u32,
-    /// A queue callback (回电): the caller is told it will be called back
-    /// in its turn, not when a unit will reply.
-    pub in_turn: bool,
+    /// A callback (回电) instead of waiting: the prompt that tells the
+    /// caller when it will be called back (in its turn, or once a seat is
+    /// free), said after its ticket's number instead of a unit's due date.
+    pub promise: Option<&'static str>,
 }
 
 /// What the call must do.
@@ -173,6 +178,12 @@ impl Dialogue {
     /// The session ended while the caller waited: the leader has gone, a
     /// ticket instead.
     pub fn session_over(settings: Settings, now: Instant) -> Dialogue {
+        Dialogue::number_after(settings, prompts::SESSION_OVER, now)
+    }
+
+    /// Straight to the callback number, after `lead` (why: the session is
+    /// over, the queue is full).
+    pub fn number_after(settings: Settings, lead: &'static str, now: Instant) -> Dialogue {
         let mut d = Dialogue {
             settings,
             state: State::Number {
@@ -184,7 +195,7 @@ impl Dialogue {
             last: now,
         };
         let p = d.number_prompt();
-        d.play(vec![Item::prompt(prompts::SESSION_OVER), p]);
+        d.play(vec![Item::prompt(lead), p]);
         d
     }
 
@@ -432,10 +443,10 @@ impl Dialogue {
         }
         self.last = now;
         let items = match result {
-            Stored::New { id } if self.settings.in_turn => vec![
+            Stored::New { id } if self.settings.promise.is_some() => vec![
                 Item::prompt(prompts::CREATED),
                 Item::Digits(id),
-                Item::prompt(prompts::IN_TURN),
+                Item::prompt(self.settings.promise.unwrap_or(prompts::IN_TURN)),
                 Item::prompt(prompts::GOODBYE),
             ],
             Stored::New { id } => {
@@ -478,7 +489,7 @@ mod tests {
             message: Duration::from_secs(60),
             caller_number: own.map(str::to_string),
             due_working_days: 3,
-            in_turn: false,
+            promise: None,
         }
     }
 

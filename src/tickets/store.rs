@@ -386,7 +386,7 @@ impl<B: Backend> Store for SqlStore<B> {
             // turn is not told a leader session's ticket instead.
             // A queue callback counts while it is still to be made (one
             // given up leaves the caller free to ask again).
-            let active = if new.kind == Kind::QueueCallback {
+            let active = if matches!(new.kind, Kind::QueueCallback | Kind::Overflow) {
                 " AND EXISTS (SELECT 1 FROM ticket_callbacks c WHERE c.ticket_id = tickets.id \
                  AND c.state IN ('pending', 'calling'))"
             } else {
@@ -460,7 +460,20 @@ impl<B: Backend> Store for SqlStore<B> {
                 ],
             )?;
             event(tx, &id, now, "create", "caller", Status::Created, None)?;
-            if new.kind == Kind::QueueCallback {
+            if new.kind == Kind::Overflow {
+                // Called back once a seat is free: any gateway's runner
+                // makes it, as a callback of its own.
+                tx.exec(
+                    "INSERT INTO ticket_callbacks \
+                     (ticket_id, round, number, attempts, next_at, state, kind) \
+                     VALUES ($1, 1, $2, 0, $3, 'pending', 'queue')",
+                    &[
+                        id.as_str().into(),
+                        new.callback_number.as_str().into(),
+                        at.as_str().into(),
+                    ],
+                )?;
+            } else if new.kind == Kind::QueueCallback {
                 // No unit's item: the hotline calls back in the caller's
                 // turn. The job is held at once by the gateway that took
                 // the call (it keeps the caller's place); should that
