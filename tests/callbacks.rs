@@ -128,6 +128,58 @@ fn trunk_call(gw: &Gateway, hangup: &str, ms: u32, args: &[&str]) -> support::ga
     )
 }
 
+/// A SIPp seat on `port` taking one callback: its INVITE must name a
+/// ticket matching `ticket` (a regular expression); its SDP names RTP port
+/// `media`; `hangup` `seat_bye` hangs up `hold_ms` after answering.
+fn seat_callback(
+    gw: &Gateway,
+    port: u16,
+    ticket: &str,
+    media: &str,
+    hangup: &str,
+    hold_ms: &str,
+    timeout: &str,
+) -> support::gateway::Sipp {
+    gw.sipp(
+        "seat_callback.xml",
+        &[
+            ("TICKET", ticket),
+            ("MEDIA_PORT", media),
+            ("HANGUP", hangup),
+            ("HOLD_MS", hold_ms),
+        ],
+        "127.0.0.1",
+        port,
+        &["-s", "8001", "-timeout", timeout],
+    )
+}
+
+/// The citizen behind the carrier trunk on `carrier`: `mode` `answer`
+/// (keying `key` in INFO `after_ms` after it) or `busy`.
+fn citizen_uas(
+    gw: &Gateway,
+    carrier: u16,
+    mode: &str,
+    media: &str,
+    key: &str,
+    after_ms: &str,
+    timeout: &str,
+) -> support::gateway::Sipp {
+    gw.sipp(
+        "citizen.xml",
+        &[
+            ("NUMBER", CITIZEN),
+            ("MODE", mode),
+            ("MEDIA_PORT", media),
+            ("KEY", key),
+            ("KEY_AFTER_MS", after_ms),
+        ],
+        "127.0.0.1",
+        carrier,
+        &["-timeout", timeout],
+    )
+}
+
 fn open_store(gw: &Gateway) -> Arc<dyn Store> {
     hotline::tickets::open("sqlite:tickets.db", gw.dir()).unwrap()
 }
@@ -148,31 +200,16 @@ fn a_done_ticket_is_called_back_seat_first_and_the_citizens_key_closes_it() {
     let citizen_media = citizen_rtp.local_addr().unwrap().port().to_string();
     // The seat talks 14 s after it answers (the whisper is about 7 s);
     // the citizen keys 1 16 s after it answered, once the survey is over.
-    let seat = gw.sipp(
-        "seat_callback.xml",
-        &[
-            ("TICKET", id.as_str()),
-            ("MEDIA_PORT", &seat_media),
-            ("HANGUP", "seat_bye"),
-            ("HOLD_MS", "14000"),
-        ],
-        "127.0.0.1",
+    let seat = seat_callback(
+        &gw,
         seat_port,
-        &["-s", "8001", "-timeout", "60s"],
+        id.as_str(),
+        &seat_media,
+        "seat_bye",
+        "14000",
+        "60s",
     );
-    let citizen = gw.sipp(
-        "citizen.xml",
-        &[
-            ("NUMBER", CITIZEN),
-            ("MODE", "answer"),
-            ("MEDIA_PORT", &citizen_media),
-            ("KEY", "1"),
-            ("KEY_AFTER_MS", "16000"),
-        ],
-        "127.0.0.1",
-        carrier,
-        &["-timeout", "60s"],
-    );
+    let citizen = citizen_uas(&gw, carrier, "answer", &citizen_media, "1", "16000", "60s");
     // Nothing is owed before the unit replies.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
@@ -252,31 +289,16 @@ fn a_busy_citizen_is_recorded_and_tried_again_later() {
     gw.register("8001", seat_port);
     let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
-    let seat = gw.sipp(
-        "seat_callback.xml",
-        &[
-            ("TICKET", id.as_str()),
-            ("MEDIA_PORT", &seat_media),
-            ("HANGUP", "wait_bye"),
-            ("HOLD_MS", "0"),
-        ],
-        "127.0.0.1",
+    let seat = seat_callback(
+        &gw,
         seat_port,
-        &["-s", "8001", "-timeout", "40s"],
+        id.as_str(),
+        &seat_media,
+        "wait_bye",
+        "0",
+        "40s",
     );
-    let citizen = gw.sipp(
-        "citizen.xml",
-        &[
-            ("NUMBER", CITIZEN),
-            ("MODE", "busy"),
-            ("MEDIA_PORT", "0"),
-            ("KEY", "1"),
-            ("KEY_AFTER_MS", "0"),
-        ],
-        "127.0.0.1",
-        carrier,
-        &["-timeout", "40s"],
-    );
+    let citizen = citizen_uas(&gw, carrier, "busy", "0", "1", "0", "40s");
     done(&*store, &id);
     let heard = std::thread::spawn(move || hear(&seat_rtp, Duration::from_secs(16)));
     seat.expect_success(&gw);
@@ -357,33 +379,18 @@ fn a_caller_who_would_not_wait_is_called_back_in_its_turn() {
     // seat checks).
     std::thread::sleep(Duration::from_secs(3));
     let third = trunk_call(&gw, "caller_bye", 27000, &long);
-    let citizen = gw.sipp(
-        "citizen.xml",
-        &[
-            ("NUMBER", CITIZEN),
-            ("MODE", "answer"),
-            ("MEDIA_PORT", "[media_port]"),
-            ("KEY", "5"),
-            ("KEY_AFTER_MS", "500"),
-        ],
-        "127.0.0.1",
-        carrier,
-        &["-timeout", "60s"],
-    );
+    let citizen = citizen_uas(&gw, carrier, "answer", "[media_port]", "5", "500", "60s");
     seat.expect_success(&gw);
     let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
-    let seat = gw.sipp(
-        "seat_callback.xml",
-        &[
-            ("MEDIA_PORT", &seat_media),
-            ("HANGUP", "seat_bye"),
-            ("HOLD_MS", "10000"),
-            ("TICKET", "[0-9]+"),
-        ],
-        "127.0.0.1",
+    let seat = seat_callback(
+        &gw,
         seat_port,
-        &["-s", "8001", "-timeout", "40s"],
+        "[0-9]+",
+        &seat_media,
+        "seat_bye",
+        "10000",
+        "40s",
     );
     second.expect_success(&gw);
     let heard = heard.join().unwrap();
@@ -476,31 +483,16 @@ fn a_queue_with_no_seat_overflows_to_a_callback_made_once_a_seat_logs_in() {
     gw.register("8001", seat_port);
     let seat_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let seat_media = seat_rtp.local_addr().unwrap().port().to_string();
-    let seat = gw.sipp(
-        "seat_callback.xml",
-        &[
-            ("TICKET", id.as_str()),
-            ("MEDIA_PORT", &seat_media),
-            ("HANGUP", "seat_bye"),
-            ("HOLD_MS", "9000"),
-        ],
-        "127.0.0.1",
+    let seat = seat_callback(
+        &gw,
         seat_port,
-        &["-s", "8001", "-timeout", "40s"],
+        id.as_str(),
+        &seat_media,
+        "seat_bye",
+        "9000",
+        "40s",
     );
-    let citizen = gw.sipp(
-        "citizen.xml",
-        &[
-            ("NUMBER", CITIZEN),
-            ("MODE", "answer"),
-            ("MEDIA_PORT", "[media_port]"),
-            ("KEY", "5"),
-            ("KEY_AFTER_MS", "500"),
-        ],
-        "127.0.0.1",
-        carrier,
-        &["-timeout", "40s"],
-    );
+    let citizen = citizen_uas(&gw, carrier, "answer", "[media_port]", "5", "500", "40s");
     let whisper = std::thread::spawn(move || hear(&seat_rtp, Duration::from_secs(14)));
     seat.expect_success(&gw);
     citizen.expect_success(&gw);

@@ -877,35 +877,15 @@ impl Engine {
             let mut unreachable: Vec<Peer> = Vec::new();
             let mut three_way: Vec<String> = Vec::new();
             for o in out.drain(..) {
+                let common = OutputSinks {
+                    call: id,
+                    handle: &handle,
+                    session: &session,
+                };
+                let Some(o) = self.carry_out(o, &common, &mut guard.bound, &mut unreachable) else {
+                    continue;
+                };
                 match o {
-                    Output::Send(peer, bytes) => {
-                        if !self.transport.send(peer, bytes) && !unreachable.contains(&peer) {
-                            unreachable.push(peer);
-                        }
-                    }
-                    Output::Bind(call_id) => {
-                        self.calls.bind(call_id.clone(), handle.for_leg());
-                        guard.bound.push(call_id);
-                    }
-                    Output::Media(cmd) => {
-                        if let Some(s) = &session {
-                            s.send(cmd);
-                        }
-                    }
-                    Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
-                    Output::Acd(msg) => {
-                        let handle = matches!(msg, ToAcd::Join { .. }).then(|| handle.clone());
-                        self.dispatch.send(AcdInput::Call {
-                            call: id,
-                            msg,
-                            handle,
-                        });
-                    }
-                    Output::Prompt { leg, items, hold } => {
-                        if let Some(s) = &session {
-                            self.play(s, leg, items, hold);
-                        }
-                    }
                     Output::ThreeWay { number } => three_way.push(number),
                     Output::LeaderChoice(choice) => {
                         self.metrics
@@ -940,6 +920,13 @@ impl Engine {
                             ));
                         }
                     }
+                    // Carried out above.
+                    Output::Send(..)
+                    | Output::Bind(_)
+                    | Output::Media(_)
+                    | Output::Digit { .. }
+                    | Output::Acd(_)
+                    | Output::Prompt { .. } => {}
                 }
             }
             // A seat's three-way: the number resolved through the table
@@ -1653,6 +1640,60 @@ impl Drop for CallGuard<'_> {
         if !self.counted {
             self.engine.metrics.active_calls.dec();
         }
+    }
+}
+
+/// Where a call's task carries out the outputs every call has.
+struct OutputSinks<'a> {
+    call: u64,
+    handle: &'a CallHandle,
+    session: &'a Option<SessionHandle>,
+}
+
+impl Engine {
+    /// Carries out what every call task does alike: sends (noting the
+    /// peers that could not be reached), binds, media, keys, the ACD,
+    /// prompts. Any other output comes back to the task.
+    fn carry_out(
+        &self,
+        o: Output,
+        to: &OutputSinks<'_>,
+        bound: &mut Vec<String>,
+        unreachable: &mut Vec<Peer>,
+    ) -> Option<Output> {
+        match o {
+            Output::Send(peer, bytes) => {
+                let sent = self.transport.send(peer, bytes);
+                if !sent && !unreachable.contains(&peer) {
+                    unreachable.push(peer);
+                }
+            }
+            Output::Bind(call_id) => {
+                self.calls.bind(call_id.clone(), to.handle.for_leg());
+                bound.push(call_id);
+            }
+            Output::Media(cmd) => {
+                if let Some(s) = to.session {
+                    s.send(cmd);
+                }
+            }
+            Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
+            Output::Acd(msg) => {
+                let handle = matches!(msg, ToAcd::Join { .. }).then(|| to.handle.clone());
+                self.dispatch.send(AcdInput::Call {
+                    call: to.call,
+                    msg,
+                    handle,
+                });
+            }
+            Output::Prompt { leg, items, hold } => {
+                if let Some(s) = to.session {
+                    self.play(s, leg, items, hold);
+                }
+            }
+            other => return Some(other),
+        }
+        None
     }
 }
 

@@ -5,12 +5,9 @@
 //! store at once (the survey's answer moves the ticket), with the next
 //! attempt scheduled.
 
-use super::{CallGuard, Engine, media_event, sleep_until, trunk_chain};
-use crate::call::call::Output;
+use super::{CallGuard, Engine, OutputSinks, media_event, sleep_until, trunk_chain};
 use crate::call::call::callback::{Callback, CallbackPlan, WAIT_CAP};
 use crate::call::calls::{CallHandle, Event};
-use crate::call::dispatch::Input as AcdInput;
-use crate::call::queue::ToAcd;
 use crate::media::session::Event as MediaEvent;
 use crate::routing::{Kind, Table, TrunkRole};
 use crate::sip::transaction::Timers;
@@ -361,44 +358,14 @@ impl Engine {
         loop {
             let mut unreachable: Vec<Peer> = Vec::new();
             for o in out.drain(..) {
-                match o {
-                    Output::Send(peer, bytes) => {
-                        if !self.transport.send(peer, bytes) && !unreachable.contains(&peer) {
-                            unreachable.push(peer);
-                        }
-                    }
-                    Output::Bind(call_id) => {
-                        self.calls.bind(call_id.clone(), handle.for_leg());
-                        guard.bound.push(call_id);
-                    }
-                    Output::Media(cmd) => {
-                        if let Some(s) = &session {
-                            s.send(cmd);
-                        }
-                    }
-                    Output::Digit { leg, digit } => self.digit(leg, digit, "info"),
-                    Output::Acd(msg) => {
-                        let handle = matches!(msg, ToAcd::Join { .. }).then(|| handle.clone());
-                        self.dispatch.send(AcdInput::Call {
-                            call: id,
-                            msg,
-                            handle,
-                        });
-                    }
-                    Output::Prompt { leg, items, hold } => {
-                        if let Some(s) = &session {
-                            self.play(s, leg, items, hold);
-                        }
-                    }
-                    // A callback has no three-way, leader choice, ticket,
-                    // seat marks or third party of its own.
-                    Output::ThreeWay { .. }
-                    | Output::LeaderChoice(_)
-                    | Output::StoreTicket(_)
-                    | Output::Seat { .. }
-                    | Output::Record { .. }
-                    | Output::CallBack { .. } => {}
-                }
+                let to = OutputSinks {
+                    call: id,
+                    handle: &handle,
+                    session: &session,
+                };
+                // A callback has no three-way, leader choice, ticket, seat
+                // marks or third party of its own: the rest is dropped.
+                let _ = self.carry_out(o, &to, &mut guard.bound, &mut unreachable);
             }
             if !unreachable.is_empty() && error_rounds < 4 {
                 error_rounds += 1;
