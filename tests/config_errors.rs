@@ -1879,6 +1879,11 @@ fn the_leader_sessions_choice_keys_are_checked() {
             "message_seconds = 3000",
             "out of range 0..=300",
         ),
+        (
+            "message_silence_seconds = 5",
+            "message_silence_seconds = 61",
+            "out of range 0..=60",
+        ),
     ] {
         expect_error(|t| replace_once(t, from, to), to, message);
     }

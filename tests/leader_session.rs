@@ -344,6 +344,152 @@ fn a_caller_who_takes_a_ticket_hears_its_number_only_as_stored() {
     assert_eq!(steps, ["create", "dispatch", "accept", "done", "visit"]);
 }
 
+/// A caller who keys 2 and 1#, speaks its request after the tone and
+/// then says nothing, keying no `#`: its quiet ends the request (after
+/// `message_silence_seconds`, long before `message_seconds`), and the
+/// ticket is stored with what it said and read to it.
+#[test]
+fn a_caller_who_stops_speaking_ends_its_request_without_hash() {
+    use hotline::media::g711::Codec;
+    use hotline::media::mixer::goertzel_power;
+    use hotline::media::rtp::{inspect, packet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let gw = Gateway::start_with("leader-quiet", |t| {
+        let quiet = t.replace(
+            "message_seconds = 60\n",
+            "message_seconds = 60\nmessage_silence_seconds = 3\n",
+        );
+        assert_ne!(quiet, t);
+        with_leader_session_now(quiet)
+    });
+    // The ticket scenario without its closing `#`: after 1# it only
+    // waits for the gateway to read the number and hang up.
+    let template = support::gateway::scenario("leader_ticket_call.xml");
+    let (head, tail) = template
+        .split_once("  <pause milliseconds=\"@REQUEST_MS@\"/>")
+        .unwrap();
+    let (_, rest) = tail.split_once("  <recv request=\"BYE\"/>").unwrap();
+    let text = format!("{head}  <recv request=\"BYE\"/>{rest}");
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let caller = gw.sipp_text(
+        "leader_ticket_quiet.xml",
+        text,
+        // REQUEST_MS is left only in the scenario's comment.
+        &[
+            ("MEDIA_PORT", &port),
+            ("CALLER", "13907350000"),
+            ("REQUEST_MS", "0"),
+        ],
+        "127.0.0.1",
+        free_port(),
+        &["-timeout", "60s"],
+    );
+    // The caller's phone: paced RTP, silence until the tone after the
+    // request's prompt, then 1.5 s of speech (a 700 Hz tone), then
+    // silence again; it keeps everything it hears.
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
+    let phone = std::thread::spawn(move || {
+        let beep = heard_prompt("beep");
+        // 200 ms after the tone's end (recording starts as it ends),
+        // then the words.
+        let speech: Vec<i16> = std::iter::repeat_n(0, 1600)
+            .chain((0..8000 * 3 / 2).map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 700.0 * i as f64 / 8000.0).sin()) as i16
+            }))
+            .collect();
+        let mut heard: Vec<i16> = Vec::new();
+        let mut searched = 0;
+        let mut spoken: Option<usize> = None;
+        let mut gateway = None;
+        let mut buf = [0u8; 2048];
+        let started = Instant::now();
+        let mut next = Instant::now();
+        let mut seq = 0u16;
+        rtp.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+            if let Ok((n, from)) = rtp.recv_from(&mut buf)
+                && let Some(info) = inspect(&buf[..n])
+            {
+                Codec::Pcmu.decode(&buf[info.payload_at..n], &mut heard);
+                gateway = Some(from);
+            }
+            // The beep, looked for in what came since the last look.
+            if spoken.is_none() && heard.len() > searched {
+                match find(&heard, &beep, searched.saturating_sub(beep.len())) {
+                    Some(_) => spoken = Some(0),
+                    None => searched = heard.len(),
+                }
+            }
+            let Some(to) = gateway else { continue };
+            if Instant::now() < next {
+                continue;
+            }
+            next += Duration::from_millis(20);
+            let frame: &[i16] = match spoken {
+                Some(at) if at < speech.len() => {
+                    spoken = Some(at + 160);
+                    &speech[at..at + 160]
+                }
+                _ => &[0; 160],
+            };
+            let mut ulaw = Vec::new();
+            Codec::Pcmu.encode(frame, &mut ulaw);
+            seq = seq.wrapping_add(1);
+            let _ = rtp.send_to(
+                &packet(0, false, seq, u32::from(seq) * 160, 0xca11, &ulaw),
+                to,
+            );
+        }
+        (heard, spoken.is_some())
+    });
+    caller.expect_success(&gw);
+    done.store(true, Ordering::Relaxed);
+    let (heard, spoke) = phone.join().unwrap();
+    assert!(spoke, "the request's tone was never heard");
+
+    let db = rusqlite::Connection::open(gw.dir().join("tickets.db")).unwrap();
+    let (id, request): (String, Option<String>) = db
+        .query_row("SELECT id, request_recording FROM tickets", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    // The request: what was said, then the quiet that ended it — seconds,
+    // where `message_seconds` would have run a minute.
+    let request = request.expect("a request was recorded");
+    let samples: Vec<i16> = hound::WavReader::open(&request)
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| s.unwrap())
+        .collect();
+    let secs = samples.len() as f64 / 8000.0;
+    assert!((3.5..=9.0).contains(&secs), "the request lasts {secs} s");
+    let frames: Vec<f64> = samples
+        .chunks(160)
+        .map(|f| goertzel_power(f, 700.0, 8000.0).sqrt())
+        .collect();
+    let spoken = frames.iter().filter(|&&a| a > 4000.0).count();
+    assert!(
+        (60..=80).contains(&spoken),
+        "1.5 s of speech recorded, {spoken} frames"
+    );
+    let last_voice = frames.iter().rposition(|&a| a > 4000.0).unwrap();
+    let after = (frames.len() - 1 - last_voice) as f64 * 0.02;
+    assert!(
+        (2.5..=5.0).contains(&after),
+        "the request ends {after} s after the caller's last word"
+    );
+    // Only then the ticket is told.
+    let mut told = vec!["ticket_created".to_string()];
+    told.extend(id.chars().map(|d| format!("digit_{d}")));
+    told.push("goodbye".into());
+    heard_in_order(&heard, &told).unwrap();
+    assert!(gw.daemon.log_text().contains("the leg fell quiet"));
+}
+
 #[test]
 fn a_caller_who_presses_one_reaches_the_leaders_seat() {
     let gw = Gateway::start_with("leader-wait", with_leader_session_now);

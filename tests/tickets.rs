@@ -61,9 +61,26 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
     let second = store.create(&new("13900139000", UNIT), at(1, 3)).unwrap();
     assert_eq!(second.ticket.id.as_str(), "2612010002");
     // The same caller and unit while the first is open: the same ticket.
-    let again = store.create(&new("13800138000", UNIT), at(1, 4)).unwrap();
+    let mut repeated = new("13800138000", UNIT);
+    repeated.request_recording = Some("requests/2612010001-again.wav".into());
+    let again = store.create(&repeated, at(1, 4)).unwrap();
     assert!(again.existing);
     assert_eq!(again.ticket.id, first.ticket.id);
+    // What it said again is kept with the ticket it has.
+    let told = store.history(&first.ticket.id).unwrap();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(told[1].action, "request");
+    assert_eq!(told[1].by, "caller");
+    assert_eq!(told[1].status, Status::Created);
+    assert_eq!(
+        told[1].detail.as_deref(),
+        Some("requests/2612010001-again.wav")
+    );
+    // Without a request, nothing is added.
+    let mut silent = new("13800138000", UNIT);
+    silent.request_recording = None;
+    assert!(store.create(&silent, at(1, 4)).unwrap().existing);
+    assert_eq!(store.history(&first.ticket.id).unwrap().len(), 2);
     // Another unit: a ticket of its own.
     let other = store
         .create(&new("13800138000", "市卫生健康委员会"), at(1, 5))
@@ -148,6 +165,7 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
         actions,
         [
             ("create", Status::Created),
+            ("request", Status::Created),
             ("dispatch", Status::Dispatched),
             ("accept", Status::Accepted),
             ("extend", Status::Extended),
@@ -159,8 +177,8 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
             ("visit", Status::Visited),
         ]
     );
-    assert_eq!(history[3].by, UNIT);
-    assert_eq!(history[5].detail.as_deref(), Some("unsatisfied"));
+    assert_eq!(history[4].by, UNIT);
+    assert_eq!(history[6].detail.as_deref(), Some("unsatisfied"));
     // Closed: the caller's next request is a new ticket.
     let fresh = store.create(&new("13800138000", UNIT), at(2, 11)).unwrap();
     assert!(!fresh.existing);

@@ -1411,6 +1411,15 @@ impl Call {
         self.finish_input(registrar, now)
     }
 
+    /// The caller has stopped speaking (the media session listened, for a
+    /// spoken request).
+    pub fn on_quiet(&mut self, leg: usize, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        if leg == 0 {
+            self.dialogue_quiet(now);
+        }
+        self.finish_input(registrar, now)
+    }
+
     /// A key the caller pressed (RTP or INFO): the leader session's
     /// dialogue's, else the ACD's while it waits.
     fn caller_key(&mut self, key: char, now: Instant) {

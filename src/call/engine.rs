@@ -1016,6 +1016,9 @@ impl Engine {
                     Some(MediaEvent::PromptDone { leg }) => {
                         out = call.on_prompt_done(leg, &self.registrar, Instant::now());
                     }
+                    Some(MediaEvent::Quiet { leg }) => {
+                        out = call.on_quiet(leg, &self.registrar, Instant::now());
+                    }
                     None => session = None,
                 },
             }
@@ -1807,6 +1810,7 @@ fn leader_plan(
                 Choice::Wait
             },
             message: table.leader.message,
+            message_silence: table.leader.message_silence,
             caller_number: callback_number(&caller),
             due_working_days: table.ticket_due_working_days,
             promise: None,

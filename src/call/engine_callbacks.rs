@@ -426,6 +426,8 @@ impl Engine {
                     Some(MediaEvent::PromptDone { leg }) => {
                         out = cb.on_prompt_done(leg, &self.registrar, now());
                     }
+                    // A callback listens for no spoken request.
+                    Some(MediaEvent::Quiet { .. }) => {}
                     None => session = None,
                 },
             }

@@ -107,6 +107,16 @@ impl Call {
         }
     }
 
+    /// The caller fell quiet ([`crate::media::session::Event::Quiet`]).
+    pub(super) fn dialogue_quiet(&mut self, now: Instant) {
+        if self.phase == Phase::Choosing
+            && let Some(d) = &mut self.dialogue
+        {
+            d.quiet(now);
+            self.follow_dialogue(now);
+        }
+    }
+
     pub(super) fn dialogue_timer(&mut self, now: Instant) {
         if let Some(d) = &mut self.dialogue {
             d.timer(now);
@@ -310,13 +320,17 @@ impl Call {
                     }
                     return;
                 }
-                Do::Record => {
+                Do::Record { end_on_silence } => {
                     if let Some(p) = self.ticket_plan().cloned() {
                         self.out.push(Output::Media(MediaCommand::Record {
                             dir: p.requests_dir.clone(),
                             // The recorder takes paths below its folder.
                             paths: vec![(0, p.requests_dir.join(&p.request_file))],
                         }));
+                        if let Some(after) = end_on_silence {
+                            self.out
+                                .push(Output::Media(MediaCommand::EndOnSilence { leg: 0, after }));
+                        }
                     }
                 }
                 Do::StopRecording => self

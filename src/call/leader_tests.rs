@@ -40,6 +40,7 @@ fn leader_settings(anchored_media: bool) -> Settings {
                 timeout: secs(8),
                 default: Choice::Wait,
                 message: secs(60),
+                message_silence: secs(5),
                 caller_number: Some("13800138000".into()),
                 due_working_days: 3,
                 promise: None,
@@ -67,6 +68,11 @@ impl Run {
 
     fn prompt_done(&mut self) -> Vec<Sent> {
         let out = self.call.on_prompt_done(0, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+
+    fn quiet(&mut self) -> Vec<Sent> {
+        let out = self.call.on_quiet(0, &self.reg, self.now);
         self.take(out, self.now)
     }
 
@@ -155,6 +161,36 @@ fn two_then_one_then_hash_stores_the_ticket_and_only_then_reads_its_number() {
     assert!(run.acd.is_empty(), "the ACD never saw it");
     run.recv(&reply(&bye.msg, 200, "OK", "alice-tag"), caller());
     run.finish(100);
+}
+
+#[test]
+fn a_caller_who_falls_quiet_ends_its_request_as_with_hash() {
+    let (mut run, _) = choosing();
+    run.keys("21#");
+    // Quiet before the recording (a stale event) does nothing.
+    run.quiet();
+    assert!(run.tickets.is_empty());
+    run.prompt_done();
+    let n = run.media.len();
+    assert_eq!(
+        run.media[n - 1],
+        "EndOnSilence { leg: 0, after: 5s }",
+        "{:?}",
+        run.media
+    );
+    assert!(run.media[n - 2].starts_with("Record {"));
+    run.quiet();
+    assert_eq!(run.media.last().unwrap(), "StopRecord { leg: 0 }");
+    assert_eq!(run.tickets.len(), 1);
+    assert_eq!(
+        run.tickets[0].request_recording.as_deref(),
+        Some("/var/lib/hotline/requests/20261201/100000-7.wav")
+    );
+    // Quiet from another leg, or again, stores nothing more.
+    let out = run.call.on_quiet(1, &run.reg, run.now);
+    run.take(out, run.now);
+    run.quiet();
+    assert_eq!(run.tickets.len(), 1);
 }
 
 #[test]

@@ -366,6 +366,10 @@ pub struct RawLeader {
     /// The longest spoken request left with a ticket; 0: none asked for.
     #[serde(default)]
     pub message_seconds: Option<S<u64>>,
+    /// Seconds of quiet that end a spoken request; 0: only `#` and
+    /// `message_seconds` do.
+    #[serde(default)]
+    pub message_silence_seconds: Option<S<u64>>,
     /// "ticket" (default) or "main_queue": callers still waiting when the
     /// session ends.
     #[serde(default)]

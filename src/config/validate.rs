@@ -1045,6 +1045,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         choice_timeout: Duration::from_secs(8),
         default_ticket: false,
         message: Duration::from_secs(60),
+        message_silence: Duration::from_secs(5),
         end_ticket: true,
     };
     if let Some(leader) = &raw.leader {
@@ -1062,6 +1063,14 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
             "choice_timeout_seconds",
         );
         leader_settings.message = secs(r, &lr.message_seconds, 60, 0, 300, "message_seconds");
+        leader_settings.message_silence = secs(
+            r,
+            &lr.message_silence_seconds,
+            5,
+            0,
+            60,
+            "message_silence_seconds",
+        );
         if let Some(c) = &lr.at_session_end {
             match c.get_ref().as_str() {
                 "ticket" => {}

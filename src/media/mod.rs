@@ -4,7 +4,8 @@
 //! [`g711`] (PCMU/PCMA through a kept codec crate), [`sdp`] (offer/answer,
 //! RFC 3264), [`prompt`] (WAV prompts, sequences and 20 ms pacing),
 //! [`dtmf`] (RFC 4733 events, SIP INFO, the digit collector), [`mixer`]
-//! (three-party conference frames) and [`recorder`] (WAV recording). The
+//! (three-party conference frames), [`recorder`] (WAV recording) and
+//! [`quiet`] (when a caller has stopped speaking). The
 //! sockets live in [`rtp`]: one UDP port per leg, relaying with rewritten
 //! SSRC/sequence/timestamp, symmetric RTP and media time-outs.
 
@@ -13,6 +14,7 @@ pub mod g711;
 pub mod mixer;
 pub mod prompt;
 pub mod publication;
+pub mod quiet;
 pub mod recorder;
 pub mod rtp;
 pub mod sdp;

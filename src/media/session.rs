@@ -16,6 +16,7 @@ use super::dtmf::{Digit, EventReceiver};
 use super::g711::{Codec, SAMPLES_PER_FRAME};
 use super::mixer::{Frame, Mixer, PartyId};
 use super::prompt::{Pacer, Playlist};
+use super::quiet::QuietDetector;
 use super::recorder::Recorder;
 use super::rtp::{
     Latch, MediaSocket, RELEARN_AFTER, Rewriter, RtpInfo, Silence, Source, Verdict, inspect,
@@ -94,6 +95,14 @@ pub enum Command {
     StopRecord {
         leg: usize,
     },
+    /// Tell the call ([`Event::Quiet`], once) when this leg has said
+    /// nothing for `after` (see [`super::quiet`]): a spoken request's end.
+    /// Counted from now; [`Command::StopRecord`] and [`Command::Leave`]
+    /// stop listening.
+    EndOnSilence {
+        leg: usize,
+        after: Duration,
+    },
     /// A new leg (a seat offered the call, a trunk): it gets the next
     /// index ([`StreamAdder`] hands them out in order).
     AddLeg {
@@ -119,9 +128,20 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Digit { leg: usize, digit: Digit },
-    PromptDone { leg: usize },
-    MediaTimeout { leg: usize },
+    Digit {
+        leg: usize,
+        digit: Digit,
+    },
+    PromptDone {
+        leg: usize,
+    },
+    MediaTimeout {
+        leg: usize,
+    },
+    /// The leg stopped speaking ([`Command::EndOnSilence`]).
+    Quiet {
+        leg: usize,
+    },
 }
 
 /// The call's side of a running session.
@@ -196,6 +216,8 @@ struct Leg {
     heard: Option<Frame>,
     /// What this leg says, when the call is recorded.
     recorder: Option<RecordingWriter>,
+    /// Listening for the end of what this leg says.
+    quiet: Option<QuietDetector>,
     /// Our own counters for frames we generate (prompts, mixed audio).
     local_seq: u16,
     local_ts: u32,
@@ -318,6 +340,7 @@ impl LegSettings {
             playing: None,
             heard: None,
             recorder: None,
+            quiet: None,
             local_seq: 0,
             local_ts: 0,
             rejected: 0,
@@ -352,6 +375,9 @@ async fn run(
             }
             if leg.is_watched() {
                 wake = wake.min(leg.silence.deadline());
+            }
+            if let Some(q) = &leg.quiet {
+                wake = wake.min(q.deadline());
             }
         }
         if let Some(t) = next_mix {
@@ -500,6 +526,11 @@ async fn run(
                 );
                 let _ = events.try_send(Event::MediaTimeout { leg: i });
             }
+            if leg.quiet.as_ref().is_some_and(|q| q.is_quiet(now)) {
+                let spoke = leg.quiet.take().is_some_and(|q| q.spoke());
+                tracing::info!(leg = i, spoke, "the leg fell quiet");
+                let _ = events.try_send(Event::Quiet { leg: i });
+            }
         }
     }
 }
@@ -581,13 +612,20 @@ fn apply(
             if let Some(l) = legs.get_mut(leg) {
                 l.active = false;
                 l.playing = None;
+                l.quiet = None;
                 let _ = mixer.leave(PartyId(leg as u32));
                 finish_recording(leg, l);
             }
         }
         Command::StopRecord { leg } => {
             if let Some(l) = legs.get_mut(leg) {
+                l.quiet = None;
                 finish_recording(leg, l);
+            }
+        }
+        Command::EndOnSilence { leg, after } => {
+            if let Some(l) = legs.get_mut(leg) {
+                l.quiet = Some(QuietDetector::new(after, Instant::now()));
             }
         }
         Command::Record { dir, paths } => {
@@ -758,10 +796,16 @@ fn deliver(
             None => return,
         }
     };
-    if let Some(r) = &mut legs[i].recorder {
+    let leg = &mut legs[i];
+    if leg.recorder.is_some() || leg.quiet.is_some() {
         pcm.clear();
         codec.decode(payload, pcm);
-        r.write_packet(pcm, info.ssrc, info.ts, now);
+        if let Some(r) = &mut leg.recorder {
+            r.write_packet(pcm, info.ssrc, info.ts, now);
+        }
+        if let Some(q) = &mut leg.quiet {
+            q.frame(pcm, now);
+        }
     }
     match mode {
         Mode::Isolated => {}
@@ -1378,6 +1422,102 @@ mod tests {
             .await
             .expect("a time-out");
         assert_eq!(ev, Some(Event::MediaTimeout { leg: 0 }));
+    }
+
+    /// A caller's spoken request: listened to, it speaks (a tone, real
+    /// RTP), then sends silence; the session reports it quiet once, a
+    /// window after its last voice frame, never while it speaks.
+    #[tokio::test]
+    async fn a_leg_listened_to_is_reported_quiet_once_it_stops_speaking() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 33_400, 33_410);
+        let mut session = start(
+            vec![pool.allocate().await.unwrap()],
+            Duration::from_secs(30),
+        );
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        session.send(Command::Remote {
+            leg: 0,
+            addr: Some(caller.local_addr().unwrap()),
+            codec: Codec::Pcmu,
+            telephone_event: None,
+            send: true,
+            payload_type: None,
+            expect: true,
+            allowed: Vec::new(),
+        });
+        let window = Duration::from_secs(1);
+        session.send(Command::EndOnSilence {
+            leg: 0,
+            after: window,
+        });
+        let send = |k: usize, pcm: &[i16]| {
+            let mut ulaw = Vec::new();
+            Codec::Pcmu.encode(pcm, &mut ulaw);
+            packet(0, false, k as u16, 160 * k as u32, 3, &ulaw)
+        };
+        // Two seconds of speech, paced: longer than the window, so only
+        // its voice keeps the session from reporting quiet.
+        let speech = tone(300.0, 160 * 100, 0);
+        for (k, chunk) in speech.chunks(160).enumerate() {
+            caller
+                .send_to(&send(k, chunk), session.locals[0])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(
+                session.events.try_recv().is_err(),
+                "nothing reported while it speaks (frame {k})"
+            );
+        }
+        let stopped = Instant::now();
+        // Then silence, as a phone sends it, until the report comes.
+        let mut k = 100;
+        let got = loop {
+            caller
+                .send_to(&send(k, &[0; 160]), session.locals[0])
+                .await
+                .unwrap();
+            k += 1;
+            if let Ok(ev) = session.events.try_recv() {
+                break ev;
+            }
+            assert!(stopped.elapsed() < window * 10, "never reported quiet");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(got, Event::Quiet { leg: 0 });
+        assert!(stopped.elapsed() >= window - Duration::from_millis(100));
+        // Once: no second report, though it stays silent.
+        let again = tokio::time::timeout(window * 2, session.events.recv()).await;
+        assert!(again.is_err(), "{again:?}");
+    }
+
+    /// A leg that stops sending at all is as quiet as one sending silence;
+    /// and stopping the recording stops the listening.
+    #[tokio::test]
+    async fn quiet_is_measured_on_the_clock_and_ends_with_the_recording() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 33_410, 33_420);
+        let mut session = start(
+            vec![pool.allocate().await.unwrap()],
+            Duration::from_secs(30),
+        );
+        let window = Duration::from_millis(300);
+        session.send(Command::EndOnSilence {
+            leg: 0,
+            after: window,
+        });
+        let ev = tokio::time::timeout(window * 10, session.events.recv())
+            .await
+            .expect("reported without a packet");
+        assert_eq!(ev, Some(Event::Quiet { leg: 0 }));
+        session.send(Command::EndOnSilence {
+            leg: 0,
+            after: window,
+        });
+        session.send(Command::StopRecord { leg: 0 });
+        let none = tokio::time::timeout(window * 3, session.events.recv()).await;
+        assert!(none.is_err(), "{none:?}");
     }
 
     #[tokio::test]

@@ -215,6 +215,9 @@ pub struct LeaderSettings {
     pub default_ticket: bool,
     /// The longest spoken request; zero: none asked for.
     pub message: Duration,
+    /// Quiet this long ends a spoken request; zero: only `#` and
+    /// `message` do.
+    pub message_silence: Duration,
     /// Callers still waiting when the session ends take a ticket (`true`)
     /// or move to the main line's queue.
     pub end_ticket: bool,

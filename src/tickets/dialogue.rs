@@ -56,6 +56,9 @@ pub struct Settings {
     pub default: Choice,
     /// The longest spoken request; zero: none is asked for.
     pub message: Duration,
+    /// Quiet this long ends the request as `#` does; zero: only `#` and
+    /// [`Settings::message`] end it.
+    pub message_silence: Duration,
     /// The caller's own number, if it can be called back (see
     /// [`super::model::callback_number`]); `None`: withheld or not a
     /// number, so the caller must key one.
@@ -80,8 +83,11 @@ pub enum Do {
     Chose(Choice, bool),
     /// Put the caller in the leader's queue.
     Wait,
-    /// Start recording what the caller says (the request).
-    Record,
+    /// Start recording what the caller says (the request); tell
+    /// [`Dialogue::quiet`] once it has said nothing for this long.
+    Record {
+        end_on_silence: Option<Duration>,
+    },
     StopRecording,
     /// Store the ticket: the number to call back, and whether a request
     /// was recorded.
@@ -359,7 +365,10 @@ impl Dialogue {
                     recording: true,
                     number,
                 };
-                self.out.push(Do::Record);
+                let quiet = self.settings.message_silence;
+                self.out.push(Do::Record {
+                    end_on_silence: (!quiet.is_zero()).then_some(quiet),
+                });
                 self.deadline = Some(now + self.settings.message);
             }
             State::Closing => {
@@ -372,6 +381,21 @@ impl Dialogue {
             }
             | State::Storing
             | State::Over => {}
+        }
+    }
+
+    /// The caller has said nothing for [`Settings::message_silence`]: a
+    /// request being recorded ends as with `#`. Anything else ignores it
+    /// (it came late).
+    pub fn quiet(&mut self, now: Instant) {
+        if let State::Request {
+            recording: true,
+            number,
+        } = self.state.clone()
+        {
+            self.last = now;
+            self.out.push(Do::StopRecording);
+            self.store(number, true);
         }
     }
 
@@ -487,6 +511,7 @@ mod tests {
             timeout: Duration::from_secs(8),
             default: Choice::Wait,
             message: Duration::from_secs(60),
+            message_silence: Duration::from_secs(5),
             caller_number: own.map(str::to_string),
             due_working_days: 3,
             promise: None,
@@ -496,6 +521,11 @@ mod tests {
     fn p(name: &str) -> Item {
         Item::prompt(name)
     }
+
+    /// Recording, listening for 5 s of quiet.
+    const RECORD: Do = Do::Record {
+        end_on_silence: Some(Duration::from_secs(5)),
+    };
 
     /// A dialogue and its clock.
     struct Run {
@@ -557,7 +587,7 @@ mod tests {
                 Do::Play(vec![p(prompts::RECORD_REQUEST), p(prompts::BEEP)])
             ]
         );
-        assert_eq!(r.done(8), [Do::Record]);
+        assert_eq!(r.done(8), [RECORD]);
         assert_eq!(r.d.deadline(), Some(r.at(68)), "at most message_seconds");
         assert_eq!(
             r.keys("#", 20),
@@ -748,6 +778,61 @@ mod tests {
     }
 
     #[test]
+    fn quiet_ends_the_request_as_hash_does_and_only_while_recording() {
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("21#", 1);
+        // Quiet during the request's prompt (nothing listens yet) is
+        // ignored; so is a key other than #.
+        r.d.quiet(r.at(2));
+        assert_eq!(r.d.take(), []);
+        assert_eq!(r.done(8), [RECORD]);
+        assert_eq!(r.keys("5", 9), []);
+        r.d.quiet(r.at(20));
+        assert_eq!(
+            r.d.take(),
+            [
+                Do::StopRecording,
+                Do::Store {
+                    callback_number: OWN.into(),
+                    request: true
+                }
+            ]
+        );
+        // Late: the store works already, and a second quiet is nothing.
+        r.d.quiet(r.at(21));
+        assert_eq!(r.d.take(), []);
+        assert!(r.d.stored(
+            Stored::New {
+                id: "2612010001".into()
+            },
+            r.at(22)
+        ));
+    }
+
+    #[test]
+    fn no_silence_is_listened_for_when_message_silence_seconds_is_zero() {
+        let now = Instant::now();
+        let mut d = Dialogue::start(
+            Settings {
+                message_silence: Duration::ZERO,
+                ..settings(Some(OWN))
+            },
+            now,
+        );
+        for k in "21#".chars() {
+            d.key(k, now);
+        }
+        d.take();
+        d.prompt_done(now);
+        assert_eq!(
+            d.take(),
+            [Do::Record {
+                end_on_silence: None
+            }]
+        );
+    }
+
+    #[test]
     fn no_request_is_asked_for_when_message_seconds_is_zero() {
         let now = Instant::now();
         let mut d = Dialogue::start(
@@ -818,7 +903,7 @@ mod tests {
         // The request's prompt: recording starts anyway.
         let (mut r, _) = Run::new(Some(OWN));
         r.keys("21#", 1);
-        assert_eq!(r.timer(46), [Do::Record]);
+        assert_eq!(r.timer(46), [RECORD]);
     }
 
     #[test]

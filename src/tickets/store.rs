@@ -410,8 +410,22 @@ impl<B: Backend> Store for SqlStore<B> {
                 Vec::new()
             };
             if let Some(row) = open.first() {
+                let existing = ticket(row)?;
+                // What the caller said this time is not lost: the ticket it
+                // has keeps it, as a request added to its history.
+                if let Some(path) = &new.request_recording {
+                    event(
+                        tx,
+                        &existing.id,
+                        now,
+                        "request",
+                        "caller",
+                        existing.status,
+                        Some(path.clone()),
+                    )?;
+                }
                 return Ok(Created {
-                    ticket: ticket(row)?,
+                    ticket: existing,
                     existing: true,
                 });
             }

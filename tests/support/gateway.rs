@@ -112,9 +112,20 @@ impl Gateway {
         port: u16,
         args: &[&str],
     ) -> Sipp {
-        let text = std::fs::read_to_string(Path::new(REPO).join("tests/sipp").join(template))
-            .expect("scenario template");
-        let mut text = text;
+        self.sipp_text(template, scenario(template), vars, ip, port, args)
+    }
+
+    /// [`Gateway::sipp`] on a scenario's text (a template the test
+    /// changed), named `template`.
+    pub fn sipp_text(
+        &self,
+        template: &str,
+        mut text: String,
+        vars: &[(&str, &str)],
+        ip: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Sipp {
         for (k, v) in vars {
             text = text.replace(&format!("@{k}@"), v);
         }
@@ -321,7 +332,7 @@ pub struct Sipp {
 
 impl Sipp {
     pub fn expect_success(mut self, gw: &Gateway) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break Some(s);
@@ -540,6 +551,12 @@ pub fn listen(
 #[allow(dead_code)]
 pub fn find(heard: &[i16], clip: &[i16], from: usize) -> Option<usize> {
     (from..=heard.len().checked_sub(clip.len())?).find(|&i| heard[i..i + clip.len()] == *clip)
+}
+
+/// The text of SIPp template `name` in `tests/sipp/`.
+pub fn scenario(name: &str) -> String {
+    std::fs::read_to_string(Path::new(REPO).join("tests/sipp").join(name))
+        .expect("scenario template")
 }
 
 /// Where each of `prompts` is heard, in order, each after the one before.
