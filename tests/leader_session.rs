@@ -357,8 +357,8 @@ fn a_caller_who_stops_speaking_ends_its_request_without_hash() {
     use std::time::Instant;
     let gw = Gateway::start_with("leader-quiet", |t| {
         let quiet = t.replace(
-            "message_seconds = 60\n",
-            "message_seconds = 60\nmessage_silence_seconds = 3\n",
+            "message_silence_seconds = 5\n",
+            "message_silence_seconds = 3\n",
         );
         assert_ne!(quiet, t);
         with_leader_session_now(quiet)

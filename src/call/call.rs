@@ -1413,9 +1413,15 @@ impl Call {
 
     /// The caller has stopped speaking (the media session listened, for a
     /// spoken request).
-    pub fn on_quiet(&mut self, leg: usize, registrar: &Registrar, now: Instant) -> Vec<Output> {
+    pub fn on_quiet(
+        &mut self,
+        leg: usize,
+        spoke: bool,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
         if leg == 0 {
-            self.dialogue_quiet(now);
+            self.dialogue_quiet(spoke, now);
         }
         self.finish_input(registrar, now)
     }

@@ -1016,8 +1016,8 @@ impl Engine {
                     Some(MediaEvent::PromptDone { leg }) => {
                         out = call.on_prompt_done(leg, &self.registrar, Instant::now());
                     }
-                    Some(MediaEvent::Quiet { leg }) => {
-                        out = call.on_quiet(leg, &self.registrar, Instant::now());
+                    Some(MediaEvent::Quiet { leg, spoke }) => {
+                        out = call.on_quiet(leg, spoke, &self.registrar, Instant::now());
                     }
                     None => session = None,
                 },

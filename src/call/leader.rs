@@ -108,11 +108,11 @@ impl Call {
     }
 
     /// The caller fell quiet ([`crate::media::session::Event::Quiet`]).
-    pub(super) fn dialogue_quiet(&mut self, now: Instant) {
+    pub(super) fn dialogue_quiet(&mut self, spoke: bool, now: Instant) {
         if self.phase == Phase::Choosing
             && let Some(d) = &mut self.dialogue
         {
-            d.quiet(now);
+            d.quiet(spoke, now);
             self.follow_dialogue(now);
         }
     }

@@ -72,7 +72,7 @@ impl Run {
     }
 
     fn quiet(&mut self) -> Vec<Sent> {
-        let out = self.call.on_quiet(0, &self.reg, self.now);
+        let out = self.call.on_quiet(0, true, &self.reg, self.now);
         self.take(out, self.now)
     }
 
@@ -179,6 +179,11 @@ fn a_caller_who_falls_quiet_ends_its_request_as_with_hash() {
         run.media
     );
     assert!(run.media[n - 2].starts_with("Record {"));
+    // Quiet on another leg (a seat's stream) is not the caller's.
+    let out = run.call.on_quiet(1, true, &run.reg, run.now);
+    run.take(out, run.now);
+    assert_eq!(run.media.len(), n, "{:?}", run.media);
+    assert!(run.tickets.is_empty());
     run.quiet();
     assert_eq!(run.media.last().unwrap(), "StopRecord { leg: 0 }");
     assert_eq!(run.tickets.len(), 1);
@@ -186,9 +191,7 @@ fn a_caller_who_falls_quiet_ends_its_request_as_with_hash() {
         run.tickets[0].request_recording.as_deref(),
         Some("/var/lib/hotline/requests/20261201/100000-7.wav")
     );
-    // Quiet from another leg, or again, stores nothing more.
-    let out = run.call.on_quiet(1, &run.reg, run.now);
-    run.take(out, run.now);
+    // Quiet again stores nothing more.
     run.quiet();
     assert_eq!(run.tickets.len(), 1);
 }

@@ -59,6 +59,13 @@ impl QuietDetector {
         now >= self.deadline()
     }
 
+    /// Reports quiet no sooner than `at` (the report could not be given).
+    pub fn defer(&mut self, at: Instant) {
+        if let Some(t) = at.checked_sub(self.window) {
+            self.last_voice = self.last_voice.max(t);
+        }
+    }
+
     /// Whether any frame so far was voice.
     pub fn spoke(&self) -> bool {
         self.spoke

@@ -5,7 +5,8 @@
 //! music), and how to connect the legs: not at all, a pair relayed two
 //! ways, or mixed for a three-way transfer. Legs can be added while it
 //! runs (a seat rung beside another gets a stream of its own). It reports back key presses, prompts
-//! that finished and legs that fell silent ([`Event`]). Dropping the
+//! that finished, legs that fell silent (a media time-out) and legs that
+//! stopped speaking ([`Event`]). Dropping the
 //! [`SessionHandle`] ends the task and gives the ports back.
 //!
 //! The pieces it drives are pure and tested on their own: [`super::rtp`]
@@ -138,9 +139,11 @@ pub enum Event {
     MediaTimeout {
         leg: usize,
     },
-    /// The leg stopped speaking ([`Command::EndOnSilence`]).
+    /// The leg stopped speaking ([`Command::EndOnSilence`]); `spoke`:
+    /// whether it said anything at all since it was listened to.
     Quiet {
         leg: usize,
+        spoke: bool,
     },
 }
 
@@ -526,10 +529,19 @@ async fn run(
                 );
                 let _ = events.try_send(Event::MediaTimeout { leg: i });
             }
-            if leg.quiet.as_ref().is_some_and(|q| q.is_quiet(now)) {
-                let spoke = leg.quiet.take().is_some_and(|q| q.spoke());
-                tracing::info!(leg = i, spoke, "the leg fell quiet");
-                let _ = events.try_send(Event::Quiet { leg: i });
+            if let Some(q) = &mut leg.quiet
+                && q.is_quiet(now)
+            {
+                let spoke = q.spoke();
+                match events.try_send(Event::Quiet { leg: i, spoke }) {
+                    Ok(()) => {
+                        tracing::info!(leg = i, spoke, "the leg fell quiet");
+                        leg.quiet = None;
+                    }
+                    // The call is behind: told on a later turn.
+                    Err(mpsc::error::TrySendError::Full(_)) => q.defer(now + MIX_TICK),
+                    Err(mpsc::error::TrySendError::Closed(_)) => leg.quiet = None,
+                }
             }
         }
     }
@@ -1456,9 +1468,9 @@ mod tests {
             Codec::Pcmu.encode(pcm, &mut ulaw);
             packet(0, false, k as u16, 160 * k as u32, 3, &ulaw)
         };
-        // Two seconds of speech, paced: longer than the window, so only
+        // Four seconds of speech, paced: longer than the window, so only
         // its voice keeps the session from reporting quiet.
-        let speech = tone(300.0, 160 * 100, 0);
+        let speech = tone(300.0, 160 * 200, 0);
         for (k, chunk) in speech.chunks(160).enumerate() {
             caller
                 .send_to(&send(k, chunk), session.locals[0])
@@ -1472,7 +1484,7 @@ mod tests {
         }
         let stopped = Instant::now();
         // Then silence, as a phone sends it, until the report comes.
-        let mut k = 100;
+        let mut k = 200;
         let got = loop {
             caller
                 .send_to(&send(k, &[0; 160]), session.locals[0])
@@ -1485,10 +1497,16 @@ mod tests {
             assert!(stopped.elapsed() < window * 10, "never reported quiet");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        assert_eq!(got, Event::Quiet { leg: 0 });
+        assert_eq!(
+            got,
+            Event::Quiet {
+                leg: 0,
+                spoke: true
+            }
+        );
         assert!(stopped.elapsed() >= window - Duration::from_millis(100));
         // Once: no second report, though it stays silent.
-        let again = tokio::time::timeout(window * 2, session.events.recv()).await;
+        let again = tokio::time::timeout(window, session.events.recv()).await;
         assert!(again.is_err(), "{again:?}");
     }
 
@@ -1510,7 +1528,13 @@ mod tests {
         let ev = tokio::time::timeout(window * 10, session.events.recv())
             .await
             .expect("reported without a packet");
-        assert_eq!(ev, Some(Event::Quiet { leg: 0 }));
+        assert_eq!(
+            ev,
+            Some(Event::Quiet {
+                leg: 0,
+                spoke: false
+            })
+        );
         session.send(Command::EndOnSilence {
             leg: 0,
             after: window,

@@ -385,9 +385,9 @@ impl Dialogue {
     }
 
     /// The caller has said nothing for [`Settings::message_silence`]: a
-    /// request being recorded ends as with `#`. Anything else ignores it
-    /// (it came late).
-    pub fn quiet(&mut self, now: Instant) {
+    /// request being recorded ends as with `#` — as no request at all if
+    /// it never `spoke`. Anything else ignores it (it came late).
+    pub fn quiet(&mut self, spoke: bool, now: Instant) {
         if let State::Request {
             recording: true,
             number,
@@ -395,7 +395,7 @@ impl Dialogue {
         {
             self.last = now;
             self.out.push(Do::StopRecording);
-            self.store(number, true);
+            self.store(number, spoke);
         }
     }
 
@@ -783,11 +783,11 @@ mod tests {
         r.keys("21#", 1);
         // Quiet during the request's prompt (nothing listens yet) is
         // ignored; so is a key other than #.
-        r.d.quiet(r.at(2));
+        r.d.quiet(true, r.at(2));
         assert_eq!(r.d.take(), []);
         assert_eq!(r.done(8), [RECORD]);
         assert_eq!(r.keys("5", 9), []);
-        r.d.quiet(r.at(20));
+        r.d.quiet(true, r.at(20));
         assert_eq!(
             r.d.take(),
             [
@@ -799,7 +799,7 @@ mod tests {
             ]
         );
         // Late: the store works already, and a second quiet is nothing.
-        r.d.quiet(r.at(21));
+        r.d.quiet(true, r.at(21));
         assert_eq!(r.d.take(), []);
         assert!(r.d.stored(
             Stored::New {
@@ -807,6 +807,22 @@ mod tests {
             },
             r.at(22)
         ));
+
+        // A caller who said nothing at all leaves no request.
+        let (mut r, _) = Run::new(Some(OWN));
+        r.keys("21#", 1);
+        r.done(8);
+        r.d.quiet(false, r.at(13));
+        assert_eq!(
+            r.d.take(),
+            [
+                Do::StopRecording,
+                Do::Store {
+                    callback_number: OWN.into(),
+                    request: false
+                }
+            ]
+        );
     }
 
     #[test]

@@ -373,6 +373,7 @@ const COLUMNS: &str = "id, callback_number, caller_number, dialed, line, unit, t
 impl<B: Backend> Store for SqlStore<B> {
     fn create(&self, new: &NewTicket, now: DateTime<Utc>) -> Result<Created, StoreError> {
         let lock = self.db.lock(caller_key(&new.unit, &new.callback_number));
+        let for_update = self.db.for_update();
         self.db.transaction(&mut |tx| {
             if let Some(lock) = &lock {
                 tx.query(lock, &[])?;
@@ -392,13 +393,16 @@ impl<B: Backend> Store for SqlStore<B> {
             } else {
                 ""
             };
+            // Locked (PostgreSQL), as every writer of a ticket's history
+            // locks it: a repeated request is added to a ticket no one
+            // else is moving.
             let open = if new.callback_number == new.caller_number {
                 tx.query(
                     &format!(
                         "SELECT {COLUMNS} FROM tickets \
                          WHERE unit = $1 AND callback_number = $2 AND kind = $3 \
                          AND status IN ('created', 'dispatched', 'accepted', 'extended', 'reopened'){active} \
-                         ORDER BY created, id LIMIT 1"
+                         ORDER BY created, id LIMIT 1{for_update}"
                     ),
                     &[
                         new.unit.as_str().into(),
