@@ -69,6 +69,10 @@ pub struct Metrics {
     /// `hotline_callbacks_total{kind="visit",result=…}`: callback attempts
     /// and what they came to (see `tickets::callback::Outcome`).
     pub callbacks: IntCounterVec,
+    /// `hotline_transfers_total{kind,target,result}`: seats' hand-offs
+    /// (blind, attended, three_way, emergency), by the target's trunk id
+    /// (or `seat`, `none`) and what they came to.
+    pub transfers: IntCounterVec,
     /// `hotline_tickets_open{unit}`: not yet closed by a satisfied callback.
     pub tickets_open: IntGaugeVec,
     /// `hotline_tickets_overdue{unit}`: open, past due, not done.
@@ -375,6 +379,11 @@ impl Metrics {
                 callbacks.with_label_values(&[kind, result.as_str()]);
             }
         }
+        let transfers = counter_vec(
+            "hotline_transfers_total",
+            "Seats' hand-offs (blind, attended, three_way, emergency) by target (trunk id, seat, none) and result",
+            &["kind", "target", "result"],
+        );
         let unit_gauge = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), &["unit"]).expect("valid metric");
             registry
@@ -395,6 +404,7 @@ impl Metrics {
             leader_choice.clone(),
             ticket_dispatch.clone(),
             callbacks.clone(),
+            transfers.clone(),
         ] {
             registry
                 .register(Box::new(c))
@@ -407,6 +417,7 @@ impl Metrics {
             leader_choice,
             ticket_dispatch,
             callbacks,
+            transfers,
             tickets_open,
             tickets_overdue,
             registry,

@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 
 pub use super::leg::ALLOW;
 
+/// What a seat's leg allows: a seat may transfer (REFER) and hears how
+/// (NOTIFY).
+pub const SEAT_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY";
+
 /// Settings a call needs from the daemon.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -50,6 +54,9 @@ pub struct Settings {
     pub retry_after: Option<u32>,
     /// Anchor this call's media on these ports; `None` relays SDP untouched.
     pub media: Option<MediaPlan>,
+    /// Hosts besides [`Settings::local`]'s that name us in a REFER's
+    /// `Refer-To` (the digest realm, a domain seats register to).
+    pub own_names: Vec<String>,
     /// Seats come from this ACD queue: at once when there are no targets,
     /// or once the targets (a sub-centre's trunks) have all failed.
     pub queue: Option<QueuePlan>,
@@ -164,6 +171,15 @@ pub enum Output {
     ThreeWay {
         number: String,
     },
+    /// The seat transfers the call to `number` (a REFER, or `#1` +
+    /// number + `#`): resolve it through the table and answer with
+    /// [`Call::transfer_to`].
+    Transfer {
+        number: String,
+    },
+    /// A hand-off ended (or was refused): for the event log and
+    /// `hotline_transfers_total`.
+    Audit(transfer::Audit),
     /// A leader session's caller chose: `wait`, `ticket`, or `none` (the
     /// default, nothing pressed).
     LeaderChoice(&'static str),
@@ -361,6 +377,12 @@ pub struct Call {
     marked: Vec<(LegId, String)>,
     /// The leader session's dialogue, while it runs.
     dialogue: Option<crate::tickets::dialogue::Dialogue>,
+    /// A seat's transfer under way (see [`transfer`]).
+    transfer: Option<transfer::Transfer>,
+    /// `Referred-By` for the leg being placed (a transfer's target).
+    referred_by: Option<String>,
+    /// The last third party's target that failed, for the audit.
+    last_party_target: Option<String>,
     /// The ticket the caller was told, once stored.
     ticket: Option<String>,
     /// The queue offered a callback in turn (its announcement said so).
@@ -448,6 +470,9 @@ impl Call {
             acd_done: false,
             marked: Vec::new(),
             dialogue: None,
+            transfer: None,
+            referred_by: None,
+            last_party_target: None,
             ticket: None,
             callback_offered: false,
             joined: None,
@@ -792,6 +817,7 @@ impl Call {
         if self.phase == Phase::Ended {
             // A third party still ringing or joined goes with the call.
             self.drop_party(now);
+            self.transfer_abandoned();
         }
         self.settle(now);
         self.drain(registrar, now);
@@ -1011,6 +1037,7 @@ impl Call {
                 self.end(outcome);
             }
             LegEvent::HungUp if is_current && self.phase == Phase::Conference => self.seat_left(),
+            LegEvent::HungUp if is_current && self.transferring() => self.transferor_left(),
             LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Conference => {
                 tracing::info!(call = self.id, "the caller left the three-way call");
                 if let Some(id) = self.current
@@ -1657,6 +1684,16 @@ impl Call {
                 }
             }
         }
+        if let Target::Seat { .. } = next.target {
+            // A seat may transfer the call (REFER, RFC 3515); Replaces is
+            // understood (RFC 3891).
+            invite.set(Name::Allow, SEAT_ALLOW);
+            invite.set(Name::Supported, "replaces");
+        }
+        if let Some(by) = &self.referred_by {
+            // Ours, from the authenticated seat: never a request's copy.
+            invite.set(Name::Other("Referred-By".into()), by.clone());
+        }
         let call_id = dialog.call_id.clone();
         tracing::info!(call = self.id, target = %next.target, to = %next.peer.addr, b_call_id = %call_id, "placing second leg");
         // What the legs queued goes first (the caller's 100, a CANCEL).
@@ -1713,6 +1750,11 @@ impl Call {
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        if method == Method::Refer {
+            // Never relayed: a transfer is the gateway's to make.
+            self.on_refer(leg, tx, &msg, now);
+            return;
+        }
         if self.media.is_some() && matches!(self.phase, Phase::Connected | Phase::Conference) {
             // Anchored media: a re-INVITE (hold, resume, a new address)
             // changes only its own leg's stream, answered here. So does an
@@ -2043,7 +2085,11 @@ impl Call {
                 .hold
                 .as_ref()
                 .filter(|_| self.phase != Phase::Conference);
+            // A seat holding or resuming while its transfer rings: the
+            // caller hears the transfer's music regardless.
+            let transferring = self.transfer.is_some() && s != 0;
             match (holds, music) {
+                _ if transferring => {}
                 (true, Some(music)) => self.out.push(Output::Media(MediaCommand::Play {
                     leg: other,
                     playlist: Box::new(music.clone()),
@@ -2228,6 +2274,9 @@ pub mod conference;
 
 #[path = "leader.rs"]
 pub mod leader;
+
+#[path = "transfer.rs"]
+pub mod transfer;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

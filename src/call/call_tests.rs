@@ -63,6 +63,7 @@ fn settings() -> Settings {
         response_timeout: secs(40),
         retry_after: None,
         media: None,
+        own_names: vec!["hotline".into()],
         queue: None,
         announce: None,
         leader: None,
@@ -361,6 +362,10 @@ struct Run {
     three_way: Vec<String>,
     /// The tickets the call asked to store.
     tickets: Vec<crate::tickets::model::NewTicket>,
+    /// The numbers a seat asked to transfer to (a REFER, `#1`).
+    transfers: Vec<String>,
+    /// The hand-offs the call audited.
+    audits: Vec<transfer::Audit>,
 }
 
 impl Run {
@@ -396,6 +401,8 @@ impl Run {
             acd: Vec::new(),
             three_way: Vec::new(),
             tickets: Vec::new(),
+            transfers: Vec::new(),
+            audits: Vec::new(),
         }
     }
 
@@ -437,6 +444,8 @@ impl Run {
                     .media
                     .push(format!("Prompt {leg} {items:?} hold={hold}")),
                 Output::ThreeWay { number } => self.three_way.push(number),
+                Output::Transfer { number } => self.transfers.push(number),
+                Output::Audit(a) => self.audits.push(a),
                 Output::LeaderChoice(choice) => self.media.push(format!("Choice {choice}")),
                 Output::StoreTicket(t) => self.tickets.push(*t),
                 Output::Seat { seat, busy } => self.media.push(format!("Seat {seat} busy={busy}")),

@@ -37,6 +37,7 @@ fn settings() -> Settings {
         response_timeout: Duration::from_secs(40),
         retry_after: None,
         media: None,
+        own_names: Vec::new(),
         queue: None,
         announce: None,
         leader: None,

@@ -13,6 +13,7 @@
 //! out over a trunk, seats by id, emergency numbers — and answers with
 //! [`Call::add_party`]. A seat can never reach an outside number this way.
 
+use super::transfer::{Kind, Result};
 use super::{Call, Output, Phase};
 use crate::call::hunt::Hunt;
 use crate::call::leg::{LegEvent, LegId, Target};
@@ -31,6 +32,9 @@ pub enum Feature {
     ThreeWay(String),
     /// `*1`: drop the party being brought in, ringing or joined.
     Abort,
+    /// `#1` + number + `#`: a blind transfer (the caller goes to the
+    /// number; the seat is free once it answers).
+    Blind(String),
 }
 
 /// A key more than this after the one before starts over: a feature code
@@ -42,6 +46,16 @@ const MAX_NUMBER: usize = 32;
 
 /// The prompt the seat hears when the party could not be brought in.
 pub const PARTY_FAILED: &str = "three_way_failed";
+
+/// A three-way's kind for the audit: an emergency number's is the
+/// emergency hand-off.
+fn three_way_kind(number: &str) -> Kind {
+    if super::transfer::is_emergency(number) {
+        Kind::Emergency
+    } else {
+        Kind::ThreeWay
+    }
+}
 
 /// Reads feature codes out of the keys a seat presses during a call.
 /// Anything that is no feature code is ignored (the caller's IVR may need
@@ -63,29 +77,38 @@ impl Keys {
         }
         self.last = Some(now);
         if self.keyed.is_empty() {
-            if key == '*' {
-                self.keyed.push('*');
+            if key == '*' || key == '#' {
+                self.keyed.push(key);
             }
             return None;
         }
         self.keyed.push(key);
+        let with_number = |k: &str| k.starts_with("*3") || k.starts_with("#1");
         match self.keyed.as_str() {
             "*1" => {
                 self.keyed.clear();
                 Some(Feature::Abort)
             }
-            "*3" => None,
-            k if k.starts_with("*3") && key == '#' => {
+            "*3" | "#1" => None,
+            k if with_number(k) && key == '#' => {
                 let number = k[2..k.len() - 1].to_string();
+                let three_way = k.starts_with("*3");
                 self.keyed.clear();
-                (!number.is_empty()).then_some(Feature::ThreeWay(number))
+                if number.is_empty() {
+                    None
+                } else if three_way {
+                    Some(Feature::ThreeWay(number))
+                } else {
+                    Some(Feature::Blind(number))
+                }
             }
-            k if k.starts_with("*3") && key.is_ascii_digit() && k.len() <= 2 + MAX_NUMBER => None,
+            k if with_number(k) && key.is_ascii_digit() && k.len() <= 2 + MAX_NUMBER => None,
             _ => {
-                // Not a code we know: start over, a star starting anew.
+                // Not a code we know: start over, a star or hash starting
+                // anew.
                 self.keyed.clear();
-                if key == '*' {
-                    self.keyed.push('*');
+                if key == '*' || key == '#' {
+                    self.keyed.push(key);
                 }
                 None
             }
@@ -99,6 +122,19 @@ pub struct Party {
     pub leg: LegId,
     hunt: Hunt,
     number: String,
+    mode: PartyMode,
+    /// When it was asked for, and the target it rings (for the audit).
+    started: Instant,
+    target: String,
+}
+
+/// What the party is rung for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartyMode {
+    /// Mixed with caller and seat when it answers (三方).
+    ThreeWay,
+    /// Takes the seat's place with the caller (a blind transfer).
+    Transfer,
 }
 
 impl Call {
@@ -123,7 +159,11 @@ impl Call {
         }
         match self.keys.push(digit.as_char(), now) {
             Some(Feature::ThreeWay(number)) => {
-                if self.phase == Phase::Connected && self.party.is_none() && self.media.is_some() {
+                if self.phase == Phase::Connected
+                    && self.party.is_none()
+                    && self.transfer.is_none()
+                    && self.media.is_some()
+                {
                     tracing::info!(call = self.id, %number, "the seat asks for a three-way call");
                     self.out.push(Output::ThreeWay { number });
                 } else {
@@ -135,7 +175,9 @@ impl Call {
                     self.tell_seat(PARTY_FAILED);
                 }
             }
+            Some(Feature::Abort) if self.transfer.is_some() => self.abort_transfer(now),
             Some(Feature::Abort) => self.drop_party(now),
+            Some(Feature::Blind(number)) => self.blind_by_keys(number, now),
             None => {}
         }
     }
@@ -153,16 +195,34 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) -> Vec<Output> {
-        if self.phase != Phase::Connected || self.party.is_some() || self.media.is_none() {
+        let refused = if self.phase != Phase::Connected
+            || self.party.is_some()
+            || self.transfer.is_some()
+            || self.media.is_none()
+        {
             tracing::info!(call = self.id, number, "three-way refused in this state");
-            self.tell_seat(PARTY_FAILED);
+            true
         } else if targets.is_empty() {
             tracing::info!(
                 call = self.id,
                 number,
                 "three-way refused: the table routes the number to no trunk or seat"
             );
+            true
+        } else {
+            false
+        };
+        if refused {
             self.tell_seat(PARTY_FAILED);
+            let seat = self.seat_name();
+            self.audit(
+                three_way_kind(number),
+                &seat,
+                number,
+                "none",
+                Result::Refused,
+                None,
+            );
         } else {
             let hunt = Hunt::new(
                 targets,
@@ -170,17 +230,45 @@ impl Call {
                 self.settings.max_ring,
                 false,
             );
-            self.ring_party(hunt, number.to_string(), registrar, now);
+            self.ring_party(
+                hunt,
+                number.to_string(),
+                PartyMode::ThreeWay,
+                registrar,
+                now,
+            );
         }
         self.finish_input(registrar, now)
     }
 
     /// Rings the party's next target, on a media stream of its own; none
-    /// left (or no stream free): the seat hears it failed.
-    fn ring_party(&mut self, mut hunt: Hunt, number: String, registrar: &Registrar, now: Instant) {
+    /// left (or no stream free): the seat hears it failed (a transfer's
+    /// failure goes its own way).
+    pub(super) fn ring_party(
+        &mut self,
+        hunt: Hunt,
+        number: String,
+        mode: PartyMode,
+        registrar: &Registrar,
+        now: Instant,
+    ) {
+        self.ring_party_after(hunt, number, mode, 480, now, registrar, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ring_party_after(
+        &mut self,
+        mut hunt: Hunt,
+        number: String,
+        mode: PartyMode,
+        last_code: u16,
+        started: Instant,
+        registrar: &Registrar,
+        now: Instant,
+    ) {
         let Some(next) = hunt.next(registrar, self.id, now) else {
-            tracing::info!(call = self.id, %number, "no target of the three-way answered");
-            self.tell_seat(PARTY_FAILED);
+            tracing::info!(call = self.id, %number, "no target of the third party answered");
+            self.party_exhausted(mode, &number, last_code, started, now);
             return;
         };
         let id = self.new_leg_id();
@@ -189,8 +277,12 @@ impl Call {
             if let Target::Seat { id } = &next.target {
                 registrar.release(id, self.id);
             }
-            self.tell_seat(PARTY_FAILED);
+            self.party_exhausted(mode, &number, 503, started, now);
             return;
+        };
+        let target = match &next.target {
+            Target::Seat { .. } => "seat".to_string(),
+            Target::Trunk { id, .. } => id.clone(),
         };
         let ring = next.ring;
         tracing::info!(call = self.id, target = %next.target, "ringing the third party");
@@ -202,30 +294,79 @@ impl Call {
                 busy: true,
             });
         }
+        if mode == PartyMode::Transfer {
+            let by = self.transfer_by();
+            self.referred_by = by;
+        }
         self.place_on(id, stream, next, now);
+        self.referred_by = None;
         self.timers.set(Purpose::PartyTurn, now + ring);
         self.party = Some(Party {
             leg: id,
             hunt,
             number,
+            mode,
+            started,
+            target,
         });
+    }
+
+    /// No target of the party is left: a three-way's seat hears it, a
+    /// transfer goes back (see [`Call::transfer_failed`]).
+    fn party_exhausted(
+        &mut self,
+        mode: PartyMode,
+        number: &str,
+        last_code: u16,
+        _started: Instant,
+        now: Instant,
+    ) {
+        match mode {
+            PartyMode::ThreeWay => {
+                self.tell_seat(PARTY_FAILED);
+                let seat = self.seat_name();
+                let target = self
+                    .last_party_target
+                    .take()
+                    .unwrap_or_else(|| "none".into());
+                self.audit(
+                    three_way_kind(number),
+                    &seat,
+                    number,
+                    &target,
+                    Result::of_failure(last_code),
+                    None,
+                );
+            }
+            PartyMode::Transfer => self.transfer_failed(last_code, now),
+        }
+    }
+
+    /// The seat's id, for the audit (`-` for none).
+    fn seat_name(&self) -> String {
+        self.current_leg()
+            .and_then(|l| l.seat())
+            .unwrap_or("-")
+            .to_string()
     }
 
     /// The ringing party's turn ran out: the next target, if any.
     pub(super) fn on_party_timer(&mut self, registrar: &Registrar, now: Instant) {
         tracing::info!(call = self.id, "the third party did not answer in time");
         self.timers.clear(Purpose::PartyTurn);
-        self.next_party(registrar, now);
+        self.next_party(408, registrar, now);
     }
 
-    /// Gives up on the party's current target and tries the next.
-    fn next_party(&mut self, registrar: &Registrar, now: Instant) {
+    /// Gives up on the party's current target (its final status `code`)
+    /// and tries the next.
+    fn next_party(&mut self, code: u16, registrar: &Registrar, now: Instant) {
         let Some(p) = self.party.take() else { return };
         if let Some(l) = self.leg(p.leg) {
             l.cancel(now);
         }
+        self.last_party_target = Some(p.target);
         if self.phase == Phase::Connected {
-            self.ring_party(p.hunt, p.number, registrar, now);
+            self.ring_party_after(p.hunt, p.number, p.mode, code, p.started, registrar, now);
         }
     }
 
@@ -250,6 +391,24 @@ impl Call {
                     }
                     return None;
                 }
+                self.timers.clear(Purpose::PartyTurn);
+                let (mode, number, started, target) = {
+                    let p = self.party.as_ref().expect("is_party");
+                    (p.mode, p.number.clone(), p.started, p.target.clone())
+                };
+                if mode == PartyMode::Transfer {
+                    self.transfer_answered(leg, &msg, now);
+                    return None;
+                }
+                let seat = self.seat_name();
+                self.audit(
+                    three_way_kind(&number),
+                    &seat,
+                    &number,
+                    &target,
+                    Result::Completed,
+                    Some(now.saturating_duration_since(started)),
+                );
                 tracing::info!(call = self.id, "third party answered: three-way call");
                 self.phase = Phase::Conference;
                 let s = self.remote_from_answer(leg, &msg);
@@ -269,12 +428,12 @@ impl Call {
             }
             LegEvent::Failed { code, reason } => {
                 tracing::info!(call = self.id, code, %reason, "the third party refused");
-                self.next_party(registrar, now);
+                self.next_party(code, registrar, now);
                 None
             }
             LegEvent::Silent => {
                 tracing::info!(call = self.id, "no response from the third party");
-                self.next_party(registrar, now);
+                self.next_party(408, registrar, now);
                 None
             }
             LegEvent::HungUp => {
@@ -362,7 +521,7 @@ impl Call {
 
     /// A short prompt to the seat (the three-way failed); it hears the
     /// caller again when it ends.
-    fn tell_seat(&mut self, prompt: &str) {
+    pub(super) fn tell_seat(&mut self, prompt: &str) {
         if let Some(s) = self.seat_stream() {
             self.out.push(Output::Prompt {
                 leg: s,
@@ -398,6 +557,25 @@ mod tests {
             keyed("*38001#*1", ms),
             [Feature::ThreeWay("8001".into()), Feature::Abort]
         );
+    }
+
+    #[test]
+    fn hash_one_number_hash_asks_for_a_blind_transfer() {
+        let ms = Duration::from_millis(300);
+        assert_eq!(keyed("#18002#", ms), [Feature::Blind("8002".into())]);
+        assert_eq!(keyed("#112366#", ms), [Feature::Blind("12366".into())]);
+        // A stray # first, then the code; a code after a three-way.
+        assert_eq!(keyed("##18002#", ms), [Feature::Blind("8002".into())]);
+        assert_eq!(
+            keyed("*38001##18002#", ms),
+            [
+                Feature::ThreeWay("8001".into()),
+                Feature::Blind("8002".into())
+            ]
+        );
+        for keys in ["#1#", "#2", "#18002*", "#1a#"] {
+            assert_eq!(keyed(keys, ms), [], "{keys}");
+        }
     }
 
     #[test]

@@ -518,3 +518,6 @@ fn a_seat_leaving_a_direct_three_way_call_is_free_at_once() {
     assert!(run.has_media("Seat 8001 busy=false"), "{:?}", run.media);
     assert!(run.acd.is_empty(), "not the ACD's call");
 }
+
+#[path = "transfer_tests.rs"]
+mod transfer;

@@ -567,6 +567,7 @@ impl Engine {
             response_timeout: table.sip.response_timeout,
             retry_after: (kind == Kind::Emergency).then_some(table.sip.emergency_retry_after),
             media: None,
+            own_names: vec![table.sip.realm.clone()],
             queue,
             announce,
             leader: None,
@@ -876,6 +877,7 @@ impl Engine {
         loop {
             let mut unreachable: Vec<Peer> = Vec::new();
             let mut three_way: Vec<String> = Vec::new();
+            let mut transfers: Vec<String> = Vec::new();
             for o in out.drain(..) {
                 let common = OutputSinks {
                     call: id,
@@ -887,6 +889,8 @@ impl Engine {
                 };
                 match o {
                     Output::ThreeWay { number } => three_way.push(number),
+                    Output::Transfer { number } => transfers.push(number),
+                    Output::Audit(a) => self.audit(&a),
                     Output::LeaderChoice(choice) => {
                         self.metrics
                             .leader_choice
@@ -935,6 +939,11 @@ impl Engine {
             for number in three_way {
                 let targets = self.three_way_targets(&number);
                 out.extend(call.add_party(&number, targets, &self.registrar, Instant::now()));
+            }
+            // A seat's transfer: the same table, the same rule.
+            for number in transfers {
+                let targets = self.three_way_targets(&number);
+                out.extend(call.transfer_to(&number, targets, &self.registrar, Instant::now()));
             }
             // Transport errors go back to the call at once (§18.4); what it
             // sends in turn goes out on the next pass. Bounded, in case a
@@ -1124,6 +1133,24 @@ impl Engine {
             }),
             Err(e) => tracing::warn!(error = %e, "announcement not played"),
         }
+    }
+
+    /// A seat's hand-off, as it ended: one event line and the metric.
+    fn audit(&self, a: &super::call::transfer::Audit) {
+        self.metrics
+            .transfers
+            .with_label_values(&[a.kind.as_str(), &a.target, a.result.as_str()])
+            .inc();
+        tracing::info!(
+            event = "transfer",
+            kind = a.kind.as_str(),
+            seat = %a.seat,
+            to = %a.number,
+            target = %a.target,
+            result = a.result.as_str(),
+            answered_after_ms = a.answered_after.map(|d| d.as_millis() as u64),
+            "hand-off"
+        );
     }
 
     /// A key press on a call: reported in the log and the metrics. (What

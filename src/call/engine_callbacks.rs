@@ -319,6 +319,7 @@ impl Engine {
                 response_timeout: table.sip.response_timeout,
                 retry_after: None,
                 media: None,
+                own_names: Vec::new(),
                 queue: None,
                 announce: None,
                 leader: None,

@@ -1259,7 +1259,7 @@ pub fn uri_number(uri: &str) -> Option<String> {
     Some(percent_decode(user))
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,0 +1,341 @@
+//! Blind transfers driven directly: the seat's REFER (or `#1` + number +
+//! `#`), the driver's answer through `transfer_to`, the target ringing,
+//! answering or failing, the seat's NOTIFYs, and the audit.
+use super::*;
+use crate::call::call::transfer::{Kind, Result as Done};
+
+/// The seat's REFER in its dialog, with `headers`.
+fn refer(seat_invite: &Message, cseq: u32, branch: &str, headers: &str) -> Message {
+    parse(&no_body(format!(
+        "{}{headers}",
+        seat_request(seat_invite, "REFER", cseq, branch)
+    )))
+}
+
+fn to_sub_centre(seat_invite: &Message) -> Message {
+    refer(
+        seat_invite,
+        2,
+        "z9hG4bKseat.refer",
+        "Refer-To: <sip:12366@127.0.0.1>\r\nReferred-By: <sip:13800000000@evil.example>\r\n",
+    )
+}
+
+impl Run {
+    fn transfer_to(&mut self, number: &str, targets: Vec<Target>) -> Vec<Sent> {
+        let out = self.call.transfer_to(number, targets, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+}
+
+fn body(m: &Message) -> String {
+    String::from_utf8_lossy(&m.body).into_owned()
+}
+
+/// A bridged call whose seat REFERred it to the sub-centre, accepted:
+/// (run, our tag to the caller, our INVITE to the seat, our INVITE to the
+/// sub-centre, the NOTIFY 100).
+fn referred() -> (Run, String, Message, Message, Message) {
+    let (mut run, tag, seat_invite) = bridged();
+    let sent = run.recv(&to_sub_centre(&seat_invite), seat_peer(1));
+    assert!(sent.is_empty(), "nothing before the table answers");
+    assert_eq!(run.transfers, ["12366"]);
+    let sent = run.transfer_to("12366", vec![sub_centre()]);
+    let accepted = one(responses(&sent, 202), "202 to the REFER");
+    assert_eq!(accepted.peer, seat_peer(1));
+    let notify = one(requests(&sent, Method::Notify), "NOTIFY to the seat");
+    assert_eq!(notify.peer, seat_peer(1));
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the sub-centre")
+        .msg
+        .clone();
+    (run, tag, seat_invite, invite, notify.msg.clone())
+}
+
+#[test]
+fn a_refer_to_the_sub_centre_rings_it_and_its_answer_takes_the_seats_place() {
+    let (mut run, _tag, seat_invite, invite, notify) = referred();
+    // NOTIFY 100 at once (RFC 3515 §2.4.5), in the seat's dialog.
+    assert_eq!(hv(&notify, Name::CallId), hv(&seat_invite, Name::CallId));
+    assert_eq!(hv(&notify, Name::Other("Event".into())), "refer;id=2");
+    assert_eq!(
+        hv(&notify, Name::Other("Subscription-State".into())),
+        "active;expires=60"
+    );
+    assert_eq!(
+        hv(&notify, Name::ContentType),
+        "message/sipfrag;version=2.0"
+    );
+    assert_eq!(body(&notify), "SIP/2.0 100 Trying\r\n");
+    // The target: the table's trunk, Referred-By our seat (not the REFER's).
+    assert_eq!(uri(&invite), "sip:12366@198.51.100.7:5060");
+    assert_eq!(
+        hv(&invite, Name::Other("Referred-By".into())),
+        "<sip:8001@127.0.0.1:5060>"
+    );
+    assert!(!text(&invite).contains("evil.example"));
+    // The caller hears the notice and music; nobody hears anybody.
+    assert!(run.has_media("Bridge { legs: [] }"), "{:?}", run.media);
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.starts_with("Prompt 0 [Prompt(\"transfer_notice\")] hold=true"))
+    );
+    run.recv(&reply(&invite, 180, "Ringing", T_TAG), trunk_peer());
+    run.now += secs(3);
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    one(requests(&sent, Method::Ack), "ACK to the sub-centre");
+    // The seat hears 200 OK, then is hung up: NOTIFY before BYE.
+    let to_seat = to_peer(&sent, seat_peer(1));
+    assert_eq!(to_seat.len(), 2, "{:#?}", summary(&sent));
+    assert!(to_seat[0].is(Method::Notify));
+    assert_eq!(body(&to_seat[0].msg), "SIP/2.0 200 OK\r\n");
+    assert_eq!(
+        hv(&to_seat[0].msg, Name::Other("Subscription-State".into())),
+        "terminated;reason=noresource"
+    );
+    assert!(to_seat[1].is(Method::Bye));
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller stays");
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    assert!(
+        run.has_media("Seat 8001 busy=false"),
+        "a direct call's seat is free"
+    );
+    assert_eq!(run.audits.len(), 1);
+    let a = &run.audits[0];
+    assert_eq!((a.kind, a.result), (Kind::Blind, Done::Completed));
+    assert_eq!(a.seat, "8001");
+    assert_eq!(a.number, "12366");
+    assert_eq!(a.target, "city_sub_centre");
+    assert_eq!(a.answered_after, Some(secs(3)));
+    assert_eq!(run.call.outcome(), None, "caller and sub-centre talk");
+}
+
+#[test]
+fn a_busy_target_brings_the_caller_back_to_the_seat_and_the_seat_hears_why() {
+    let (mut run, _tag, _seat_invite, invite, _) = referred();
+    let sent = run.recv(&reply(&invite, 486, "Busy Here", T_TAG), trunk_peer());
+    let notify = one(requests(&sent, Method::Notify), "the failure's NOTIFY");
+    assert_eq!(body(&notify.msg), "SIP/2.0 486 Busy Here\r\n");
+    assert!(requests(&sent, Method::Bye).is_empty());
+    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    assert_eq!(tail[1], "Bridge { legs: [0, 1] }");
+    assert!(tail[0].contains("three_way_failed"), "{tail:?}");
+    assert_eq!(run.audits[0].result, Done::Busy);
+    // And the seat may transfer again.
+    run.transfers.clear();
+    let again = refer(
+        &_seat_invite,
+        3,
+        "z9hG4bKseat.refer2",
+        "Refer-To: <sip:8002@hotline>\r\n",
+    );
+    run.recv(&again, seat_peer(1));
+    assert_eq!(run.transfers, ["8002"]);
+}
+
+#[test]
+fn refer_sub_false_gets_no_notify_and_a_second_refer_meanwhile_491() {
+    let (mut run, _tag, seat_invite) = bridged();
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKseat.refer",
+        "Refer-To: <sip:12366@127.0.0.1>\r\nRefer-Sub: false\r\n",
+    );
+    run.recv(&r, seat_peer(1));
+    let sent = run.transfer_to("12366", vec![sub_centre()]);
+    let accepted = one(responses(&sent, 202), "202");
+    assert_eq!(
+        hv(&accepted.msg, Name::Other("Refer-Sub".into())),
+        "false",
+        "RFC 4488"
+    );
+    assert!(requests(&sent, Method::Notify).is_empty());
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    // A second REFER while the first rings: 491, nothing more placed.
+    let dup = refer(
+        &seat_invite,
+        3,
+        "z9hG4bKseat.refer2",
+        "Refer-To: <sip:8002@127.0.0.1>\r\n",
+    );
+    let sent = run.recv(&dup, seat_peer(1));
+    one(responses(&sent, 491), "491 to the second REFER");
+    assert_eq!(run.transfers, ["12366"]);
+    // Answered: no NOTIFY, only our BYE.
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    let to_seat = to_peer(&sent, seat_peer(1));
+    assert_eq!(to_seat.len(), 1);
+    assert!(to_seat[0].is(Method::Bye));
+}
+
+#[test]
+fn refers_we_do_not_take_are_refused_and_place_nothing() {
+    for (headers, code) in [
+        ("Refer-To: <sip:13800138000@evil.example>\r\n", 403),
+        ("Refer-To: <sip:8002@127.0.0.1;method=BYE>\r\n", 403),
+        (
+            "Refer-To: <sip:8002@127.0.0.1?Replaces=other%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n",
+            403,
+        ),
+        ("", 400),
+    ] {
+        let (mut run, _tag, seat_invite) = bridged();
+        let sent = run.recv(&refer(&seat_invite, 2, "z9hG4bKr", headers), seat_peer(1));
+        one(responses(&sent, code), "the refusal");
+        assert!(requests(&sent, Method::Invite).is_empty());
+        assert!(run.transfers.is_empty(), "{headers}");
+        assert_eq!(run.audits.len(), 1);
+        assert_eq!(run.audits[0].result, Done::Refused);
+        assert_eq!(run.audits[0].target, "none");
+    }
+    // A number the table routes nowhere: 403 once the table says so.
+    let (mut run, _tag, seat_invite) = bridged();
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKr",
+        "Refer-To: <sip:13800138000@127.0.0.1>\r\n",
+    );
+    run.recv(&r, seat_peer(1));
+    let sent = run.transfer_to("13800138000", Vec::new());
+    one(responses(&sent, 403), "403: no seat or line of ours");
+    assert!(requests(&sent, Method::Invite).is_empty());
+    assert!(requests(&sent, Method::Notify).is_empty());
+    assert_eq!(run.audits[0].result, Done::Refused);
+}
+
+#[test]
+fn a_refer_from_the_callers_side_is_refused() {
+    let (mut run, tag, _seat_invite) = bridged();
+    let r = parse(&no_body(format!(
+        "{}Refer-To: <sip:8002@127.0.0.1>\r\n",
+        caller_request("REFER", 2, "z9hG4bKcaller.refer", &tag)
+    )));
+    let sent = run.recv(&r, caller());
+    one(responses(&sent, 403), "403 to the trunk's REFER");
+    assert!(to_peer(&sent, seat_peer(1)).is_empty(), "not relayed");
+    assert!(run.transfers.is_empty());
+}
+
+#[test]
+fn the_seat_hanging_up_after_202_leaves_the_caller_to_reach_the_target() {
+    let (mut run, _tag, seat_invite, invite, _) = referred();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 200), "200 to the seat's BYE");
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller survives");
+    assert!(
+        requests(&sent, Method::Cancel).is_empty(),
+        "the target still rings"
+    );
+    assert!(run.has_media("Seat 8001 busy=false"));
+    assert_eq!(run.call.outcome(), None);
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    assert!(
+        to_peer(&sent, seat_peer(1)).is_empty(),
+        "no NOTIFY to a gone seat"
+    );
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    assert_eq!(run.audits[0].result, Done::Completed);
+}
+
+#[test]
+fn the_seat_gone_and_the_target_failing_a_direct_call_ends() {
+    let (mut run, _tag, seat_invite, invite, _) = referred();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    run.recv(&bye, seat_peer(1));
+    let sent = run.recv(
+        &reply(&invite, 480, "Temporarily Unavailable", T_TAG),
+        trunk_peer(),
+    );
+    one(requests(&sent, Method::Bye), "BYE to the caller");
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+    assert_eq!(run.audits[0].result, Done::NoAnswer);
+}
+
+#[test]
+fn hash_one_transfers_without_refer_and_star_one_cancels_it() {
+    let (mut run, _tag, _seat_invite) = bridged();
+    // The caller's keys are nobody's transfer.
+    run.key(0, "#112366#");
+    assert!(run.transfers.is_empty());
+    run.key(1, "#112366#");
+    assert_eq!(run.transfers, ["12366"]);
+    let sent = run.transfer_to("12366", vec![sub_centre()]);
+    assert!(responses(&sent, 202).is_empty(), "no REFER to answer");
+    assert!(requests(&sent, Method::Notify).is_empty());
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    run.recv(&reply(&invite, 180, "Ringing", T_TAG), trunk_peer());
+    // *1: cancelled; the caller is back with the seat, told nothing.
+    let sent = run.key(1, "*1");
+    one(requests(&sent, Method::Cancel), "CANCEL to the target");
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1] }");
+    assert!(!run.media.iter().any(|m| m.contains("three_way_failed")));
+    assert_eq!(run.audits[0].result, Done::NoAnswer);
+    assert_eq!(run.audits[0].kind, Kind::Blind);
+}
+
+#[test]
+fn a_target_that_rings_out_is_cancelled_and_told_as_no_answer() {
+    let (mut run, _tag, _seat_invite, invite, _) = referred();
+    run.recv(&reply(&invite, 180, "Ringing", T_TAG), trunk_peer());
+    // The only target rings for the caller's patience (60 s).
+    assert!(requests(&run.advance(secs(59)), Method::Cancel).is_empty());
+    let sent = run.advance(secs(61));
+    // (Retransmitted until the 487.)
+    assert!(
+        !requests(&sent, Method::Cancel).is_empty(),
+        "CANCEL at the ring time"
+    );
+    run.recv(
+        &reply(&invite, 487, "Request Terminated", T_TAG),
+        trunk_peer(),
+    );
+    assert_eq!(run.audits.len(), 1);
+    assert_eq!(run.audits[0].result, Done::NoAnswer);
+    let notify = run
+        .log
+        .iter()
+        .rev()
+        .find(|s| s.is(Method::Notify))
+        .unwrap()
+        .msg
+        .clone();
+    assert_eq!(body(&notify), "SIP/2.0 408 Request Timeout\r\n");
+}
+
+#[test]
+fn a_transfer_to_110_is_an_emergency_hand_off() {
+    let (mut run, _tag, seat_invite) = bridged();
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKr",
+        "Refer-To: <sip:110@127.0.0.1>\r\n",
+    );
+    run.recv(&r, seat_peer(1));
+    let sent = run.transfer_to("110", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    run.recv(&trunk_ok(&invite), trunk_peer());
+    assert_eq!(run.audits[0].kind, Kind::Emergency);
+}
+
+#[test]
+fn the_seats_invite_allows_refer_and_says_it_supports_replaces() {
+    let (_run, _tag, seat_invite) = bridged();
+    assert!(hv(&seat_invite, Name::Allow).contains("REFER"));
+    assert!(hv(&seat_invite, Name::Allow).contains("NOTIFY"));
+    assert_eq!(hv(&seat_invite, Name::Supported), "replaces");
+}
