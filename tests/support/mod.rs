@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod phone;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

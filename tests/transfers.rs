@@ -1,0 +1,311 @@
+//! Blind transfers end to end over loopback: a caller from the carrier
+//! trunk (SIPp) reaches seat 8001 (SIPp) through the queue; the seat
+//! REFERs the call (RFC 3515). Each party talks through a socket of the
+//! test's own with a tone of its own — caller 400 Hz, seat 800 Hz, target
+//! 1200 Hz — and what each hears is measured. SIPp must be installed
+//! (`tests/run.sh` installs it): these tests fail, never skip, without it.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::free_port;
+use support::gateway::{Gateway, Sipp};
+use support::phone::{Phone, assert_hears, run_until};
+
+/// The transferring seat: SIPp `seat_refer.xml`, registered as 8001 from
+/// `port`, its RTP to `rtp`, REFERring to `target` 2 s after it answers.
+struct Refer<'a> {
+    target: &'a str,
+    host: String,
+    code: &'a str,
+    tail: &'a str,
+    extra: &'a str,
+    fail_code: &'a str,
+    hold_ms: u32,
+}
+
+impl<'a> Refer<'a> {
+    fn to(gw: &Gateway, target: &'a str, code: &'a str, tail: &'a str) -> Refer<'a> {
+        Refer {
+            target,
+            host: format!("127.0.0.1:{}", gw.sip),
+            code,
+            tail,
+            extra: "Subject: transfer",
+            fail_code: "486",
+            hold_ms: 2000,
+        }
+    }
+
+    fn start(&self, gw: &Gateway, port: u16, rtp: &str) -> Sipp {
+        let hold = self.hold_ms.to_string();
+        gw.sipp(
+            "seat_refer.xml",
+            &[
+                ("MEDIA_PORT", rtp),
+                ("REFER_AFTER_MS", "2000"),
+                ("TARGET", self.target),
+                ("TARGET_HOST", &self.host),
+                ("EXTRA", self.extra),
+                ("REFER_CODE", self.code),
+                ("TAIL", self.tail),
+                ("FAIL_CODE", self.fail_code),
+                ("HOLD_MS", &hold),
+            ],
+            "127.0.0.1",
+            port,
+            &["-s", "8001", "-timeout", "40s"],
+        )
+    }
+}
+
+fn transfers(gw: &Gateway, kind: &str, target: &str, result: &str) -> f64 {
+    gw.metric(&format!(
+        "hotline_transfers_total{{kind=\"{kind}\",result=\"{result}\",target=\"{target}\"}}"
+    ))
+    .unwrap_or(0.0)
+}
+
+/// Runs the phones for `span`, then returns when that window began.
+fn listen(phones: &mut [&mut Phone], span: Duration) -> (Instant, Instant) {
+    let start = Instant::now();
+    run_until(phones, span, |_| false);
+    (start, Instant::now())
+}
+
+#[test]
+fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
+    let gw = Gateway::start("blind-sub-centre");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let seat_phone =
+        Refer::to(&gw, "12366", "202", "completed").start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 12_000);
+    // Caller and seat talk until the REFER.
+    let talking = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(10),
+        |p| p[1].last_heard().is_some() && p[0].heard.len() > 25,
+    );
+    assert!(
+        talking,
+        "caller and seat never talked\n{}",
+        gw.daemon.log_text()
+    );
+    // The sub-centre hears the caller once it answers.
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        joined,
+        "the sub-centre never heard the caller\n{}",
+        gw.daemon.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(500),
+        |_| false,
+    );
+    let (start, end) = listen(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2500),
+    );
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[800.0, 1200.0],
+    );
+    assert!(
+        seat.heard_between(start, end).is_empty(),
+        "the seat is gone"
+    );
+    // Released while caller and sub-centre still talk: no longer on the
+    // call for the ACD (in its wrap-up, then available).
+    gw.wait_metric("hotline_seats{queue=\"general\",state=\"on_call\"}", 0.0);
+    // 202, NOTIFY 100, NOTIFY 200 and our BYE reached the seat (its
+    // scenario checks each); the caller's BYE ends the sub-centre's leg.
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
+    let log = gw.daemon.log_text();
+    assert!(log.contains("the seat transfers the call (REFER)"), "{log}");
+    assert!(log.contains("hand-off"), "{log}");
+}
+
+#[test]
+fn a_busy_target_seat_brings_the_caller_back_to_the_seat() {
+    let gw = Gateway::start("blind-busy");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat) = (Phone::new(400.0), Phone::new(800.0));
+    let mut refer = Refer::to(&gw, "8002", "202", "failed");
+    refer.hold_ms = 7000;
+    let seat_phone = refer.start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    gw.wait_bridged(1.0);
+    // Seat 8002 logs in only now, so it is offered nothing but the
+    // transfer, which it refuses (486).
+    let busy_port = free_port();
+    gw.register("8002", busy_port);
+    let busy = gw.seat_for("8002", busy_port, "busy", "wait_bye", 0);
+    busy.expect_success(&gw);
+    // Back with the seat: each hears the other again.
+    let back = run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_secs(10),
+        |_| {
+            gw.metric("hotline_transfers_total{kind=\"blind\",result=\"busy\",target=\"seat\"}")
+                .is_some()
+        },
+    );
+    assert!(back, "the transfer never failed\n{}", gw.daemon.log_text());
+    // The seat hears three_way_failed first (3 s).
+    run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_millis(3500),
+        |_| false,
+    );
+    let (start, end) = listen(&mut [&mut caller, &mut seat], Duration::from_millis(1500));
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[800.0],
+        &[400.0],
+    );
+    assert_hears(
+        "the seat",
+        &seat.heard_between(start, end),
+        &[400.0],
+        &[800.0],
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+}
+
+#[test]
+fn refers_to_an_outside_number_or_a_foreign_host_get_403_and_place_nothing() {
+    let gw = Gateway::start("blind-refused");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat) = (Phone::new(400.0), Phone::new(800.0));
+    let outside = Refer::to(&gw, "13800138000", "403", "refused");
+    let seat_phone = outside.start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_secs(6),
+        |_| false,
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    // A foreign host, with a number the table does route.
+    let mut foreign = Refer::to(&gw, "12366", "403", "refused");
+    foreign.host = "192.0.2.1".into();
+    let seat_phone = foreign.start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    run_until(
+        &mut [&mut caller, &mut seat],
+        Duration::from_secs(6),
+        |_| false,
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "none", "refused"), 2.0);
+    // No leg was placed but the two seats' own.
+    let log = gw.daemon.log_text();
+    assert_eq!(log.matches("placing second leg").count(), 2, "{log}");
+}
+
+#[test]
+fn the_seat_hanging_up_right_after_202_leaves_the_caller_to_reach_the_target() {
+    let gw = Gateway::start("blind-leave");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let seat_phone = Refer::to(&gw, "12366", "202", "leave").start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 10_000);
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        joined,
+        "the sub-centre never heard the caller\n{}",
+        gw.daemon.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(500),
+        |_| false,
+    );
+    let (start, end) = listen(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2000),
+    );
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[800.0, 1200.0],
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
+}
+
+#[test]
+fn refer_sub_false_gets_the_transfer_without_any_notify() {
+    let gw = Gateway::start("blind-no-sub");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let mut refer = Refer::to(&gw, "12366", "202", "unsubscribed");
+    refer.extra = "Refer-Sub: false";
+    let seat_phone = refer.start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 8_000);
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        joined,
+        "the sub-centre never heard the caller\n{}",
+        gw.daemon.log_text()
+    );
+    // The seat's scenario takes no NOTIFY: one would fail it.
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
+}
