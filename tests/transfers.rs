@@ -309,3 +309,63 @@ fn refer_sub_false_gets_the_transfer_without_any_notify() {
     gw.wait_metric("hotline_active_calls", 0.0);
     assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
 }
+
+/// A real phone's transfer: baresip (the seat, answering by itself with a
+/// 440 Hz voice) is told `transfer 12366` on its menu; it holds the caller
+/// and REFERs; the caller ends up hearing the sub-centre, and the phone's
+/// call is over.
+#[test]
+fn a_baresip_seat_transfers_its_caller_to_the_sub_centre() {
+    use support::gateway::Baresip;
+    let gw = Gateway::start("blind-baresip");
+    let phone = Baresip::start(&gw, "8101");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let call = gw.call_for("12348", "caller_bye", &caller.port(), 12_000);
+    gw.wait_bridged(1.0);
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1500),
+        |_| false,
+    );
+    let answer = phone.command_with("transfer", "12366");
+    assert!(
+        answer.contains("\"ok\":true"),
+        "{answer}\n{}",
+        phone.log_text()
+    );
+    let joined = run_until(&mut [&mut caller, &mut sub], Duration::from_secs(15), |p| {
+        p[1].last_heard().is_some()
+    });
+    assert!(
+        joined,
+        "the sub-centre never heard the caller\n{}\n--- daemon\n{}",
+        phone.log_text(),
+        gw.daemon.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(500),
+        |_| false,
+    );
+    let (start, end) = listen(&mut [&mut caller, &mut sub], Duration::from_millis(2000));
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 440.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[440.0, 1200.0],
+    );
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
+    let log = gw.daemon.log_text();
+    assert!(log.contains("the seat transfers the call (REFER)"), "{log}");
+}
