@@ -1038,6 +1038,10 @@ impl Call {
             }
             LegEvent::HungUp if is_current && self.phase == Phase::Conference => self.seat_left(),
             LegEvent::HungUp if is_current && self.transferring() => self.transferor_left(),
+            LegEvent::HungUp
+                if is_current
+                    && self.phase == Phase::Connected
+                    && self.seat_left_ringing_party() => {}
             LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Conference => {
                 tracing::info!(call = self.id, "the caller left the three-way call");
                 if let Some(id) = self.current

@@ -454,6 +454,23 @@ impl Call {
         }
     }
 
+    /// The seat hung up while its three-way party rings: the caller is
+    /// handed to the party ([`Call::hand_over`]). False when no party
+    /// rings for a three-way.
+    pub(super) fn seat_left_ringing_party(&mut self) -> bool {
+        let Some(p) = self
+            .party
+            .as_mut()
+            .filter(|p| p.mode == PartyMode::ThreeWay)
+        else {
+            return false;
+        };
+        p.mode = PartyMode::Transfer;
+        let (number, started, target) = (p.number.clone(), p.started, p.target.clone());
+        self.hand_over(three_way_kind(&number), number, started, target);
+        true
+    }
+
     /// The seat hung up a three-way call: caller and party go on, paired;
     /// the seat's part is over (its wrap-up starts).
     pub(super) fn seat_left(&mut self) {

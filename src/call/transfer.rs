@@ -480,6 +480,48 @@ impl Call {
         Some(format!("<sip:{}@{}>", t.seat, self.settings.local))
     }
 
+    /// The seat hung up while its three-way party still rings: the call is
+    /// handed over — the caller waits on music for the party, as after a
+    /// blind transfer whose seat left.
+    pub(super) fn hand_over(
+        &mut self,
+        kind: Kind,
+        number: String,
+        started: Instant,
+        target: String,
+    ) {
+        let (Some(seat_leg), Some(seat)) = (
+            self.current,
+            self.current_leg()
+                .and_then(|l| l.seat().map(str::to_string)),
+        ) else {
+            return;
+        };
+        tracing::info!(
+            call = self.id,
+            "the seat left while its third party rings; the caller waits for it"
+        );
+        self.transfer = Some(Transfer {
+            kind,
+            number,
+            seat,
+            seat_leg,
+            seat_gone: false,
+            refer_tx: None,
+            notify: None,
+            started,
+            target,
+        });
+        self.out
+            .push(Output::Media(MediaCommand::Bridge { legs: Vec::new() }));
+        self.out.push(Output::Prompt {
+            leg: 0,
+            items: vec![Item::prompt("transfer_notice")],
+            hold: true,
+        });
+        self.transferor_left();
+    }
+
     /// Whether a transfer is under way.
     pub(super) fn transferring(&self) -> bool {
         self.transfer.is_some()

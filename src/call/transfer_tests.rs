@@ -339,3 +339,36 @@ fn the_seats_invite_allows_refer_and_says_it_supports_replaces() {
     assert!(hv(&seat_invite, Name::Allow).contains("NOTIFY"));
     assert_eq!(hv(&seat_invite, Name::Supported), "replaces");
 }
+
+#[test]
+fn the_seat_leaving_while_its_three_way_party_rings_hands_the_caller_over() {
+    let (mut run, _tag, seat_invite, invite) = ringing_party();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 200), "200 to the seat's BYE");
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller stays");
+    assert!(
+        requests(&sent, Method::Cancel).is_empty(),
+        "the party still rings"
+    );
+    assert!(
+        run.media
+            .iter()
+            .any(|m| m.starts_with("Prompt 0 [Prompt(\"transfer_notice\")] hold=true"))
+    );
+    assert!(run.has_media("Seat 8001 busy=false"));
+    run.now += secs(2);
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    one(requests(&sent, Method::Ack), "ACK to the party");
+    assert!(to_peer(&sent, seat_peer(1)).is_empty());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    assert_eq!(run.audits.len(), 1);
+    assert_eq!(run.audits[0].kind, Kind::ThreeWay);
+    assert_eq!(run.audits[0].result, Done::Completed);
+    assert_eq!(run.call.outcome(), None);
+}
