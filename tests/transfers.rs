@@ -22,6 +22,7 @@ struct Refer<'a> {
     extra: &'a str,
     fail_code: &'a str,
     hold_ms: u32,
+    after_ms: u32,
 }
 
 impl<'a> Refer<'a> {
@@ -34,16 +35,18 @@ impl<'a> Refer<'a> {
             extra: "Subject: transfer",
             fail_code: "486",
             hold_ms: 2000,
+            after_ms: 2000,
         }
     }
 
     fn start(&self, gw: &Gateway, port: u16, rtp: &str) -> Sipp {
         let hold = self.hold_ms.to_string();
+        let after = self.after_ms.to_string();
         gw.sipp(
             "seat_refer.xml",
             &[
                 ("MEDIA_PORT", rtp),
-                ("REFER_AFTER_MS", "2000"),
+                ("REFER_AFTER_MS", &after),
                 ("TARGET", self.target),
                 ("TARGET_HOST", &self.host),
                 ("EXTRA", self.extra),
@@ -133,7 +136,10 @@ fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
     );
     // Released while caller and sub-centre still talk: no longer on the
     // call for the ACD (in its wrap-up, then available).
-    gw.wait_metric("hotline_seats{queue=\"general\",state=\"on_call\"}", 0.0);
+    let released = support::wait_for(Duration::from_secs(2), || {
+        (gw.metric("hotline_seats{queue=\"general\",state=\"on_call\"}") == Some(0.0)).then_some(())
+    });
+    assert!(released.is_some(), "the seat is still on the call");
     // 202, NOTIFY 100, NOTIFY 200 and our BYE reached the seat (its
     // scenario checks each); the caller's BYE ends the sub-centre's leg.
     seat_phone.expect_success(&gw);
@@ -154,6 +160,8 @@ fn a_busy_target_seat_brings_the_caller_back_to_the_seat() {
     let (mut caller, mut seat) = (Phone::new(400.0), Phone::new(800.0));
     let mut refer = Refer::to(&gw, "8002", "202", "failed");
     refer.hold_ms = 7000;
+    // Time for 8002 to log in after the caller reaches 8001.
+    refer.after_ms = 5000;
     let seat_phone = refer.start(&gw, seat_port, &seat.port());
     let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
     gw.wait_bridged(1.0);
@@ -368,4 +376,121 @@ fn a_baresip_seat_transfers_its_caller_to_the_sub_centre() {
     assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
     let log = gw.daemon.log_text();
     assert!(log.contains("the seat transfers the call (REFER)"), "{log}");
+}
+
+/// The number linphone-daemon gave its newest call (`Id: N` in the
+/// answers and events it printed), waited for.
+fn linphone_call_id(phone: &support::gateway::Linphone, command: &str) -> String {
+    let answer = phone.command(command);
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Id: ").map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| panic!("no call id in {answer:?}\n{}", phone.log_text()))
+}
+
+/// An attended transfer from a real phone: linphone-daemon is seat 8001;
+/// it answers the caller, holds it, calls the 12366 sub-centre itself (its
+/// own INVITE, which the gateway gives to the seat's call), and
+/// `call-transfer`s the caller to that call: a REFER with Replaces. The
+/// gateway joins caller and sub-centre itself — the sub-centre's SIPp
+/// takes exactly one INVITE, so an INVITE-with-Replaces would fail it —
+/// and both of the phone's calls end.
+#[test]
+fn a_linphone_seat_consults_the_sub_centre_then_transfers_its_caller_there() {
+    use support::gateway::Linphone;
+    let gw = Gateway::start("attended-linphone");
+    let phone = Linphone::start(&gw, "8001");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 15_000);
+    gw.wait_bridged(1.0);
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        |_| false,
+    );
+    let first = phone.command("call-status");
+    let caller_call = first
+        .lines()
+        .find_map(|l| l.strip_prefix("Id: ").map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "1".into());
+    let paused = phone.command(&format!("call-pause {caller_call}"));
+    assert!(
+        paused.contains("Status: Ok"),
+        "{paused}\n{}",
+        phone.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        |_| false,
+    );
+    let consult = linphone_call_id(&phone, &format!("call sip:12366@127.0.0.1:{}", gw.sip));
+    // The sub-centre answers the phone's own call: it hears the seat, or
+    // at least is sent the consultation's stream.
+    let answered = run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_secs(15),
+        |_| {
+            gw.daemon
+                .log_text()
+                .contains("the consultation's target answered")
+        },
+    );
+    assert!(
+        answered,
+        "the consultation was never answered\n{}\n--- daemon\n{}",
+        phone.log_text(),
+        gw.daemon.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1500),
+        |_| false,
+    );
+    let moved = phone.command(&format!("call-transfer {caller_call} {consult}"));
+    assert!(
+        moved.contains("Status: Ok"),
+        "{moved}\n{}",
+        phone.log_text()
+    );
+    let joined = run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_secs(10),
+        |_| transfers(&gw, "attended", "city_sub_centre", "completed") == 1.0,
+    );
+    assert!(
+        joined,
+        "no attended transfer\n{}\n--- daemon\n{}",
+        phone.log_text(),
+        gw.daemon.log_text()
+    );
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(500),
+        |_| false,
+    );
+    let (start, end) = listen(&mut [&mut caller, &mut sub], Duration::from_millis(2000));
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[1200.0],
+    );
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    let log = gw.daemon.log_text();
+    assert!(
+        log.contains("a seat on a call consults; given to its call"),
+        "{log}"
+    );
+    assert!(!log.contains("REFER refused"), "{log}");
 }

@@ -177,6 +177,11 @@ pub enum Output {
     Transfer {
         number: String,
     },
+    /// The seat's own INVITE asks to consult `number` (see [`consult`]):
+    /// resolve it through the table and answer with [`Call::consult_to`].
+    Consult {
+        number: String,
+    },
     /// A hand-off ended (or was refused): for the event log and
     /// `hotline_transfers_total`.
     Audit(transfer::Audit),
@@ -379,6 +384,8 @@ pub struct Call {
     dialogue: Option<crate::tickets::dialogue::Dialogue>,
     /// A seat's transfer under way (see [`transfer`]).
     transfer: Option<transfer::Transfer>,
+    /// The seat's consultation, its own second dialog (see [`consult`]).
+    consult: Option<consult::Consult>,
     /// `Referred-By` for the leg being placed (a transfer's target).
     referred_by: Option<String>,
     /// The last third party's target that failed, for the audit.
@@ -471,6 +478,7 @@ impl Call {
             marked: Vec::new(),
             dialogue: None,
             transfer: None,
+            consult: None,
             referred_by: None,
             last_party_target: None,
             ticket: None,
@@ -816,6 +824,7 @@ impl Call {
         self.drain(registrar, now);
         if self.phase == Phase::Ended {
             // A third party still ringing or joined goes with the call.
+            self.end_consult(now);
             self.drop_party(now);
             self.transfer_abandoned();
         }
@@ -954,6 +963,10 @@ impl Call {
             Some(ev) => ev,
             None => return,
         };
+        if self.is_consult(leg) {
+            self.on_consult_event(leg, ev, now);
+            return;
+        }
         let is_current = Some(leg) == self.current;
         match ev {
             LegEvent::Request { tx, msg } => {
@@ -1038,6 +1051,10 @@ impl Call {
             }
             LegEvent::HungUp if is_current && self.phase == Phase::Conference => self.seat_left(),
             LegEvent::HungUp if is_current && self.transferring() => self.transferor_left(),
+            LegEvent::HungUp
+                if is_current
+                    && self.phase == Phase::Connected
+                    && self.seat_left_after_intro(now) => {}
             LegEvent::HungUp
                 if is_current
                     && self.phase == Phase::Connected
@@ -1827,6 +1844,25 @@ impl Call {
                 return;
             }
         }
+        // While the caller's seat hands it on, there is no one to relay to
+        // (the seat's dialog may be over): answered here.
+        if self.transfer.is_some() && (leg == LegId::CALLER || Some(leg) == self.current) {
+            // (A seat's SUBSCRIBE refreshes its REFER's subscription.)
+            let refresh = leg != LegId::CALLER && method == Method::Subscribe;
+            let (code, reason, parts) = if method == Method::Options || refresh {
+                (200, "OK", Parts::default().header(Name::Allow, ALLOW))
+            } else {
+                (
+                    403,
+                    "Forbidden (not relayed during a transfer)",
+                    Parts::default(),
+                )
+            };
+            if let Some(l) = self.leg(leg) {
+                l.reply(tx, code, reason, parts, now);
+            }
+            return;
+        }
         // Other in-dialog requests cross to the other leg once connected.
         let other = if leg == LegId::CALLER {
             self.current
@@ -2281,6 +2317,9 @@ pub mod leader;
 
 #[path = "transfer.rs"]
 pub mod transfer;
+
+#[path = "consult.rs"]
+pub mod consult;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

@@ -366,6 +366,8 @@ struct Run {
     transfers: Vec<String>,
     /// The hand-offs the call audited.
     audits: Vec<transfer::Audit>,
+    /// The numbers a seat's own INVITE asked to consult.
+    consults: Vec<String>,
 }
 
 impl Run {
@@ -403,6 +405,7 @@ impl Run {
             tickets: Vec::new(),
             transfers: Vec::new(),
             audits: Vec::new(),
+            consults: Vec::new(),
         }
     }
 
@@ -445,6 +448,7 @@ impl Run {
                     .push(format!("Prompt {leg} {items:?} hold={hold}")),
                 Output::ThreeWay { number } => self.three_way.push(number),
                 Output::Transfer { number } => self.transfers.push(number),
+                Output::Consult { number } => self.consults.push(number),
                 Output::Audit(a) => self.audits.push(a),
                 Output::LeaderChoice(choice) => self.media.push(format!("Choice {choice}")),
                 Output::StoreTicket(t) => self.tickets.push(*t),

@@ -37,6 +37,9 @@ pub enum Event {
     Acd(super::queue::FromAcd),
     /// The ticket store's answer for the call's ticket.
     Ticket(crate::tickets::dialogue::Stored),
+    /// A new INVITE from the seat this call is joined to (authenticated):
+    /// its consultation, and the seat's id.
+    Consult(Box<(Message, Peer, String)>),
 }
 
 /// A call's entry: its queue, and who may send to it.

@@ -135,6 +135,8 @@ pub enum PartyMode {
     ThreeWay,
     /// Takes the seat's place with the caller (a blind transfer).
     Transfer,
+    /// Talks to the seat's consultation leg (an attended transfer).
+    Consult,
 }
 
 impl Call {
@@ -252,6 +254,8 @@ impl Call {
         registrar: &Registrar,
         now: Instant,
     ) {
+        // A new party: no earlier one's target in its audit.
+        self.last_party_target = None;
         self.ring_party_after(hunt, number, mode, 480, now, registrar, now);
     }
 
@@ -339,6 +343,7 @@ impl Call {
                 );
             }
             PartyMode::Transfer => self.transfer_failed(last_code, now),
+            PartyMode::Consult => self.consult_failed(last_code, now),
         }
     }
 
@@ -397,7 +402,11 @@ impl Call {
                     (p.mode, p.number.clone(), p.started, p.target.clone())
                 };
                 if mode == PartyMode::Transfer {
-                    self.transfer_answered(leg, &msg, now);
+                    self.transfer_answered(leg, &msg, target, now);
+                    return None;
+                }
+                if mode == PartyMode::Consult {
+                    self.consult_answered(leg, &msg, target, now);
                     return None;
                 }
                 let seat = self.seat_name();
@@ -436,6 +445,16 @@ impl Call {
                 self.next_party(408, registrar, now);
                 None
             }
+            LegEvent::HungUp
+                if self
+                    .party
+                    .as_ref()
+                    .is_some_and(|p| p.mode == PartyMode::Consult) =>
+            {
+                tracing::info!(call = self.id, "the consulted target hung up");
+                self.end_consult(now);
+                None
+            }
             LegEvent::HungUp => {
                 if self.phase == Phase::Conference {
                     tracing::info!(call = self.id, "the third party left the three-way call");
@@ -449,7 +468,16 @@ impl Call {
                 }
                 None
             }
-            LegEvent::Progress { .. } => None,
+            LegEvent::Progress { code, .. } => {
+                if self
+                    .party
+                    .as_ref()
+                    .is_some_and(|p| p.mode == PartyMode::Consult)
+                {
+                    self.consult_progress(code, now);
+                }
+                None
+            }
             ev => Some(ev),
         }
     }

@@ -492,6 +492,18 @@ impl Engine {
             };
             Some((input, prompt))
         });
+        // A seat on a call that calls out again is consulting before a
+        // transfer: its INVITE goes to that call, which holds both of its
+        // dialogs (and so can join caller and target itself).
+        if feature.is_none()
+            && let Some(seat) = &seat
+            && let Some(holder) = self.registrar.holder(seat)
+            && let Some(call) = self.calls.primaries(|h| h.call == holder).pop()
+        {
+            tracing::info!(seat = %seat, dialed = %dialed, "a seat on a call consults; given to its call");
+            call.notify(Event::Consult(Box::new((msg, peer, seat.clone()))));
+            return;
+        }
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
         let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
@@ -878,6 +890,7 @@ impl Engine {
             let mut unreachable: Vec<Peer> = Vec::new();
             let mut three_way: Vec<String> = Vec::new();
             let mut transfers: Vec<String> = Vec::new();
+            let mut consults: Vec<String> = Vec::new();
             for o in out.drain(..) {
                 let common = OutputSinks {
                     call: id,
@@ -890,6 +903,7 @@ impl Engine {
                 match o {
                     Output::ThreeWay { number } => three_way.push(number),
                     Output::Transfer { number } => transfers.push(number),
+                    Output::Consult { number } => consults.push(number),
                     Output::Audit(a) => self.audit(&a),
                     Output::LeaderChoice(choice) => {
                         self.metrics
@@ -944,6 +958,10 @@ impl Engine {
             for number in transfers {
                 let targets = self.three_way_targets(&number);
                 out.extend(call.transfer_to(&number, targets, &self.registrar, Instant::now()));
+            }
+            for number in consults {
+                let targets = self.three_way_targets(&number);
+                out.extend(call.consult_to(&number, targets, &self.registrar, Instant::now()));
             }
             // Transport errors go back to the call at once (§18.4); what it
             // sends in turn goes out on the next pass. Bounded, in case a
@@ -1008,6 +1026,10 @@ impl Engine {
                     Some(Event::Acd(cmd)) => out = call.on_acd(cmd, &self.registrar, Instant::now()),
                     Some(Event::Ticket(stored)) => {
                         out = call.on_ticket(stored, &self.registrar, Instant::now())
+                    }
+                    Some(Event::Consult(c)) => {
+                        let (msg, peer, seat) = *c;
+                        out = call.on_consult(msg, peer, &seat, &self.registrar, Instant::now())
                     }
                     None => break,
                 },

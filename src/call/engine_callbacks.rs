@@ -412,6 +412,10 @@ impl Engine {
                     Some(Event::Terminate) => out = cb.terminate(&self.registrar, now()),
                     Some(Event::Acd(cmd)) => out = cb.on_acd(cmd, &self.registrar, now()),
                     Some(Event::Ticket(_)) => {}
+                    Some(Event::Consult(c)) => {
+                        let (msg, peer, _) = *c;
+                        self.reply(&msg, peer, 486, "Busy Here (no consultation during a callback)");
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => out = cb.on_timer(&self.registrar, now()),

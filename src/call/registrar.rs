@@ -173,6 +173,11 @@ impl Registrar {
     pub fn is_busy(&self, seat: &str) -> bool {
         self.busy.contains_key(seat)
     }
+
+    /// The call that holds the seat, if one does.
+    pub fn holder(&self, seat: &str) -> Option<u64> {
+        self.busy.get(seat).map(|h| *h)
+    }
 }
 
 fn remaining(at: Instant, now: Instant) -> u32 {

@@ -199,15 +199,6 @@ pub fn parse_refer(
         Some((b, _)) => b,
         None => addr.uri,
     };
-    let number = uri_number(bare).unwrap_or_default();
-    if number.is_empty()
-        || number.len() > 32
-        || !number
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-    {
-        return Err(refuse(403, "Forbidden (Refer-To names no number)"));
-    }
     let replaces = uri.headers.and_then(|h| {
         h.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=')?;
@@ -215,6 +206,17 @@ pub fn parse_refer(
                 .then(|| crate::sip::message::percent_decode(v))
         })
     });
+    let number = uri_number(bare).unwrap_or_default();
+    let is_number = !number.is_empty()
+        && number.len() <= 32
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+    // With Replaces the dialog named is the target, whatever the URI's
+    // user part says (a phone may name our Contact).
+    if !is_number && replaces.is_none() {
+        return Err(refuse(403, "Forbidden (Refer-To names no number)"));
+    }
     let subscribe = !msg.headers.iter().any(|h| {
         matches!(&h.name, Name::Other(o) if o.as_str().eq_ignore_ascii_case("refer-sub"))
             && h.value.as_str().trim().eq_ignore_ascii_case("false")
@@ -224,6 +226,26 @@ pub fn parse_refer(
         replaces,
         subscribe,
     })
+}
+
+/// The reason phrase a target's final status is told with (RFC 3261
+/// §21).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        _ => "Temporarily Unavailable",
+    }
 }
 
 /// The body of a NOTIFY for a REFER (RFC 3515 §2.4.5): the status line of
@@ -255,12 +277,17 @@ impl Call {
     /// joined to may transfer, on a bridged call with anchored media; the
     /// number goes to the driver for the table ([`Output::Transfer`]).
     pub(super) fn on_refer(&mut self, leg: LegId, tx: u32, msg: &Message, now: Instant) {
-        let seat = (Some(leg) == self.current)
-            .then(|| {
-                self.current_leg()
-                    .and_then(|l| l.seat().map(str::to_string))
-            })
-            .flatten();
+        let on_consult = self.is_consult(leg);
+        let seat = if on_consult {
+            self.consult_seat()
+        } else {
+            (Some(leg) == self.current)
+                .then(|| {
+                    self.current_leg()
+                        .and_then(|l| l.seat().map(str::to_string))
+                })
+                .flatten()
+        };
         let refused = |call: &mut Call, r: Refusal, number: &str, seat: &str| {
             tracing::info!(
                 call = call.id,
@@ -294,10 +321,36 @@ impl Call {
             Ok(r) => r,
             Err(r) => return refused(self, r, "", &seat),
         };
-        if refer.replaces.is_some() {
-            // Replaces must name a dialog of this seat's on the gateway;
-            // a seat's own calls end elsewhere, so none can be named.
-            let r = refuse(403, "Forbidden (Replaces names no dialog of this seat)");
+        if let Some(replaces) = &refer.replaces {
+            // Attended: it must name the seat's other dialog with us.
+            let cseq = msg.cseq().map(|c| c.0).unwrap_or(0);
+            let subscribe = refer.subscribe.then_some(cseq);
+            if let Err(r) = self.refer_replaces(leg, tx, replaces, subscribe, now) {
+                tracing::info!(
+                    call = self.id,
+                    code = r.code,
+                    reason = r.reason,
+                    "REFER refused"
+                );
+                if let Some(l) = self.leg(leg) {
+                    l.reply(tx, r.code, r.reason, Parts::default(), now);
+                }
+                self.audit(
+                    Kind::Attended,
+                    &seat,
+                    &refer.number,
+                    "none",
+                    Result::Refused,
+                    None,
+                );
+            }
+            return;
+        }
+        if on_consult {
+            let r = refuse(
+                403,
+                "Forbidden (transfer the call with the caller, not the consultation)",
+            );
             return refused(self, r, &refer.number, &seat);
         }
         if self.phase != Phase::Connected || self.party.is_some() || self.media.is_none() {
@@ -454,10 +507,17 @@ impl Call {
             return;
         };
         let leg = t.seat_leg;
+        self.notify_on(leg, id, code, reason, now);
+    }
+
+    /// A NOTIFY for the REFER of CSeq `id` on `leg`: the target's status.
+    pub(super) fn notify_on(&mut self, leg: LegId, id: u32, code: u16, reason: &str, now: Instant) {
         let state = if code >= 200 {
             "terminated;reason=noresource".to_string()
         } else {
-            "active;expires=60".to_string()
+            // Beyond the longest a target may ring: the seat need not
+            // refresh its subscription.
+            format!("active;expires={}", self.settings.max_ring.as_secs() + 30)
         };
         let parts = Parts {
             body: Some((
@@ -562,8 +622,16 @@ impl Call {
 
     /// The target answered: it takes the seat's place with the caller; the
     /// seat hears `200 OK` in its NOTIFY, then our BYE.
-    pub(super) fn transfer_answered(&mut self, leg: LegId, msg: &Message, now: Instant) {
-        let Some(t) = &self.transfer else { return };
+    pub(super) fn transfer_answered(
+        &mut self,
+        leg: LegId,
+        msg: &Message,
+        target: String,
+        now: Instant,
+    ) {
+        let Some(t) = &mut self.transfer else { return };
+        // The target that answered (an alternate, maybe), for the audit.
+        t.target = target;
         let seat_leg = t.seat_leg;
         let seat_gone = t.seat_gone;
         tracing::info!(call = self.id, "the transfer's target answered");
@@ -605,17 +673,14 @@ impl Call {
     /// status): the seat's NOTIFY says so, and the caller goes back to the
     /// seat — or, the seat gone, to its queue, or away.
     pub(super) fn transfer_failed(&mut self, code: u16, now: Instant) {
-        let Some(t) = &self.transfer else { return };
+        let last = self.last_party_target.take();
+        let Some(t) = &mut self.transfer else { return };
+        if let Some(last) = last {
+            t.target = last;
+        }
         let (seat_leg, seat_gone) = (t.seat_leg, t.seat_gone);
-        let reason = match code {
-            486 => "Busy Here",
-            600 => "Busy Everywhere",
-            408 => "Request Timeout",
-            487 => "Request Terminated",
-            503 => "Service Unavailable",
-            _ => "Temporarily Unavailable",
-        };
         let status = if code >= 300 { code } else { 480 };
+        let reason = reason_phrase(status);
         tracing::info!(
             call = self.id,
             code = status,
@@ -773,6 +838,12 @@ mod tests {
         assert_eq!(r.replaces.as_deref(), Some("abc@h;to-tag=1;from-tag=2"));
         let r = check("Refer-To: <sip:8002@127.0.0.1?Subject=hi>\r\n").unwrap();
         assert_eq!(r.replaces, None);
+        // With Replaces, the user part need be no number (our Contact's).
+        let r = check(
+            "Refer-To: <sip:hotline@127.0.0.1:5060?Replaces=a%40b%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.replaces.as_deref(), Some("a@b;to-tag=1;from-tag=2"));
     }
 
     #[test]

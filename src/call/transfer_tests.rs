@@ -59,7 +59,7 @@ fn a_refer_to_the_sub_centre_rings_it_and_its_answer_takes_the_seats_place() {
     assert_eq!(hv(&notify, Name::Other("Event".into())), "refer;id=2");
     assert_eq!(
         hv(&notify, Name::Other("Subscription-State".into())),
-        "active;expires=60"
+        "active;expires=90"
     );
     assert_eq!(
         hv(&notify, Name::ContentType),
@@ -370,5 +370,293 @@ fn the_seat_leaving_while_its_three_way_party_rings_hands_the_caller_over() {
     assert_eq!(run.audits.len(), 1);
     assert_eq!(run.audits[0].kind, Kind::ThreeWay);
     assert_eq!(run.audits[0].result, Done::Completed);
+    assert_eq!(run.call.outcome(), None);
+}
+
+// ── Attended: the seat's own consultation, then REFER with Replaces ────
+
+const CONSULT_TAG: &str = "seat-consult-tag";
+const CONSULT_ID: &str = "consult-1@192.0.2.21";
+
+/// The seat's own INVITE (its second dialog) to `number`, with its offer.
+fn consult_invite(number: &str) -> Message {
+    parse(&with_body(
+        format!(
+            "INVITE sip:{number}@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.21:5062;branch=z9hG4bKconsult.1;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:8001@127.0.0.1>;tag={CONSULT_TAG}\r\n\
+             To: <sip:{number}@127.0.0.1>\r\n\
+             Call-ID: {CONSULT_ID}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:8001@192.0.2.21:5062>\r\n"
+        ),
+        "application/sdp",
+        "v=0\r\no=seat 9 9 IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\n",
+    ))
+}
+
+/// A request from the seat in its consultation dialog (we its UAS, our
+/// tag `ours`).
+fn consult_request(method: &str, cseq: u32, branch: &str, ours: &str, headers: &str) -> Message {
+    parse(&no_body(format!(
+        "{method} sip:hotline@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.21:5062;branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:8001@127.0.0.1>;tag={CONSULT_TAG}\r\n\
+         To: <sip:12366@127.0.0.1>;tag={ours}\r\n\
+         Call-ID: {CONSULT_ID}\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Contact: <sip:8001@192.0.2.21:5062>\r\n\
+         {headers}"
+    )))
+}
+
+impl Run {
+    fn consult(&mut self, invite: &Message, seat: &str) -> Vec<Sent> {
+        let out = self
+            .call
+            .on_consult(wire(invite), seat_peer(1), seat, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+
+    fn consult_to(&mut self, number: &str, targets: Vec<Target>) -> Vec<Sent> {
+        let out = self.call.consult_to(number, targets, &self.reg, self.now);
+        self.take(out, self.now)
+    }
+}
+
+/// A bridged call whose seat consults the sub-centre, answered: (run, our
+/// INVITE to the seat, our INVITE to the sub-centre, our tag in the
+/// consultation).
+fn consulted() -> (Run, Message, Message, String) {
+    let (mut run, _tag, seat_invite) = bridged();
+    let sent = run.consult(&consult_invite("12366"), "8001");
+    one(responses(&sent, 100), "100 to the seat's own INVITE");
+    assert_eq!(run.consults, ["12366"]);
+    assert!(run.binds.contains(&CONSULT_ID.to_string()));
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE to the sub-centre")
+        .msg
+        .clone();
+    let sent = run.recv(&reply(&invite, 180, "Ringing", T_TAG), trunk_peer());
+    one(responses(&sent, 180), "the seat hears it ring");
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    let ok = one(responses(&sent, 200), "200 to the seat's consultation");
+    assert_eq!(ok.peer, seat_peer(1));
+    assert_eq!(hv(&ok.msg, Name::CallId), CONSULT_ID);
+    assert_eq!(sdp_port(&ok.msg), "30004", "the consultation's own stream");
+    let ours = to_tag(&ok.msg).unwrap();
+    run.recv(
+        &consult_request("ACK", 1, "z9hG4bKconsult.ack", &ours, ""),
+        seat_peer(1),
+    );
+    // Seat and target talk; the caller is alone, on music.
+    assert_eq!(
+        run.media
+            .iter()
+            .filter(|m| m.starts_with("Play { leg: 0"))
+            .count(),
+        1
+    );
+    assert!(run.has_media("Bridge { legs: [2, 3] }"), "{:?}", run.media);
+    (run, seat_invite, invite, ours)
+}
+
+fn assert_joined(run: &Run, sent: &[Sent], result: Done) {
+    let byes: Vec<&Sent> = requests(sent, Method::Bye);
+    assert_eq!(
+        byes.len(),
+        2,
+        "both of the seat's dialogs end: {:#?}",
+        summary(sent)
+    );
+    assert!(byes.iter().all(|b| b.peer == seat_peer(1)));
+    assert!(to_peer(sent, caller()).is_empty());
+    assert!(
+        to_peer(sent, trunk_peer()).is_empty(),
+        "no INVITE-with-Replaces, nothing"
+    );
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 3] }");
+    assert!(run.has_media("Seat 8001 busy=false"));
+    let a = run.audits.last().unwrap();
+    assert_eq!((a.kind, a.result), (Kind::Attended, result));
+    assert_eq!(a.target, "city_sub_centre");
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn a_refer_with_replaces_on_the_callers_dialog_joins_caller_and_target() {
+    let (mut run, seat_invite, _invite, ours) = consulted();
+    let id = CONSULT_ID.replace('@', "%40");
+    let replaces = format!("{id}%3Bto-tag%3D{ours}%3Bfrom-tag%3D{CONSULT_TAG}");
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKseat.refer",
+        &format!("Refer-To: <sip:12366@127.0.0.1?Replaces={replaces}>\r\n"),
+    );
+    let sent = run.recv(&r, seat_peer(1));
+    one(responses(&sent, 202), "202");
+    let notifies = requests(&sent, Method::Notify);
+    assert_eq!(notifies.len(), 2);
+    assert_eq!(body(&notifies[1].msg), "SIP/2.0 200 OK\r\n");
+    // NOTIFY before BYE.
+    let order: Vec<bool> = to_peer(&sent, seat_peer(1))
+        .iter()
+        .filter(|s| s.is(Method::Notify) || s.is(Method::Bye))
+        .map(|s| s.is(Method::Bye))
+        .collect();
+    assert_eq!(order, [false, false, true, true]);
+    assert_joined(&run, &sent, Done::Completed);
+}
+
+#[test]
+fn a_refer_with_replaces_on_the_consultation_joins_them_too() {
+    let (mut run, seat_invite, _invite, ours) = consulted();
+    let original = format!(
+        "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+        hv(&seat_invite, Name::CallId).replace('@', "%40"),
+        B_TAG,
+        from_tag(&seat_invite).unwrap()
+    );
+    let r = consult_request(
+        "REFER",
+        2,
+        "z9hG4bKconsult.refer",
+        &ours,
+        &format!("Refer-To: <sip:8001@127.0.0.1?Replaces={original}>\r\nRefer-Sub: false\r\n"),
+    );
+    let sent = run.recv(&r, seat_peer(1));
+    one(responses(&sent, 202), "202");
+    assert!(
+        requests(&sent, Method::Notify).is_empty(),
+        "Refer-Sub: false"
+    );
+    assert_joined(&run, &sent, Done::Completed);
+}
+
+#[test]
+fn replaces_naming_another_dialog_is_refused() {
+    let (mut run, seat_invite, _invite, ours) = consulted();
+    for replaces in [
+        format!("other%40h%3Bto-tag%3D{ours}%3Bfrom-tag%3D{CONSULT_TAG}"),
+        format!(
+            "{}%3Bto-tag%3Dnot-ours%3Bfrom-tag%3D{CONSULT_TAG}",
+            CONSULT_ID.replace('@', "%40")
+        ),
+    ] {
+        let r = refer(
+            &seat_invite,
+            2,
+            "z9hG4bKseat.refer",
+            &format!("Refer-To: <sip:12366@127.0.0.1?Replaces={replaces}>\r\n"),
+        );
+        let sent = run.recv(&r, seat_peer(1));
+        one(responses(&sent, 403), "403");
+        assert!(requests(&sent, Method::Bye).is_empty());
+    }
+    assert!(run.audits.iter().all(|a| a.result == Done::Refused));
+    assert!(run.has_media("Bridge { legs: [2, 3] }"));
+}
+
+#[test]
+fn the_seat_hanging_up_the_caller_after_the_introduction_leaves_them_together() {
+    let (mut run, seat_invite, _invite, _ours) = consulted();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 200), "200 to the seat's BYE");
+    // Our BYE for the consultation; the caller stays.
+    let byes = requests(&sent, Method::Bye);
+    assert_eq!(byes.len(), 1);
+    assert_eq!(hv(&byes[0].msg, Name::CallId), CONSULT_ID);
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 3] }");
+    assert_eq!(run.audits.last().unwrap().result, Done::SeatLeftAfterIntro);
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn the_seat_ending_its_consultation_hangs_up_the_target_and_keeps_the_caller() {
+    let (mut run, _seat_invite, invite, ours) = consulted();
+    let bye = consult_request("BYE", 2, "z9hG4bKconsult.bye", &ours, "");
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 200), "200 to the consultation's BYE");
+    let out = one(requests(&sent, Method::Bye), "BYE to the target");
+    assert_eq!(out.peer, trunk_peer());
+    assert_eq!(hv(&out.msg, Name::CallId), hv(&invite, Name::CallId));
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1] }");
+    assert!(run.audits.is_empty(), "no hand-off was made");
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn a_consultation_is_refused_for_another_seat_or_a_number_the_table_does_not_route() {
+    let (mut run, _tag, _seat_invite) = bridged();
+    let sent = run.consult(&consult_invite("12366"), "8009");
+    one(responses(&sent, 486), "486: not this call's seat");
+    assert!(run.consults.is_empty());
+    let (mut run, _tag, _seat_invite) = bridged();
+    run.consult(&consult_invite("13800138000"), "8001");
+    let sent = run.consult_to("13800138000", Vec::new());
+    one(responses(&sent, 403), "403: nothing of ours");
+    assert!(requests(&sent, Method::Invite).is_empty());
+    assert_eq!(run.audits[0].kind, Kind::Attended);
+    assert_eq!(run.audits[0].result, Done::Refused);
+}
+
+#[test]
+fn a_queue_call_whose_seat_left_goes_back_to_its_queue_by_first_arrival_when_the_target_fails() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let mut s = with_streams(anchored(false));
+    s.queue = Some(plan("general", vec![]));
+    let (mut run, out) = Run::start(reg, t0, s, vec![]);
+    let sent = run.take(out, t0);
+    let ok = one(responses(&sent, 200), "200 to the caller").msg.clone();
+    run.recv(&caller_ack_2xx(&to_tag(&ok).unwrap()), caller());
+    run.now += secs(30);
+    let seat_invite = run.offer("8001");
+    run.recv(&seat_ok(&seat_invite), seat_peer(1));
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::Answered {
+            seat: "8001".into()
+        })
+    );
+    run.recv(&to_sub_centre(&seat_invite), seat_peer(1));
+    let sent = run.transfer_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    run.recv(&bye, seat_peer(1));
+    assert_eq!(
+        run.acd.last(),
+        Some(&ToAcd::Ended { by_seat: true }),
+        "the seat's wrap-up starts"
+    );
+    run.now += secs(5);
+    let sent = run.recv(&reply(&invite, 486, "Busy Here", T_TAG), trunk_peer());
+    assert!(requests(&sent, Method::Bye).is_empty(), "the caller stays");
+    match run.acd.last() {
+        Some(ToAcd::Join { queue, arrival, .. }) => {
+            assert_eq!(queue, "general");
+            assert_eq!(*arrival, t0, "its first arrival: ahead of later callers");
+        }
+        other => panic!("not back in the queue: {other:?}"),
+    }
+    assert_eq!(run.audits[0].result, Done::ReturnedToQueue);
+    // Offered again, it is bridged without a second answer.
+    let again = run.offer("8001");
+    let sent = run.recv(&seat_ok(&again), seat_peer(1));
+    assert!(responses(&sent, 200).iter().all(|r| r.peer != caller()));
     assert_eq!(run.call.outcome(), None);
 }

@@ -610,3 +610,111 @@ pub fn with_leader_session_now(text: String) -> String {
     assert_eq!(live.matches(&today.to_string()).count(), 1, "{today}");
     live
 }
+
+// ── linphone, a real phone that consults and transfers ─────────────────
+
+/// A `linphone-daemon` registered as a seat, answering by itself, driven
+/// over its command socket (`/tmp/<pipe>`). Killed by its own PID when
+/// dropped.
+pub struct Linphone {
+    _child: Killed,
+    pipe: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Linphone {
+    pub fn start(gw: &Gateway, seat: &str) -> Linphone {
+        let dir = gw.dir().join(format!("linphone-{seat}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sip = free_port();
+        // No database: without one that opens, linphone stops starting up
+        // before it opens any SIP port.
+        std::fs::write(
+            dir.join("rc"),
+            format!(
+                "[sip]\nsip_port={sip}\nsip_tcp_port=-1\nsip_tls_port=-1\nuse_ipv6=0\n\
+                 [rtp]\naudio_rtp_port=37000-37999\n\
+                 [sound]\nechocancellation=0\n\
+                 [storage]\nuri=null\ncall_logs_db_uri=null\nzrtp_secrets_db_uri=null\n\
+                 [misc]\nmax_calls=4\n"
+            ),
+        )
+        .unwrap();
+        let name = format!("hotline-linphone-{}-{seat}", std::process::id());
+        let pipe = Path::new("/tmp").join(&name);
+        let _ = std::fs::remove_file(&pipe);
+        let log = dir.join("linphone.log");
+        let out = std::fs::File::create(dir.join("linphone.out")).unwrap();
+        let child = Command::new("linphone-daemon")
+            .args(["--config", dir.join("rc").to_str().unwrap()])
+            .args([
+                "--pipe",
+                &name,
+                "--log",
+                log.to_str().unwrap(),
+                "--auto-answer",
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect(
+                "linphone-daemon is not installed: run tests/run.sh, which installs linphone-cli",
+            );
+        let phone = Linphone {
+            _child: Killed(child),
+            pipe,
+            log,
+        };
+        wait_for(Duration::from_secs(10), || {
+            phone.pipe.exists().then_some(())
+        })
+        .expect("linphone-daemon's command socket");
+        let answer = phone.command(&format!(
+            "register sip:{seat}@127.0.0.1:{port} sip:127.0.0.1:{port} demo-{seat}-change-me {seat} NULL",
+            port = gw.sip
+        ));
+        assert!(answer.contains("Status: Ok"), "{answer}");
+        phone
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs one daemon command and returns its answer. The daemon takes
+    /// one client at a time and may not have seen the last one go yet: an
+    /// empty answer is tried again.
+    pub fn command(&self, command: &str) -> String {
+        for _ in 0..10 {
+            let answer = self.try_command(command);
+            if !answer.is_empty() {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        String::new()
+    }
+
+    /// One try: the answer (up to its status, or what came within 3 s).
+    fn try_command(&self, command: &str) -> String {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let mut s = UnixStream::connect(&self.pipe).expect("linphone's command socket");
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        writeln!(s, "{command}").unwrap();
+        let mut text = String::new();
+        let mut chunk = [0u8; 4096];
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                Err(_) if text.contains("Status:") => break,
+                Err(_) => {}
+            }
+        }
+        text
+    }
+}
