@@ -8,11 +8,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use support::gateway::{Baresip, Gateway, ends_in_baresip_voice, heard_prompt, listen};
-use support::{Killed, REPO, free_port, wait_for};
+use support::{REPO, free_port, wait_for};
 
 #[test]
 fn a_call_to_12348_reaches_the_expert_seat_and_the_seat_hangs_up() {
@@ -969,77 +968,6 @@ fn a_vanished_seat_phone_is_passed_over_at_once() {
 
 // ── linphone, a phone with SHA-256 ──────────────────────────────────────
 
-/// linphone-daemon, driven over its stdin; killed by PID when dropped.
-struct Linphone {
-    _child: Killed,
-    stdin: std::process::ChildStdin,
-    stdout: std::io::BufReader<std::process::ChildStdout>,
-    log: PathBuf,
-}
-
-impl Linphone {
-    fn start(gw: &Gateway) -> Linphone {
-        let home = gw.dir().join("linphone-home");
-        std::fs::create_dir_all(home.join(".local/share/linphone")).unwrap();
-        let rc = home.join("linphonerc");
-        std::fs::write(
-            &rc,
-            format!(
-                // No network monitor: on a machine without a default route
-                // it would call the network down and never register.
-                "[sip]\nsip_port={}\nsip_tcp_port=0\n[rtp]\naudio_rtp_port={}\n[net]\nauto_net_state_mon=0\n",
-                free_port(),
-                free_port()
-            ),
-        )
-        .unwrap();
-        let log = home.join("linphone.log");
-        let mut child = Command::new("linphone-daemon")
-            .args([
-                "--config",
-                rc.to_str().unwrap(),
-                "--log",
-                log.to_str().unwrap(),
-            ])
-            .env("HOME", &home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "linphone-daemon is not installed: run tests/run.sh, which installs linphone-cli",
-            );
-        let stdin = child.stdin.take().unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        Linphone {
-            _child: Killed(child),
-            stdin,
-            stdout,
-            log,
-        }
-    }
-
-    /// Sends one command; returns its answer up to the blank line after
-    /// `Status:`.
-    fn command(&mut self, line: &str) -> String {
-        use std::io::{BufRead, Write};
-        writeln!(self.stdin, "{line}").unwrap();
-        let mut answer = String::new();
-        let mut status = false;
-        loop {
-            let mut l = String::new();
-            if self.stdout.read_line(&mut l).unwrap() == 0 {
-                return answer;
-            }
-            status |= l.contains("Status:");
-            answer.push_str(&l);
-            if status && l.trim().is_empty() {
-                return answer;
-            }
-        }
-    }
-}
-
 /// A seat that requires SHA-256 (`[[seats]] digest_algorithms`) is offered
 /// only that, and linphone, which speaks it, registers.
 #[test]
@@ -1050,16 +978,11 @@ fn linphone_registers_with_sha256_when_its_seat_requires_it() {
             "password = \"demo-8101-change-me\"\ndigest_algorithms = [\"SHA-256\"]",
         )
     });
-    let mut phone = Linphone::start(&gw);
-    let answer = phone.command(&format!(
-        "register sip:8101@127.0.0.1 sip:127.0.0.1:{} demo-8101-change-me",
-        gw.sip
-    ));
-    assert!(answer.contains("Status: Ok"), "{answer}");
+    let phone = support::gateway::Linphone::start(&gw, "8101");
     let seen = wait_for(Duration::from_secs(10), || {
         (gw.metric("hotline_registered_seats") == Some(1.0)).then_some(())
     });
-    let log = std::fs::read_to_string(&phone.log).unwrap_or_default();
+    let log = phone.log_text();
     assert!(seen.is_some(), "linphone did not register\n{log}");
     assert!(
         log.contains("algorithm=SHA-256") && !log.contains("algorithm=MD5"),
