@@ -212,3 +212,62 @@ fn a_three_way_to_a_number_the_table_does_not_route_places_nothing() {
     assert!(log.contains("three-way refused"), "{log}");
     assert!(!log.contains("ringing the third party"), "{log}");
 }
+
+/// The emergency hand-off: a seat keys `*3110#` and the police (SIPp on
+/// the emergency trunk) join the call as a third party; the seat stays on
+/// the line, all three hear each other, and the hand-off is audited as
+/// `emergency`.
+#[test]
+fn a_seat_brings_110_into_the_call_and_stays_on_the_line() {
+    let gw = Gateway::start("three-way-110");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut police) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let trunk = gw.trunk_uas_rtp("110", gw.emergency, &police.port());
+    // Two keys the caller's IVR may hear, then the code.
+    let seat_phone = seat_keying(&gw, seat_port, &seat.port(), "00*3110#", 1000, 5000);
+    let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut police],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(joined, "110 never joined\n{}", gw.daemon.log_text());
+    let start = Instant::now() + Duration::from_millis(500);
+    run_until(
+        &mut [&mut caller, &mut seat, &mut police],
+        Duration::from_millis(2500),
+        |_| false,
+    );
+    let end = Instant::now();
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[800.0, 1200.0],
+        &[400.0],
+    );
+    assert_hears(
+        "the seat",
+        &seat.heard_between(start, end),
+        &[400.0, 1200.0],
+        &[800.0],
+    );
+    assert_hears(
+        "the police",
+        &police.heard_between(start, end),
+        &[400.0, 800.0],
+        &[1200.0],
+    );
+    // The seat hangs up in the end; caller and police go on until the
+    // caller's side is hung up with the rest.
+    seat_phone.expect_success(&gw);
+    drop(call);
+    drop(trunk);
+    assert_eq!(
+        gw.metric(
+            "hotline_transfers_total{kind=\"emergency\",result=\"completed\",target=\"emergency\"}"
+        ),
+        Some(1.0)
+    );
+}
