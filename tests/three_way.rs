@@ -271,3 +271,86 @@ fn a_seat_brings_110_into_the_call_and_stays_on_the_line() {
         Some(1.0)
     );
 }
+
+/// An attended transfer by keys: the seat keys `*212366#`; the caller
+/// waits on music while the seat talks to the sub-centre; the seat hangs
+/// up and caller and sub-centre talk (`seat_left_after_intro`).
+#[test]
+fn a_seat_consults_the_sub_centre_by_keys_and_hanging_up_leaves_the_two_together() {
+    let gw = Gateway::start("consult-keys");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let seat_phone = seat_keying(&gw, seat_port, &seat.port(), "*212366#", 1000, 5000);
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 14_000);
+    let answered = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        answered,
+        "the sub-centre never answered\n{}",
+        gw.daemon.log_text()
+    );
+    let start = Instant::now() + Duration::from_millis(500);
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2000),
+        |_| false,
+    );
+    let end = Instant::now();
+    // Seat and sub-centre talk; the caller hears neither.
+    assert_hears(
+        "the seat",
+        &seat.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[800.0],
+        &[400.0, 1200.0],
+    );
+    let heard = caller.heard_between(start - Duration::from_secs(3), end);
+    assert!(
+        find(&heard, &heard_prompt("hold_music")[..800]).is_some(),
+        "the caller waits on music"
+    );
+    // The seat hangs up: the caller and the sub-centre.
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(10),
+        |_| {
+            gw.metric("hotline_transfers_total{kind=\"attended\",result=\"seat_left_after_intro\",target=\"city_sub_centre\"}")
+                == Some(1.0)
+        },
+    );
+    assert!(joined, "not joined\n{}", gw.daemon.log_text());
+    let start = Instant::now() + Duration::from_millis(500);
+    run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_millis(2000),
+        |_| false,
+    );
+    let end = Instant::now();
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[800.0, 1200.0],
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+}

@@ -35,6 +35,10 @@ pub enum Feature {
     /// `#1` + number + `#`: a blind transfer (the caller goes to the
     /// number; the seat is free once it answers).
     Blind(String),
+    /// `*2` + number + `#`: consult the number (an attended transfer).
+    Consult(String),
+    /// `*4`: swap between the caller and the consulted party.
+    Swap,
 }
 
 /// A key more than this after the one before starts over: a feature code
@@ -83,23 +87,32 @@ impl Keys {
             return None;
         }
         self.keyed.push(key);
-        let with_number = |k: &str| k.starts_with("*3") || k.starts_with("#1");
+        let with_number =
+            |k: &str| k.starts_with("*3") || k.starts_with("#1") || k.starts_with("*2");
         match self.keyed.as_str() {
             "*1" => {
                 self.keyed.clear();
                 Some(Feature::Abort)
             }
-            "*3" | "#1" => None,
+            "*4" => {
+                self.keyed.clear();
+                Some(Feature::Swap)
+            }
+            // `*3#` while consulting: join all three (no number).
+            "*3#" => {
+                self.keyed.clear();
+                Some(Feature::ThreeWay(String::new()))
+            }
+            "*3" | "#1" | "*2" => None,
             k if with_number(k) && key == '#' => {
                 let number = k[2..k.len() - 1].to_string();
-                let three_way = k.starts_with("*3");
+                let code = k[..2].to_string();
                 self.keyed.clear();
-                if number.is_empty() {
-                    None
-                } else if three_way {
-                    Some(Feature::ThreeWay(number))
-                } else {
-                    Some(Feature::Blind(number))
+                match code.as_str() {
+                    _ if number.is_empty() => None,
+                    "*3" => Some(Feature::ThreeWay(number)),
+                    "*2" => Some(Feature::Consult(number)),
+                    _ => Some(Feature::Blind(number)),
                 }
             }
             k if with_number(k) && key.is_ascii_digit() && k.len() <= 2 + MAX_NUMBER => None,
@@ -122,7 +135,7 @@ pub struct Party {
     pub leg: LegId,
     hunt: Hunt,
     number: String,
-    mode: PartyMode,
+    pub(super) mode: PartyMode,
     /// When it was asked for, and the target it rings (for the audit).
     started: Instant,
     target: String,
@@ -160,6 +173,12 @@ impl Call {
             return;
         }
         match self.keys.push(digit.as_char(), now) {
+            Some(Feature::ThreeWay(_)) if self.consulting_by_keys() => {
+                if !self.consult_to_three_way() {
+                    self.tell_seat(PARTY_FAILED);
+                }
+            }
+            Some(Feature::ThreeWay(number)) if number.is_empty() => self.tell_seat(PARTY_FAILED),
             Some(Feature::ThreeWay(number)) => {
                 if self.phase == Phase::Connected
                     && self.party.is_none()
@@ -178,8 +197,11 @@ impl Call {
                 }
             }
             Some(Feature::Abort) if self.transfer.is_some() => self.abort_transfer(now),
+            Some(Feature::Abort) if self.consulting_by_keys() => self.end_consult(now),
             Some(Feature::Abort) => self.drop_party(now),
             Some(Feature::Blind(number)) => self.blind_by_keys(number, now),
+            Some(Feature::Consult(number)) => self.consult_by_keys(number, now),
+            Some(Feature::Swap) => self.swap_consult(),
             None => {}
         }
     }
@@ -486,16 +508,25 @@ impl Call {
     /// handed to the party ([`Call::hand_over`]). False when no party
     /// rings for a three-way.
     pub(super) fn seat_left_ringing_party(&mut self) -> bool {
+        // A consultation by keys whose target still rings is handed over
+        // the same way (an attended transfer made before the answer).
+        let keyed = self.consulting_by_keys();
         let Some(p) = self
             .party
             .as_mut()
-            .filter(|p| p.mode == PartyMode::ThreeWay)
+            .filter(|p| p.mode == PartyMode::ThreeWay || (keyed && p.mode == PartyMode::Consult))
         else {
             return false;
         };
+        let kind = if p.mode == PartyMode::Consult && !super::transfer::is_emergency(&p.number) {
+            Kind::Attended
+        } else {
+            three_way_kind(&p.number)
+        };
         p.mode = PartyMode::Transfer;
         let (number, started, target) = (p.number.clone(), p.started, p.target.clone());
-        self.hand_over(three_way_kind(&number), number, started, target);
+        self.consult = None;
+        self.hand_over(kind, number, started, target);
         true
     }
 
@@ -627,7 +658,7 @@ mod tests {
     fn what_is_no_feature_code_completes_nothing() {
         let ms = Duration::from_millis(300);
         for keys in [
-            "", "3", "#", "*3#", "*9", "*31*", "*3A#", "123#", "*2", "*4",
+            "", "3", "#", "*9", "*31*", "*3A#", "123#", "*2", "*2#", "*5",
         ] {
             assert_eq!(keyed(keys, ms), [], "{keys}");
         }
@@ -636,6 +667,21 @@ mod tests {
         assert_eq!(keyed(&long, ms), []);
         let longest = format!("*3{}#", "1".repeat(MAX_NUMBER));
         assert_eq!(keyed(&longest, ms).len(), 1);
+    }
+
+    #[test]
+    fn star_two_consults_star_four_swaps_and_star_three_hash_joins() {
+        let ms = Duration::from_millis(300);
+        assert_eq!(keyed("*28002#", ms), [Feature::Consult("8002".into())]);
+        assert_eq!(
+            keyed("*212366#*4*4*3#", ms),
+            [
+                Feature::Consult("12366".into()),
+                Feature::Swap,
+                Feature::Swap,
+                Feature::ThreeWay(String::new())
+            ]
+        );
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct Consult {
     answer: String,
     /// The target answered: seat and target talk.
     answered: bool,
+    /// Asked for with `*2` + number + `#` on the seat's own call: no
+    /// dialog of its own (`leg` is the seat's leg with the caller).
+    by_keys: bool,
+    /// (`*4`) The seat talks to the caller again; the target waits.
+    swapped: bool,
     started: Instant,
     target: String,
 }
@@ -63,8 +68,12 @@ pub fn names_dialog(replaces: &str, call_id: &str, ours: &str, theirs: Option<&s
 }
 
 impl Call {
+    /// Whether `leg` is the seat's consultation dialog (one keyed with
+    /// `*2` has none: its leg is the seat's call with the caller).
     pub(super) fn is_consult(&self, leg: LegId) -> bool {
-        self.consult.as_ref().is_some_and(|c| c.leg == leg)
+        self.consult
+            .as_ref()
+            .is_some_and(|c| c.leg == leg && !c.by_keys)
     }
 
     /// The seat whose consultation runs.
@@ -155,11 +164,133 @@ impl Call {
             seat: seat.to_string(),
             answer: sdp::answer(&neg, local, session_id, version),
             answered: false,
+            by_keys: false,
+            swapped: false,
             started: now,
             target: "none".into(),
         });
         self.out.push(Output::Consult { number });
         self.finish_input(registrar, now)
+    }
+
+    /// The seat keyed `*2` + number + `#`: a consultation without a dialog
+    /// of its own. The caller waits on music while the number rings; the
+    /// seat then talks to it, `*4` swaps between the two, `*3` joins all
+    /// three, `*1` drops the target, and hanging up leaves caller and
+    /// target together.
+    pub(super) fn consult_by_keys(&mut self, number: String, now: Instant) {
+        let (Some(leg), Some(seat)) = (
+            self.current,
+            self.current_leg()
+                .and_then(|l| l.seat().map(str::to_string)),
+        ) else {
+            return;
+        };
+        if self.phase != Phase::Connected
+            || self.party.is_some()
+            || self.transfer.is_some()
+            || self.consult.is_some()
+            || self.media.is_none()
+        {
+            tracing::info!(call = self.id, %number, "consultation refused in this state");
+            self.tell_seat(super::conference::PARTY_FAILED);
+            return;
+        }
+        tracing::info!(call = self.id, %seat, %number, "the seat consults (*2)");
+        let stream = self.stream_of(leg);
+        self.consult = Some(Consult {
+            leg,
+            stream,
+            number: number.clone(),
+            seat,
+            answer: String::new(),
+            answered: false,
+            by_keys: true,
+            swapped: false,
+            started: now,
+            target: "none".into(),
+        });
+        self.out
+            .push(Output::Media(MediaCommand::Bridge { legs: Vec::new() }));
+        self.caller_music();
+        self.out.push(Output::Consult { number });
+    }
+
+    /// Hold music to the caller (it waits while the seat consults).
+    fn caller_music(&mut self) {
+        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
+        if let Some(music) = music {
+            self.out.push(Output::Media(MediaCommand::Play {
+                leg: 0,
+                playlist: Box::new(music),
+            }));
+        }
+    }
+
+    /// Whether the seat consults by keys (its keys steer it).
+    pub(super) fn consulting_by_keys(&self) -> bool {
+        self.consult.as_ref().is_some_and(|c| c.by_keys)
+    }
+
+    /// `*4`: the seat talks to the caller and the target waits on music,
+    /// or the other way round again.
+    pub(super) fn swap_consult(&mut self) {
+        let Some(p) = &self.party else { return };
+        let t = self.stream_of(p.leg);
+        let Some(c) = self.consult.as_mut().filter(|c| c.by_keys && c.answered) else {
+            return;
+        };
+        c.swapped = !c.swapped;
+        let (swapped, seat) = (c.swapped, c.stream);
+        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
+        let (talks, waits) = if swapped { (0, t) } else { (t, 0) };
+        tracing::info!(call = self.id, swapped, "the seat swaps (*4)");
+        self.out
+            .push(Output::Media(MediaCommand::StopPlay { leg: talks }));
+        self.out.push(Output::Media(MediaCommand::Bridge {
+            legs: vec![seat, talks],
+        }));
+        if let Some(music) = music {
+            self.out.push(Output::Media(MediaCommand::Play {
+                leg: waits,
+                playlist: Box::new(music),
+            }));
+        }
+    }
+
+    /// `*3` while consulting: all three together (三方).
+    pub(super) fn consult_to_three_way(&mut self) -> bool {
+        if !self.consult.as_ref().is_some_and(|c| c.answered) {
+            return false;
+        }
+        let Some(c) = self.consult.take() else {
+            return false;
+        };
+        let Some(p) = self.party.as_mut() else {
+            return false;
+        };
+        p.mode = PartyMode::ThreeWay;
+        tracing::info!(call = self.id, "the consultation becomes a three-way call");
+        self.phase = Phase::Conference;
+        let legs = self.bridge_streams();
+        for &leg in &legs {
+            self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
+        }
+        self.out.push(Output::Media(MediaCommand::Bridge { legs }));
+        let after = Instant::now().saturating_duration_since(c.started);
+        self.audit(
+            if is_emergency(&c.number) {
+                Kind::Emergency
+            } else {
+                Kind::ThreeWay
+            },
+            &c.seat,
+            &c.number,
+            &c.target,
+            Result::Completed,
+            Some(after),
+        );
+        true
     }
 
     fn refuse_consult(&mut self, id: LegId, code: u16, reason: &str, now: Instant) {
@@ -214,7 +345,9 @@ impl Call {
     /// The consultation's target rings or sends early media: the seat's
     /// phone hears it ring.
     pub(super) fn consult_progress(&mut self, code: u16, now: Instant) {
-        let Some(c) = &self.consult else { return };
+        let Some(c) = self.consult.as_ref().filter(|c| !c.by_keys) else {
+            return;
+        };
         let leg = c.leg;
         if let Some(l) = self.leg(leg) {
             l.respond(code.min(180), "Ringing", Parts::default(), now);
@@ -233,9 +366,9 @@ impl Call {
         let Some(c) = &mut self.consult else { return };
         c.answered = true;
         c.target = name;
-        let (leg, stream, answer) = (c.leg, c.stream, c.answer.clone());
+        let (leg, stream, answer, by_keys) = (c.leg, c.stream, c.answer.clone(), c.by_keys);
         tracing::info!(call = self.id, "the consultation's target answered");
-        if let Some(l) = self.leg(leg) {
+        if !by_keys && let Some(l) = self.leg(leg) {
             l.respond(200, "OK", Parts::sdp(answer), now);
         }
         let t = self.remote_from_answer(target, msg);
@@ -246,13 +379,9 @@ impl Call {
             legs: vec![stream, t],
         }));
         // The caller waits on music, whether or not the seat's phone put
-        // it on hold first.
-        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
-        if let Some(music) = music {
-            self.out.push(Output::Media(MediaCommand::Play {
-                leg: 0,
-                playlist: Box::new(music),
-            }));
+        // it on hold first (keyed, it hears it already).
+        if !by_keys {
+            self.caller_music();
         }
     }
 
@@ -273,7 +402,15 @@ impl Call {
             "the consultation's target did not answer"
         );
         let reason = super::transfer::reason_phrase(status);
-        if let Some(l) = self.leg(c.leg) {
+        if c.by_keys {
+            // Back with the caller, told why.
+            self.out
+                .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+            self.out.push(Output::Media(MediaCommand::Bridge {
+                legs: vec![0, c.stream],
+            }));
+            self.tell_seat(super::conference::PARTY_FAILED);
+        } else if let Some(l) = self.leg(c.leg) {
             l.respond(status, reason, Parts::default(), now);
         }
         self.audit(
@@ -300,15 +437,21 @@ impl Call {
             }
             self.out.push(Output::Media(MediaCommand::Leave { leg: s }));
         }
-        if let Some(l) = self.leg(c.leg) {
-            if l.is_answered() {
-                l.hang_up(now);
-            } else {
-                l.respond(487, "Request Terminated", Parts::default(), now);
+        if c.by_keys {
+            // The seat's own call goes on, with the caller.
+            self.out
+                .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+        } else {
+            if let Some(l) = self.leg(c.leg) {
+                if l.is_answered() {
+                    l.hang_up(now);
+                } else {
+                    l.respond(487, "Request Terminated", Parts::default(), now);
+                }
             }
+            self.out
+                .push(Output::Media(MediaCommand::Leave { leg: c.stream }));
         }
-        self.out
-            .push(Output::Media(MediaCommand::Leave { leg: c.stream }));
         if let Some(seat) = self.current.map(|c| self.stream_of(c)) {
             self.out.push(Output::Media(MediaCommand::Bridge {
                 legs: vec![0, seat],
@@ -365,7 +508,7 @@ impl Call {
         now: Instant,
     ) -> std::result::Result<(), Refusal> {
         let refuse = |code, reason| Err(Refusal { code, reason });
-        let Some(c) = &self.consult else {
+        let Some(c) = self.consult.as_ref().filter(|c| !c.by_keys) else {
             return refuse(403, "Forbidden (Replaces names no dialog of this seat)");
         };
         let other = if on == c.leg {
@@ -431,11 +574,17 @@ impl Call {
                 l.hang_up(now);
             }
         }
-        self.out
-            .push(Output::Media(MediaCommand::Leave { leg: c.stream }));
-        if let Some(l) = self.leg(c.leg) {
-            l.hang_up(now);
+        if !c.by_keys {
+            self.out
+                .push(Output::Media(MediaCommand::Leave { leg: c.stream }));
+            if let Some(l) = self.leg(c.leg) {
+                l.hang_up(now);
+            }
         }
+        // A target waiting on music (after `*4`) hears the caller now.
+        let waiting = self.stream_of(p.leg);
+        self.out
+            .push(Output::Media(MediaCommand::StopPlay { leg: waiting }));
         if !self.via_acd {
             self.out.push(Output::Seat {
                 seat: c.seat.clone(),

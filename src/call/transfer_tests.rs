@@ -660,3 +660,109 @@ fn a_queue_call_whose_seat_left_goes_back_to_its_queue_by_first_arrival_when_the
     assert!(responses(&sent, 200).iter().all(|r| r.peer != caller()));
     assert_eq!(run.call.outcome(), None);
 }
+
+// ── Consulting by keys: *2, *4, *3#, *1, hanging up ────────────────────
+
+/// A bridged call whose seat keyed `*212366#`, the sub-centre answered.
+fn consulted_by_keys() -> (Run, Message, Message) {
+    let (mut run, _tag, seat_invite) = bridged();
+    run.key(0, "*212366#");
+    assert!(run.consults.is_empty(), "the caller's keys are no one's");
+    run.key(1, "*212366#");
+    assert_eq!(run.consults, ["12366"]);
+    assert!(run.has_media("Bridge { legs: [] }"));
+    assert!(run.media.iter().any(|m| m.starts_with("Play { leg: 0")));
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    let sent = run.recv(&trunk_ok(&invite), trunk_peer());
+    assert!(
+        to_peer(&sent, seat_peer(1)).is_empty(),
+        "the seat's own call carries the consultation: nothing to answer"
+    );
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [1, 2] }");
+    (run, seat_invite, invite)
+}
+
+#[test]
+fn star_four_swaps_between_caller_and_target_and_hanging_up_joins_them() {
+    let (mut run, seat_invite, _invite) = consulted_by_keys();
+    run.key(1, "*4");
+    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    assert_eq!(tail[1], "Bridge { legs: [1, 0] }");
+    assert!(
+        tail[0].starts_with("Play { leg: 2"),
+        "the target waits on music"
+    );
+    run.key(1, "*4");
+    assert!(run.has_media("Bridge { legs: [1, 2] }"));
+    assert!(run.media.last().unwrap().starts_with("Play { leg: 0"));
+    // The seat hangs up: caller and target together, nobody else hung up.
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 200), "200 to the seat's BYE");
+    assert!(
+        requests(&sent, Method::Bye).is_empty(),
+        "{:#?}",
+        summary(&sent)
+    );
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    let a = run.audits.last().unwrap();
+    assert_eq!(
+        (a.kind, a.result),
+        (Kind::Attended, Done::SeatLeftAfterIntro)
+    );
+    assert!(run.has_media("Seat 8001 busy=false"));
+    assert_eq!(run.call.outcome(), None);
+}
+
+#[test]
+fn star_three_hash_while_consulting_makes_it_a_three_way_call() {
+    let (mut run, _seat_invite, _invite) = consulted_by_keys();
+    run.key(1, "*3#");
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1, 2] }");
+    let a = run.audits.last().unwrap();
+    assert_eq!((a.kind, a.result), (Kind::ThreeWay, Done::Completed));
+    // Now a three-way call: the seat may leave, the two go on.
+    assert!(run.call.bridged());
+}
+
+#[test]
+fn star_one_while_consulting_drops_the_target_and_the_seat_has_its_caller_back() {
+    let (mut run, _seat_invite, invite) = consulted_by_keys();
+    let sent = run.key(1, "*1");
+    let bye = one(requests(&sent, Method::Bye), "BYE to the target");
+    assert_eq!(hv(&bye.msg, Name::CallId), hv(&invite, Name::CallId));
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1] }");
+    assert!(run.has_media("StopPlay { leg: 0 }"));
+    assert!(run.audits.is_empty());
+    // And the seat may consult again.
+    run.consults.clear();
+    run.key(1, "*28002#");
+    assert_eq!(run.consults, ["8002"]);
+}
+
+#[test]
+fn the_seat_leaving_while_its_consulted_target_rings_hands_the_caller_over() {
+    let (mut run, _tag, seat_invite) = bridged();
+    run.key(1, "*212366#");
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller stays");
+    run.recv(&trunk_ok(&invite), trunk_peer());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    let a = run.audits.last().unwrap();
+    assert_eq!((a.kind, a.result), (Kind::Attended, Done::Completed));
+}
