@@ -173,11 +173,7 @@ impl Call {
             return;
         }
         match self.keys.push(digit.as_char(), now) {
-            Some(Feature::ThreeWay(_)) if self.consulting_by_keys() => {
-                if !self.consult_to_three_way() {
-                    self.tell_seat(PARTY_FAILED);
-                }
-            }
+            Some(Feature::ThreeWay(_)) if self.consulting_by_keys() => self.consult_to_three_way(),
             Some(Feature::ThreeWay(number)) if number.is_empty() => self.tell_seat(PARTY_FAILED),
             Some(Feature::ThreeWay(number)) => {
                 if self.phase == Phase::Connected

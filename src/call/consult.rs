@@ -258,16 +258,18 @@ impl Call {
         }
     }
 
-    /// `*3` while consulting: all three together (三方).
-    pub(super) fn consult_to_three_way(&mut self) -> bool {
-        if !self.consult.as_ref().is_some_and(|c| c.answered) {
-            return false;
+    /// `*3#` while consulting: all three together (三方). Before the
+    /// target answers, the seat hears that it cannot be.
+    pub(super) fn consult_to_three_way(&mut self) {
+        if !self.consult.as_ref().is_some_and(|c| c.answered) || self.party.is_none() {
+            self.tell_seat(super::conference::PARTY_FAILED);
+            return;
         }
         let Some(c) = self.consult.take() else {
-            return false;
+            return;
         };
         let Some(p) = self.party.as_mut() else {
-            return false;
+            return;
         };
         p.mode = PartyMode::ThreeWay;
         tracing::info!(call = self.id, "the consultation becomes a three-way call");
@@ -290,7 +292,6 @@ impl Call {
             Result::Completed,
             Some(after),
         );
-        true
     }
 
     fn refuse_consult(&mut self, id: LegId, code: u16, reason: &str, now: Instant) {
