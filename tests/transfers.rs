@@ -494,3 +494,26 @@ fn a_linphone_seat_consults_the_sub_centre_then_transfers_its_caller_there() {
     );
     assert!(!log.contains("REFER refused"), "{log}");
 }
+
+/// An INVITE-with-Replaces from the trunk is refused: it could take over a
+/// caller's call, and the gateway joins transfers itself.
+#[test]
+fn an_invite_with_replaces_from_the_trunk_is_refused() {
+    let gw = Gateway::start("invite-replaces");
+    let text = support::gateway::scenario("trunk_refused.xml").replacen(
+        "      Max-Forwards: 70\n",
+        "      Max-Forwards: 70\n      Replaces: a1@192.0.2.9;to-tag=1;from-tag=2\n",
+        1,
+    );
+    assert!(text.contains("Replaces: a1"));
+    gw.sipp_text(
+        "trunk_refused_replaces.xml",
+        text,
+        &[("DIALED", "12345"), ("CODE", "403"), ("MATCH", "Replaces")],
+        "127.0.0.1",
+        free_port(),
+        &[],
+    )
+    .expect_success(&gw);
+    assert_eq!(gw.metric("hotline_active_calls").unwrap_or(0.0), 0.0);
+}

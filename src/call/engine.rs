@@ -438,6 +438,22 @@ impl Engine {
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
         }
+        // An INVITE-with-Replaces (RFC 3891) is never taken: a transfer's
+        // dialogs all end here, and the gateway joins them itself; from a
+        // trunk it could take over a caller's call.
+        let replaces = msg.headers.iter().any(
+            |h| matches!(&h.name, Name::Other(o) if o.as_str().eq_ignore_ascii_case("replaces")),
+        );
+        if replaces {
+            tracing::info!(from = %peer.addr, "INVITE with Replaces refused");
+            self.reply(
+                &msg,
+                peer,
+                403,
+                "Forbidden (INVITE with Replaces is not taken)",
+            );
+            return;
+        }
         if let Some(seat) = &seat {
             drop(table);
             if let Err(resp) = self.authenticate_seat(&msg, peer, seat, Challenge::Proxy) {
