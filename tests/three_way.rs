@@ -15,7 +15,7 @@ mod support;
 use std::time::{Duration, Instant};
 use support::free_port;
 use support::gateway::{Gateway, Sipp, heard_prompt};
-use support::phone::{Phone, assert_hears, run_until};
+use support::phone::{Phone, assert_hears, run_until, window};
 
 /// A seat phone (SIPp, registered from `port`) that answers with RTP to
 /// `rtp_port`, keys the eight `keys` in SIP INFO `keys_after_ms` after
@@ -78,13 +78,11 @@ fn a_seat_keys_star_three_brings_the_sub_centre_in_and_leaves_caller_and_sub_cen
         "the sub-centre never joined\n{}",
         gw.daemon.log_text()
     );
-    let start = Instant::now() + Duration::from_millis(500);
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_millis(2500),
-        |_| false,
+        Duration::from_millis(500),
+        Duration::from_millis(2000),
     );
-    let end = Instant::now();
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),
@@ -118,13 +116,11 @@ fn a_seat_keys_star_three_brings_the_sub_centre_in_and_leaves_caller_and_sub_cen
         "the seat kept hearing the call\n{}",
         gw.daemon.log_text()
     );
-    let start = Instant::now() + Duration::from_millis(300);
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_millis(2300),
-        |_| false,
+        Duration::from_millis(300),
+        Duration::from_millis(2000),
     );
-    let end = Instant::now();
     assert_hears(
         "the caller, the seat gone",
         &caller.heard_between(start, end),
@@ -234,13 +230,11 @@ fn a_seat_brings_110_into_the_call_and_stays_on_the_line() {
         |p| p[2].last_heard().is_some(),
     );
     assert!(joined, "110 never joined\n{}", gw.daemon.log_text());
-    let start = Instant::now() + Duration::from_millis(500);
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut police],
-        Duration::from_millis(2500),
-        |_| false,
+        Duration::from_millis(500),
+        Duration::from_millis(2000),
     );
-    let end = Instant::now();
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),
@@ -295,13 +289,11 @@ fn a_seat_consults_the_sub_centre_by_keys_and_hanging_up_leaves_the_two_together
         "the sub-centre never answered\n{}",
         gw.daemon.log_text()
     );
-    let start = Instant::now() + Duration::from_millis(500);
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_millis(2000),
-        |_| false,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
     );
-    let end = Instant::now();
     // Seat and sub-centre talk; the caller hears neither.
     assert_hears(
         "the seat",
@@ -330,13 +322,11 @@ fn a_seat_consults_the_sub_centre_by_keys_and_hanging_up_leaves_the_two_together
         },
     );
     assert!(joined, "not joined\n{}", gw.daemon.log_text());
-    let start = Instant::now() + Duration::from_millis(500);
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_millis(2000),
-        |_| false,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
     );
-    let end = Instant::now();
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),

@@ -7,10 +7,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::free_port;
 use support::gateway::{Gateway, Sipp};
-use support::phone::{Phone, assert_hears, run_until};
+use support::phone::{Phone, assert_hears, run_until, window};
 
 /// The transferring seat: SIPp `seat_refer.xml`, registered as 8001 from
 /// `port`, its RTP to `rtp`, REFERring to `target` 2 s after it answers.
@@ -69,13 +69,6 @@ fn transfers(gw: &Gateway, kind: &str, target: &str, result: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// Runs the phones for `span`, then returns when that window began.
-fn listen(phones: &mut [&mut Phone], span: Duration) -> (Instant, Instant) {
-    let start = Instant::now();
-    run_until(phones, span, |_| false);
-    (start, Instant::now())
-}
-
 #[test]
 fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
     let gw = Gateway::start("blind-sub-centre");
@@ -109,13 +102,9 @@ fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
         "the sub-centre never heard the caller\n{}",
         gw.daemon.log_text()
     );
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(500),
-        |_| false,
-    );
-    let (start, end) = listen(
-        &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(2500),
     );
     assert_hears(
@@ -182,12 +171,11 @@ fn a_busy_target_seat_brings_the_caller_back_to_the_seat() {
     );
     assert!(back, "the transfer never failed\n{}", gw.daemon.log_text());
     // The seat hears three_way_failed first (3 s).
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat],
         Duration::from_millis(3500),
-        |_| false,
+        Duration::from_millis(1500),
     );
-    let (start, end) = listen(&mut [&mut caller, &mut seat], Duration::from_millis(1500));
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),
@@ -260,13 +248,9 @@ fn the_seat_hanging_up_right_after_202_leaves_the_caller_to_reach_the_target() {
         "the sub-centre never heard the caller\n{}",
         gw.daemon.log_text()
     );
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(500),
-        |_| false,
-    );
-    let (start, end) = listen(
-        &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(2000),
     );
     assert_hears(
@@ -352,12 +336,11 @@ fn a_baresip_seat_transfers_its_caller_to_the_sub_centre() {
         phone.log_text(),
         gw.daemon.log_text()
     );
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut sub],
         Duration::from_millis(500),
-        |_| false,
+        Duration::from_millis(2000),
     );
-    let (start, end) = listen(&mut [&mut caller, &mut sub], Duration::from_millis(2000));
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),
@@ -466,12 +449,11 @@ fn a_linphone_seat_consults_the_sub_centre_then_transfers_its_caller_there() {
         phone.log_text(),
         gw.daemon.log_text()
     );
-    run_until(
+    let (start, end) = window(
         &mut [&mut caller, &mut sub],
         Duration::from_millis(500),
-        |_| false,
+        Duration::from_millis(2000),
     );
-    let (start, end) = listen(&mut [&mut caller, &mut sub], Duration::from_millis(2000));
     assert_hears(
         "the caller",
         &caller.heard_between(start, end),

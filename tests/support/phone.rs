@@ -127,3 +127,12 @@ pub fn assert_hears(who: &str, pcm: &[i16], hears: &[f64], not: &[f64]) {
         "{who}: tones {hears:?} at {heard:?}, tones {not:?} at {absent:?}"
     );
 }
+
+/// Runs the phones for `settle` (what was said before is still arriving),
+/// then for `span`: the window measured, as (start, end).
+pub fn window(phones: &mut [&mut Phone], settle: Duration, span: Duration) -> (Instant, Instant) {
+    run_until(phones, settle, |_| false);
+    let start = Instant::now();
+    run_until(phones, span, |_| false);
+    (start, Instant::now())
+}
