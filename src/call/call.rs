@@ -390,6 +390,9 @@ pub struct Call {
     referred_by: Option<String>,
     /// The last third party's target that failed, for the audit.
     last_party_target: Option<String>,
+    /// The seat this call would take a consultation from now, as the
+    /// registrar was told.
+    consultable: Option<String>,
     /// The ticket the caller was told, once stored.
     ticket: Option<String>,
     /// The queue offered a callback in turn (its announcement said so).
@@ -481,6 +484,7 @@ impl Call {
             consult: None,
             referred_by: None,
             last_party_target: None,
+            consultable: None,
             ticket: None,
             callback_offered: false,
             joined: None,
@@ -832,6 +836,7 @@ impl Call {
         self.drain(registrar, now);
         self.release_ended_seats(registrar);
         self.unmark_ended_seats();
+        self.tell_consultable(registrar);
         if self.phase == Phase::Ended || self.legs.len() > 2 {
             self.gc();
         }
@@ -1058,7 +1063,7 @@ impl Call {
             LegEvent::HungUp
                 if is_current
                     && self.phase == Phase::Connected
-                    && self.seat_left_ringing_party() => {}
+                    && self.seat_left_ringing_party(now) => {}
             LegEvent::HungUp if leg == LegId::CALLER && self.phase == Phase::Conference => {
                 tracing::info!(call = self.id, "the caller left the three-way call");
                 if let Some(id) = self.current
@@ -2105,8 +2110,22 @@ impl Call {
         remote: &sdp::RemoteSdp,
         neg: &sdp::Negotiated,
     ) {
-        let Some(m) = &mut self.media else { return };
         let holds = remote.is_hold();
+        let changed = self
+            .media
+            .as_ref()
+            .is_some_and(|m| m.streams.get(s).is_some_and(|st| st.held != holds));
+        // The seat swapping between its caller and its consultation on
+        // its phone (holding one dialog, resuming the other).
+        if changed && self.consult_hold(s, holds) {
+            if let Some(m) = &mut self.media {
+                m.streams[s].held = holds;
+            }
+            self.out
+                .push(Output::Media(remote_command(s, peer_ip, remote, neg)));
+            return;
+        }
+        let Some(m) = &mut self.media else { return };
         if m.streams[s].held != holds {
             m.streams[s].held = holds;
             // The caller's stream, or the one the caller is joined to.

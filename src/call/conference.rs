@@ -134,11 +134,11 @@ impl Keys {
 pub struct Party {
     pub leg: LegId,
     hunt: Hunt,
-    number: String,
+    pub(super) number: String,
     pub(super) mode: PartyMode,
     /// When it was asked for, and the target it rings (for the audit).
-    started: Instant,
-    target: String,
+    pub(super) started: Instant,
+    pub(super) target: String,
 }
 
 /// What the party is rung for.
@@ -173,7 +173,9 @@ impl Call {
             return;
         }
         match self.keys.push(digit.as_char(), now) {
-            Some(Feature::ThreeWay(_)) if self.consulting_by_keys() => self.consult_to_three_way(),
+            Some(Feature::ThreeWay(_)) if self.consulting_by_keys() => {
+                self.consult_to_three_way(now)
+            }
             Some(Feature::ThreeWay(number)) if number.is_empty() => self.tell_seat(PARTY_FAILED),
             Some(Feature::ThreeWay(number)) => {
                 if self.phase == Phase::Connected
@@ -503,7 +505,10 @@ impl Call {
     /// The seat hung up while its three-way party rings: the caller is
     /// handed to the party ([`Call::hand_over`]). False when no party
     /// rings for a three-way.
-    pub(super) fn seat_left_ringing_party(&mut self) -> bool {
+    pub(super) fn seat_left_ringing_party(&mut self, now: Instant) -> bool {
+        if self.hand_over_consult(now) {
+            return true;
+        }
         // A consultation by keys whose target still rings is handed over
         // the same way (an attended transfer made before the answer).
         let keyed = self.consulting_by_keys();

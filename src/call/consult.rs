@@ -68,6 +68,38 @@ pub fn names_dialog(replaces: &str, call_id: &str, ours: &str, theirs: Option<&s
 }
 
 impl Call {
+    /// The seat that may consult from its phone now: bridged to the caller
+    /// with nothing else under way.
+    fn takes_consult(&self) -> Option<String> {
+        if self.phase != Phase::Connected
+            || self.party.is_some()
+            || self.transfer.is_some()
+            || self.consult.is_some()
+            || self.media.is_none()
+        {
+            return None;
+        }
+        self.current_leg()
+            .filter(|l| l.is_answered())
+            .and_then(|l| l.seat().map(str::to_string))
+    }
+
+    /// Keeps the registrar's word of which seat's own INVITE is this
+    /// call's consultation.
+    pub(super) fn tell_consultable(&mut self, registrar: &Registrar) {
+        let now = self.takes_consult();
+        if now == self.consultable {
+            return;
+        }
+        if let Some(old) = self.consultable.take() {
+            registrar.set_bridged(&old, self.id, false);
+        }
+        if let Some(seat) = &now {
+            registrar.set_bridged(seat, self.id, true);
+        }
+        self.consultable = now;
+    }
+
     /// Whether `leg` is the seat's consultation dialog (one keyed with
     /// `*2` has none: its leg is the seat's call with the caller).
     pub(super) fn is_consult(&self, leg: LegId) -> bool {
@@ -260,7 +292,7 @@ impl Call {
 
     /// `*3#` while consulting: all three together (三方). Before the
     /// target answers, the seat hears that it cannot be.
-    pub(super) fn consult_to_three_way(&mut self) {
+    pub(super) fn consult_to_three_way(&mut self, now: Instant) {
         if !self.consult.as_ref().is_some_and(|c| c.answered) || self.party.is_none() {
             self.tell_seat(super::conference::PARTY_FAILED);
             return;
@@ -279,7 +311,7 @@ impl Call {
             self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
         }
         self.out.push(Output::Media(MediaCommand::Bridge { legs }));
-        let after = Instant::now().saturating_duration_since(c.started);
+        let after = now.saturating_duration_since(c.started);
         self.audit(
             if is_emergency(&c.number) {
                 Kind::Emergency
@@ -312,7 +344,7 @@ impl Call {
         let Some(c) = self.consult.as_mut().filter(|c| c.number == number) else {
             return self.finish_input(registrar, now);
         };
-        let (leg, seat) = (c.leg, c.seat.clone());
+        let (leg, seat, by_keys, stream) = (c.leg, c.seat.clone(), c.by_keys, c.stream);
         if targets.is_empty() || self.party.is_some() {
             tracing::info!(
                 call = self.id,
@@ -320,12 +352,22 @@ impl Call {
                 "consultation refused: the table routes the number to no trunk or seat"
             );
             self.consult = None;
-            self.refuse_consult(
-                leg,
-                403,
-                "Forbidden (the number reaches no seat or line of ours)",
-                now,
-            );
+            if by_keys {
+                // Back with the caller, told so.
+                self.out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+                self.out.push(Output::Media(MediaCommand::Bridge {
+                    legs: vec![0, stream],
+                }));
+                self.tell_seat(super::conference::PARTY_FAILED);
+            } else {
+                self.refuse_consult(
+                    leg,
+                    403,
+                    "Forbidden (the number reaches no seat or line of ours)",
+                    now,
+                );
+            }
             self.audit(Kind::Attended, &seat, number, "none", Result::Refused, None);
             return self.finish_input(registrar, now);
         }
@@ -438,11 +480,18 @@ impl Call {
             }
             self.out.push(Output::Media(MediaCommand::Leave { leg: s }));
         }
-        if c.by_keys {
-            // The seat's own call goes on, with the caller.
+        let held = self
+            .current
+            .map(|s| self.stream_of(s))
+            .and_then(|s| self.media.as_ref().and_then(|m| m.streams.get(s)))
+            .is_some_and(|st| st.held);
+        if !held {
+            // The seat's call goes on, with the caller (music until the
+            // seat resumes, if it holds it).
             self.out
                 .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
-        } else {
+        }
+        if !c.by_keys {
             if let Some(l) = self.leg(c.leg) {
                 if l.is_answered() {
                     l.hang_up(now);
@@ -458,6 +507,56 @@ impl Call {
                 legs: vec![0, seat],
             }));
         }
+    }
+
+    /// A hold or resume on one of the seat's two dialogs while its phone
+    /// consultation is answered: the seat talks to whom it resumed, the
+    /// other waits on music. False when it is no such stream.
+    pub(super) fn consult_hold(&mut self, s: usize, holds: bool) -> bool {
+        let Some(c) = self.consult.as_ref().filter(|c| !c.by_keys && c.answered) else {
+            return false;
+        };
+        let Some(p) = &self.party else { return false };
+        let (consult, target) = (c.stream, self.stream_of(p.leg));
+        let Some(seat) = self.current.map(|l| self.stream_of(l)) else {
+            return false;
+        };
+        // The dialog held or resumed, and whom it joins the seat to.
+        let (joined, other) = if s == seat {
+            (0, target)
+        } else if s == consult {
+            (target, 0)
+        } else {
+            return false;
+        };
+        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
+        if holds {
+            // The party on the held dialog waits on music.
+            if let Some(music) = music {
+                self.out.push(Output::Media(MediaCommand::Play {
+                    leg: joined,
+                    playlist: Box::new(music),
+                }));
+            }
+        } else {
+            tracing::info!(
+                call = self.id,
+                to_caller = (joined == 0),
+                "the seat swaps on its phone"
+            );
+            self.out
+                .push(Output::Media(MediaCommand::StopPlay { leg: joined }));
+            self.out.push(Output::Media(MediaCommand::Bridge {
+                legs: vec![s, joined],
+            }));
+            if let Some(music) = music {
+                self.out.push(Output::Media(MediaCommand::Play {
+                    leg: other,
+                    playlist: Box::new(music),
+                }));
+            }
+        }
+        true
     }
 
     /// What happens on the seat's consultation leg.
@@ -530,9 +629,7 @@ impl Call {
         if !named {
             return refuse(403, "Forbidden (Replaces names no dialog of this seat)");
         }
-        if !c.answered {
-            return refuse(403, "Forbidden (the consultation is not answered yet)");
-        }
+        let answered = c.answered;
         if let Some(l) = self.leg(on) {
             let parts = if subscribe.is_some() {
                 Parts::default()
@@ -545,8 +642,55 @@ impl Call {
             self.notify_on(on, id, 100, "Trying", now);
             self.notify_on(on, id, 200, "OK", now);
         }
-        self.join_consulted(Result::Completed, now);
+        if answered {
+            self.join_consulted(Result::Completed, now);
+        } else {
+            // Before the target answered (semi-attended): the caller waits
+            // for it as after a blind transfer; the seat is done.
+            let seat_leg = self.current;
+            self.hand_over_consult(now);
+            if let Some(s) = seat_leg
+                && let Some(l) = self.leg(s)
+            {
+                l.hang_up(now);
+            }
+        }
         Ok(())
+    }
+
+    /// The seat leaves while the target of its phone's consultation still
+    /// rings: its consultation INVITE is ended (`487`) and the caller waits
+    /// for the target, as after a blind transfer whose seat left. False
+    /// when there is no such consultation.
+    pub(super) fn hand_over_consult(&mut self, now: Instant) -> bool {
+        if !self
+            .consult
+            .as_ref()
+            .is_some_and(|c| !c.by_keys && !c.answered)
+        {
+            return false;
+        }
+        let Some(c) = self.consult.take() else {
+            return false;
+        };
+        let Some(p) = self.party.as_mut() else {
+            self.consult = Some(c);
+            return false;
+        };
+        p.mode = PartyMode::Transfer;
+        let (number, started, target) = (p.number.clone(), p.started, p.target.clone());
+        if let Some(l) = self.leg(c.leg) {
+            l.respond(487, "Request Terminated", Parts::default(), now);
+        }
+        self.out
+            .push(Output::Media(MediaCommand::Leave { leg: c.stream }));
+        let kind = if is_emergency(&number) {
+            Kind::Emergency
+        } else {
+            Kind::Attended
+        };
+        self.hand_over(kind, number, started, target);
+        true
     }
 
     /// The seat hung up its call with the caller while talking to the

@@ -511,13 +511,15 @@ impl Engine {
         // A seat on a call that calls out again is consulting before a
         // transfer: its INVITE goes to that call, which holds both of its
         // dialogs (and so can join caller and target itself).
+        // (Only a call the seat is bridged to that would take it: a seat
+        // merely rung for a call places its calls as any seat does.)
         if feature.is_none()
             && let Some(seat) = &seat
-            && let Some(holder) = self.registrar.holder(seat)
+            && let Some(holder) = self.registrar.bridged_to(seat)
             && let Some(call) = self.calls.primaries(|h| h.call == holder).pop()
+            && call.notify(Event::Consult(Box::new((msg.clone(), peer, seat.clone()))))
         {
             tracing::info!(seat = %seat, dialed = %dialed, "a seat on a call consults; given to its call");
-            call.notify(Event::Consult(Box::new((msg, peer, seat.clone()))));
             return;
         }
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());

@@ -43,6 +43,9 @@ pub struct Registrar {
     bindings: DashMap<String, Vec<Binding>>,
     /// seat id → call id of the call it is on.
     busy: DashMap<String, u64>,
+    /// seat id → the call bridged to it now that would take its own
+    /// INVITE as a consultation.
+    bridged: DashMap<String, u64>,
 }
 
 impl Registrar {
@@ -168,15 +171,26 @@ impl Registrar {
     /// whatever state it ends in (a panic included).
     pub fn release_call(&self, call: u64) {
         self.busy.retain(|_, holder| *holder != call);
+        self.bridged.retain(|_, holder| *holder != call);
+    }
+
+    /// Seat `seat` talks to `call` (`Some`), or no longer does (`None`):
+    /// an INVITE of its own now is a consultation for that call.
+    pub fn set_bridged(&self, seat: &str, call: u64, bridged: bool) {
+        if bridged {
+            self.bridged.insert(seat.to_string(), call);
+        } else {
+            self.bridged.remove_if(seat, |_, holder| *holder == call);
+        }
+    }
+
+    /// The call that would take the seat's own INVITE as a consultation.
+    pub fn bridged_to(&self, seat: &str) -> Option<u64> {
+        self.bridged.get(seat).map(|h| *h)
     }
 
     pub fn is_busy(&self, seat: &str) -> bool {
         self.busy.contains_key(seat)
-    }
-
-    /// The call that holds the seat, if one does.
-    pub fn holder(&self, seat: &str) -> Option<u64> {
-        self.busy.get(seat).map(|h| *h)
     }
 }
 

@@ -766,3 +766,200 @@ fn the_seat_leaving_while_its_consulted_target_rings_hands_the_caller_over() {
     let a = run.audits.last().unwrap();
     assert_eq!((a.kind, a.result), (Kind::Attended, Done::Completed));
 }
+
+// ── After review: refusals, the registrar's word, swaps, semi-attended ──
+
+#[test]
+fn a_keyed_consultation_the_table_does_not_route_gives_the_seat_its_caller_back() {
+    let (mut run, _tag, _seat_invite) = bridged();
+    run.key(1, "*213800138000#");
+    let sent = run.consult_to("13800138000", Vec::new());
+    assert!(requests(&sent, Method::Invite).is_empty());
+    let tail: Vec<&String> = run.media.iter().rev().take(3).collect();
+    assert_eq!(tail[2], "StopPlay { leg: 0 }");
+    assert_eq!(tail[1], "Bridge { legs: [0, 1] }");
+    assert!(tail[0].contains("three_way_failed"), "{tail:?}");
+    assert_eq!(run.audits[0].result, Done::Refused);
+    // Nothing is left half-made: the seat may consult again.
+    run.consults.clear();
+    run.key(1, "*212366#");
+    assert_eq!(run.consults, ["12366"]);
+}
+
+#[test]
+fn only_a_seat_bridged_to_its_caller_with_nothing_under_way_is_consultable() {
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut run, out) = Run::start(reg, t0, with_streams(anchored(false)), vec![seat("8001")]);
+    let sent = run.take(out, t0);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    assert_eq!(
+        run.reg.bridged_to("8001"),
+        None,
+        "only rung: not on the call"
+    );
+    run.recv(&seat_ok(&invite), seat_peer(1));
+    assert_eq!(run.reg.bridged_to("8001"), Some(CALL));
+    // A transfer under way: its own INVITE is a call of its own again.
+    run.recv(&to_sub_centre(&invite), seat_peer(1));
+    run.transfer_to("12366", vec![sub_centre()]);
+    assert_eq!(run.reg.bridged_to("8001"), None);
+}
+
+fn consult_hold(ours: &str, cseq: u32, direction: &str) -> Message {
+    let mut m = consult_request(
+        "INVITE",
+        cseq,
+        &format!("z9hG4bKconsult.re{cseq}"),
+        ours,
+        "",
+    );
+    m.set(Name::ContentType, "application/sdp");
+    m.body = Bytes::from(format!(
+        "v=0\r\no=seat 9 {cseq} IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\na={direction}\r\n"
+    ));
+    m
+}
+
+fn seat_hold(seat_invite: &Message, cseq: u32, direction: &str) -> Message {
+    parse(&with_body(
+        seat_request(
+            seat_invite,
+            "INVITE",
+            cseq,
+            &format!("z9hG4bKseat.re{cseq}"),
+        ),
+        "application/sdp",
+        &format!(
+            "v=0\r\no=seat 2 {cseq} IN IP4 192.0.2.21\r\ns=-\r\nc=IN IP4 192.0.2.21\r\nt=0 0\r\nm=audio 50000 RTP/AVP 0\r\na={direction}\r\n"
+        ),
+    ))
+}
+
+#[test]
+fn the_seat_swapping_on_its_phone_talks_to_whom_it_resumed() {
+    let (mut run, seat_invite, _invite, ours) = consulted();
+    // The phone held its caller before it consulted.
+    run.recv(&seat_hold(&seat_invite, 2, "sendonly"), seat_peer(1));
+    // Now it holds the consultation and resumes the caller.
+    let before = run.media.len();
+    run.recv(&consult_hold(&ours, 2, "sendonly"), seat_peer(1));
+    assert!(
+        run.media[before..]
+            .iter()
+            .any(|m| m.starts_with("Play { leg: 3")),
+        "the target waits on music: {:?}",
+        &run.media[before..]
+    );
+    let before = run.media.len();
+    run.recv(&seat_hold(&seat_invite, 3, "sendrecv"), seat_peer(1));
+    let new = &run.media[before..];
+    assert!(new.contains(&"StopPlay { leg: 0 }".to_string()), "{new:?}");
+    assert!(
+        new.contains(&"Bridge { legs: [1, 0] }".to_string()),
+        "{new:?}"
+    );
+    // And back to the consultation.
+    run.recv(&seat_hold(&seat_invite, 4, "sendonly"), seat_peer(1));
+    let before = run.media.len();
+    run.recv(&consult_hold(&ours, 3, "sendrecv"), seat_peer(1));
+    let new = &run.media[before..];
+    assert!(
+        new.contains(&"Bridge { legs: [2, 3] }".to_string()),
+        "{new:?}"
+    );
+    assert!(
+        new.iter().any(|m| m.starts_with("Play { leg: 0")),
+        "{new:?}"
+    );
+}
+
+/// The seat's consultation to the sub-centre, still ringing.
+fn consult_ringing() -> (Run, Message, Message) {
+    let (mut run, _tag, seat_invite) = bridged();
+    run.consult(&consult_invite("12366"), "8001");
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    run.recv(&reply(&invite, 180, "Ringing", T_TAG), trunk_peer());
+    (run, seat_invite, invite)
+}
+
+#[test]
+fn a_refer_with_replaces_before_the_target_answers_hands_the_caller_over() {
+    let (mut run, seat_invite, invite) = consult_ringing();
+    let ringing = one(
+        run.log
+            .iter()
+            .filter(|s| s.is_code(180) && s.peer == seat_peer(1))
+            .collect(),
+        "the seat's phone hears it ring",
+    )
+    .msg
+    .clone();
+    let ours = to_tag(&ringing).unwrap();
+    let id = CONSULT_ID.replace('@', "%40");
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKseat.refer",
+        &format!(
+            "Refer-To: <sip:12366@127.0.0.1?Replaces={id}%3Bto-tag%3D{ours}%3Bfrom-tag%3D{CONSULT_TAG}>\r\n"
+        ),
+    );
+    let sent = run.recv(&r, seat_peer(1));
+    one(responses(&sent, 202), "202");
+    one(responses(&sent, 487), "487 to the consultation's INVITE");
+    one(
+        requests(&sent, Method::Bye),
+        "BYE on the seat's call with the caller",
+    );
+    assert!(to_peer(&sent, caller()).is_empty());
+    run.recv(&trunk_ok(&invite), trunk_peer());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 3] }");
+    let a = run.audits.last().unwrap();
+    assert_eq!((a.kind, a.result), (Kind::Attended, Done::Completed));
+}
+
+#[test]
+fn the_seat_hanging_up_its_caller_while_the_consultation_rings_hands_the_caller_over() {
+    let (mut run, seat_invite, invite) = consult_ringing();
+    let bye = parse(&no_body(seat_request(
+        &seat_invite,
+        "BYE",
+        3,
+        "z9hG4bKseat.bye",
+    )));
+    let sent = run.recv(&bye, seat_peer(1));
+    one(responses(&sent, 487), "487 to the consultation's INVITE");
+    assert!(to_peer(&sent, caller()).is_empty(), "the caller stays");
+    run.recv(&trunk_ok(&invite), trunk_peer());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 3] }");
+}
+
+#[test]
+fn the_caller_hanging_up_mid_consultation_ends_the_seats_consultation_and_the_target() {
+    let (mut run, _seat_invite, _invite, _ours) = consulted();
+    let tag = to_tag(
+        &run.log
+            .iter()
+            .find(|s| s.is_code(200) && s.peer == caller())
+            .unwrap()
+            .msg,
+    )
+    .unwrap();
+    let bye = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKcaller.bye",
+        &tag,
+    )));
+    let sent = run.recv(&bye, caller());
+    let byes = requests(&sent, Method::Bye);
+    assert_eq!(
+        byes.len(),
+        3,
+        "the seat's two dialogs and the target: {:#?}",
+        summary(&sent)
+    );
+    assert_eq!(run.call.outcome(), Some(Outcome::Completed));
+}
