@@ -210,9 +210,9 @@ fn a_three_way_to_a_number_the_table_does_not_route_places_nothing() {
 }
 
 /// The emergency hand-off: a seat keys `*3110#` and the police (SIPp on
-/// the emergency trunk) join the call as a third party; the seat stays on
-/// the line, all three hear each other, and the hand-off is audited as
-/// `emergency`.
+/// the emergency trunk) join the call as a third party, while the table is
+/// reloaded over and over; the seat stays on the line, all three hear each
+/// other, and the hand-off is audited as `emergency`.
 #[test]
 fn a_seat_brings_110_into_the_call_and_stays_on_the_line() {
     let gw = Gateway::start("three-way-110");
@@ -224,12 +224,27 @@ fn a_seat_brings_110_into_the_call_and_stays_on_the_line() {
     // Two keys the caller's IVR may hear, then the code.
     let seat_phone = seat_keying(&gw, seat_port, &seat.port(), "00*3110#", 1000, 5000);
     let call = gw.call_for("12345", "wait_bye", &caller.port(), 0);
+    // The table is reloaded again and again meanwhile (SIGHUP every
+    // 100 ms): the hand-off to 110 waits on none of it.
+    let mut ticks = 0u32;
     let joined = run_until(
         &mut [&mut caller, &mut seat, &mut police],
         Duration::from_secs(15),
-        |p| p[2].last_heard().is_some(),
+        |p| {
+            ticks += 1;
+            if ticks.is_multiple_of(5) {
+                gw.daemon.signal("HUP");
+            }
+            p[2].last_heard().is_some()
+        },
     );
     assert!(joined, "110 never joined\n{}", gw.daemon.log_text());
+    assert!(
+        gw.metric("hotline_routing_reloads_total{result=\"ok\"}")
+            .unwrap_or(0.0)
+            >= 1.0,
+        "the table was reloaded meanwhile"
+    );
     let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut police],
         Duration::from_millis(500),

@@ -235,7 +235,8 @@ fn the_seat_hanging_up_right_after_202_leaves_the_caller_to_reach_the_target() {
     gw.register("8001", seat_port);
     let (mut caller, mut seat, mut sub) =
         (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
-    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    // It answers after the seat's BYE, so the seat is gone by then.
+    let sub_centre = gw.trunk_uas_after("12366", gw.city, &sub.port(), 1500);
     let seat_phone = Refer::to(&gw, "12366", "202", "leave").start(&gw, seat_port, &seat.port());
     let call = gw.call_for("12345", "caller_bye", &caller.port(), 10_000);
     let joined = run_until(
@@ -498,4 +499,91 @@ fn an_invite_with_replaces_from_the_trunk_is_refused() {
     )
     .expect_success(&gw);
     assert_eq!(gw.metric("hotline_active_calls").unwrap_or(0.0), 0.0);
+}
+
+/// A real phone's own conference: linphone-daemon (seat 8001) answers the
+/// caller, consults the sub-centre from its phone, then puts both of its
+/// calls in its local conference (`conference add`), mixing them itself;
+/// the gateway keeps each of the seat's dialogs talking to its own party,
+/// so caller and sub-centre hear each other through the phone.
+#[test]
+fn a_linphone_seats_local_conference_joins_caller_and_sub_centre_through_the_phone() {
+    use support::gateway::Linphone;
+    let gw = Gateway::start("conference-linphone");
+    let phone = Linphone::start(&gw, "8001");
+    gw.wait_metric("hotline_registered_seats", 1.0);
+    let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 15_000);
+    gw.wait_bridged(1.0);
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        |_| false,
+    );
+    // The daemon numbers its calls from 1: the caller's is the first.
+    let caller_call = "1".to_string();
+    let paused = phone.command(&format!("call-pause {caller_call}"));
+    assert!(paused.contains("Status: Ok"), "{paused}");
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        |_| false,
+    );
+    let consult = linphone_call_id(&phone, &format!("call sip:12366@127.0.0.1:{}", gw.sip));
+    let answered = run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_secs(15),
+        |_| {
+            gw.daemon
+                .log_text()
+                .contains("the consultation's target answered")
+        },
+    );
+    assert!(answered, "no consultation\n{}", gw.daemon.log_text());
+    run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        |_| false,
+    );
+    // (linphone-daemon 5.1 answers "Command failed" to `conference add`
+    // even as it resumes the call into its mixer: what counts is what
+    // the gateway sees.)
+    for id in [&caller_call, &consult] {
+        phone.command(&format!("conference add {id}"));
+    }
+    let live = run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_secs(10),
+        |_| {
+            gw.daemon
+                .log_text()
+                .contains("both of the seat's calls live")
+        },
+    );
+    assert!(
+        live,
+        "the phone never resumed both calls\n{}\n--- daemon\n{}",
+        phone.log_text(),
+        gw.daemon.log_text()
+    );
+    let (start, end) = window(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(1000),
+        Duration::from_millis(2000),
+    );
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[],
+    );
+    call.expect_success(&gw);
+    drop(sub_centre);
 }

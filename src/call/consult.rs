@@ -530,6 +530,28 @@ impl Call {
             return false;
         };
         let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
+        let peer_dialog = if s == seat { consult } else { seat };
+        let peer_held = self
+            .media
+            .as_ref()
+            .and_then(|m| m.streams.get(peer_dialog))
+            .is_some_and(|st| st.held);
+        if !holds && !peer_held {
+            // Both of the phone's calls live (its local conference, which
+            // it mixes itself): each dialog talks to its own party.
+            tracing::info!(
+                call = self.id,
+                "both of the seat's calls live: its own conference"
+            );
+            for leg in [0, target] {
+                self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
+            }
+            self.out.push(Output::Media(MediaCommand::Pairs {
+                first: (0, seat),
+                second: (consult, target),
+            }));
+            return true;
+        }
         if holds {
             // The party on the held dialog waits on music.
             if let Some(music) = music {

@@ -963,3 +963,27 @@ fn the_caller_hanging_up_mid_consultation_ends_the_seats_consultation_and_the_ta
     );
     assert_eq!(run.call.outcome(), Some(Outcome::Completed));
 }
+
+#[test]
+fn both_of_the_seats_calls_live_are_two_conversations_its_phone_mixes() {
+    let (mut run, seat_invite, _invite, ours) = consulted();
+    run.recv(&seat_hold(&seat_invite, 2, "sendonly"), seat_peer(1));
+    // The phone's local conference: it resumes its caller while the
+    // consultation stays live.
+    let before = run.media.len();
+    run.recv(&seat_hold(&seat_invite, 3, "sendrecv"), seat_peer(1));
+    let new = &run.media[before..];
+    assert!(
+        new.contains(&"Pairs { first: (0, 1), second: (2, 3) }".to_string()),
+        "{new:?}"
+    );
+    assert!(new.contains(&"StopPlay { leg: 0 }".to_string()));
+    // Holding the consultation again: the seat talks to its caller only.
+    let before = run.media.len();
+    run.recv(&consult_hold(&ours, 2, "sendonly"), seat_peer(1));
+    let new = &run.media[before..];
+    assert!(
+        new.iter().any(|m| m.starts_with("Play { leg: 3")),
+        "{new:?}"
+    );
+}

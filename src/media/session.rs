@@ -115,6 +115,13 @@ pub enum Command {
         a: usize,
         b: usize,
     },
+    /// Two conversations at once, each pair relayed apart (a seat whose
+    /// phone holds both of its calls live, mixing them itself: its local
+    /// conference).
+    Pairs {
+        first: (usize, usize),
+        second: (usize, usize),
+    },
     /// The call's topology: these legs hear each other and the others only
     /// what is played to them. Two are relayed packet for packet (a relay
     /// is a mix with one source each way); three or more are mixed, each
@@ -362,7 +369,7 @@ async fn run(
 ) {
     let media_timeout = made.media_timeout;
     let mut mode = Mode::Isolated;
-    let mut pair = (0, 1);
+    let mut pair: Pairs = [(0, 1), NO_PAIR];
     let mut mixer = Mixer::with_capacity(legs.len().max(3));
     let mut next_mix: Option<Instant> = None;
     let mut bufs = vec![vec![0u8; 2048]; legs.len()];
@@ -400,7 +407,16 @@ async fn run(
                         legs.push(made.leg(socket, Instant::now()));
                         bufs.push(vec![0u8; 2048]);
                     } else if let Command::Pair { a, b } = cmd {
-                        pair = (a, b);
+                        pair = [(a, b), NO_PAIR];
+                    } else if let Command::Pairs { first, second } = cmd {
+                        // Two conversations at once, each relayed apart.
+                        pair = [first, second];
+                        mode = Mode::Relay;
+                        next_mix = None;
+                        let parties: Vec<PartyId> = mixer.parties().collect();
+                        for id in parties {
+                            let _ = mixer.leave(id);
+                        }
                     } else if let Command::Bridge { legs: members } = cmd {
                         bridge(&members, &mut legs, &mut mode, &mut pair, &mut mixer, &mut next_mix);
                     } else {
@@ -649,7 +665,10 @@ fn apply(
             }
         }
         // Taken by the session's loop itself.
-        Command::AddLeg { .. } | Command::Pair { .. } | Command::Bridge { .. } => {}
+        Command::AddLeg { .. }
+        | Command::Pair { .. }
+        | Command::Pairs { .. }
+        | Command::Bridge { .. } => {}
     }
 }
 
@@ -660,7 +679,7 @@ fn bridge(
     members: &[usize],
     legs: &mut [Leg],
     mode: &mut Mode,
-    pair: &mut (usize, usize),
+    pair: &mut Pairs,
     mixer: &mut Mixer,
     next_mix: &mut Option<Instant>,
 ) {
@@ -682,7 +701,7 @@ fn bridge(
             *next_mix = None;
         }
         [a, b] => {
-            *pair = (*a, *b);
+            *pair = [(*a, *b), NO_PAIR];
             *mode = Mode::Relay;
             *next_mix = None;
         }
@@ -712,7 +731,7 @@ fn on_packet(
     from: SocketAddr,
     legs: &mut [Leg],
     bufs: &[Vec<u8>],
-    (mode, pair): (Mode, (usize, usize)),
+    (mode, pair): (Mode, Pairs),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
@@ -766,7 +785,7 @@ fn deliver(
     bytes: &[u8],
     info: RtpInfo,
     legs: &mut [Leg],
-    (mode, pair): (Mode, (usize, usize)),
+    (mode, pair): (Mode, Pairs),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
@@ -995,12 +1014,21 @@ impl RecordingWriter {
 
 /// The leg a relayed leg's audio goes to: the paired legs hear each
 /// other; a leg outside the pair (or with no partner) relays to no one.
-fn partner(legs: &mut [Leg], i: usize, pair: (usize, usize)) -> Option<&mut Leg> {
-    match i {
-        _ if i == pair.0 && i != pair.1 => legs.get_mut(pair.1),
-        _ if i == pair.1 && i != pair.0 => legs.get_mut(pair.0),
+/// The relayed pairs: the first always, the second when two
+/// conversations run at once ([`Command::Pairs`]).
+type Pairs = [(usize, usize); 2];
+
+/// No second pair.
+const NO_PAIR: (usize, usize) = (usize::MAX, usize::MAX);
+
+/// The leg `i` is relayed to, if it is in a pair.
+fn partner(legs: &mut [Leg], i: usize, pairs: Pairs) -> Option<&mut Leg> {
+    let other = pairs.iter().find_map(|&(a, b)| match i {
+        _ if i == a && i != b => Some(b),
+        _ if i == b && i != a => Some(a),
         _ => None,
-    }
+    })?;
+    legs.get_mut(other)
 }
 
 fn send_to(leg: &Leg, bytes: Bytes, outbox: &mut Outbox) {
@@ -1731,6 +1759,60 @@ mod tests {
     /// A leg added to a running session (a second seat rung at once) can
     /// be paired with the caller: the caller's RTP then goes to it, and not
     /// to the leg it was not joined to.
+    /// Two conversations at once (a seat's phone mixing its two calls):
+    /// 0↔1 and 2↔3 are each relayed, and no packet crosses between them.
+    #[tokio::test]
+    async fn two_pairs_are_relayed_apart() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let pool = PortPool::new(ip, 33_420, 33_440);
+        let mut sockets = Vec::new();
+        for _ in 0..4 {
+            sockets.push(pool.allocate().await.unwrap());
+        }
+        let session = start(sockets, Duration::from_secs(30));
+        let mut far = Vec::new();
+        for leg in 0..4 {
+            let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            session.send(Command::Remote {
+                leg,
+                addr: Some(sock.local_addr().unwrap()),
+                codec: Codec::Pcmu,
+                telephone_event: None,
+                send: true,
+                payload_type: None,
+                expect: true,
+                allowed: Vec::new(),
+            });
+            far.push(sock);
+        }
+        session.send(Command::Pairs {
+            first: (0, 1),
+            second: (2, 3),
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut buf = [0u8; 2048];
+        for (from, to) in [(0, 1), (1, 0), (2, 3), (3, 2)] {
+            far[from]
+                .send_to(
+                    &packet(0, false, 1, 160, 7 + from as u32, &[0xff; 160]),
+                    session.locals[from],
+                )
+                .await
+                .unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(2), far[to].recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{to} hears {from}"))
+                .unwrap();
+            assert!(inspect(&buf[..n]).is_some());
+            for other in (0..4).filter(|&o| o != to) {
+                let stray =
+                    tokio::time::timeout(Duration::from_millis(50), far[other].recv(&mut buf))
+                        .await;
+                assert!(stray.is_err(), "{other} hears {from}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn an_added_leg_paired_with_the_caller_hears_it_and_the_other_does_not() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();

@@ -290,9 +290,19 @@ impl Gateway {
 
     /// [`Gateway::trunk_uas`], its SDP naming RTP port `rtp_port`.
     pub fn trunk_uas_rtp(&self, user: &str, port: u16, rtp_port: &str) -> Sipp {
+        self.trunk_uas_after(user, port, rtp_port, 0)
+    }
+
+    /// [`Gateway::trunk_uas_rtp`], answering `answer_ms` after it rings.
+    pub fn trunk_uas_after(&self, user: &str, port: u16, rtp_port: &str, answer_ms: u32) -> Sipp {
+        let after = answer_ms.to_string();
         self.sipp(
             "uas.xml",
-            &[("USER", user), ("MEDIA_PORT", rtp_port)],
+            &[
+                ("USER", user),
+                ("MEDIA_PORT", rtp_port),
+                ("ANSWER_MS", &after),
+            ],
             "127.0.0.1",
             port,
             &[],
@@ -640,7 +650,8 @@ impl Linphone {
             ),
         )
         .unwrap();
-        let name = format!("hotline-linphone-{}-{seat}", std::process::id());
+        // One per phone: tests of one process run side by side.
+        let name = format!("hotline-linphone-{}-{}-{seat}", std::process::id(), gw.sip);
         let pipe = Path::new("/tmp").join(&name);
         let _ = std::fs::remove_file(&pipe);
         let log = dir.join("linphone.log");
@@ -700,10 +711,15 @@ impl Linphone {
     fn try_command(&self, command: &str) -> String {
         use std::io::{Read, Write};
         use std::os::unix::net::UnixStream;
-        let mut s = UnixStream::connect(&self.pipe).expect("linphone's command socket");
+        // Refused or cut: the daemon is busy with another client.
+        let Ok(mut s) = UnixStream::connect(&self.pipe) else {
+            return String::new();
+        };
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
-        writeln!(s, "{command}").unwrap();
+        if writeln!(s, "{command}").is_err() {
+            return String::new();
+        }
         let mut text = String::new();
         let mut chunk = [0u8; 4096];
         let end = Instant::now() + Duration::from_secs(3);
