@@ -587,3 +587,34 @@ fn a_linphone_seats_local_conference_joins_caller_and_sub_centre_through_the_pho
     call.expect_success(&gw);
     drop(sub_centre);
 }
+
+/// A second REFER while the first one's target still rings gets `491`;
+/// the first goes on to its end.
+#[test]
+fn a_second_refer_during_a_transfer_gets_491_and_the_first_completes() {
+    let gw = Gateway::start("blind-duplicate");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut seat, mut sub) =
+        (Phone::new(400.0), Phone::new(800.0), Phone::new(1200.0));
+    // It answers late: the second REFER comes while it rings.
+    let sub_centre = gw.trunk_uas_after("12366", gw.city, &sub.port(), 1500);
+    let seat_phone =
+        Refer::to(&gw, "12366", "202", "duplicate").start(&gw, seat_port, &seat.port());
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 8_000);
+    let joined = run_until(
+        &mut [&mut caller, &mut seat, &mut sub],
+        Duration::from_secs(15),
+        |p| p[2].last_heard().is_some(),
+    );
+    assert!(
+        joined,
+        "the sub-centre never heard the caller\n{}",
+        gw.daemon.log_text()
+    );
+    seat_phone.expect_success(&gw);
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    gw.wait_metric("hotline_active_calls", 0.0);
+    assert_eq!(transfers(&gw, "blind", "city_sub_centre", "completed"), 1.0);
+}

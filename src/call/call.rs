@@ -1977,6 +1977,15 @@ impl Call {
     /// is told. Returns the leg's stream.
     fn remote_from_answer(&mut self, leg: LegId, answer: &Message) -> usize {
         let s = self.stream_of(leg);
+        // A seat's keys are feature codes for us, never the caller's to
+        // hear (SIP INFO keys are not relayed either); any other leg's are.
+        let seat = self.legs.iter().any(|l| l.id == leg && l.seat().is_some());
+        if self.media.is_some() {
+            self.out.push(Output::Media(MediaCommand::RelayKeys {
+                leg: s,
+                relay: !seat,
+            }));
+        }
         let Some(peer_ip) = self.leg_ip(leg) else {
             return s;
         };

@@ -521,61 +521,76 @@ impl Call {
         let Some(seat) = self.current.map(|l| self.stream_of(l)) else {
             return false;
         };
-        // The dialog held or resumed, and whom it joins the seat to.
-        let (joined, other) = if s == seat {
-            (0, target)
-        } else if s == consult {
-            (target, 0)
-        } else {
+        if s != seat && s != consult {
             return false;
-        };
-        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
-        let peer_dialog = if s == seat { consult } else { seat };
-        let peer_held = self
-            .media
-            .as_ref()
-            .and_then(|m| m.streams.get(peer_dialog))
-            .is_some_and(|st| st.held);
-        if !holds && !peer_held {
-            // Both of the phone's calls live (its local conference, which
-            // it mixes itself): each dialog talks to its own party.
-            tracing::info!(
-                call = self.id,
-                "both of the seat's calls live: its own conference"
-            );
-            for leg in [0, target] {
-                self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
-            }
-            self.out.push(Output::Media(MediaCommand::Pairs {
-                first: (0, seat),
-                second: (consult, target),
-            }));
-            return true;
         }
-        if holds {
-            // The party on the held dialog waits on music.
-            if let Some(music) = music {
-                self.out.push(Output::Media(MediaCommand::Play {
-                    leg: joined,
-                    playlist: Box::new(music),
+        // Which of the seat's two dialogs is live once this one holds or
+        // resumes: the topology follows from both.
+        let held = |st: usize| {
+            if st == s {
+                holds
+            } else {
+                self.media
+                    .as_ref()
+                    .and_then(|m| m.streams.get(st))
+                    .is_some_and(|x| x.held)
+            }
+        };
+        let (caller_live, consult_live) = (!held(seat), !held(consult));
+        let music = self.media.as_ref().and_then(|m| m.plan.hold.clone());
+        let play = |out: &mut Vec<Output>, leg: usize| {
+            if let Some(music) = &music {
+                out.push(Output::Media(MediaCommand::Play {
+                    leg,
+                    playlist: Box::new(music.clone()),
                 }));
             }
-        } else {
-            tracing::info!(
-                call = self.id,
-                to_caller = (joined == 0),
-                "the seat swaps on its phone"
-            );
-            self.out
-                .push(Output::Media(MediaCommand::StopPlay { leg: joined }));
-            self.out.push(Output::Media(MediaCommand::Bridge {
-                legs: vec![s, joined],
-            }));
-            if let Some(music) = music {
-                self.out.push(Output::Media(MediaCommand::Play {
-                    leg: other,
-                    playlist: Box::new(music),
+        };
+        match (caller_live, consult_live) {
+            (true, true) => {
+                // Both of the phone's calls live (its local conference,
+                // which it mixes itself): each dialog talks to its own party.
+                tracing::info!(
+                    call = self.id,
+                    "both of the seat's calls live: its own conference"
+                );
+                for leg in [0, target] {
+                    self.out.push(Output::Media(MediaCommand::StopPlay { leg }));
+                }
+                self.out.push(Output::Media(MediaCommand::Pairs {
+                    first: (0, seat),
+                    second: (consult, target),
                 }));
+            }
+            (true, false) => {
+                tracing::info!(
+                    call = self.id,
+                    "the seat talks to its caller; the target waits"
+                );
+                self.out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
+                self.out.push(Output::Media(MediaCommand::Bridge {
+                    legs: vec![seat, 0],
+                }));
+                play(&mut self.out, target);
+            }
+            (false, true) => {
+                tracing::info!(
+                    call = self.id,
+                    "the seat talks to the target; its caller waits"
+                );
+                self.out
+                    .push(Output::Media(MediaCommand::StopPlay { leg: target }));
+                self.out.push(Output::Media(MediaCommand::Bridge {
+                    legs: vec![consult, target],
+                }));
+                play(&mut self.out, 0);
+            }
+            (false, false) => {
+                self.out
+                    .push(Output::Media(MediaCommand::Bridge { legs: Vec::new() }));
+                play(&mut self.out, 0);
+                play(&mut self.out, target);
             }
         }
         true
@@ -652,6 +667,11 @@ impl Call {
             return refuse(403, "Forbidden (Replaces names no dialog of this seat)");
         }
         let answered = c.answered;
+        if !answered && self.party.is_none() {
+            // The table has not answered for the number yet: nothing rings
+            // to hand the caller to.
+            return refuse(491, "Request Pending (the consultation is not ringing yet)");
+        }
         if let Some(l) = self.leg(on) {
             let parts = if subscribe.is_some() {
                 Parts::default()

@@ -334,7 +334,14 @@ fn a_transfer_to_110_is_an_emergency_hand_off() {
 
 #[test]
 fn the_seats_invite_allows_refer_and_says_it_supports_replaces() {
-    let (_run, _tag, seat_invite) = bridged();
+    let (run, _tag, seat_invite) = bridged();
+    // Its keys (feature codes, the numbers it transfers to) are ours: the
+    // caller does not hear them.
+    assert!(
+        run.has_media("RelayKeys { leg: 1, relay: false }"),
+        "{:?}",
+        run.media
+    );
     assert!(hv(&seat_invite, Name::Allow).contains("REFER"));
     assert!(hv(&seat_invite, Name::Allow).contains("NOTIFY"));
     assert_eq!(hv(&seat_invite, Name::Supported), "replaces");
@@ -986,4 +993,48 @@ fn both_of_the_seats_calls_live_are_two_conversations_its_phone_mixes() {
         new.iter().any(|m| m.starts_with("Play { leg: 3")),
         "{new:?}"
     );
+}
+
+#[test]
+fn a_phone_that_never_held_its_caller_still_swaps_to_it() {
+    let (mut run, _seat_invite, _invite, ours) = consulted();
+    // It holds the consultation: the seat's live dialog is its caller's.
+    let before = run.media.len();
+    run.recv(&consult_hold(&ours, 2, "sendonly"), seat_peer(1));
+    let new = &run.media[before..];
+    assert!(
+        new.contains(&"Bridge { legs: [1, 0] }".to_string()),
+        "{new:?}"
+    );
+    assert!(new.contains(&"StopPlay { leg: 0 }".to_string()), "{new:?}");
+    assert!(
+        new.iter().any(|m| m.starts_with("Play { leg: 3")),
+        "{new:?}"
+    );
+}
+
+#[test]
+fn a_replaces_before_the_consultation_rings_is_refused_and_changes_nothing() {
+    let (mut run, _tag, seat_invite) = bridged();
+    let sent = run.consult(&consult_invite("12366"), "8001");
+    let ours = to_tag(&one(responses(&sent, 100), "100").msg).unwrap_or_default();
+    let id = CONSULT_ID.replace('@', "%40");
+    let r = refer(
+        &seat_invite,
+        2,
+        "z9hG4bKseat.refer",
+        &format!(
+            "Refer-To: <sip:12366@127.0.0.1?Replaces={id}%3Bto-tag%3D{ours}%3Bfrom-tag%3D{CONSULT_TAG}>\r\n"
+        ),
+    );
+    let sent = run.recv(&r, seat_peer(1));
+    assert!(
+        !responses(&sent, 202).iter().any(|_| true),
+        "{:#?}",
+        summary(&sent)
+    );
+    assert!(requests(&sent, Method::Bye).is_empty());
+    // The table answers; the consultation goes on.
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    one(requests(&sent, Method::Invite), "INVITE to the sub-centre");
 }

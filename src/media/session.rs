@@ -115,6 +115,13 @@ pub enum Command {
         a: usize,
         b: usize,
     },
+    /// Whether this leg's key presses (RTP events) reach its partner; they
+    /// are reported either way. A seat's are not relayed: its feature
+    /// codes (the number it transfers to) are for the gateway only.
+    RelayKeys {
+        leg: usize,
+        relay: bool,
+    },
     /// Two conversations at once, each pair relayed apart (a seat whose
     /// phone holds both of its calls live, mixing them itself: its local
     /// conference).
@@ -233,6 +240,8 @@ struct Leg {
     local_ts: u32,
     /// Packets refused by the latch, for the log.
     rejected: u64,
+    /// Its key presses (RTP events) are relayed to its partner.
+    relay_keys: bool,
 }
 
 impl Leg {
@@ -354,6 +363,7 @@ impl LegSettings {
             local_seq: 0,
             local_ts: 0,
             rejected: 0,
+            relay_keys: true,
         }
     }
 }
@@ -645,6 +655,11 @@ fn apply(
                 finish_recording(leg, l);
             }
         }
+        Command::RelayKeys { leg, relay } => {
+            if let Some(l) = legs.get_mut(leg) {
+                l.relay_keys = relay;
+            }
+        }
         Command::StopRecord { leg } => {
             if let Some(l) = legs.get_mut(leg) {
                 l.quiet = None;
@@ -699,6 +714,7 @@ fn bridge(
         [] | [_] => {
             *mode = Mode::Isolated;
             *next_mix = None;
+            *pair = [(0, 1), NO_PAIR];
         }
         [a, b] => {
             *pair = [(*a, *b), NO_PAIR];
@@ -802,8 +818,10 @@ fn deliver(
             let _ = events.try_send(Event::Digit { leg: i, digit });
         }
         // Bridged: the far end hears the key too (its IVR may need it),
-        // in its own telephone-event payload type.
+        // in its own telephone-event payload type — unless the leg's keys
+        // are the gateway's alone (a seat's feature codes).
         if mode == Mode::Relay
+            && legs[i].relay_keys
             && let Some(to) = partner(legs, i, pair)
             && let Some(pt) = to.telephone_event
             && to.active
@@ -1012,8 +1030,6 @@ impl RecordingWriter {
     }
 }
 
-/// The leg a relayed leg's audio goes to: the paired legs hear each
-/// other; a leg outside the pair (or with no partner) relays to no one.
 /// The relayed pairs: the first always, the second when two
 /// conversations run at once ([`Command::Pairs`]).
 type Pairs = [(usize, usize); 2];
@@ -1021,7 +1037,8 @@ type Pairs = [(usize, usize); 2];
 /// No second pair.
 const NO_PAIR: (usize, usize) = (usize::MAX, usize::MAX);
 
-/// The leg `i` is relayed to, if it is in a pair.
+/// The leg a relayed leg's audio goes to: the paired legs hear each
+/// other; a leg outside the pairs (or with no partner) relays to no one.
 fn partner(legs: &mut [Leg], i: usize, pairs: Pairs) -> Option<&mut Leg> {
     let other = pairs.iter().find_map(|&(a, b)| match i {
         _ if i == a && i != b => Some(b),
@@ -1756,9 +1773,6 @@ mod tests {
         assert_eq!(pool.available(), all);
     }
 
-    /// A leg added to a running session (a second seat rung at once) can
-    /// be paired with the caller: the caller's RTP then goes to it, and not
-    /// to the leg it was not joined to.
     /// Two conversations at once (a seat's phone mixing its two calls):
     /// 0↔1 and 2↔3 are each relayed, and no packet crosses between them.
     #[tokio::test]
@@ -1813,6 +1827,9 @@ mod tests {
         }
     }
 
+    /// A leg added to a running session (a second seat rung at once) can
+    /// be paired with the caller: the caller's RTP then goes to it, and not
+    /// to the leg it was not joined to.
     #[tokio::test]
     async fn an_added_leg_paired_with_the_caller_hears_it_and_the_other_does_not() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
@@ -2069,5 +2086,31 @@ mod tests {
                 digit: Digit::Three
             })
         );
+        // A leg whose keys are ours alone (a seat's feature code): still
+        // reported, no longer relayed.
+        session.send(Command::RelayKeys {
+            leg: 0,
+            relay: false,
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        caller
+            .send_to(
+                &packet(101, true, 10, 8000, 77, &[1u8, 0x0a, 0, 160]),
+                session.locals[0],
+            )
+            .await
+            .unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(2), session.events.recv())
+            .await
+            .unwrap();
+        assert_eq!(
+            ev,
+            Some(Event::Digit {
+                leg: 0,
+                digit: Digit::One
+            })
+        );
+        let relayed = tokio::time::timeout(Duration::from_millis(300), ivr.recv(&mut buf)).await;
+        assert!(relayed.is_err(), "not relayed: {relayed:?}");
     }
 }
