@@ -69,6 +69,41 @@ fn transfers(gw: &Gateway, kind: &str, target: &str, result: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// Runs the phones until the last of them (the transfer's target) hears
+/// the caller.
+fn until_target_hears(gw: &Gateway, phones: &mut [&mut Phone]) {
+    let last = phones.len() - 1;
+    let heard = run_until(phones, Duration::from_secs(15), |p| {
+        p[last].last_heard().is_some()
+    });
+    assert!(
+        heard,
+        "the target never heard the caller\n{}",
+        gw.daemon.log_text()
+    );
+}
+
+/// The caller (400 Hz) and the target (1200 Hz) hear each other, and the
+/// seat (800 Hz) no more.
+fn assert_talk(
+    caller: &Phone,
+    target: &Phone,
+    (start, end): (std::time::Instant, std::time::Instant),
+) {
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0, 800.0],
+    );
+    assert_hears(
+        "the target",
+        &target.heard_between(start, end),
+        &[400.0],
+        &[800.0, 1200.0],
+    );
+}
+
 #[test]
 fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
     let gw = Gateway::start("blind-sub-centre");
@@ -92,33 +127,13 @@ fn a_seat_refers_its_caller_to_the_sub_centre_and_is_released() {
         gw.daemon.log_text()
     );
     // The sub-centre hears the caller once it answers.
-    let joined = run_until(
-        &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_secs(15),
-        |p| p[2].last_heard().is_some(),
-    );
-    assert!(
-        joined,
-        "the sub-centre never heard the caller\n{}",
-        gw.daemon.log_text()
-    );
+    until_target_hears(&gw, &mut [&mut caller, &mut seat, &mut sub]);
     let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(500),
         Duration::from_millis(2500),
     );
-    assert_hears(
-        "the caller",
-        &caller.heard_between(start, end),
-        &[1200.0],
-        &[400.0, 800.0],
-    );
-    assert_hears(
-        "the sub-centre",
-        &sub.heard_between(start, end),
-        &[400.0],
-        &[800.0, 1200.0],
-    );
+    assert_talk(&caller, &sub, (start, end));
     assert!(
         seat.heard_between(start, end).is_empty(),
         "the seat is gone"
@@ -239,33 +254,13 @@ fn the_seat_hanging_up_right_after_202_leaves_the_caller_to_reach_the_target() {
     let sub_centre = gw.trunk_uas_after("12366", gw.city, &sub.port(), 1500);
     let seat_phone = Refer::to(&gw, "12366", "202", "leave").start(&gw, seat_port, &seat.port());
     let call = gw.call_for("12345", "caller_bye", &caller.port(), 10_000);
-    let joined = run_until(
-        &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_secs(15),
-        |p| p[2].last_heard().is_some(),
-    );
-    assert!(
-        joined,
-        "the sub-centre never heard the caller\n{}",
-        gw.daemon.log_text()
-    );
+    until_target_hears(&gw, &mut [&mut caller, &mut seat, &mut sub]);
     let (start, end) = window(
         &mut [&mut caller, &mut seat, &mut sub],
         Duration::from_millis(500),
         Duration::from_millis(2000),
     );
-    assert_hears(
-        "the caller",
-        &caller.heard_between(start, end),
-        &[1200.0],
-        &[400.0, 800.0],
-    );
-    assert_hears(
-        "the sub-centre",
-        &sub.heard_between(start, end),
-        &[400.0],
-        &[800.0, 1200.0],
-    );
+    assert_talk(&caller, &sub, (start, end));
     seat_phone.expect_success(&gw);
     call.expect_success(&gw);
     sub_centre.expect_success(&gw);
@@ -285,16 +280,7 @@ fn refer_sub_false_gets_the_transfer_without_any_notify() {
     refer.extra = "Refer-Sub: false";
     let seat_phone = refer.start(&gw, seat_port, &seat.port());
     let call = gw.call_for("12345", "caller_bye", &caller.port(), 8_000);
-    let joined = run_until(
-        &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_secs(15),
-        |p| p[2].last_heard().is_some(),
-    );
-    assert!(
-        joined,
-        "the sub-centre never heard the caller\n{}",
-        gw.daemon.log_text()
-    );
+    until_target_hears(&gw, &mut [&mut caller, &mut seat, &mut sub]);
     // The seat's scenario takes no NOTIFY: one would fail it.
     seat_phone.expect_success(&gw);
     call.expect_success(&gw);
@@ -602,16 +588,7 @@ fn a_second_refer_during_a_transfer_gets_491_and_the_first_completes() {
     let seat_phone =
         Refer::to(&gw, "12366", "202", "duplicate").start(&gw, seat_port, &seat.port());
     let call = gw.call_for("12345", "caller_bye", &caller.port(), 8_000);
-    let joined = run_until(
-        &mut [&mut caller, &mut seat, &mut sub],
-        Duration::from_secs(15),
-        |p| p[2].last_heard().is_some(),
-    );
-    assert!(
-        joined,
-        "the sub-centre never heard the caller\n{}",
-        gw.daemon.log_text()
-    );
+    until_target_hears(&gw, &mut [&mut caller, &mut seat, &mut sub]);
     seat_phone.expect_success(&gw);
     call.expect_success(&gw);
     sub_centre.expect_success(&gw);
