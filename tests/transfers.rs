@@ -367,8 +367,22 @@ fn linphone_call_id(phone: &support::gateway::Linphone, command: &str) -> String
 /// and both of the phone's calls end.
 #[test]
 fn a_linphone_seat_consults_the_sub_centre_then_transfers_its_caller_there() {
+    linphone_attended("attended-linphone", false);
+}
+
+/// The same, the other way round: `call-transfer` of the consultation to
+/// the caller's call sends the REFER on the consultation's dialog, with
+/// Replaces naming the dialog with the caller.
+#[test]
+fn a_linphone_seat_transfers_with_the_refer_on_its_consultation() {
+    linphone_attended("attended-linphone-back", true);
+}
+
+/// A linphone seat consults the sub-centre and transfers; with
+/// `on_consult`, its REFER goes on the consultation's dialog.
+fn linphone_attended(name: &str, on_consult: bool) {
     use support::gateway::Linphone;
-    let gw = Gateway::start("attended-linphone");
+    let gw = Gateway::start(name);
     let phone = Linphone::start(&gw, "8001");
     gw.wait_metric("hotline_registered_seats", 1.0);
     let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
@@ -419,7 +433,11 @@ fn a_linphone_seat_consults_the_sub_centre_then_transfers_its_caller_there() {
         Duration::from_millis(1500),
         |_| false,
     );
-    let moved = phone.command(&format!("call-transfer {caller_call} {consult}"));
+    let moved = if on_consult {
+        phone.command(&format!("call-transfer {consult} {caller_call}"))
+    } else {
+        phone.command(&format!("call-transfer {caller_call} {consult}"))
+    };
     assert!(
         moved.contains("Status: Ok"),
         "{moved}\n{}",
