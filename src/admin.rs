@@ -41,6 +41,14 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// doing (a client that sends its request but never reads the answer).
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The control API's OpenAPI document, served as it ships.
+pub const OPENAPI: &str = include_str!("../ops/openapi.json");
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// The wallboard: one page, its CSS and script inside, nothing fetched
+/// from elsewhere.
+pub const WALLBOARD: &str = include_str!("ops/wallboard.html");
+
 fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     let text = |status: StatusCode, ctype: &'static str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -58,7 +66,17 @@ fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<
             metrics.encode(),
         ),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        (_, "/metrics" | "/healthz") => text(
+        (&Method::GET, OPENAPI_PATH) => text(
+            StatusCode::OK,
+            "application/json; charset=utf-8",
+            OPENAPI.to_string(),
+        ),
+        (&Method::GET, "/wallboard") => text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            WALLBOARD.to_string(),
+        ),
+        (_, "/metrics" | "/healthz" | OPENAPI_PATH | "/wallboard") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "GET only\n".into(),
@@ -67,12 +85,272 @@ fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<
     }
 }
 
-/// The ticket API's share of the admin endpoint: the store, and the table
-/// (its units' tokens, as reloaded).
+/// The APIs' share of the admin endpoint: the ticket store, the table
+/// (its tokens, as reloaded), and the control API's live picture.
 #[derive(Clone)]
 pub struct Api {
     pub store: Arc<dyn crate::tickets::Store>,
     pub table: crate::config::SharedTable,
+    pub hub: Arc<crate::ops::Hub>,
+    pub dispatch: crate::call::dispatch::Dispatch,
+}
+
+/// Event streams (`GET /api/events`) open at most; each holds one of the
+/// [`MAX_CONNECTIONS`].
+pub const MAX_STREAMS: usize = 16;
+
+/// A comment line sent on a quiet event stream this often, so a reader
+/// that went away is noticed (and proxies keep the stream open).
+pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Every answer's body: whole, or an event stream.
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+fn whole(r: Response<Full<Bytes>>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    r.map(|b| b.boxed_unsync())
+}
+
+/// An event stream's body: what its forwarding task hands over.
+struct EventBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// The result label of an API answer's status.
+fn result_label(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        401 => "unauthorized",
+        403 => "forbidden",
+        400 | 413 => "bad_request",
+        404 | 405 => "not_found",
+        _ => "error",
+    }
+}
+
+/// One API request: authenticated here (a `401` counted and logged for
+/// fail2ban, the token never), then the event stream, the units' ticket
+/// API, or the control API.
+async fn api_request(
+    req: Request<hyper::body::Incoming>,
+    peer: std::net::SocketAddr,
+    api: Api,
+    metrics: Arc<Metrics>,
+    streaming: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let who = {
+        let t = api.table.guard();
+        crate::ops::auth::bearer(auth.as_deref()).and_then(|token| {
+            crate::ops::auth::authenticate(token, &t.api_tokens, &t.tickets.units)
+        })
+    };
+    let count = |status: u16| {
+        metrics
+            .api_requests
+            .with_label_values(&[result_label(status)])
+            .inc();
+    };
+    let Some(who) = who else {
+        count(401);
+        static LIMIT: std::sync::OnceLock<crate::log_limit::LogLimiter> =
+            std::sync::OnceLock::new();
+        let limit =
+            LIMIT.get_or_init(|| crate::log_limit::LogLimiter::new(Duration::from_secs(10), 4096));
+        if limit
+            .check("api_unauthorized", peer.ip(), Instant::now())
+            .is_some()
+        {
+            crate::log_limit::security("api_unauthorized", peer.ip());
+        }
+        return whole(json(
+            401,
+            &serde_json::json!({"error": "a token is needed: Authorization: Bearer <token>"}),
+        ));
+    };
+    if path == "/api/events" {
+        let r = if req.method() != Method::GET {
+            json(405, &serde_json::json!({"error": "GET only"}))
+        } else if !who.can_read() {
+            json(
+                403,
+                &serde_json::json!({"error": format!("token `{}` may not read the event stream", who.name)}),
+            )
+        } else {
+            match event_stream(&api.hub, &metrics, shutdown) {
+                Some(r) => {
+                    count(200);
+                    streaming.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(%peer, by = %who.name, "event stream opened");
+                    return r;
+                }
+                None => json(
+                    503,
+                    &serde_json::json!({"error": format!("{MAX_STREAMS} event streams are open already")}),
+                ),
+            }
+        };
+        count(r.status().as_u16());
+        return whole(r);
+    }
+    let r = if crate::ops::control::is_control(&path) {
+        control_response(req, who, api).await
+    } else {
+        let method = req.method().clone();
+        let r = api_response(req, api.clone()).await;
+        if method == Method::POST && r.status().is_success() {
+            let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            if let [_, _, id, step] = parts.as_slice() {
+                api.hub.publish(
+                    "ticket",
+                    serde_json::json!({"event": step, "ticket": id, "unit": who.unit()}),
+                );
+            }
+        }
+        r
+    };
+    count(r.status().as_u16());
+    whole(r)
+}
+
+async fn control_response(
+    req: Request<hyper::body::Incoming>,
+    who: crate::ops::auth::Principal,
+    api: Api,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return json(
+                413,
+                &serde_json::json!({"error": "body too large or cut short"}),
+            );
+        }
+    };
+    let ctx = crate::ops::control::Context {
+        hub: api.hub.clone(),
+        dispatch: api.dispatch.clone(),
+        table: api.table.clone(),
+        store: api.store.clone(),
+    };
+    let r = crate::ops::control::handle(&method, &path, &body, &who, &ctx).await;
+    json(r.status, &r.body)
+}
+
+/// Streams open now, across connections.
+static STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Holds one of the [`MAX_STREAMS`] while its stream runs.
+struct StreamSlot(Arc<Metrics>);
+
+impl StreamSlot {
+    fn take(metrics: &Arc<Metrics>) -> Option<StreamSlot> {
+        use std::sync::atomic::Ordering;
+        let taken = STREAMS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_STREAMS).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            metrics
+                .api_streams_dropped
+                .with_label_values(&["full"])
+                .inc();
+            return None;
+        }
+        metrics.api_streams.inc();
+        Some(StreamSlot(metrics.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        STREAMS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.api_streams.dec();
+    }
+}
+
+/// `GET /api/events`: Server-Sent Events, one JSON object each. A task
+/// forwards the hub's events to the connection one at a time; a reader
+/// that falls the hub's backlog behind is dropped (`slow`), never waited
+/// for.
+fn event_stream(
+    hub: &crate::ops::Hub,
+    metrics: &Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<Response<Body>> {
+    use http_body_util::BodyExt;
+    use tokio::sync::broadcast::error::RecvError;
+    let slot = StreamSlot::take(metrics)?;
+    let mut events = hub.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        // The reader is told to reconnect after 2 s if the stream breaks.
+        if tx
+            .send(Bytes::from_static(b"retry: 2000\n: hotline events\n\n"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let chunk = tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(e) => Bytes::from(format!("data: {e}\n\n")),
+                    Err(RecvError::Lagged(_)) => {
+                        metrics.api_streams_dropped.with_label_values(&["slow"]).inc();
+                        tracing::info!("event stream reader too slow: dropped");
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tokio::time::sleep(STREAM_HEARTBEAT) => Bytes::from_static(b": keep-alive\n\n"),
+                _ = shutdown.changed() => return,
+            };
+            // The connection takes one chunk at a time; while it is slow,
+            // events wait in the hub's backlog, not here.
+            tokio::select! {
+                sent = tx.send(chunk) => if sent.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let mut r = Response::new(EventBody(rx).boxed_unsync());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Some(r)
 }
 
 /// The largest request body the API reads.
@@ -102,7 +380,10 @@ async fn api_response(req: Request<hyper::body::Incoming>, api: Api) -> Response
             );
         }
     };
-    let units = api.table.guard().tickets.units.clone();
+    let (units, tokens) = {
+        let t = api.table.guard();
+        (t.tickets.units.clone(), t.api_tokens.clone())
+    };
     let store = api.store.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let req = crate::tickets::api::Request {
@@ -112,7 +393,7 @@ async fn api_response(req: Request<hyper::body::Incoming>, api: Api) -> Response
             auth: auth.as_deref(),
             body: &body,
         };
-        crate::tickets::api::handle(req, &*store, &units, chrono::Utc::now())
+        crate::tickets::api::handle(req, &*store, &units, &tokens, chrono::Utc::now())
     })
     .await;
     match answer {
@@ -186,7 +467,14 @@ pub async fn serve(
             dropped("displaced");
             tracing::debug!(%peer, "admin connections full: closed the oldest one still silent");
         }
-        tokio::spawn(connection(stream, peer, metrics.clone(), api.clone(), slot));
+        tokio::spawn(connection(
+            stream,
+            peer,
+            metrics.clone(),
+            api.clone(),
+            slot,
+            shutdown.clone(),
+        ));
     }
 }
 
@@ -199,6 +487,7 @@ async fn connection(
     metrics: Arc<Metrics>,
     api: Option<Api>,
     slot: Slot,
+    shutdown: watch::Receiver<bool>,
 ) {
     let Slot {
         id,
@@ -207,17 +496,23 @@ async fn connection(
     } = slot;
     let _release = Release(id, slots.clone());
     let counters = metrics.clone();
+    // Set once the answer is an event stream: it outlives the deadline.
+    let streaming = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream_flag = streaming.clone();
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         // The request is in: this connection is no longer displaceable.
         slots.busy(id);
-        let api = api
-            .clone()
-            .filter(|_| crate::tickets::api::is_api(req.uri().path()));
+        let api = api.clone();
         let metrics = metrics.clone();
+        let streaming = stream_flag.clone();
+        let shutdown = shutdown.clone();
         async move {
+            let path = req.uri().path();
             Ok::<_, Infallible>(match api {
-                Some(api) => api_response(req, api).await,
-                None => respond(&req, &metrics),
+                Some(api) if path.starts_with("/api/") && path != OPENAPI_PATH => {
+                    api_request(req, peer, api, metrics, streaming, shutdown).await
+                }
+                _ => whole(respond(&req, &metrics)),
             })
         }
     });
@@ -226,23 +521,39 @@ async fn connection(
         .header_read_timeout(REQUEST_TIMEOUT)
         .keep_alive(false)
         .serve_connection(TokioIo::new(stream), svc);
-    tokio::select! {
-        r = tokio::time::timeout(CONNECTION_DEADLINE, conn) => match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                if e.is_timeout() {
-                    counters.admin_dropped.with_label_values(&["timeout"]).inc();
+    tokio::pin!(conn);
+    let deadline = tokio::time::sleep(CONNECTION_DEADLINE);
+    tokio::pin!(deadline);
+    let mut past_deadline = false;
+    loop {
+        tokio::select! {
+            r = &mut conn => {
+                match r {
+                    Ok(()) => {}
+                    Err(e) => {
+                        if e.is_timeout() {
+                            counters.admin_dropped.with_label_values(&["timeout"]).inc();
+                        }
+                        tracing::debug!(%peer, error = %e, "admin connection ended with an error")
+                    }
                 }
-                tracing::debug!(%peer, error = %e, "admin connection ended with an error")
+                return;
             }
-            Err(_) => {
+            _ = &mut deadline, if !past_deadline => {
+                if streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                    // An event stream runs until its reader or the daemon
+                    // ends it.
+                    past_deadline = true;
+                    continue;
+                }
                 counters.admin_dropped.with_label_values(&["timeout"]).inc();
-                tracing::debug!(%peer, "admin connection closed at its deadline")
+                tracing::debug!(%peer, "admin connection closed at its deadline");
+                return;
             }
-        },
-        // Only a send closes it: the sender is dropped, unsent, once the
-        // request is in (see `Slots::busy`), and that must not.
-        Ok(()) = &mut evicted => {}
+            // Only a send closes it: the sender is dropped, unsent, once the
+            // request is in (see `Slots::busy`), and that must not.
+            Ok(()) = &mut evicted => return,
+        }
     }
 }
 

@@ -41,10 +41,19 @@ pub fn reload(
 ) -> bool {
     let refuse = |table: &crate::routing::Table| {
         let exposed = crate::config::demo_passwords_exposed(table, sip_listening);
-        (!exposed.is_empty()).then(|| {
-            format!(
+        if !exposed.is_empty() {
+            return Some(format!(
                 "seats {} have demo passwords and SIP listens beyond loopback: change them, or set [sip] allow_demo_passwords = true",
                 exposed.join(", ")
+            ));
+        }
+        let plain = serving_metrics_on
+            .map(|on| plain_tokens_exposed(table, on))
+            .unwrap_or_default();
+        (!plain.is_empty()).then(|| {
+            format!(
+                "API tokens {} are written in plain and the API listens beyond loopback: give their token_sha256",
+                plain.join(", ")
             )
         })
     };
@@ -96,6 +105,20 @@ pub fn reload(
     }
 }
 
+/// Tokens written in plain (`token`, for demos) while the API would listen
+/// beyond loopback: their names.
+pub fn plain_tokens_exposed(table: &crate::routing::Table, listen: SocketAddr) -> Vec<String> {
+    if listen.ip().is_loopback() {
+        return Vec::new();
+    }
+    table
+        .api_tokens
+        .iter()
+        .filter(|t| t.plain)
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 /// Runs until SIGINT or SIGTERM.
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     // Signals first: a SIGHUP during start-up must not kill the daemon.
@@ -119,6 +142,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     );
     drop(table);
 
+    let plain = plain_tokens_exposed(&shared.guard(), listen);
+    if !plain.is_empty() {
+        anyhow::bail!(
+            "refusing to serve the API on {listen} with tokens written in plain ({}): give their token_sha256 in {}, or keep [metrics] listen on loopback",
+            plain.join(", "),
+            opts.config.display()
+        );
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {listen}: {e}"))?;
@@ -205,6 +236,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Some(crate::admin::Api {
             store: tickets.clone(),
             table: shared.clone(),
+            hub: engine.ops.clone(),
+            dispatch: engine.dispatch(),
         }),
         stop_rx.clone(),
     ));

@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod log_limit;
 pub mod media;
 pub mod metrics;
+pub mod ops;
 pub mod routing;
 pub mod sip;
 pub mod tickets;

@@ -157,6 +157,16 @@ impl AcceptErrors {
     }
 }
 
+/// A security event as one line that fail2ban matches
+/// (`ops/fail2ban/hotline.conf`): `security: <kind> from <address>` on the
+/// `security` target. Only fixed words and the source address go in: a
+/// name or path the remote party chose could otherwise make the line name
+/// another address. Callers pass it through a [`LogLimiter`] first, so a
+/// flood from one source logs at most a line per interval.
+pub fn security(kind: &'static str, from: IpAddr) {
+    tracing::warn!(target: "security", "{kind} from {from}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,14 @@ pub struct Metrics {
     /// `hotline_admin_connections_dropped_total{reason}`: admin connections
     /// closed by the daemon before they were answered.
     pub admin_dropped: IntCounterVec,
+    /// `hotline_api_requests_total{result}`: control and ticket API
+    /// requests by result (`ok`, `unauthorized`, `forbidden`,
+    /// `bad_request`, `not_found`, `error`).
+    pub api_requests: IntCounterVec,
+    /// `hotline_api_event_streams`: event streams open now.
+    pub api_streams: IntGauge,
+    /// `hotline_api_event_streams_dropped_total{reason="slow"|"full"}`.
+    pub api_streams_dropped: IntCounterVec,
     /// The ACD's queues and seats.
     pub queue: QueueMetrics,
     /// `hotline_tickets_created_total{unit,kind}`: tickets stored (a
@@ -410,8 +418,46 @@ impl Metrics {
                 .register(Box::new(c))
                 .expect("metric registered once");
         }
+        let api_requests = counter_vec(
+            "hotline_api_requests_total",
+            "Control and ticket API requests by result (unauthorized: no or a wrong token)",
+            &["result"],
+        );
+        for r in [
+            "ok",
+            "unauthorized",
+            "forbidden",
+            "bad_request",
+            "not_found",
+            "error",
+        ] {
+            api_requests.with_label_values(&[r]);
+        }
+        let api_streams_dropped = counter_vec(
+            "hotline_api_event_streams_dropped_total",
+            "Event streams ended by the daemon: a reader too slow to keep up, or too many streams open",
+            &["reason"],
+        );
+        for r in ["slow", "full"] {
+            api_streams_dropped.with_label_values(&[r]);
+        }
+        let api_streams = IntGauge::new(
+            "hotline_api_event_streams",
+            "Event streams (GET /api/events) open now",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(api_streams_dropped.clone()),
+            Box::new(api_streams.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
         let registry_for_queues = registry.clone();
         Metrics {
+            api_requests,
+            api_streams,
+            api_streams_dropped,
             tickets_created,
             tickets_failed,
             leader_choice,

@@ -787,6 +787,28 @@ impl Call {
 
     /// Hang up everything, for shutdown or an operator's request.
     pub fn terminate(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        self.stop(503, "Service Unavailable (shutting down)", registrar, now)
+    }
+
+    /// A supervisor ends the call (the control API): as at shutdown, but a
+    /// caller not yet put through is told `480` (ended by the operator).
+    pub fn end_by_operator(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
+        tracing::info!("call ended by the operator");
+        self.stop(
+            480,
+            "Temporarily Unavailable (ended by the operator)",
+            registrar,
+            now,
+        )
+    }
+
+    fn stop(
+        &mut self,
+        code: u16,
+        reason: &'static str,
+        registrar: &Registrar,
+        now: Instant,
+    ) -> Vec<Output> {
         match self.phase {
             Phase::Connected | Phase::Conference => self.hang_up_both(now),
             Phase::Queued if self.answered_by_us => self.leave_queue(now),
@@ -805,14 +827,7 @@ impl Call {
                 self.cancel_current(now);
                 self.hunt.clear();
                 self.phase = Phase::Setup;
-                self.fail_caller(
-                    Rejection::new(
-                        503,
-                        "Service Unavailable (shutting down)",
-                        Outcome::Unavailable,
-                    ),
-                    now,
-                );
+                self.fail_caller(Rejection::new(code, reason, Outcome::Unavailable), now);
             }
             Phase::Ended => {}
         }
@@ -2348,6 +2363,9 @@ pub mod transfer;
 
 #[path = "consult.rs"]
 pub mod consult;
+
+#[path = "view.rs"]
+mod view;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

@@ -33,6 +33,8 @@ pub enum Event {
     Unreachable(std::net::SocketAddr),
     /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
     Terminate,
+    /// A supervisor ends the call (the control API).
+    Hangup,
     /// The ACD's word for a waiting call.
     Acd(super::queue::FromAcd),
     /// The ticket store's answer for the call's ticket.

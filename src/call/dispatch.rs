@@ -65,6 +65,103 @@ pub enum Input {
         queue: String,
         reply: tokio::sync::oneshot::Sender<usize>,
     },
+    /// The queues and seats now (the control API).
+    Snapshot {
+        reply: tokio::sync::oneshot::Sender<Snapshot>,
+    },
+    /// A supervisor's word for a seat (the control API): done at once, the
+    /// seat's state after it answered.
+    Seat {
+        seat: String,
+        command: SeatCommand,
+        reply: tokio::sync::oneshot::Sender<Result<SeatSnapshot, SeatRefused>>,
+    },
+}
+
+/// What a supervisor does to a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatCommand {
+    Pause {
+        reason: String,
+    },
+    Resume,
+    /// Out of the ACD until a supervisor logs it in again or its phone
+    /// registers anew after its registration ended.
+    Logout,
+    /// Back in, if its phone is registered.
+    Login,
+}
+
+/// Why a seat command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatRefused {
+    Unknown,
+    /// Pause or resume of a seat that is logged out; login of a seat whose
+    /// phone is not registered.
+    NotLoggedIn,
+}
+
+/// A seat as the control API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SeatSnapshot {
+    pub id: String,
+    /// `logged_out`, `available`, `ringing`, `on_call`, `wrap_up`, `paused`.
+    pub state: &'static str,
+    pub call: Option<u64>,
+    /// While paused: why.
+    pub reason: Option<String>,
+    /// Logged out by a supervisor (it stays out while registered).
+    pub held_out: bool,
+    pub skills: Vec<String>,
+}
+
+/// One window's figures of a queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WindowSnapshot {
+    #[serde(flatten)]
+    pub counts: crate::ops::recent::Counts,
+    pub service_level: Option<f64>,
+}
+
+impl From<crate::ops::recent::Counts> for WindowSnapshot {
+    fn from(counts: crate::ops::recent::Counts) -> Self {
+        WindowSnapshot {
+            service_level: counts.service_level(),
+            counts,
+        }
+    }
+}
+
+/// A caller in a queue, in order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WaiterSnapshot {
+    pub call: u64,
+    pub position: usize,
+    /// Seconds since its original arrival.
+    pub wait: f64,
+}
+
+/// A queue as the control API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueSnapshot {
+    pub id: String,
+    pub callers: Vec<WaiterSnapshot>,
+    pub waiting: usize,
+    pub longest_wait: Option<f64>,
+    /// What a caller joining now would be told, seconds.
+    pub ewt: Option<f64>,
+    pub service_level_target: f64,
+    pub seats: std::collections::BTreeMap<&'static str, usize>,
+    pub last_15m: WindowSnapshot,
+    pub last_60m: WindowSnapshot,
+    pub today: WindowSnapshot,
+}
+
+/// Everything the ACD knows now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Snapshot {
+    pub queues: Vec<QueueSnapshot>,
+    pub seats: Vec<SeatSnapshot>,
 }
 
 /// The sending side, for the engine and the call tasks.
@@ -87,10 +184,37 @@ impl Dispatch {
         });
         answer.await.unwrap_or(0)
     }
+
+    /// See [`Input::Snapshot`]; None when the ACD's task is gone.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Input::Snapshot { reply });
+        answer.await.ok()
+    }
+
+    /// See [`Input::Seat`].
+    pub async fn seat(
+        &self,
+        seat: &str,
+        command: SeatCommand,
+    ) -> Result<SeatSnapshot, SeatRefused> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Input::Seat {
+            seat: seat.to_string(),
+            command,
+            reply,
+        });
+        answer.await.unwrap_or(Err(SeatRefused::Unknown))
+    }
 }
 
 /// Starts the ACD's task over the running table.
-pub fn spawn(table: SharedTable, registrar: Arc<Registrar>, metrics: Arc<Metrics>) -> Dispatch {
+pub fn spawn(
+    table: SharedTable,
+    registrar: Arc<Registrar>,
+    metrics: Arc<Metrics>,
+    ops: Arc<crate::ops::Hub>,
+) -> Dispatch {
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
     let guard = table.guard();
@@ -102,6 +226,12 @@ pub fn spawn(table: SharedTable, registrar: Arc<Registrar>, metrics: Arc<Metrics
         service_level: service_levels(&guard),
         metrics,
         epoch: (now, SystemTime::now()),
+        ops,
+        recent: crate::ops::recent::Recent::default(),
+        tz: guard.calendar.timezone(),
+        skills: seat_skills(&guard),
+        shown: HashMap::new(),
+        held_out: std::collections::HashSet::new(),
     };
     drop(guard);
     tokio::spawn(driver.run(rx, table, registrar));
@@ -167,6 +297,25 @@ pub fn config(table: &Table) -> acd::Config {
     }
 }
 
+fn seat_skills(table: &Table) -> HashMap<String, Vec<String>> {
+    table
+        .seats
+        .iter()
+        .map(|s| (s.id.clone(), s.skills.clone()))
+        .collect()
+}
+
+fn state_name(s: &acd::SeatState) -> (&'static str, Option<u64>, Option<String>) {
+    match s {
+        acd::SeatState::LoggedOut => ("logged_out", None, None),
+        acd::SeatState::Available => ("available", None, None),
+        acd::SeatState::Ringing { call } => ("ringing", Some(call.0), None),
+        acd::SeatState::OnCall { call } => ("on_call", Some(call.0), None),
+        acd::SeatState::WrapUp => ("wrap_up", None, None),
+        acd::SeatState::Paused { reason } => ("paused", None, Some(reason.clone())),
+    }
+}
+
 fn service_levels(table: &Table) -> HashMap<String, Duration> {
     table
         .queues
@@ -186,6 +335,18 @@ struct Driver {
     metrics: Arc<Metrics>,
     /// An instant and the wall clock at it, to date the queue log.
     epoch: (Instant, SystemTime),
+    /// The event stream.
+    ops: Arc<crate::ops::Hub>,
+    /// Outcomes over the last hour and today.
+    recent: crate::ops::recent::Recent,
+    /// The table's time zone: where "today" starts.
+    tz: chrono_tz::Tz,
+    skills: HashMap<String, Vec<String>>,
+    /// Each seat's state as last told to the event stream.
+    shown: HashMap<String, acd::SeatState>,
+    /// Seats a supervisor logged out: kept out while their phones stay
+    /// registered.
+    held_out: std::collections::HashSet<String>,
 }
 
 /// How often registrations and reloads are looked at.
@@ -206,6 +367,14 @@ impl Driver {
                     Some(Input::Registration { seat }) => {
                         self.sync_seat(&registrar, seat, Instant::now());
                     }
+                    Some(Input::Seat { seat, command, reply }) => {
+                        let now = Instant::now();
+                        let (actions, result) = self.seat_command(&registrar, &seat, command, now);
+                        self.apply(actions);
+                        let _ = reply.send(result.and_then(|()| {
+                            self.seat_snapshot(&seat).ok_or(SeatRefused::Unknown)
+                        }));
+                    }
                     Some(input) => {
                         let actions = self.input(input, Instant::now());
                         self.apply(actions);
@@ -223,7 +392,154 @@ impl Driver {
                     }
                 }
             }
-            self.publish(Instant::now());
+            let now = Instant::now();
+            self.publish(now);
+            self.tell_seats();
+        }
+    }
+
+    /// Seat states that changed since last told, to the event stream.
+    fn tell_seats(&mut self) {
+        if !self.ops.watched() {
+            // Told afresh when someone listens: the stream's readers read
+            // the state first.
+            self.shown.clear();
+            return;
+        }
+        if self.shown.is_empty() {
+            // A reader just came: it reads the state itself (GET
+            // /api/seats); from here on it is told what changes.
+            for (id, state) in self.acd.seats() {
+                self.shown.insert(id.to_string(), state);
+            }
+            return;
+        }
+        let mut changed = Vec::new();
+        for (id, state) in self.acd.seats() {
+            if self.shown.get(id) != Some(&state) {
+                changed.push((id.to_string(), state));
+            }
+        }
+        for (id, state) in changed {
+            let (name, call, reason) = state_name(&state);
+            self.ops.publish(
+                "seat",
+                serde_json::json!({"seat": id, "state": name, "call": call, "reason": reason}),
+            );
+            self.shown.insert(id, state);
+        }
+    }
+
+    fn local_date(&self, at: SystemTime) -> chrono::NaiveDate {
+        chrono::DateTime::<chrono::Utc>::from(at)
+            .with_timezone(&self.tz)
+            .date_naive()
+    }
+
+    fn seat_snapshot(&self, id: &str) -> Option<SeatSnapshot> {
+        let state = self.acd.seat_state(id)?;
+        let (name, call, reason) = state_name(&state);
+        Some(SeatSnapshot {
+            id: id.to_string(),
+            state: name,
+            call,
+            reason,
+            held_out: self.held_out.contains(id),
+            skills: self.skills.get(id).cloned().unwrap_or_default(),
+        })
+    }
+
+    fn snapshot(&self, now: Instant) -> Snapshot {
+        let date = self.local_date(self.wall(now));
+        let queues = self
+            .acd
+            .queues()
+            .filter_map(|q| {
+                let s = self.acd.queue_stats(q, now)?;
+                let callers = self
+                    .acd
+                    .waiting(q)
+                    .enumerate()
+                    .map(|(i, (call, arrival))| WaiterSnapshot {
+                        call: call.0,
+                        position: i + 1,
+                        wait: secs(now.saturating_duration_since(arrival)),
+                    })
+                    .collect();
+                let c = s.seats_by_state;
+                let seats = [
+                    ("logged_out", c.logged_out),
+                    ("available", c.available),
+                    ("ringing", c.ringing),
+                    ("on_call", c.on_call),
+                    ("wrap_up", c.wrap_up),
+                    ("paused", c.paused),
+                ]
+                .into_iter()
+                .collect();
+                let ewt = if s.waiting == 0 && c.available > 0 {
+                    Some(0.0)
+                } else {
+                    s.ewt.map(secs)
+                };
+                Some(QueueSnapshot {
+                    id: q.to_string(),
+                    callers,
+                    waiting: s.waiting,
+                    longest_wait: s.longest_wait.map(secs),
+                    ewt,
+                    service_level_target: self.service_level.get(q).map_or(0.0, |d| secs(*d)),
+                    seats,
+                    last_15m: self.recent.within(q, Duration::from_secs(900), now).into(),
+                    last_60m: self.recent.within(q, Duration::from_secs(3600), now).into(),
+                    today: self.recent.today(q, date).into(),
+                })
+            })
+            .collect();
+        let seats = self
+            .acd
+            .seats()
+            .filter_map(|(id, _)| self.seat_snapshot(id))
+            .collect();
+        Snapshot { queues, seats }
+    }
+
+    /// A supervisor's seat command.
+    fn seat_command(
+        &mut self,
+        registrar: &Registrar,
+        seat: &str,
+        command: SeatCommand,
+        now: Instant,
+    ) -> (Vec<Action>, Result<(), SeatRefused>) {
+        let Some(state) = self.acd.seat_state(seat) else {
+            return (Vec::new(), Err(SeatRefused::Unknown));
+        };
+        let logged_in = state != acd::SeatState::LoggedOut;
+        match command {
+            SeatCommand::Pause { .. } | SeatCommand::Resume if !logged_in => {
+                (Vec::new(), Err(SeatRefused::NotLoggedIn))
+            }
+            SeatCommand::Pause { reason } => (self.acd.pause(seat, &reason, now), Ok(())),
+            SeatCommand::Resume => (self.acd.resume(seat, now), Ok(())),
+            SeatCommand::Logout => {
+                self.held_out.insert(seat.to_string());
+                tracing::info!(seat, "seat logged out by a supervisor");
+                (self.acd.seat_logout(seat, now), Ok(()))
+            }
+            SeatCommand::Login => {
+                if !registrar.is_registered(seat, now) {
+                    return (Vec::new(), Err(SeatRefused::NotLoggedIn));
+                }
+                self.held_out.remove(seat);
+                tracing::info!(seat, "seat logged in by a supervisor");
+                let actions = if logged_in {
+                    Vec::new()
+                } else {
+                    self.acd.seat_login(seat, now)
+                };
+                (actions, Ok(()))
+            }
         }
     }
 
@@ -288,7 +604,11 @@ impl Driver {
             Input::Resume { seat } => self.acd.resume(&seat, now),
             Input::SeatBusy { seat, call } => self.acd.seat_busy(&seat, id(call), now),
             Input::SeatFree { seat, call } => self.acd.seat_free(&seat, id(call), now),
-            Input::Registration { .. } => Vec::new(),
+            Input::Registration { .. } | Input::Seat { .. } => Vec::new(),
+            Input::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot(now));
+                Vec::new()
+            }
             Input::Idle { queue, reply } => {
                 let idle = self
                     .acd
@@ -354,7 +674,13 @@ impl Driver {
                 }
                 Action::Log(event) => {
                     self.observe(&event);
-                    self.log.write(&event, self.wall(event.time));
+                    let at = self.wall(event.time);
+                    self.log.write(&event, at);
+                    if self.ops.watched()
+                        && let Ok(v) = serde_json::to_value(&event)
+                    {
+                        self.ops.publish_at("queue", v, at.into());
+                    }
                     continue;
                 }
                 Action::Queued { .. }
@@ -380,18 +706,35 @@ impl Driver {
         }
     }
 
-    /// Counters from the queue log's events.
-    fn observe(&self, e: &acd::Event) {
+    /// Counters from the queue log's events, and the recent windows.
+    fn observe(&mut self, e: &acd::Event) {
+        use crate::ops::recent::Outcome as Recent;
         let m = &self.metrics.queue;
         let queue = e.queue.as_deref().unwrap_or("");
+        let within = self
+            .service_level
+            .get(queue)
+            .is_some_and(|sl| e.wait <= *sl);
+        let recent = match e.kind {
+            EventKind::Connect => Some(Recent::Answered {
+                within_target: within,
+            }),
+            EventKind::Abandon if e.short => Some(Recent::ShortAbandoned),
+            EventKind::Abandon => Some(Recent::Abandoned),
+            EventKind::ExitWithTimeout
+            | EventKind::Full
+            | EventKind::ExitEmpty
+            | EventKind::ExitWithKey => Some(Recent::Exited),
+            _ => None,
+        };
+        if let Some(o) = recent {
+            let date = self.local_date(self.wall(e.time));
+            self.recent.record(queue, o, e.time, date);
+        }
         let outcome = match e.kind {
             EventKind::Connect => {
                 m.offers.with_label_values(&["answered"]).inc();
-                if self
-                    .service_level
-                    .get(queue)
-                    .is_some_and(|sl| e.wait <= *sl)
-                {
+                if within {
                     m.within_target.with_label_values(&[queue]).inc();
                 }
                 m.wait
@@ -467,6 +810,8 @@ impl Driver {
         }
         self.loaded = Arc::as_ptr(&guard) as usize;
         self.service_level = service_levels(&guard);
+        self.skills = seat_skills(&guard);
+        self.tz = guard.calendar.timezone();
         self.log = QueueLog::open(guard.acd.queue_log.as_deref());
         let actions = self.acd.reconfigure(config(&guard), now);
         drop(guard);
@@ -492,6 +837,14 @@ impl Driver {
     /// Logs a seat in or out of the ACD as its registration says.
     fn sync_seat(&mut self, registrar: &Registrar, seat: String, now: Instant) {
         let registered = registrar.is_registered(&seat, now);
+        if self.held_out.contains(&seat) {
+            // Out by a supervisor's word while its phone stays registered;
+            // once the registration ends, the next one logs it in.
+            if !registered {
+                self.held_out.remove(&seat);
+            }
+            return;
+        }
         let known = self
             .acd
             .seat_state(&seat)
@@ -548,4 +901,9 @@ impl QueueLog {
             tracing::warn!(error = %e, "queue log write failed");
         }
     }
+}
+
+/// Seconds, to the millisecond, as the API writes durations.
+fn secs(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
 }

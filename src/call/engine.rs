@@ -61,6 +61,8 @@ pub struct Engine {
     tickets: Arc<dyn crate::tickets::Store>,
     /// Shutting down: no new callback is placed.
     stopping: std::sync::atomic::AtomicBool,
+    /// The live picture for the control API: calls and the event stream.
+    pub ops: Arc<crate::ops::Hub>,
     this: Weak<Engine>,
 }
 
@@ -102,7 +104,13 @@ impl Engine {
             metrics.trunk_up.with_label_values(&[&trunk.id]).set(1);
         }
         let registrar = Arc::new(Registrar::new());
-        let dispatch = super::dispatch::spawn(table.clone(), registrar.clone(), metrics.clone());
+        let ops = Arc::new(crate::ops::Hub::default());
+        let dispatch = super::dispatch::spawn(
+            table.clone(),
+            registrar.clone(),
+            metrics.clone(),
+            ops.clone(),
+        );
         Arc::new_cyclic(|this| Engine {
             trunks: Mutex::new(monitor),
             log_limit: crate::log_limit::LogLimiter::new(Duration::from_secs(10), 4096),
@@ -122,8 +130,14 @@ impl Engine {
             local,
             tickets,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            ops,
             this: this.clone(),
         })
+    }
+
+    /// The ACD's task, for the control API.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch.clone()
     }
 
     /// Reads the prompts again (on SIGHUP or a table reload). A library
@@ -434,6 +448,7 @@ impl Engine {
             self.metrics.untrusted_invites.inc();
             if let Some(suppressed) = self.quiet("untrusted_invite", peer) {
                 tracing::info!(from = %peer.addr, suppressed, "INVITE from an address that is no configured trunk");
+                crate::log_limit::security("untrusted_invite", peer.addr.ip());
             }
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
@@ -525,6 +540,7 @@ impl Engine {
         let decision = routing::route(&table, &dialed, caller.as_deref(), chrono::Utc::now());
         let mut kind = decision.kind;
         let line = decision.line.unwrap_or("unknown").to_string();
+        let decision_unit = decision.unit.map(str::to_string);
         let mut announce = None;
         let mut feature_input = None;
         let (targets, no_target, queue) = if let Some((input, prompt)) = feature {
@@ -690,6 +706,24 @@ impl Engine {
         let labels = CallLabels {
             kind,
             line: metric_line(&engine.table.guard(), &line),
+            view: crate::ops::CallView {
+                id,
+                call_id: a_call_id.clone(),
+                caller: caller.clone(),
+                dialed: dialed.clone(),
+                line: line.clone(),
+                kind: kind.as_str(),
+                unit: decision_unit,
+                started: chrono::Utc::now(),
+                now: crate::ops::CallState {
+                    state: "setup",
+                    queue: None,
+                    seat: None,
+                    handoff: None,
+                    legs: Vec::new(),
+                    answered: None,
+                },
+            },
         };
         tokio::spawn(
             async move {
@@ -852,6 +886,7 @@ impl Engine {
             busy_seats,
             bound: vec![a_call_id],
             counted: false,
+            unlisted: false,
         };
         let mut session = None;
         let (mut targets, mut no_target) = (targets, no_target);
@@ -904,6 +939,8 @@ impl Engine {
         let mut recording = false;
         let mut error_rounds = 0;
         let mut out = first;
+        self.ops.call_started(labels.view.clone(), handle.clone());
+        let mut shown = labels.view.now.clone();
         loop {
             let mut unreachable: Vec<Peer> = Vec::new();
             let mut three_way: Vec<String> = Vec::new();
@@ -1030,12 +1067,30 @@ impl Engine {
             if call.is_finished() {
                 break;
             }
+            if guard.counted {
+                // Over for the API once its outcome is known (its
+                // transactions may linger a while).
+                if !guard.unlisted {
+                    guard.unlisted = true;
+                    let outcome = call.outcome().unwrap_or(Outcome::Failed);
+                    self.ops.call_ended(id, outcome.as_str());
+                }
+            } else {
+                let now = call.state_view(Instant::now(), chrono::Utc::now());
+                if now != shown {
+                    shown = now.clone();
+                    self.ops.call_changed(id, now);
+                }
+            }
             let deadline = call.deadline();
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(Event::Message(event)) => {
                         let (msg, peer) = *event;
                         out = call.on_message(msg, peer, &self.registrar, Instant::now())
+                    }
+                    Some(Event::Hangup) => {
+                        out = call.end_by_operator(&self.registrar, Instant::now())
                     }
                     Some(Event::Unreachable(addr)) => {
                         out = call.on_unreachable(addr, &self.registrar, Instant::now())
@@ -1177,6 +1232,17 @@ impl Engine {
 
     /// A seat's hand-off, as it ended: one event line and the metric.
     fn audit(&self, a: &super::call::transfer::Audit) {
+        self.ops.publish(
+            "transfer",
+            serde_json::json!({
+                "kind": a.kind.as_str(),
+                "seat": a.seat,
+                "number": a.number,
+                "target": a.target,
+                "result": a.result.as_str(),
+                "answered_after": a.answered_after.map(|d| d.as_millis() as f64 / 1000.0),
+            }),
+        );
         self.metrics
             .transfers
             .with_label_values(&[a.kind.as_str(), &a.target, a.result.as_str()])
@@ -1463,9 +1529,13 @@ impl Engine {
                     && let Some(block) = t.record_failure(ip, seat, now)
                 {
                     tracing::warn!(block = %block.scope, seconds = block.until.saturating_duration_since(now).as_secs(), "too many failed authentications; blocking");
+                    crate::log_limit::security("sip_throttled", ip);
                 }
                 if let Some(suppressed) = self.quiet("auth_refused", peer) {
                     tracing::info!(from = %peer.addr, seat = %seat, error = %e, suppressed, "authentication refused");
+                    if e.counts_as_failure() {
+                        crate::log_limit::security("sip_auth_failed", peer.addr.ip());
+                    }
                 }
                 Err(Box::new(self.response(
                     msg,
@@ -1682,6 +1752,8 @@ struct CallGuard<'e> {
     busy_seats: Vec<String>,
     bound: Vec<String>,
     counted: bool,
+    /// Taken off the control API's list of calls.
+    unlisted: bool,
 }
 
 impl CallGuard<'_> {
@@ -1709,6 +1781,9 @@ impl Drop for CallGuard<'_> {
         }
         if !self.counted {
             self.engine.metrics.active_calls.dec();
+        }
+        if !self.unlisted {
+            self.engine.ops.call_ended(self.call, "ended");
         }
     }
 }
@@ -1791,6 +1866,8 @@ async fn media_event(session: &mut Option<SessionHandle>) -> Option<MediaEvent> 
 struct CallLabels {
     kind: Kind,
     line: String,
+    /// The call as the control API first lists it.
+    view: crate::ops::CallView,
 }
 
 fn probe_policy(table: &Table) -> ProbePolicy {

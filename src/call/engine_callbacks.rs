@@ -347,6 +347,8 @@ impl Engine {
             bound: Vec::new(),
             // Not one of `hotline_active_calls`: the callbacks count.
             counted: true,
+            // Nor listed by the control API (see the README).
+            unlisted: true,
         };
         // Listed as a call of its own, so shutdown and ICMP errors reach
         // it (its legs' Call-IDs are bound as they are placed).
@@ -409,7 +411,9 @@ impl Engine {
                     Some(Event::Unreachable(addr)) => {
                         out = cb.on_unreachable(addr, &self.registrar, now());
                     }
-                    Some(Event::Terminate) => out = cb.terminate(&self.registrar, now()),
+                    Some(Event::Terminate | Event::Hangup) => {
+                        out = cb.terminate(&self.registrar, now())
+                    }
                     Some(Event::Acd(cmd)) => out = cb.on_acd(cmd, &self.registrar, now()),
                     Some(Event::Ticket(_)) => {}
                     Some(Event::Consult(c)) => {

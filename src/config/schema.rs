@@ -41,6 +41,38 @@ pub struct RawConfig {
     pub calendar: S<RawCalendar>,
     #[serde(default)]
     pub callers: Option<S<RawCallers>>,
+    #[serde(default)]
+    pub api: Option<S<RawApi>>,
+}
+
+/// `[api]`: who may use the control API and the wallboard.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawApi {
+    #[serde(default)]
+    pub tokens: Vec<S<RawApiToken>>,
+}
+
+/// `[[api.tokens]]`: one bearer token, its name (for the log) and role.
+#[derive(Deserialize)]
+pub struct RawApiToken {
+    pub name: S<String>,
+    pub role: S<String>,
+    /// The SHA-256 of the token, hex (production).
+    #[serde(default)]
+    pub token_sha256: Option<S<String>>,
+    /// The token itself (demos; `check` warns).
+    #[serde(default)]
+    pub token: Option<S<String>>,
+}
+
+impl std::fmt::Debug for RawApiToken {
+    /// The token is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawApiToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]

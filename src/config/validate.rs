@@ -873,6 +873,8 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         r,
     );
 
+    let api_tokens = build_api(raw.api.as_ref().map(|a| a.get_ref()), &raw.units, r);
+
     let tickets = build_tickets(
         raw.tickets.as_ref().map(|t| t.get_ref()),
         base_dir,
@@ -1429,6 +1431,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         sip: sip?,
         media: media?,
         acd,
+        api_tokens,
         prompts_dir,
         line_index,
         emergency_index,
@@ -2066,6 +2069,125 @@ fn build_tickets(
         dispatch_max_attempts,
         units,
     }
+}
+
+/// `[[api.tokens]]`: each a name, a role (`viewer`, `supervisor`,
+/// `unit:<name>` of a configured unit) and its token, as `token_sha256`
+/// (hex, for production) or `token` (plain, for demos: warned). Only the
+/// digest is kept; a token's value is never repeated in a message.
+fn build_api(
+    raw: Option<&crate::config::schema::RawApi>,
+    units: &[S<String>],
+    r: &mut Reporter,
+) -> Vec<crate::routing::table::ApiToken> {
+    use crate::routing::table::{ApiRole, ApiToken};
+    use sha2::Digest as _;
+    let mut out: Vec<ApiToken> = Vec::new();
+    let Some(raw) = raw else { return out };
+    for t in &raw.tokens {
+        let tr = t.get_ref();
+        let name = tr.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            r.error(tr.name.span(), "empty token name: name who holds it");
+        } else if out.iter().any(|o| o.name == name) {
+            r.error(
+                tr.name.span(),
+                format!("token name `{name}` is given twice"),
+            );
+        }
+        let role_text = tr.role.get_ref().as_str();
+        let role = match role_text {
+            "viewer" => Some(ApiRole::Viewer),
+            "supervisor" => Some(ApiRole::Supervisor),
+            other => match other.strip_prefix("unit:") {
+                Some(u) if units.iter().any(|x| x.get_ref() == u) => {
+                    Some(ApiRole::Unit(u.to_string()))
+                }
+                Some(u) => {
+                    r.error(
+                        tr.role.span(),
+                        format!("role `unit:{u}`: no unit `{u}` in `units`"),
+                    );
+                    None
+                }
+                None => {
+                    r.error(
+                        tr.role.span(),
+                        format!("unknown role `{other}`: one of viewer, supervisor, unit:<name>"),
+                    );
+                    None
+                }
+            },
+        };
+        let digest: Option<[u8; 32]> = match (&tr.token_sha256, &tr.token) {
+            (Some(_), Some(v)) => {
+                r.error(
+                    v.span(),
+                    "token and token_sha256 both given: keep token_sha256",
+                );
+                None
+            }
+            (None, None) => {
+                r.error(
+                    t.span(),
+                    format!("token `{name}` has neither token_sha256 nor token"),
+                );
+                None
+            }
+            (Some(v), None) => {
+                let hex = v.get_ref().trim();
+                let bytes: Option<Vec<u8>> = (hex.len() == 64)
+                    .then(|| {
+                        (0..32)
+                            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                            .collect()
+                    })
+                    .flatten();
+                match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                    Some(d) => Some(d),
+                    None => {
+                        r.error(
+                            v.span(),
+                            "token_sha256: 64 hex digits (`printf %s TOKEN | sha256sum`)",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(v)) => {
+                if v.get_ref().len() < 16 {
+                    r.error(v.span(), "token: 16 characters or more");
+                    None
+                } else {
+                    r.warn(
+                        v.span(),
+                        format!(
+                            "token `{name}` is written in plain: give its token_sha256 instead (`printf %s TOKEN | sha256sum`)"
+                        ),
+                    );
+                    Some(sha2::Sha256::digest(v.get_ref().as_bytes()).into())
+                }
+            }
+        };
+        if let Some(d) = &digest
+            && out.iter().any(|o| o.sha256 == *d)
+        {
+            r.error(
+                t.span(),
+                "the same token given twice: each holder has its own",
+            );
+        }
+        if let (Some(role), Some(sha256)) = (role, digest) {
+            let plain = tr.token.is_some();
+            out.push(ApiToken {
+                name,
+                role,
+                sha256,
+                plain,
+            });
+        }
+    }
+    out
 }
 
 /// `[acd]`: the queue event log (off by default) and the feature codes a

@@ -286,6 +286,46 @@ impl std::fmt::Debug for TicketUnit {
     }
 }
 
+/// A role of the control API (`[[api.tokens]] role`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRole {
+    /// Reads queues, seats, calls, sessions and the event stream.
+    Viewer,
+    /// Reads, and acts: pauses seats, ends calls, moves transfers.
+    Supervisor,
+    /// `unit:<name>`: that unit's tickets only.
+    Unit(String),
+}
+
+impl ApiRole {
+    pub fn as_str(&self) -> String {
+        match self {
+            ApiRole::Viewer => "viewer".into(),
+            ApiRole::Supervisor => "supervisor".into(),
+            ApiRole::Unit(u) => format!("unit:{u}"),
+        }
+    }
+}
+
+/// One bearer token of the control API: only its SHA-256 is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: ApiRole,
+    pub sha256: [u8; 32],
+    /// Written in plain (`token`): for demos on loopback only.
+    pub plain: bool,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `[acd]`: settings of the queues as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcdSettings {
@@ -469,6 +509,8 @@ pub struct Table {
     pub prompts_dir: PathBuf,
     pub media: MediaSettings,
     pub acd: AcdSettings,
+    /// `[[api.tokens]]`: the control API's bearer tokens.
+    pub api_tokens: Vec<ApiToken>,
     pub(crate) line_index: FxHashMap<u64, u32>,
     pub(crate) emergency_index: FxHashMap<u64, u32>,
     pub(crate) barred_callers: FxHashSet<u64>,

@@ -16,7 +16,7 @@
 use super::model::{Action, Filter, Refused, Status, TicketId};
 use super::report;
 use super::store::{Store, StoreError};
-use crate::routing::table::TicketUnit;
+use crate::routing::table::{ApiToken, TicketUnit};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -35,21 +35,15 @@ fn error(status: u16, message: impl Into<String>) -> Reply {
     reply(status, json!({ "error": message.into() }))
 }
 
-/// The unit a bearer token belongs to.
-fn unit_of<'u>(auth: Option<&str>, units: &'u [TicketUnit]) -> Option<&'u TicketUnit> {
-    let token = auth?.strip_prefix("Bearer ")?.trim();
-    units.iter().find(|u| {
-        u.api_token
-            .as_deref()
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-    })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Who a bearer token belongs to: a unit's own `api_token`, or an
+/// `[[api.tokens]]` token (`unit:<name>` gives that unit; other roles none).
+fn principal(
+    auth: Option<&str>,
+    units: &[TicketUnit],
+    tokens: &[ApiToken],
+) -> Option<crate::ops::auth::Principal> {
+    let token = crate::ops::auth::bearer(auth)?;
+    crate::ops::auth::authenticate(token, tokens, units)
 }
 
 /// Whether `path` is the API's (the admin server sends those here).
@@ -74,6 +68,7 @@ pub fn handle(
     req: Request<'_>,
     store: &dyn Store,
     units: &[TicketUnit],
+    tokens: &[ApiToken],
     now: DateTime<Utc>,
 ) -> Reply {
     let Request {
@@ -83,12 +78,28 @@ pub fn handle(
         auth,
         body,
     } = req;
-    let Some(unit) = unit_of(auth, units) else {
+    let Some(who) = principal(auth, units, tokens) else {
         return error(
             401,
             "a unit's token is needed: Authorization: Bearer <api_token>",
         );
     };
+    let Some(name) = who.unit() else {
+        return error(
+            403,
+            format!(
+                "token `{}` is no unit's: tickets are the units' own",
+                who.name
+            ),
+        );
+    };
+    let synthetic = TicketUnit {
+        unit: name.to_string(),
+        webhook_url: None,
+        webhook_secret: None,
+        api_token: None,
+    };
+    let unit = units.iter().find(|u| u.unit == name).unwrap_or(&synthetic);
     let rest: Vec<&str> = path
         .trim_start_matches("/api/tickets")
         .split('/')
@@ -295,7 +306,7 @@ mod tests {
             auth: auth.as_deref(),
             body: body.as_bytes(),
         };
-        handle(req, s, &units(), at(2, 9))
+        handle(req, s, &units(), &[], at(2, 9))
     }
 
     const T0: &str = "token-of-unit-0-0123456789";
