@@ -294,6 +294,17 @@ impl Drop for StreamSlot {
     }
 }
 
+/// Resolves once `events` has fallen the whole backlog behind (its next
+/// read would say it lagged).
+async fn lagging(events: &tokio::sync::broadcast::Receiver<Arc<str>>) {
+    loop {
+        if events.len() > crate::ops::hub::BACKLOG {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `GET /api/events`: Server-Sent Events, one JSON object each. A task
 /// forwards the hub's events to the connection one at a time; a reader
 /// that falls the hub's backlog behind is dropped (`slow`), never waited
@@ -334,9 +345,15 @@ fn event_stream(
                 _ = shutdown.changed() => return,
             };
             // The connection takes one chunk at a time; while it is slow,
-            // events wait in the hub's backlog, not here.
+            // events wait in the hub's backlog, not here, and once the
+            // backlog is full the reader is let go.
             tokio::select! {
                 sent = tx.send(chunk) => if sent.is_err() { return },
+                _ = lagging(&events) => {
+                    metrics.api_streams_dropped.with_label_values(&["slow"]).inc();
+                    tracing::info!("event stream reader too slow: dropped");
+                    return;
+                }
                 _ = shutdown.changed() => return,
             }
         }
@@ -525,6 +542,7 @@ async fn connection(
     let deadline = tokio::time::sleep(CONNECTION_DEADLINE);
     tokio::pin!(deadline);
     let mut past_deadline = false;
+    let mut may_be_evicted = true;
     loop {
         tokio::select! {
             r = &mut conn => {
@@ -552,7 +570,10 @@ async fn connection(
             }
             // Only a send closes it: the sender is dropped, unsent, once the
             // request is in (see `Slots::busy`), and that must not.
-            Ok(()) = &mut evicted => return,
+            r = &mut evicted, if may_be_evicted => match r {
+                Ok(()) => return,
+                Err(_) => may_be_evicted = false,
+            },
         }
     }
 }

@@ -794,6 +794,11 @@ impl Call {
     /// caller not yet put through is told `480` (ended by the operator).
     pub fn end_by_operator(&mut self, registrar: &Registrar, now: Instant) -> Vec<Output> {
         tracing::info!("call ended by the operator");
+        if self.phase == Phase::Queued && self.via_acd && !self.acd_done {
+            // Out of the queue at once: no seat is offered a caller being
+            // hung up on (its task may linger a while yet).
+            self.out.push(Output::Acd(ToAcd::Left));
+        }
         self.stop(
             480,
             "Temporarily Unavailable (ended by the operator)",

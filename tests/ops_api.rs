@@ -1,0 +1,657 @@
+//! The control API against the running daemon: a seat registered by SIPp,
+//! paused, resumed, logged out and in by a supervisor; a caller from the
+//! carrier trunk (SIPp) waiting in the general queue, seen in
+//! `/api/queues`, `/api/calls` and the event stream, and hung up on by a
+//! supervisor (SIPp receives the BYE). Every answer is checked against the
+//! shipped OpenAPI document (`ops/openapi.json`): its status must be one
+//! the document gives for that path and method, its body must match the
+//! schema there, and every documented operation is exercised.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::gateway::Gateway;
+use support::{free_port, wait_for};
+
+const VIEWER: &str = "wallboard-demo-token-change-me";
+const SUPERVISOR: &str = "supervisor-demo-token-change-me";
+const UNIT: &str = "unit-token-of-minzheng-0123";
+
+/// The shipped table with a token for one unit's tickets.
+fn with_unit_token(text: String) -> String {
+    let anchor = "token = \"supervisor-demo-token-change-me\"\n";
+    assert!(
+        text.contains(anchor),
+        "the shipped table has the supervisor token"
+    );
+    text.replace(
+        anchor,
+        &format!("{anchor}\n[[api.tokens]]\nname = \"minzheng\"\nrole = \"unit:市民政局\"\ntoken = \"{UNIT}\"\n"),
+    )
+}
+
+/// The OpenAPI document and what the test saw of it.
+struct Api {
+    doc: Value,
+    port: u16,
+    /// (path template, method) exercised.
+    seen: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl Api {
+    fn new(port: u16) -> Api {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ops/openapi.json"))
+                .expect("ops/openapi.json");
+        Api {
+            doc: serde_json::from_str(&text).expect("ops/openapi.json is JSON"),
+            port,
+            seen: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// `method path` with `token`; the answer checked against the
+    /// document under `template`. Returns (status, body).
+    fn call(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        let (status, ctype, text) = http(self.port, method, path, token, body);
+        let op = &self.doc["paths"][template][method.to_lowercase()];
+        assert!(
+            op.is_object(),
+            "{method} {template} is not in ops/openapi.json"
+        );
+        let responses = &op["responses"];
+        let resp = &responses[status.to_string()];
+        assert!(
+            resp.is_object(),
+            "{method} {path} answered {status}, which ops/openapi.json does not give for {template}: {text}"
+        );
+        assert!(
+            ctype.starts_with("application/json"),
+            "{method} {path}: {ctype}"
+        );
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path} answered no JSON ({e}): {text}"));
+        let schema = &resp["content"]["application/json"]["schema"];
+        if let Err(why) = self.conforms(schema, &body, "$") {
+            panic!("{method} {path} → {status} does not match ops/openapi.json: {why}\n{body:#}");
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .insert((template.to_string(), method.to_lowercase()));
+        (status, body)
+    }
+
+    /// A JSON value against a schema of the document (the subset it uses:
+    /// `$ref`, `type` (or a list of them), `enum`, `properties`,
+    /// `required`, `additionalProperties: false`, `items`, `oneOf`).
+    fn conforms(&self, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r.trim_start_matches("#/components/schemas/");
+            return self.conforms(&self.doc["components"]["schemas"][name], v, at);
+        }
+        if let Some(options) = schema["oneOf"].as_array() {
+            return options
+                .iter()
+                .any(|s| self.conforms(s, v, at).is_ok())
+                .then_some(())
+                .ok_or(format!("{at}: matches none of oneOf"));
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let kind = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        if !types.is_empty()
+            && !types.contains(&kind)
+            && !(kind == "integer" && types.contains(&"number"))
+        {
+            return Err(format!("{at}: {kind}, the document says {types:?}"));
+        }
+        if let Some(allowed) = schema["enum"].as_array()
+            && !allowed.contains(v)
+        {
+            return Err(format!("{at}: {v} is none of {allowed:?}"));
+        }
+        if let Value::Object(m) = v {
+            let props = schema["properties"].as_object();
+            for r in schema["required"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap();
+                if !m.contains_key(r) {
+                    return Err(format!("{at}: no `{r}`"));
+                }
+            }
+            for (k, x) in m {
+                match props.and_then(|p| p.get(k)) {
+                    Some(s) => self.conforms(s, x, &format!("{at}.{k}"))?,
+                    None if schema["additionalProperties"] == Value::Bool(false) => {
+                        return Err(format!("{at}: `{k}` is not in the document"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let (Value::Array(items), Some(s)) = (v, schema.get("items")) {
+            for (i, x) in items.iter().enumerate() {
+                self.conforms(s, x, &format!("{at}[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every operation of the document (the event stream's is a stream,
+    /// exercised apart) was called.
+    fn assert_all_seen(&self) {
+        let seen = self.seen.lock().unwrap();
+        let mut missing = Vec::new();
+        for (path, ops) in self.doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                if path != "/api/events" && !seen.contains(&(path.clone(), method.clone())) {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "documented but never exercised: {missing:?}"
+        );
+    }
+}
+
+/// One HTTP/1.0 request; (status, content type, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// The event stream, read on a thread: its `data:` objects so far.
+struct Stream {
+    events: Arc<Mutex<Vec<Value>>>,
+    _socket: TcpStream,
+}
+
+impl Stream {
+    fn open(port: u16, token: &str) -> Stream {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let reader = s.try_clone().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(reader);
+            let mut line = String::new();
+            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                // Chunked transfer: a data line arrives whole inside a chunk.
+                if let Some(json) = line.trim_end().strip_prefix("data: ")
+                    && let Ok(v) = serde_json::from_str::<Value>(json)
+                {
+                    sink.lock().unwrap().push(v);
+                }
+                line.clear();
+            }
+        });
+        Stream { events, _socket: s }
+    }
+
+    /// Waits for an event matching `f`.
+    fn wait(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        wait_for(Duration::from_secs(10), || {
+            self.events.lock().unwrap().iter().find(|e| f(e)).cloned()
+        })
+        .unwrap_or_else(|| panic!("no {what} event: {:#?}", self.events.lock().unwrap()))
+    }
+}
+
+#[test]
+fn a_supervisor_watches_and_acts_through_the_control_api_as_its_document_says() {
+    let gw = Gateway::start_with("ops-api", with_unit_token);
+    let api = Api::new(gw.metrics);
+    let events = Stream::open(gw.metrics, VIEWER);
+
+    // Who may ask: no token or a wrong one is 401, counted; a viewer may
+    // not act; a unit's token reads only its tickets.
+    let (s, _) = api.call("GET", "/api/queues", "/api/queues", None, "");
+    assert_eq!(s, 401);
+    let (s, _) = api.call(
+        "GET",
+        "/api/seats",
+        "/api/seats",
+        Some("not-a-token-0123456789"),
+        "",
+    );
+    assert_eq!(s, 401);
+    assert!(
+        gw.metric("hotline_api_requests_total{result=\"unauthorized\"}") >= Some(2.0),
+        "401s are counted"
+    );
+    assert!(
+        gw.daemon
+            .log_text()
+            .contains("WARN security: api_unauthorized from 127.0.0.1"),
+        "a 401 is a security line"
+    );
+    assert!(
+        !gw.daemon.log_text().contains("not-a-token-0123456789"),
+        "tokens are never logged"
+    );
+    let (s, _) = api.call("GET", "/api/queues", "/api/queues", Some(UNIT), "");
+    assert_eq!(s, 403);
+    let (s, _) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/8001/pause",
+        Some(VIEWER),
+        r#"{"reason":"x"}"#,
+    );
+    assert_eq!(s, 403);
+    let (s, tickets) = api.call("GET", "/api/tickets", "/api/tickets", Some(UNIT), "");
+    assert_eq!((s, tickets), (200, Value::Array(vec![])));
+    let (s, _) = api.call(
+        "GET",
+        "/api/tickets",
+        "/api/tickets?status=lost",
+        Some(UNIT),
+        "",
+    );
+    assert_eq!(s, 400);
+    let (s, _) = api.call("GET", "/api/tickets", "/api/tickets", Some(SUPERVISOR), "");
+    assert_eq!(s, 403, "a supervisor's token is no unit's");
+    let (s, _) = api.call(
+        "GET",
+        "/api/tickets/{id}",
+        "/api/tickets/2612019999",
+        Some(UNIT),
+        "",
+    );
+    assert_eq!(s, 404);
+    let (s, _) = api.call(
+        "POST",
+        "/api/tickets/{id}/{step}",
+        "/api/tickets/2612019999/accept",
+        Some(UNIT),
+        "{}",
+    );
+    assert_eq!(s, 404);
+    let (s, due) = api.call(
+        "GET",
+        "/api/tickets/summary",
+        "/api/tickets/summary",
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!((s, &due["overdue"]), (200, &Value::from(0)));
+    let (s, sessions) = api.call("GET", "/api/sessions", "/api/sessions", Some(VIEWER), "");
+    assert_eq!(s, 200);
+    assert!(sessions["live"].as_array().unwrap().is_empty());
+
+    // A seat logs in (SIPp registers it) and is paused with a reason.
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (s, seat) = api.call(
+        "GET",
+        "/api/seats/{id}",
+        "/api/seats/8001",
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!((s, seat["state"].as_str()), (200, Some("available")));
+    let (s, _) = api.call(
+        "GET",
+        "/api/seats/{id}",
+        "/api/seats/9999",
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!(s, 404);
+    let (s, bad) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/8001/pause",
+        Some(SUPERVISOR),
+        "{}",
+    );
+    assert_eq!((s, bad["field"].as_str()), (400, Some("reason")));
+    let (s, bad) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/8001/pause",
+        Some(SUPERVISOR),
+        "{not json",
+    );
+    assert_eq!((s, bad["field"].as_str()), (400, Some("body")));
+    let (s, _) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/9999/pause",
+        Some(SUPERVISOR),
+        r#"{"reason":"培训"}"#,
+    );
+    assert_eq!(s, 404);
+    let (s, _) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/8002/pause",
+        Some(SUPERVISOR),
+        r#"{"reason":"培训"}"#,
+    );
+    assert_eq!(s, 409, "8002 is not logged in");
+    let (s, seat) = api.call(
+        "POST",
+        "/api/seats/{id}/pause",
+        "/api/seats/8001/pause",
+        Some(SUPERVISOR),
+        r#"{"reason":"培训"}"#,
+    );
+    assert_eq!(
+        (s, seat["state"].as_str(), seat["reason"].as_str()),
+        (200, Some("paused"), Some("培训"))
+    );
+    events.wait("seat paused", |e| {
+        e["type"] == "seat" && e["seat"] == "8001" && e["state"] == "paused"
+    });
+
+    // A caller waits: the queue shows it with its place, wait and line;
+    // the calls show it queued.
+    let caller = gw.call("12345", "wait_bye");
+    let queue = wait_for(Duration::from_secs(10), || {
+        let (_, queues) = api.call("GET", "/api/queues", "/api/queues", Some(VIEWER), "");
+        queues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["id"] == "general" && q["waiting"] == 1)
+            .cloned()
+    })
+    .unwrap_or_else(|| panic!("the caller never waited\n{}", gw.daemon.log_text()));
+    let waiter = &queue["callers"][0];
+    assert_eq!(
+        (waiter["position"].as_u64(), waiter["line"].as_str()),
+        (Some(1), Some("12345"))
+    );
+    assert_eq!(queue["seats"]["paused"], 1);
+    let id = waiter["call"].as_u64().unwrap();
+    let (s, calls) = api.call("GET", "/api/calls", "/api/calls", Some(VIEWER), "");
+    assert_eq!(s, 200);
+    let call = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .expect("the waiting call is listed");
+    assert_eq!(
+        (
+            call["state"].as_str(),
+            call["queue"].as_str(),
+            call["kind"].as_str(),
+            call["dialed"].as_str()
+        ),
+        (
+            Some("queued"),
+            Some("general"),
+            Some("queue"),
+            Some("12345")
+        )
+    );
+    assert_eq!(call["legs"][0]["party"], "caller");
+    let (s, one) = api.call(
+        "GET",
+        "/api/calls/{id}",
+        &format!("/api/calls/{id}"),
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!((s, &one["id"]), (200, &Value::from(id)));
+    events.wait("queue ENTERQUEUE", |e| {
+        e["type"] == "queue" && e["event"] == "ENTERQUEUE" && e["call"] == id
+    });
+    events.wait("call started", |e| {
+        e["type"] == "call" && e["event"] == "started" && e["call"] == id
+    });
+
+    // The supervisor ends it: the caller gets BYE, the call leaves the list.
+    let (s, _) = api.call(
+        "POST",
+        "/api/calls/{id}/hangup",
+        "/api/calls/999999/hangup",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!(s, 404);
+    let (s, _) = api.call(
+        "POST",
+        "/api/calls/{id}/hangup",
+        &format!("/api/calls/{id}/hangup"),
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!(s, 403);
+    let (s, ok) = api.call(
+        "POST",
+        "/api/calls/{id}/hangup",
+        &format!("/api/calls/{id}/hangup"),
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!((s, &ok["call"]), (202, &Value::from(id)));
+    caller.expect_success(&gw);
+    events.wait("call ended", |e| {
+        e["type"] == "call" && e["event"] == "ended" && e["call"] == id
+    });
+    let gone = wait_for(Duration::from_secs(5), || {
+        let (_, calls) = api.call("GET", "/api/calls", "/api/calls", Some(VIEWER), "");
+        calls.as_array().unwrap().is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "the call left /api/calls");
+    let (s, _) = api.call(
+        "GET",
+        "/api/calls/{id}",
+        &format!("/api/calls/{id}"),
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!(s, 404);
+
+    // Resume; log out (kept out while its phone stays registered), in.
+    let (s, seat) = api.call(
+        "POST",
+        "/api/seats/{id}/resume",
+        "/api/seats/8001/resume",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!((s, seat["state"].as_str()), (200, Some("available")));
+    let (s, seat) = api.call(
+        "POST",
+        "/api/seats/{id}/logout",
+        "/api/seats/8001/logout",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!(
+        (s, seat["state"].as_str(), &seat["held_out"]),
+        (200, Some("logged_out"), &Value::Bool(true))
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, seat) = api.call(
+        "GET",
+        "/api/seats/{id}",
+        "/api/seats/8001",
+        Some(VIEWER),
+        "",
+    );
+    assert_eq!(
+        seat["state"], "logged_out",
+        "still out after the ACD's look at registrations"
+    );
+    let (s, _) = api.call(
+        "POST",
+        "/api/seats/{id}/resume",
+        "/api/seats/8001/resume",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!(s, 409);
+    let (s, _) = api.call(
+        "POST",
+        "/api/seats/{id}/login",
+        "/api/seats/8002/login",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!(s, 409, "8002's phone is not registered");
+    let (s, seat) = api.call(
+        "POST",
+        "/api/seats/{id}/login",
+        "/api/seats/8001/login",
+        Some(SUPERVISOR),
+        "",
+    );
+    assert_eq!(
+        (s, seat["state"].as_str(), &seat["held_out"]),
+        (200, Some("available"), &Value::Bool(false))
+    );
+    let (s, seats) = api.call("GET", "/api/seats", "/api/seats", Some(VIEWER), "");
+    assert_eq!(s, 200);
+    assert!(
+        seats
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == "8001" && x["state"] == "available")
+    );
+    events.wait("seat command", |e| {
+        e["type"] == "seat_command" && e["step"] == "login"
+    });
+
+    api.assert_all_seen();
+}
+
+/// A reader's socket that holds little: the daemon's side fills soon.
+fn small_receive_buffer(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt reads one c_int through a valid pointer, on a
+    // socket this test owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUF");
+}
+
+#[test]
+fn a_slow_event_reader_is_dropped_and_calls_go_on() {
+    let gw = Gateway::start("ops-slow-reader");
+    // A reader that never reads: the daemon's events fill its socket, and
+    // then the hub's backlog; the stream is dropped, counted as slow.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.metrics)).unwrap();
+    small_receive_buffer(&s);
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {VIEWER}\r\n\r\n"
+    )
+    .unwrap();
+    // The events: a seat paused and resumed over and over.
+    let port = free_port();
+    gw.register("8001", port);
+    wait_for(Duration::from_secs(5), || {
+        (gw.metric("hotline_api_event_streams") == Some(1.0)).then_some(())
+    })
+    .expect("the stream is open");
+    let mut n = 0;
+    let dropped = wait_for(Duration::from_secs(60), || {
+        for _ in 0..200 {
+            let step = if n % 2 == 0 {
+                ("pause", r#"{"reason":"x"}"#)
+            } else {
+                ("resume", "")
+            };
+            n += 1;
+            let (status, _, _) = http(
+                gw.metrics,
+                "POST",
+                &format!("/api/seats/8001/{}", step.0),
+                Some(SUPERVISOR),
+                step.1,
+            );
+            assert_eq!(status, 200);
+        }
+        (gw.metric("hotline_api_event_streams_dropped_total{reason=\"slow\"}") == Some(1.0))
+            .then_some(())
+    });
+    assert!(
+        dropped.is_some(),
+        "the slow reader was never dropped\n{}",
+        gw.daemon.log_text()
+    );
+    assert_eq!(gw.metric("hotline_api_event_streams"), Some(0.0));
+    // Calls still go through meanwhile: one answered by the seat.
+    let seat = gw.seat("8001", port, "answer", "seat_bye");
+    let caller = gw.call("12345", "wait_bye");
+    caller.expect_success(&gw);
+    seat.expect_success(&gw);
+}
