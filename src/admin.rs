@@ -71,11 +71,25 @@ fn respond(req: &Request<hyper::body::Incoming>, metrics: &Metrics) -> Response<
             "application/json; charset=utf-8",
             OPENAPI.to_string(),
         ),
-        (&Method::GET, "/wallboard") => text(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            WALLBOARD.to_string(),
-        ),
+        (&Method::GET, "/wallboard") => {
+            let mut r = text(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                WALLBOARD.to_string(),
+            );
+            // Its own script and style only; it talks to this daemon only.
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+                ),
+            );
+            r.headers_mut().insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                header::HeaderValue::from_static("nosniff"),
+            );
+            r
+        }
         (_, "/metrics" | "/healthz" | OPENAPI_PATH | "/wallboard") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",

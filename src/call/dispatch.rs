@@ -145,6 +145,7 @@ pub struct WaiterSnapshot {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueueSnapshot {
     pub id: String,
+    pub name: String,
     pub callers: Vec<WaiterSnapshot>,
     pub waiting: usize,
     pub longest_wait: Option<f64>,
@@ -230,6 +231,7 @@ pub fn spawn(
         recent: crate::ops::recent::Recent::default(),
         tz: guard.calendar.timezone(),
         skills: seat_skills(&guard),
+        names: queue_names(&guard),
         shown: HashMap::new(),
         held_out: std::collections::HashSet::new(),
     };
@@ -297,6 +299,14 @@ pub fn config(table: &Table) -> acd::Config {
     }
 }
 
+fn queue_names(table: &Table) -> HashMap<String, String> {
+    table
+        .queues
+        .iter()
+        .map(|q| (q.id.clone(), q.name.clone()))
+        .collect()
+}
+
 fn seat_skills(table: &Table) -> HashMap<String, Vec<String>> {
     table
         .seats
@@ -342,6 +352,8 @@ struct Driver {
     /// The table's time zone: where "today" starts.
     tz: chrono_tz::Tz,
     skills: HashMap<String, Vec<String>>,
+    /// Queue id → its name, as the wallboard shows it.
+    names: HashMap<String, String>,
     /// Each seat's state as last told to the event stream.
     shown: HashMap<String, acd::SeatState>,
     /// Seats a supervisor logged out: kept out while their phones stay
@@ -484,6 +496,7 @@ impl Driver {
                 };
                 Some(QueueSnapshot {
                     id: q.to_string(),
+                    name: self.names.get(q).cloned().unwrap_or_default(),
                     callers,
                     waiting: s.waiting,
                     longest_wait: s.longest_wait.map(secs),
@@ -811,6 +824,7 @@ impl Driver {
         self.loaded = Arc::as_ptr(&guard) as usize;
         self.service_level = service_levels(&guard);
         self.skills = seat_skills(&guard);
+        self.names = queue_names(&guard);
         self.tz = guard.calendar.timezone();
         self.log = QueueLog::open(guard.acd.queue_log.as_deref());
         let actions = self.acd.reconfigure(config(&guard), now);
