@@ -467,6 +467,46 @@ fn a_supervisor_watches_and_acts_through_the_control_api_as_its_document_says() 
         e["type"] == "call" && e["event"] == "started" && e["call"] == id
     });
 
+    // Hand-offs need a call talking to a seat: a waiting one refuses
+    // them, saying why; a number is digits.
+    for step in ["consult", "transfer", "join", "complete", "leave", "cancel"] {
+        let template = format!("/api/calls/{{id}}/{step}");
+        let path = format!("/api/calls/{id}/{step}");
+        let (s, why) = api.call(
+            "POST",
+            &template,
+            &path,
+            Some(SUPERVISOR),
+            r#"{"number":"12366"}"#,
+        );
+        assert_eq!(s, 409, "{step}: {why}");
+        assert_eq!(why["error"], "the call is not talking to a seat");
+        let (s, _) = api.call(
+            "POST",
+            &template,
+            "/api/calls/999999/x",
+            Some(SUPERVISOR),
+            "",
+        );
+        assert_eq!(s, 404);
+    }
+    let (s, bad) = api.call(
+        "POST",
+        "/api/calls/{id}/consult",
+        &format!("/api/calls/{id}/consult"),
+        Some(SUPERVISOR),
+        r#"{"number":"12a"}"#,
+    );
+    assert_eq!((s, bad["field"].as_str()), (400, Some("number")));
+    let (s, bad) = api.call(
+        "POST",
+        "/api/calls/{id}/transfer",
+        &format!("/api/calls/{id}/transfer"),
+        Some(SUPERVISOR),
+        "{}",
+    );
+    assert_eq!((s, bad["field"].as_str()), (400, Some("number")));
+
     // The supervisor ends it: the caller gets BYE, the call leaves the list.
     let (s, _) = api.call(
         "POST",
@@ -654,4 +694,105 @@ fn a_slow_event_reader_is_dropped_and_calls_go_on() {
     let caller = gw.call("12345", "wait_bye");
     caller.expect_success(&gw);
     seat.expect_success(&gw);
+}
+
+/// A supervisor consults the 12366 sub-centre for a seat on a call and
+/// completes the transfer: caller and sub-centre talk (tones measured),
+/// the seat is let go with our BYE, and the hand-off is audited.
+#[test]
+fn a_supervisor_consults_the_sub_centre_for_a_seat_and_completes_the_transfer() {
+    use support::phone::{Phone, assert_hears, run_until, window};
+    let gw = Gateway::start("ops-consult");
+    let seat_port = free_port();
+    gw.register("8001", seat_port);
+    let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
+    let sub_centre = gw.trunk_uas_rtp("12366", gw.city, &sub.port());
+    let seat = gw.seat("8001", seat_port, "answer", "wait_bye");
+    let call = gw.call_for("12345", "caller_bye", &caller.port(), 9_000);
+    gw.wait_bridged(1.0);
+    let api = |method: &str, path: &str, body: &str| {
+        let (s, _, text) = http(gw.metrics, method, path, Some(SUPERVISOR), body);
+        (
+            s,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let (_, calls) = api("GET", "/api/calls", "");
+    let this = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["state"] == "connected" && c["seat"] == "8001")
+        .cloned()
+        .unwrap_or_else(|| panic!("the call is connected to 8001: {calls:#}"));
+    let id = this["id"].as_u64().unwrap();
+    let (s, why) = api("POST", &format!("/api/calls/{id}/complete"), "");
+    assert_eq!(
+        (s, why["error"].as_str()),
+        (409, Some("no consultation to complete"))
+    );
+    let (s, _) = api(
+        "POST",
+        &format!("/api/calls/{id}/consult"),
+        r#"{"number":"12366"}"#,
+    );
+    assert_eq!(s, 202);
+    // The seat (SIPp) sends no voice: the sub-centre's answer shows in the
+    // call's legs.
+    let mut now = Value::Null;
+    let answered = run_until(
+        &mut [&mut caller, &mut sub],
+        Duration::from_secs(10),
+        |_| {
+            now = api("GET", &format!("/api/calls/{id}"), "").1;
+            now["legs"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|l| l["party"] == "trunk" && l["state"] == "answered")
+            })
+        },
+    );
+    assert!(
+        answered,
+        "the sub-centre never answered: {now:#}\n{}",
+        gw.daemon.log_text()
+    );
+    assert_eq!(now["handoff"], "consult", "{now:#}");
+    let (s, _) = api(
+        "POST",
+        &format!("/api/calls/{id}/consult"),
+        r#"{"number":"12366"}"#,
+    );
+    assert_eq!(s, 409, "one hand-off at a time");
+    let (s, _) = api("POST", &format!("/api/calls/{id}/complete"), "");
+    assert_eq!(s, 202);
+    // The seat gets our BYE (its scenario waits for one).
+    seat.expect_success(&gw);
+    let (start, end) = window(
+        &mut [&mut caller, &mut sub],
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+    );
+    assert_hears(
+        "the caller",
+        &caller.heard_between(start, end),
+        &[1200.0],
+        &[400.0],
+    );
+    assert_hears(
+        "the sub-centre",
+        &sub.heard_between(start, end),
+        &[400.0],
+        &[1200.0],
+    );
+    call.expect_success(&gw);
+    sub_centre.expect_success(&gw);
+    assert_eq!(
+        gw.metric("hotline_transfers_total{kind=\"attended\",result=\"seat_left_after_intro\",target=\"city_sub_centre\"}"),
+        Some(1.0)
+    );
+    assert!(
+        gw.daemon
+            .log_text()
+            .contains("a supervisor completes the seat's transfer")
+    );
 }

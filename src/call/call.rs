@@ -2372,6 +2372,9 @@ pub mod consult;
 #[path = "view.rs"]
 mod view;
 
+#[path = "command.rs"]
+pub mod command;
+
 #[cfg(test)]
 #[path = "call_tests.rs"]
 mod tests;

@@ -35,6 +35,12 @@ pub enum Event {
     Terminate,
     /// A supervisor ends the call (the control API).
     Hangup,
+    /// A supervisor's hand-off for the call (the control API), answered
+    /// with whether it applied.
+    Command(
+        super::call::command::Command,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    ),
     /// The ACD's word for a waiting call.
     Acd(super::queue::FromAcd),
     /// The ticket store's answer for the call's ticket.

@@ -260,6 +260,12 @@ impl Call {
     }
 
     /// Whether the seat consults by keys (its keys steer it).
+    /// Whether a consultation is under way, and then whether its target
+    /// answered.
+    pub(super) fn consultation(&self) -> Option<bool> {
+        self.consult.as_ref().map(|c| c.answered)
+    }
+
     pub(super) fn consulting_by_keys(&self) -> bool {
         self.consult.as_ref().is_some_and(|c| c.by_keys)
     }

@@ -1092,6 +1092,17 @@ impl Engine {
                     Some(Event::Hangup) => {
                         out = call.end_by_operator(&self.registrar, Instant::now())
                     }
+                    Some(Event::Command(cmd, reply)) => {
+                        match call.on_command(cmd, &self.registrar, Instant::now()) {
+                            Ok(o) => {
+                                out = o;
+                                let _ = reply.send(Ok(()));
+                            }
+                            Err(why) => {
+                                let _ = reply.send(Err(why));
+                            }
+                        }
+                    }
                     Some(Event::Unreachable(addr)) => {
                         out = call.on_unreachable(addr, &self.registrar, Instant::now())
                     }

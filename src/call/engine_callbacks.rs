@@ -416,6 +416,9 @@ impl Engine {
                     }
                     Some(Event::Acd(cmd)) => out = cb.on_acd(cmd, &self.registrar, now()),
                     Some(Event::Ticket(_)) => {}
+                    Some(Event::Command(_, reply)) => {
+                        let _ = reply.send(Err("a callback takes no hand-off".into()));
+                    }
                     Some(Event::Consult(c)) => {
                         let (msg, peer, _) = *c;
                         self.reply(&msg, peer, 486, "Busy Here (no consultation during a callback)");

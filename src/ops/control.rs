@@ -109,7 +109,7 @@ pub async fn handle(
             Some(c) => reply(200, call_json(&c, Utc::now())),
             None => error(404, format!("no call {id} in progress")),
         },
-        ("POST", ["calls", id, step]) => call_step(id, step, who, ctx),
+        ("POST", ["calls", id, step]) => call_step(id, step, body, who, ctx).await,
         ("GET", ["sessions"]) => reply(200, sessions(&ctx.table.guard(), Utc::now())),
         ("GET", ["tickets", "summary"]) => ticket_summary(ctx).await,
         ("GET", _) | ("POST", _) => error(404, "no such resource"),
@@ -196,7 +196,8 @@ async fn seat_step(id: &str, step: &str, body: &[u8], who: &Principal, ctx: &Con
     }
 }
 
-fn call_step(id: &str, step: &str, who: &Principal, ctx: &Context) -> Reply {
+async fn call_step(id: &str, step: &str, body: &[u8], who: &Principal, ctx: &Context) -> Reply {
+    use crate::call::call::command::Command;
     let Some(call) = id
         .parse::<u64>()
         .ok()
@@ -204,16 +205,61 @@ fn call_step(id: &str, step: &str, who: &Principal, ctx: &Context) -> Reply {
     else {
         return error(404, format!("no call {id} in progress"));
     };
-    match step {
+    let gone = || error(404, format!("no call {id} in progress"));
+    let number = || -> Result<String, Reply> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| bad_field("body", format!("the body is not JSON: {e}")))?;
+        match v.get("number") {
+            Some(Value::String(n))
+                if !n.is_empty() && n.len() <= 32 && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(n.clone())
+            }
+            Some(_) => Err(bad_field("number", "number: 1 to 32 digits")),
+            None => Err(bad_field(
+                "number",
+                "the number to reach: {\"number\": \"12366\"}",
+            )),
+        }
+    };
+    let cmd = match step {
         "hangup" => {
             tracing::info!(call, by = %who.name, "call ended by a supervisor");
-            if ctx.hub.tell(call, crate::call::calls::Event::Hangup) {
+            return if ctx.hub.tell(call, crate::call::calls::Event::Hangup) {
                 reply(202, json!({"call": call, "step": "hangup"}))
             } else {
-                error(404, format!("no call {id} in progress"))
-            }
+                gone()
+            };
         }
-        _ => error(404, format!("no such step `{step}`: hangup")),
+        "consult" | "transfer" => match number() {
+            Ok(n) if step == "consult" => Command::Consult(n),
+            Ok(n) => Command::Transfer(n),
+            Err(r) => return r,
+        },
+        "join" => Command::Join,
+        "complete" => Command::Complete,
+        "leave" => Command::Leave,
+        "cancel" => Command::Cancel,
+        _ => {
+            return error(
+                404,
+                format!(
+                    "no such step `{step}`: hangup, consult, transfer, join, complete, leave or cancel"
+                ),
+            );
+        }
+    };
+    tracing::info!(call, step, by = %who.name, "call command");
+    match ctx.hub.command(call, cmd).await {
+        Some(Ok(())) => {
+            ctx.hub.publish(
+                "call_command",
+                json!({"call": call, "step": step, "by": who.name}),
+            );
+            reply(202, json!({"call": call, "step": step}))
+        }
+        Some(Err(why)) => error(409, why),
+        None => gone(),
     }
 }
 

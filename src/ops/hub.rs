@@ -164,6 +164,22 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Gives call `id` a supervisor's command; None when there is no such
+    /// call, else whether it applied.
+    pub async fn command(
+        &self,
+        id: u64,
+        cmd: crate::call::call::command::Command,
+    ) -> Option<Result<(), String>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if !self.tell(id, CallEvent::Command(cmd, reply)) {
+            return None;
+        }
+        answer.await.ok()
+    }
+}
+
 fn call_event(event: &str, view: &CallView) -> Value {
     let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
