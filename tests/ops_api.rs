@@ -123,10 +123,10 @@ impl Api {
             Value::Array(_) => "array",
             Value::Object(_) => "object",
         };
-        if !types.is_empty()
-            && !types.contains(&kind)
-            && !(kind == "integer" && types.contains(&"number"))
-        {
+        let fits = types.is_empty()
+            || types.contains(&kind)
+            || (kind == "integer" && types.contains(&"number"));
+        if !fits {
             return Err(format!("{at}: {kind}, the document says {types:?}"));
         }
         if let Some(allowed) = schema["enum"].as_array()
