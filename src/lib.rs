@@ -27,6 +27,7 @@ pub mod log_limit;
 pub mod media;
 pub mod metrics;
 pub mod ops;
+pub mod records;
 pub mod routing;
 pub mod sip;
 pub mod tickets;

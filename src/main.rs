@@ -62,6 +62,29 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Call records (CDR) in the store the table names: one per finished call.
+    Cdr {
+        #[arg(long, default_value = "routing.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: CdrAction,
+    },
+    /// The monthly brief (月报): calls, service level, hand-offs, and each
+    /// unit's tickets, ranked; one HTML file (SVG charts, opens offline)
+    /// and CSV tables.
+    Report {
+        /// The month, YYYY-MM (local time of the table's timezone).
+        #[arg(long)]
+        month: String,
+        #[arg(long, default_value = "routing.toml")]
+        config: PathBuf,
+        /// Where the HTML goes.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+        /// Also write the report's tables as CSV files into this folder.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// The callback tickets in the store the table names (`[tickets] store`):
     /// read them, and take an operator's steps.
     Tickets {
@@ -69,6 +92,22 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         action: TicketsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CdrAction {
+    /// Records of calls started in [--since, --until), oldest first: JSON
+    /// lines, or CSV.
+    Export {
+        /// A local date (YYYY-MM-DD, from its midnight) or an RFC 3339 instant.
+        #[arg(long)]
+        since: String,
+        /// As --since; the end is left out.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -141,6 +180,25 @@ fn main() -> ExitCode {
             json,
             number,
         } => match route(&config, at.as_deref(), from.as_deref(), json, &number) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Cdr { config, action } => match cdr(&config, action) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Report {
+            month,
+            config,
+            out,
+            csv,
+        } => match report(&config, &month, &out, csv.as_deref()) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -232,6 +290,66 @@ fn serve_error(format: LogFormat, message: &str) {
 
 /// `hotline tickets`: reads the store the table names; `visit`, `reassign`
 /// and `redeliver` are an operator's steps on it.
+/// An instant from the command line: RFC 3339, or a local date (its
+/// midnight in `tz`).
+fn instant(s: &str, tz: chrono_tz::Tz, what: &str) -> anyhow::Result<DateTime<Utc>> {
+    use chrono::TimeZone;
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("{what} `{s}`: a date YYYY-MM-DD or an RFC 3339 instant"))?;
+    tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| format!("{what} `{s}`: no such local midnight"))
+}
+
+fn cdr(config_path: &std::path::Path, action: CdrAction) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tz = loaded.table.calendar.timezone();
+    let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("."))?;
+    match action {
+        CdrAction::Export { since, until, csv } => {
+            let (since, until) = (
+                instant(&since, tz, "--since")?,
+                instant(&until, tz, "--until")?,
+            );
+            anyhow::ensure!(since < until, "--since must come before --until");
+            let records = store.call_records(since, until)?;
+            let mut out = std::io::stdout().lock();
+            hotline::records::export::write(&records, csv, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(
+    config_path: &std::path::Path,
+    month: &str,
+    out: &std::path::Path,
+    csv: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = hotline::tickets::open(&loaded.table.tickets.store, std::path::Path::new("."))?;
+    let month = hotline::records::report::Month::parse(month)?;
+    let data = hotline::records::report::gather(&*store, &loaded.table, month)?;
+    let report = hotline::records::report::build(&data, &loaded.table, month);
+    std::fs::write(out, report.html())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("report written to {}", out.display());
+    if let Some(dir) = csv {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+        for (name, text) in report.csvs() {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        eprintln!("CSV tables written to {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn tickets(config_path: &std::path::Path, action: TicketsAction) -> anyhow::Result<ExitCode> {
     use hotline::tickets::{Action, Filter, Status, TicketId, report};
     let ticket_id = |id: &str| {

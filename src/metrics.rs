@@ -58,6 +58,9 @@ pub struct Metrics {
     /// requests by result (`ok`, `unauthorized`, `forbidden`,
     /// `bad_request`, `not_found`, `error`).
     pub api_requests: IntCounterVec,
+    /// `hotline_call_records_failed_total`: call records the store refused
+    /// (the JSON-lines file, when configured, still has them).
+    pub records_failed: IntCounter,
     /// `hotline_api_event_streams`: event streams open now.
     pub api_streams: IntGauge,
     /// `hotline_api_event_streams_dropped_total{reason="slow"|"full"}`.
@@ -446,8 +449,14 @@ impl Metrics {
             "Event streams (GET /api/events) open now",
         )
         .expect("valid metric");
+        let records_failed = IntCounter::new(
+            "hotline_call_records_failed_total",
+            "Call records the store could not take (logged; the JSON-lines file, if any, has them)",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(records_failed.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(api_requests.clone()),
             Box::new(api_streams_dropped.clone()),
             Box::new(api_streams.clone()),
         ] {
@@ -455,6 +464,7 @@ impl Metrics {
         }
         let registry_for_queues = registry.clone();
         Metrics {
+            records_failed,
             api_requests,
             api_streams,
             api_streams_dropped,

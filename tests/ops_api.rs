@@ -549,6 +549,24 @@ fn a_supervisor_watches_and_acts_through_the_control_api_as_its_document_says() 
         "",
     );
     assert_eq!(s, 404);
+    // Its record: ended by the operator, after waiting in the queue.
+    let record = wait_for(Duration::from_secs(5), || {
+        cdr_export(&gw, false)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|r| r["call"] == id)
+    })
+    .expect("the call's record is stored");
+    assert_eq!(
+        (
+            record["end_reason"].as_str(),
+            record["queue"].as_str(),
+            record["line"].as_str()
+        ),
+        (Some("operator"), Some("general"), Some("12345"))
+    );
+    assert!(record["wait"].as_f64().unwrap() > 0.0);
+    assert_eq!(record["answered_by"], Value::Null);
 
     // Resume; log out (kept out while its phone stays registered), in.
     let (s, seat) = api.call(
@@ -696,13 +714,45 @@ fn a_slow_event_reader_is_dropped_and_calls_go_on() {
     seat.expect_success(&gw);
 }
 
+/// `hotline cdr export` of yesterday to tomorrow (local) from the
+/// gateway's store, as CSV or JSON lines.
+fn cdr_export(gw: &Gateway, csv: bool) -> String {
+    use chrono::TimeZone;
+    let today = chrono_tz::Asia::Shanghai
+        .from_utc_datetime(&chrono::Utc::now().naive_utc())
+        .date_naive();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
+    cmd.current_dir(gw.dir()).args([
+        "cdr",
+        "export",
+        "--config",
+        "routing.toml",
+        "--since",
+        &(today - chrono::Duration::days(1)).to_string(),
+        "--until",
+        &(today + chrono::Duration::days(2)).to_string(),
+    ]);
+    if csv {
+        cmd.arg("--csv");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A supervisor consults the 12366 sub-centre for a seat on a call and
 /// completes the transfer: caller and sub-centre talk (tones measured),
 /// the seat is let go with our BYE, and the hand-off is audited.
 #[test]
 fn a_supervisor_consults_the_sub_centre_for_a_seat_and_completes_the_transfer() {
     use support::phone::{Phone, assert_hears, run_until, window};
-    let gw = Gateway::start("ops-consult");
+    let gw = Gateway::start_with("ops-consult", |t| {
+        t + "\n[records]\njsonl = \"calls.jsonl\"\n"
+    });
     let seat_port = free_port();
     gw.register("8001", seat_port);
     let (mut caller, mut sub) = (Phone::new(400.0), Phone::new(1200.0));
@@ -795,4 +845,31 @@ fn a_supervisor_consults_the_sub_centre_for_a_seat_and_completes_the_transfer() 
             .log_text()
             .contains("a supervisor completes the seat's transfer")
     );
+    // The call's record, in the store (CSV export) and the JSON-lines file.
+    gw.wait_metric("hotline_active_calls", 0.0);
+    let csv = wait_for(Duration::from_secs(5), || {
+        let csv = cdr_export(&gw, true);
+        (csv.lines().count() >= 2).then_some(csv)
+    })
+    .expect("a record");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(
+        (
+            col("line"),
+            col("kind"),
+            col("answered_by"),
+            col("seats_offered"),
+            col("result")
+        ),
+        ("12345", "queue", "8001", "8001", "completed")
+    );
+    assert_eq!(col("handoffs"), "attended:12366:seat_left_after_intro");
+    assert_eq!(col("end_reason"), "caller_bye");
+    assert!(col("talk_seconds").parse::<f64>().unwrap() > 3.0);
+    let jsonl = std::fs::read_to_string(gw.dir().join("calls.jsonl")).unwrap();
+    let line: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(line["handoffs"][0]["target"], "city_sub_centre");
+    assert_eq!(line["call"], id);
 }

@@ -941,6 +941,11 @@ impl Engine {
         let mut out = first;
         self.ops.call_started(labels.view.clone(), handle.clone());
         let mut shown = labels.view.now.clone();
+        // The call's record, kept up as it runs; stored once its outcome
+        // is known.
+        let mut record = Some(crate::records::builder::Builder::new(labels.view.clone()));
+        // Ended by us rather than by either party.
+        let mut ended_by: Option<&'static str> = None;
         loop {
             let mut unreachable: Vec<Peer> = Vec::new();
             let mut three_way: Vec<String> = Vec::new();
@@ -959,7 +964,18 @@ impl Engine {
                     Output::ThreeWay { number } => three_way.push(number),
                     Output::Transfer { number } => transfers.push(number),
                     Output::Consult { number } => consults.push(number),
-                    Output::Audit(a) => self.audit(&a),
+                    Output::Audit(a) => {
+                        if let Some(r) = &mut record {
+                            r.handoff(crate::records::Handoff {
+                                kind: a.kind.as_str().to_string(),
+                                seat: a.seat.clone(),
+                                number: a.number.clone(),
+                                target: a.target.clone(),
+                                result: a.result.as_str().to_string(),
+                            });
+                        }
+                        self.audit(&a)
+                    }
                     Output::LeaderChoice(choice) => {
                         self.metrics
                             .leader_choice
@@ -1060,6 +1076,9 @@ impl Engine {
                 guard.counted = true;
                 guard.free_seats();
                 self.count(&call, outcome, &labels);
+                if let Some(r) = record.take() {
+                    self.keep_record(r, &call, outcome, ended_by, &recorded);
+                }
                 // The call is over: its media ends and its ports go back.
                 session = None;
                 self.publish_session_call(&call, &leader, started, &recorded);
@@ -1076,8 +1095,12 @@ impl Engine {
                     self.ops.call_ended(id, outcome.as_str());
                 }
             } else {
-                let now = call.state_view(Instant::now(), chrono::Utc::now());
+                let wall = chrono::Utc::now();
+                let now = call.state_view(Instant::now(), wall);
                 if now != shown {
+                    if let Some(r) = &mut record {
+                        r.observe(&now, wall);
+                    }
                     shown = now.clone();
                     self.ops.call_changed(id, now);
                 }
@@ -1090,6 +1113,7 @@ impl Engine {
                         out = call.on_message(msg, peer, &self.registrar, Instant::now())
                     }
                     Some(Event::Hangup) => {
+                        ended_by = ended_by.or(Some("operator"));
                         out = call.end_by_operator(&self.registrar, Instant::now())
                     }
                     Some(Event::Command(cmd, reply)) => {
@@ -1106,7 +1130,10 @@ impl Engine {
                     Some(Event::Unreachable(addr)) => {
                         out = call.on_unreachable(addr, &self.registrar, Instant::now())
                     }
-                    Some(Event::Terminate) => out = call.terminate(&self.registrar, Instant::now()),
+                    Some(Event::Terminate) => {
+                        ended_by = ended_by.or(Some("shutdown"));
+                        out = call.terminate(&self.registrar, Instant::now())
+                    }
                     Some(Event::Acd(cmd)) => out = call.on_acd(cmd, &self.registrar, Instant::now()),
                     Some(Event::Ticket(stored)) => {
                         out = call.on_ticket(stored, &self.registrar, Instant::now())
@@ -1140,8 +1167,60 @@ impl Engine {
         }
         if !guard.counted {
             guard.counted = true;
-            self.count(&call, call.outcome().unwrap_or(Outcome::Failed), &labels);
+            let outcome = call.outcome().unwrap_or(Outcome::Failed);
+            self.count(&call, outcome, &labels);
+            if let Some(r) = record.take() {
+                self.keep_record(r, &call, outcome, ended_by, &recorded);
+            }
         }
+    }
+
+    /// The call's record, to the store and the JSON-lines file (on a
+    /// blocking thread: the store may fsync). A record that cannot be
+    /// stored is logged; the call is over either way.
+    fn keep_record(
+        &self,
+        builder: crate::records::builder::Builder,
+        call: &Call,
+        outcome: Outcome,
+        ended_by: Option<&'static str>,
+        recorded: &[std::path::PathBuf],
+    ) {
+        let mut builder = builder;
+        for path in recorded {
+            builder.recording(path.display().to_string());
+        }
+        let reason = ended_by.map_or_else(|| call.end_reason(), str::to_string);
+        let record = builder.finish(
+            chrono::Utc::now(),
+            outcome.as_str(),
+            reason,
+            call.ticket().map(str::to_string),
+        );
+        let store = self.tickets.clone();
+        let jsonl = self.table.guard().records_jsonl.clone();
+        let metrics = self.metrics.clone();
+        self.ops.publish(
+            "record",
+            serde_json::json!({"call": record.call, "result": record.result, "line": record.line}),
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Some(path) = &jsonl {
+                let line = serde_json::to_string(&record).unwrap_or_default() + "\n";
+                let written = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+                if let Err(e) = written {
+                    tracing::warn!(path = %path.display(), error = %e, "call record not written to the JSON-lines file");
+                }
+            }
+            if let Err(e) = store.record_call(&record) {
+                metrics.records_failed.inc();
+                tracing::error!(error = %e, call = record.call, "call record not stored");
+            }
+        });
     }
 
     /// Stores a caller's ticket on a blocking thread (SQLite's fsync, a

@@ -11,6 +11,17 @@ use chrono::{DateTime, Utc};
 use std::time::Instant;
 
 impl Call {
+    /// How the call ended on the wire, for its record: the final status
+    /// the caller was answered, or which side hung up (`caller_bye`,
+    /// `far_bye`: the seat or trunk).
+    pub fn end_reason(&self) -> String {
+        match self.final_status {
+            Some(code) => code.to_string(),
+            None if self.seat_hung_up => "far_bye".into(),
+            None => "caller_bye".into(),
+        }
+    }
+
     /// The call now; `wall` is the wall clock at `now` (to date the answer).
     pub fn state_view(&self, now: Instant, wall: DateTime<Utc>) -> CallState {
         let state = match self.phase {

@@ -43,6 +43,17 @@ pub struct RawConfig {
     pub callers: Option<S<RawCallers>>,
     #[serde(default)]
     pub api: Option<S<RawApi>>,
+    #[serde(default)]
+    pub records: Option<S<RawRecords>>,
+}
+
+/// `[records]`: call records, besides the store.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRecords {
+    /// Also append each record as one JSON line to this file (relative to
+    /// the table's folder).
+    #[serde(default)]
+    pub jsonl: Option<S<String>>,
 }
 
 /// `[api]`: who may use the control API and the wallboard.

@@ -874,6 +874,30 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
     );
 
     let api_tokens = build_api(raw.api.as_ref().map(|a| a.get_ref()), &raw.units, r);
+    let records_jsonl = raw
+        .records
+        .as_ref()
+        .and_then(|x| x.get_ref().jsonl.as_ref())
+        .map(|v| {
+            let path = base_dir.join(v.get_ref());
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            if v.get_ref().trim().is_empty() || path.is_dir() {
+                r.error(v.span(), "records jsonl: name a file, or leave it out");
+            } else if !dir.is_dir() {
+                r.error(
+                    v.span(),
+                    format!(
+                        "records jsonl `{}`: no directory {}",
+                        path.display(),
+                        dir.display()
+                    ),
+                );
+            }
+            path
+        });
 
     let tickets = build_tickets(
         raw.tickets.as_ref().map(|t| t.get_ref()),
@@ -1432,6 +1456,7 @@ pub(crate) fn build(raw: &RawConfig, source: &Path, r: &mut Reporter) -> Option<
         media: media?,
         acd,
         api_tokens,
+        records_jsonl,
         prompts_dir,
         line_index,
         emergency_index,

@@ -511,6 +511,8 @@ pub struct Table {
     pub acd: AcdSettings,
     /// `[[api.tokens]]`: the control API's bearer tokens.
     pub api_tokens: Vec<ApiToken>,
+    /// `[records] jsonl`: each call record also as a JSON line here.
+    pub records_jsonl: Option<PathBuf>,
     pub(crate) line_index: FxHashMap<u64, u32>,
     pub(crate) emergency_index: FxHashMap<u64, u32>,
     pub(crate) barred_callers: FxHashSet<u64>,

@@ -92,6 +92,15 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A ticket's callbacks and every attempt made, in order.
     fn callbacks(&self, id: &TicketId) -> Result<(Vec<Job>, Vec<Attempt>), StoreError>;
+    /// Keeps a finished call's record (once: the same call again is
+    /// ignored).
+    fn record_call(&self, record: &crate::records::CallRecord) -> Result<(), StoreError>;
+    /// Records of calls started in `[since, until)`, oldest first.
+    fn call_records(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<crate::records::CallRecord>, StoreError>;
     /// What the store is, for logs (`sqlite:/path`, `postgres://host/db`,
     /// never a password).
     fn describe(&self) -> String;
@@ -301,6 +310,22 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         // survey) or `queue` (a caller called back in its turn).
         "ALTER TABLE ticket_callbacks ADD COLUMN kind TEXT NOT NULL DEFAULT 'visit'",
     ),
+    (
+        4,
+        // Call records: the columns a report selects on, and the whole
+        // record as JSON.
+        "CREATE TABLE call_records (
+        call_id TEXT NOT NULL,
+        started TEXT NOT NULL,
+        ended TEXT NOT NULL,
+        line TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        result TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (call_id, started)
+    );
+    CREATE INDEX call_records_by_start ON call_records (started)",
+    ),
 ];
 
 /// The lock key under which schema changes are made.
@@ -371,6 +396,55 @@ const COLUMNS: &str = "id, callback_number, caller_number, dialed, line, unit, t
      due_date, due_approximate, status, request_recording, call_id, recordings, reply, reason";
 
 impl<B: Backend> Store for SqlStore<B> {
+    fn record_call(&self, r: &crate::records::CallRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(r)
+            .map_err(|e| StoreError::Corrupt(format!("call record: {e}")))?;
+        self.db.transaction(&mut |tx| {
+            let params = [
+                Value::from(r.call_id.as_str()),
+                Value::from(time(r.started)),
+                Value::from(time(r.ended)),
+                Value::from(r.line.as_str()),
+                Value::from(r.kind.as_str()),
+                Value::from(r.result.as_str()),
+                Value::from(json.as_str()),
+            ];
+            let seen = tx.query(
+                "SELECT 1 FROM call_records WHERE call_id = $1 AND started = $2",
+                &params[..2],
+            )?;
+            if seen.is_empty() {
+                tx.exec(
+                    "INSERT INTO call_records (call_id, started, ended, line, kind, result, record) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &params,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn call_records(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<crate::records::CallRecord>, StoreError> {
+        self.db.read(&mut |tx| {
+            let rows = tx.query(
+                "SELECT record FROM call_records WHERE started >= $1 AND started < $2 \
+                 ORDER BY started, call_id",
+                &[time(since).into(), time(until).into()],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let t = text(&r[0])?;
+                    serde_json::from_str(&t)
+                        .map_err(|e| StoreError::Corrupt(format!("call record: {e}")))
+                })
+                .collect()
+        })
+    }
+
     fn create(&self, new: &NewTicket, now: DateTime<Utc>) -> Result<Created, StoreError> {
         let lock = self.db.lock(caller_key(&new.unit, &new.callback_number));
         let for_update = self.db.for_update();
