@@ -319,6 +319,53 @@ fn conformance(open: &dyn Fn() -> Arc<dyn Store>, reopen: &dyn Fn() -> Arc<dyn S
     assert!(!ids.contains(&same[0]));
 }
 
+/// Call records: kept once per call (the same call again is ignored),
+/// read back whole by the start's range, oldest first, the end left out.
+fn records_conformance(store: &dyn Store) {
+    use hotline::records::{CallRecord, Handoff};
+    let record = |call: u64, started: DateTime<Utc>| CallRecord {
+        call_id: format!("{call}@carrier"),
+        call,
+        started,
+        ended: started + chrono::Duration::seconds(90),
+        caller: Some("13800138000".into()),
+        dialed: "12345".into(),
+        line: "12345".into(),
+        kind: "queue".into(),
+        unit: Some("市民政局".into()),
+        queue: Some("general".into()),
+        wait: Some(12.5),
+        seats_offered: vec!["8001".into(), "8002".into()],
+        answered_by: Some("8002".into()),
+        talk: Some(70.25),
+        handoffs: vec![Handoff {
+            kind: "attended".into(),
+            seat: "8002".into(),
+            number: "12366".into(),
+            target: "city_sub_centre".into(),
+            result: "completed".into(),
+        }],
+        recordings: vec!["recordings/a.wav".into()],
+        result: "completed".into(),
+        end_reason: "caller_bye".into(),
+        ticket: None,
+    };
+    let (a, b, c) = (
+        record(1, at(1, 9)),
+        record(2, at(2, 9)),
+        record(3, at(3, 9)),
+    );
+    for r in [&b, &a, &c, &a] {
+        store.record_call(r).unwrap();
+    }
+    assert_eq!(
+        store.call_records(at(1, 0), at(3, 9)).unwrap(),
+        vec![a.clone(), b]
+    );
+    assert_eq!(store.call_records(at(3, 9), at(4, 0)).unwrap(), vec![c]);
+    assert!(store.call_records(at(5, 0), at(6, 0)).unwrap().is_empty());
+}
+
 /// The outbox: each new ticket has a delivery waiting; a retry waits for
 /// its time, a delivery (or a unit that pulls) dispatches the ticket in the
 /// same transaction, a dead one leaves it for an operator; a reopened
@@ -738,6 +785,7 @@ fn the_sqlite_store_passes_the_conformance_cases() {
     conformance(&open, &open);
     outbox_conformance(&*hotline::tickets::open("sqlite:outbox.db", &dir).unwrap());
     callback_conformance(&*hotline::tickets::open("sqlite:callbacks.db", &dir).unwrap());
+    records_conformance(&*hotline::tickets::open("sqlite:records.db", &dir).unwrap());
     // Write-ahead logging, kept in the file.
     let conn = rusqlite::Connection::open(dir.join("tickets.db")).unwrap();
     let mode: String = conn
@@ -925,6 +973,8 @@ fn the_postgres_store_passes_the_same_conformance_cases() {
     outbox_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
     let url = pg.database("callbacks");
     callback_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
+    let url = pg.database("records");
+    records_conformance(&*hotline::tickets::open(&url, Path::new("/")).unwrap());
 }
 
 /// Two gateways sharing one PostgreSQL, each with its own connection,
