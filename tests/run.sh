@@ -19,6 +19,16 @@ command -v linphone-daemon >/dev/null 2>&1 || need_apt+=(linphone-cli)
 # PostgreSQL: tests/tickets.rs starts a server of its own (initdb, pg_ctl)
 # to run the ticket store's conformance cases against it.
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
+# tests/ops_files.rs checks the shipped ops/ files with the real tools:
+# promtool the alerting rules, their unit tests and the dashboard's queries,
+# systemd-analyze the unit, fail2ban-regex the filter on the daemon's log.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v fail2ban-regex >/dev/null 2>&1 || need_apt+=(fail2ban)
+# Chromium, headless, loads the wallboard in a real browser; a Chinese font
+# makes its screenshot (a test artefact) readable.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || need_apt+=(fonts-wqy-microhei)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
@@ -28,5 +38,9 @@ command -v sipp >/dev/null 2>&1 || { echo "sipp is still missing after installin
 command -v baresip >/dev/null 2>&1 || { echo "baresip is still missing after installing baresip-core" >&2; exit 1; }
 command -v linphone-daemon >/dev/null 2>&1 || { echo "linphone-daemon is still missing after installing linphone-cli" >&2; exit 1; }
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { echo "pg_ctl is still missing after installing postgresql" >&2; exit 1; }
+command -v promtool >/dev/null 2>&1 || { echo "promtool is still missing after installing prometheus" >&2; exit 1; }
+command -v systemd-analyze >/dev/null 2>&1 || { echo "systemd-analyze is still missing after installing systemd" >&2; exit 1; }
+command -v fail2ban-regex >/dev/null 2>&1 || { echo "fail2ban-regex is still missing after installing fail2ban" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { echo "chromium is still missing after installing chromium" >&2; exit 1; }
 
 exec cargo test --locked "$@"
