@@ -146,12 +146,15 @@ fn shipped_table_is_valid() {
     assert_eq!(t.lines[t.main_line as usize].number, "12345");
     assert_eq!(t.source, path());
     assert!(t.prompts_dir.ends_with("prompts"));
-    // Its only warnings: every seat's password is a demo one.
+    // Its only warnings: every seat's password is a demo one, and so are
+    // its two API tokens (written in plain).
     let seats_with_password = t.seats.iter().filter(|s| s.password.is_some()).count();
     assert!(seats_with_password > 0);
+    assert_eq!(t.api_tokens.len(), 2);
+    assert!(t.api_tokens.iter().all(|t| t.plain));
     assert_eq!(
         loaded.warnings.len(),
-        seats_with_password,
+        seats_with_password + 2,
         "{}",
         render(&loaded.warnings)
     );
@@ -159,7 +162,9 @@ fn shipped_table_is_valid() {
         loaded
             .warnings
             .iter()
-            .all(|w| w.message.contains("has a demo password")),
+            .all(|w| w.message.contains("has a demo password")
+                || w.message
+                    .contains("is written in plain: give its token_sha256")),
         "shipped file has other warnings:\n{}",
         render(&loaded.warnings)
     );
@@ -1955,4 +1960,83 @@ fn the_ticket_store_and_units_are_checked_without_repeating_secrets() {
         "api_token",
         "16 characters or more",
     );
+}
+
+// ── [[api.tokens]] and [records] ─────────────────────────────────────────────
+
+#[test]
+fn api_tokens_are_checked_and_only_their_digest_is_kept() {
+    let with = |tokens: &str| {
+        shipped().replace(
+            "[[api.tokens]]\nname = \"wallboard\"",
+            &format!("{tokens}\n[[api.tokens]]\nname = \"wallboard\""),
+        )
+    };
+    let digest = "5f8e3ff7bd27f3a0a8bcb8ed2ca74f0a0e8e9ab0c6e43b0c9a4c5d3f2e1b0a99";
+    let ok = accepted(|_| {
+        with(&format!(
+            "[[api.tokens]]\nname = \"ops\"\nrole = \"unit:市民政局\"\ntoken_sha256 = \"{digest}\"\n"
+        ))
+    });
+    let t = ok.api_tokens.iter().find(|t| t.name == "ops").unwrap();
+    assert!(!t.plain);
+    assert_eq!(
+        t.role,
+        hotline::routing::table::ApiRole::Unit("市民政局".into())
+    );
+    assert!(
+        !format!("{:?}", ok.api_tokens).contains("demo-token"),
+        "never printed"
+    );
+    for (tokens, error) in [
+        (
+            "[[api.tokens]]\nname = \"x\"\nrole = \"admin\"\ntoken_sha256 = \"DIGEST\"\n",
+            "unknown role `admin`",
+        ),
+        (
+            "[[api.tokens]]\nname = \"x\"\nrole = \"unit:nobody\"\ntoken_sha256 = \"DIGEST\"\n",
+            "no unit `nobody`",
+        ),
+        (
+            "[[api.tokens]]\nname = \"x\"\nrole = \"viewer\"\ntoken_sha256 = \"abc\"\n",
+            "64 hex digits",
+        ),
+        (
+            "[[api.tokens]]\nname = \"x\"\nrole = \"viewer\"\ntoken = \"short\"\n",
+            "16 characters or more",
+        ),
+        (
+            "[[api.tokens]]\nname = \"x\"\nrole = \"viewer\"\n",
+            "neither token_sha256 nor token",
+        ),
+        (
+            "[[api.tokens]]\nname = \"wallboard\"\nrole = \"viewer\"\ntoken_sha256 = \"DIGEST\"\n",
+            "given twice",
+        ),
+        (
+            "[[api.tokens]]\nname = \"y\"\nrole = \"viewer\"\ntoken = \"wallboard-demo-token-change-me\"\n",
+            "the same token given twice",
+        ),
+    ] {
+        let text = with(&tokens.replace("DIGEST", digest));
+        let e = render(&errors_of(&text));
+        assert!(e.contains(error), "{tokens}: {e}");
+        assert!(
+            !e.contains("wallboard-demo-token-change-me"),
+            "a token is never repeated: {e}"
+        );
+    }
+}
+
+#[test]
+fn records_jsonl_must_name_a_file_in_a_folder_that_exists() {
+    let e = render(&errors_of(
+        &(shipped() + "\n[records]\njsonl = \"no/such/dir/calls.jsonl\"\n"),
+    ));
+    assert!(
+        e.contains("records jsonl") && e.contains("no directory"),
+        "{e}"
+    );
+    let t = accepted(|t| t.to_string() + "\n[records]\njsonl = \"calls.jsonl\"\n");
+    assert!(t.records_jsonl.unwrap().ends_with("calls.jsonl"));
 }

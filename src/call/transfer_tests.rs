@@ -1038,3 +1038,121 @@ fn a_replaces_before_the_consultation_rings_is_refused_and_changes_nothing() {
     let sent = run.consult_to("12366", vec![sub_centre()]);
     one(requests(&sent, Method::Invite), "INVITE to the sub-centre");
 }
+
+// ── A supervisor's commands (the control API) ───────────────────────────
+
+impl Run {
+    fn command(
+        &mut self,
+        cmd: crate::call::call::command::Command,
+    ) -> std::result::Result<Vec<Sent>, String> {
+        let out = self.call.on_command(cmd, &self.reg, self.now)?;
+        Ok(self.take(out, self.now))
+    }
+}
+
+#[test]
+fn a_supervisor_consults_for_the_seat_and_completes_the_transfer() {
+    use crate::call::call::command::Command;
+    let (mut run, _tag, _seat_invite) = bridged();
+    for (cmd, why) in [
+        (Command::Complete, "no consultation to complete"),
+        (Command::Join, "no answered consultation to join"),
+        (Command::Cancel, "no hand-off to cancel"),
+        (Command::Leave, "the call is no three-way call"),
+    ] {
+        assert_eq!(run.command(cmd).unwrap_err(), why);
+    }
+    assert!(
+        run.media
+            .last()
+            .unwrap()
+            .starts_with("Bridge { legs: [0, 1] }")
+    );
+    run.command(Command::Consult("12366".into())).unwrap();
+    assert_eq!(run.consults, ["12366"]);
+    let sent = run.consult_to("12366", vec![sub_centre()]);
+    let invite = one(requests(&sent, Method::Invite), "INVITE").msg.clone();
+    run.recv(&trunk_ok(&invite), trunk_peer());
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [1, 2] }");
+    let again = run.command(Command::Transfer("12366".into())).unwrap_err();
+    assert!(again.contains("under way"), "{again}");
+    let sent = run.command(Command::Complete).unwrap();
+    one(
+        requests(
+            &to_peer(&sent, seat_peer(1))
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+            Method::Bye,
+        ),
+        "our BYE to the seat",
+    );
+    assert!(to_peer(&sent, trunk_peer()).is_empty(), "the target stays");
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    let a = run.audits.last().unwrap();
+    assert_eq!(
+        (a.kind, a.result),
+        (Kind::Attended, Done::SeatLeftAfterIntro)
+    );
+}
+
+#[test]
+fn a_supervisor_cancels_a_consultation_and_the_seat_has_its_caller_back() {
+    use crate::call::call::command::Command;
+    let (mut run, _seat_invite, invite) = consulted_by_keys();
+    let sent = run.command(Command::Cancel).unwrap();
+    let bye = one(requests(&sent, Method::Bye), "BYE to the target");
+    assert_eq!(hv(&bye.msg, Name::CallId), hv(&invite, Name::CallId));
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 1] }");
+    assert_eq!(
+        run.command(Command::Cancel).unwrap_err(),
+        "no hand-off to cancel"
+    );
+}
+
+#[test]
+fn a_supervisor_joins_the_consultation_to_a_three_way_call_and_the_seat_leaves_it() {
+    use crate::call::call::command::Command;
+    let (mut run, _seat_invite, _invite) = consulted_by_keys();
+    run.command(Command::Join).unwrap();
+    let view = run.call.state_view(run.now, chrono::Utc::now());
+    assert_eq!(view.state, "conference");
+    assert_eq!(view.handoff, Some("three_way"));
+    let consult = run.command(Command::Consult("8002".into())).unwrap_err();
+    assert!(consult.contains("under way"), "{consult}");
+    let sent = run.command(Command::Leave).unwrap();
+    one(
+        requests(
+            &to_peer(&sent, seat_peer(1))
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+            Method::Bye,
+        ),
+        "our BYE to the seat",
+    );
+    assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
+    assert_eq!(
+        run.call.state_view(run.now, chrono::Utc::now()).state,
+        "connected"
+    );
+}
+
+#[test]
+fn a_supervisor_transfers_blind_and_a_call_not_talking_to_a_seat_takes_no_command() {
+    use crate::call::call::command::Command;
+    let (mut run, _tag, _seat_invite) = bridged();
+    run.command(Command::Transfer("12366".into())).unwrap();
+    assert_eq!(run.transfers, ["12366"]);
+    let t0 = Instant::now();
+    let reg = registrar(&[("8001", seat_peer(1))], t0);
+    let (mut ringing, out) = Run::start(reg, t0, with_streams(anchored(false)), vec![seat("8001")]);
+    ringing.take(out, t0);
+    assert_eq!(
+        ringing
+            .command(Command::Consult("12366".into()))
+            .unwrap_err(),
+        "the call is not talking to a seat"
+    );
+}
