@@ -150,6 +150,8 @@ fn result_label(status: u16) -> &'static str {
         403 => "forbidden",
         400 | 413 => "bad_request",
         404 | 405 => "not_found",
+        409 => "conflict",
+        503 => "unavailable",
         _ => "error",
     }
 }
@@ -366,6 +368,13 @@ fn event_stream(
                 _ = lagging(&events) => {
                     metrics.api_streams_dropped.with_label_values(&["slow"]).inc();
                     tracing::info!("event stream reader too slow: dropped");
+                    return;
+                }
+                // A reader that took nothing for two heartbeats has gone
+                // (or stalled): its slot goes to another.
+                _ = tokio::time::sleep(2 * STREAM_HEARTBEAT) => {
+                    metrics.api_streams_dropped.with_label_values(&["slow"]).inc();
+                    tracing::info!("event stream reader stalled: dropped");
                     return;
                 }
                 _ = shutdown.changed() => return,

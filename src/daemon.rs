@@ -37,6 +37,7 @@ pub fn reload(
     text: Result<&str, ConfigError>,
     trigger: &str,
     serving_metrics_on: Option<SocketAddr>,
+    api_on: Option<SocketAddr>,
     sip_listening: &[SocketAddr],
 ) -> bool {
     let refuse = |table: &crate::routing::Table| {
@@ -47,7 +48,7 @@ pub fn reload(
                 exposed.join(", ")
             ));
         }
-        let plain = serving_metrics_on
+        let plain = api_on
             .map(|on| plain_tokens_exposed(table, on))
             .unwrap_or_default();
         (!plain.is_empty()).then(|| {
@@ -248,6 +249,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             interval: opts.watch_interval,
             serving_metrics_on: opts.metrics_listen.is_none().then_some(listen),
+            api_on: bound,
             sip_listening: listen_on.clone(),
             seen: bytes,
             engine: engine.clone(),
@@ -466,6 +468,9 @@ struct Watch {
     interval: Duration,
     /// See [`reload`].
     serving_metrics_on: Option<SocketAddr>,
+    /// Where the API is served (whatever chose it): a table with plain
+    /// tokens is refused beyond loopback.
+    api_on: SocketAddr,
     /// Where SIP listens: a table with demo passwords is refused beyond
     /// loopback.
     sip_listening: Vec<SocketAddr>,
@@ -483,6 +488,7 @@ impl Watch {
             text.as_deref().map_err(clone_io),
             trigger,
             self.serving_metrics_on,
+            Some(self.api_on),
             &self.sip_listening,
         );
         if loaded {

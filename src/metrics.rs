@@ -56,7 +56,7 @@ pub struct Metrics {
     pub admin_dropped: IntCounterVec,
     /// `hotline_api_requests_total{result}`: control and ticket API
     /// requests by result (`ok`, `unauthorized`, `forbidden`,
-    /// `bad_request`, `not_found`, `error`).
+    /// `bad_request`, `not_found`, `conflict`, `unavailable`, `error`).
     pub api_requests: IntCounterVec,
     /// `hotline_call_records_failed_total`: call records the store refused
     /// (the JSON-lines file, when configured, still has them).
@@ -432,6 +432,8 @@ impl Metrics {
             "forbidden",
             "bad_request",
             "not_found",
+            "conflict",
+            "unavailable",
             "error",
         ] {
             api_requests.with_label_values(&[r]);

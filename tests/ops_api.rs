@@ -706,7 +706,7 @@ fn a_slow_event_reader_is_dropped_and_calls_go_on() {
         "the slow reader was never dropped\n{}",
         gw.daemon.log_text()
     );
-    assert_eq!(gw.metric("hotline_api_event_streams"), Some(0.0));
+    gw.wait_metric("hotline_api_event_streams", 0.0);
     // Calls still go through meanwhile: one answered by the seat.
     let seat = gw.seat("8001", port, "answer", "seat_bye");
     let caller = gw.call("12345", "wait_bye");

@@ -332,6 +332,7 @@ fn records_conformance(store: &dyn Store) {
         dialed: "12345".into(),
         line: "12345".into(),
         kind: "queue".into(),
+        origin: "trunk".into(),
         unit: Some("市民政局".into()),
         queue: Some("general".into()),
         wait: Some(12.5),
@@ -355,7 +356,10 @@ fn records_conformance(store: &dyn Store) {
         record(2, at(2, 9)),
         record(3, at(3, 9)),
     );
-    for r in [&b, &a, &c, &a] {
+    // The same call again, changed: the first record stays.
+    let mut later = a.clone();
+    later.result = "failed".into();
+    for r in [&b, &a, &c, &later] {
         store.record_call(r).unwrap();
     }
     assert_eq!(

@@ -148,6 +148,9 @@ pub enum Leave {
     /// its turn): out of the queue, no exit action; logged as
     /// `EXITWITHKEY`.
     Detached,
+    /// A supervisor ended the call (the control API): out of the queue,
+    /// no exit action; logged as `EXITWITHKEY` with reason `operator`.
+    Operator,
 }
 
 /// How an offer failed, as the call saw it.
@@ -544,7 +547,8 @@ impl Acd {
         self.input(now, |acd, now, out| match how {
             Leave::Abandoned => acd.abandon(call, now, out),
             Leave::ExitKey => acd.exit(call, ExitReason::ExitKey, now, out),
-            Leave::Detached => acd.step_out(call, now, out),
+            Leave::Detached => acd.step_out(call, None, now, out),
+            Leave::Operator => acd.step_out(call, Some("operator"), now, out),
         })
     }
 

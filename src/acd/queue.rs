@@ -434,7 +434,13 @@ impl Acd {
 
     /// The call took its caller out of the queue itself: no exit action
     /// (the caller is not the queue's to send anywhere any more).
-    pub(super) fn step_out(&mut self, call: CallId, now: Instant, out: &mut Vec<Action>) {
+    pub(super) fn step_out(
+        &mut self,
+        call: CallId,
+        reason: Option<&str>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some((caller, ahead)) = self.detach(call) else {
             return;
         };
@@ -444,6 +450,7 @@ impl Acd {
             call: Some(call),
             wait: now.saturating_duration_since(caller.arrival),
             position: Some(ahead + 1),
+            reason: reason.map(str::to_string),
             ..Event::new(EventKind::ExitWithKey, now)
         }));
         let freed = self.retract(&caller, now, out);

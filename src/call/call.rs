@@ -797,7 +797,8 @@ impl Call {
         if self.phase == Phase::Queued && self.via_acd && !self.acd_done {
             // Out of the queue at once: no seat is offered a caller being
             // hung up on (its task may linger a while yet).
-            self.out.push(Output::Acd(ToAcd::Left));
+            self.acd_done = true;
+            self.out.push(Output::Acd(ToAcd::Hungup));
         }
         self.stop(
             480,

@@ -546,12 +546,8 @@ impl Driver {
                 }
                 self.held_out.remove(seat);
                 tracing::info!(seat, "seat logged in by a supervisor");
-                let actions = if logged_in {
-                    Vec::new()
-                } else {
-                    self.acd.seat_login(seat, now)
-                };
-                (actions, Ok(()))
+                // Also clears a logout waiting for the seat's call to end.
+                (self.acd.seat_login(seat, now), Ok(()))
             }
         }
     }
@@ -588,6 +584,10 @@ impl Driver {
                     // is not for a call that went on to a ticket.
                     self.calls.remove(&call);
                     self.acd.leave(id(call), Leave::Detached, now)
+                }
+                ToAcd::Hungup => {
+                    self.calls.remove(&call);
+                    self.acd.leave(id(call), Leave::Operator, now)
                 }
                 ToAcd::Key(digit) => self.acd.key(id(call), digit, now),
                 ToAcd::Answered { seat } => self.acd.offer_answered(id(call), &seat, now),
@@ -768,6 +768,7 @@ impl Driver {
             EventKind::ExitWithTimeout => "timeout",
             EventKind::Full => "full",
             EventKind::ExitEmpty => "empty",
+            EventKind::ExitWithKey if e.reason.as_deref() == Some("operator") => "operator",
             EventKind::ExitWithKey => "exit_key",
             EventKind::RingNoAnswer => {
                 let result = match e.reason.as_deref() {

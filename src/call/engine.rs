@@ -448,7 +448,18 @@ impl Engine {
             self.metrics.untrusted_invites.inc();
             if let Some(suppressed) = self.quiet("untrusted_invite", peer) {
                 tracing::info!(from = %peer.addr, suppressed, "INVITE from an address that is no configured trunk");
-                crate::log_limit::security("untrusted_invite", peer.addr.ip());
+                // For fail2ban only over TCP: a UDP source is forged for
+                // the price of one packet, and a ban on it (a trunk, the
+                // monitoring host) would be the attacker's. Never a
+                // trunk's address (one that came on the wrong transport
+                // or port).
+                let a_trunks = table
+                    .trunks
+                    .iter()
+                    .any(|t| t.sources.contains(&peer.addr.ip()));
+                if peer.is_reliable() && !a_trunks {
+                    crate::log_limit::security("untrusted_invite", peer.addr.ip());
+                }
             }
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
@@ -713,6 +724,7 @@ impl Engine {
                 dialed: dialed.clone(),
                 line: line.clone(),
                 kind: kind.as_str(),
+                origin: if seat.is_some() { "seat" } else { "trunk" },
                 unit: decision_unit,
                 started: chrono::Utc::now(),
                 now: crate::ops::CallState {
@@ -1083,9 +1095,6 @@ impl Engine {
                 session = None;
                 self.publish_session_call(&call, &leader, started, &recorded);
             }
-            if call.is_finished() {
-                break;
-            }
             if guard.counted {
                 // Over for the API once its outcome is known (its
                 // transactions may linger a while).
@@ -1094,7 +1103,11 @@ impl Engine {
                     let outcome = call.outcome().unwrap_or(Outcome::Failed);
                     self.ops.call_ended(id, outcome.as_str());
                 }
-            } else {
+            }
+            if call.is_finished() {
+                break;
+            }
+            if !guard.counted {
                 let wall = chrono::Utc::now();
                 let now = call.state_view(Instant::now(), wall);
                 if now != shown {
@@ -1623,9 +1636,11 @@ impl Engine {
                 }
                 if let Some(suppressed) = self.quiet("auth_refused", peer) {
                     tracing::info!(from = %peer.addr, seat = %seat, error = %e, suppressed, "authentication refused");
-                    if e.counts_as_failure() {
-                        crate::log_limit::security("sip_auth_failed", peer.addr.ip());
-                    }
+                }
+                // Its own limit: failures that do not count (a stale
+                // nonce) must not use up the line fail2ban reads.
+                if e.counts_as_failure() && self.quiet("security_auth", peer).is_some() {
+                    crate::log_limit::security("sip_auth_failed", peer.addr.ip());
                 }
                 Err(Box::new(self.response(
                     msg,

@@ -42,6 +42,9 @@ pub enum ToAcd {
     /// The caller left the queue by a key of the call's own (a leader
     /// session's caller taking a ticket after all): counted as `exit_key`.
     Left,
+    /// A supervisor ended the waiting call (the control API): counted as
+    /// `operator`.
+    Hungup,
     /// A key the caller pressed while waiting (an exit key, perhaps).
     Key(char),
     /// The seat offered answered and is bridged to the caller.

@@ -2161,13 +2161,14 @@ fn build_api(
             }
             (Some(v), None) => {
                 let hex = v.get_ref().trim();
-                let bytes: Option<Vec<u8>> = (hex.len() == 64)
-                    .then(|| {
-                        (0..32)
-                            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                            .collect()
-                    })
-                    .flatten();
+                let bytes: Option<Vec<u8>> = (hex.len() == 64
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| {
+                    (0..32)
+                        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                        .collect()
+                })
+                .flatten();
                 match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                     Some(d) => Some(d),
                     None => {

@@ -313,6 +313,14 @@ pub fn sessions(table: &crate::routing::Table, now: DateTime<Utc>) -> Value {
 }
 
 async fn ticket_summary(ctx: &Context) -> Reply {
+    // Wallboards ask on every event: the store is read at most every few
+    // seconds.
+    if let Ok(cached) = ctx.hub.summary.lock()
+        && let Some((at, v)) = cached.as_ref()
+        && at.elapsed() < super::hub::SUMMARY_FOR
+    {
+        return reply(200, v.clone());
+    }
     let store = ctx.store.clone();
     let table = ctx.table.guard();
     let units = table.units.clone();
@@ -330,7 +338,11 @@ async fn ticket_summary(ctx: &Context) -> Reply {
         }
         Err(_) => return error(500, "internal error"),
     };
-    reply(200, summarise(&tickets, &units, &calendar, now))
+    let v = summarise(&tickets, &units, &calendar, now);
+    if let Ok(mut cached) = ctx.hub.summary.lock() {
+        *cached = Some((std::time::Instant::now(), v.clone()));
+    }
+    reply(200, v)
 }
 
 /// Per unit: tickets open, due today (local) and not done, overdue.

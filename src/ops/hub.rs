@@ -56,6 +56,9 @@ pub struct CallView {
     pub line: String,
     /// The routing kind: `queue`, `direct`, `sub_centre`, `emergency`, …
     pub kind: &'static str,
+    /// `trunk`: a call that came in (a citizen's); `seat`: one a seat
+    /// placed (to a seat, a sub-centre, a feature code).
+    pub origin: &'static str,
     pub unit: Option<String>,
     pub started: DateTime<Utc>,
     #[serde(flatten)]
@@ -71,13 +74,21 @@ struct LiveCall {
 pub struct Hub {
     events: broadcast::Sender<Arc<str>>,
     calls: DashMap<u64, LiveCall>,
+    /// The ticket summary as last read, and when: wallboards ask for it
+    /// on every event, and the store is read at most every
+    /// [`SUMMARY_FOR`].
+    pub summary: std::sync::Mutex<Option<(std::time::Instant, Value)>>,
 }
+
+/// How long a ticket summary is served before the store is read again.
+pub const SUMMARY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Default for Hub {
     fn default() -> Self {
         Hub {
             events: broadcast::channel(BACKLOG).0,
             calls: DashMap::new(),
+            summary: std::sync::Mutex::new(None),
         }
     }
 }
@@ -137,7 +148,8 @@ impl Hub {
 
     /// The call is over: off the list, with how it ended.
     pub fn call_ended(&self, id: u64, outcome: &str) {
-        if let Some((_, c)) = self.calls.remove(&id) {
+        if let Some((_, mut c)) = self.calls.remove(&id) {
+            c.view.now.state = "ended";
             let mut ev = call_event("ended", &c.view);
             ev["outcome"] = Value::String(outcome.to_string());
             self.publish("call", ev);

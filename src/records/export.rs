@@ -13,6 +13,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "dialed",
     "line",
     "kind",
+    "origin",
     "unit",
     "queue",
     "wait_seconds",
@@ -26,8 +27,15 @@ pub const CSV_COLUMNS: &[&str] = &[
     "ticket",
 ];
 
-/// A CSV field, quoted when it must be (RFC 4180).
+/// A CSV field, quoted when it must be (RFC 4180). A cell that starts as
+/// a spreadsheet formula would (`=`, `+`, `-`, `@`, tab, CR: numbers and
+/// names from SIP can) gets a leading `'`, so it stays text.
 pub fn field(s: &str) -> String {
+    let s = &if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -57,6 +65,7 @@ pub fn csv_row(r: &CallRecord) -> String {
         r.dialed.clone(),
         r.line.clone(),
         r.kind.clone(),
+        r.origin.clone(),
         opt(&r.unit).to_string(),
         opt(&r.queue).to_string(),
         num(r.wait),
@@ -97,5 +106,8 @@ mod tests {
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("x\ny"), "\"x\ny\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("+8613800138000"), "'+8613800138000");
+        assert_eq!(field("@sum"), "'@sum");
     }
 }

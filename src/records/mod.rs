@@ -15,6 +15,10 @@ pub mod report;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+fn trunk() -> String {
+    "trunk".into()
+}
+
 /// A seat's or supervisor's hand-off during the call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handoff {
@@ -45,6 +49,10 @@ pub struct CallRecord {
     /// How it was routed: `queue`, `direct`, `sub_centre`, `emergency`,
     /// `leader_session`, `reject`.
     pub kind: String,
+    /// `trunk` (a call that came in) or `seat` (one a seat placed: the
+    /// monthly report counts only calls that came in).
+    #[serde(default = "trunk")]
+    pub origin: String,
     pub unit: Option<String>,
     pub queue: Option<String>,
     /// Seconds from joining the queue to a seat's answer (or to leaving).

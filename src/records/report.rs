@@ -15,10 +15,14 @@
 //!   ÷ (queue calls answered + abandoned);
 //! - **average speed of answer**: the mean wait of answered queue calls;
 //! - a unit's ticket is **on time** when done (办结) by its due time,
-//!   **overdue** when done late, or not done and past due at the report's
-//!   end (a ticket it returned as not its own excepted); **extended** and **returned** count tickets with such a step;
-//!   **satisfaction** is satisfied ÷ (satisfied + unsatisfied) 回访 answers.
-//!   Units are ranked by on-time rate, then satisfaction, then name.
+//!   **overdue** when done late, or not done and past due at the period's
+//!   end (one returned and not yet reassigned excepted); the **on-time
+//!   rate** is on time ÷ (on time + overdue); **extended** counts tickets
+//!   with an extension, **returned** the returns a unit made (to the unit
+//!   that returned it); **satisfaction** is satisfied ÷ (satisfied +
+//!   unsatisfied) 回访 answers. The tickets are those created in the
+//!   month, as they stood at its end. Units are ranked by on-time rate,
+//!   then satisfaction, then name.
 
 use super::CallRecord;
 use crate::routing::Table;
@@ -71,11 +75,16 @@ impl Month {
 
     /// Its first and the next month's first local midnight.
     pub fn bounds(self, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+        // The day's first local instant (a zone whose clocks skip
+        // midnight starts the day at 01:00).
         let midnight = |d: NaiveDate| {
-            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                .earliest()
+            (0..4)
+                .find_map(|h| {
+                    tz.from_local_datetime(&d.and_hms_opt(h, 0, 0).unwrap_or_default())
+                        .earliest()
+                })
                 .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default()
+                .unwrap_or_else(|| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         };
         (midnight(self.first()), midnight(self.next().first()))
     }
@@ -149,8 +158,11 @@ pub struct UnitRow {
 }
 
 impl UnitRow {
+    /// Of the tickets decided (done, or past due): those done on time. One
+    /// not yet due counts for neither.
     pub fn on_time_rate(&self) -> Option<f64> {
-        (self.created > 0).then(|| self.on_time as f64 / self.created as f64)
+        let n = self.on_time + self.overdue;
+        (n > 0).then(|| self.on_time as f64 / n as f64)
     }
 
     pub fn satisfaction(&self) -> Option<f64> {
@@ -251,7 +263,9 @@ pub fn build(data: &Data, table: &Table, month: Month) -> Report {
     let mut waits = Vec::new();
     let mut lines: BTreeMap<(String, String), LineRow> = BTreeMap::new();
     let mut handoffs: BTreeMap<(String, String), HandoffRow> = BTreeMap::new();
-    for c in &data.records {
+    // Calls that came in: a seat's own calls (to a seat, a sub-centre, a
+    // feature code) are no citizen's.
+    for c in data.records.iter().filter(|c| c.origin == "trunk") {
         r.calls += 1;
         let (answered, abandoned) = (is_answered(c), is_abandoned(c));
         r.answered += u64::from(answered);
@@ -307,25 +321,49 @@ pub fn build(data: &Data, table: &Table, month: Month) -> Report {
     r.handoffs = handoffs.into_values().collect();
 
     let mut units: BTreeMap<String, UnitRow> = BTreeMap::new();
-    for f in &data.tickets {
-        let t = &f.ticket;
-        let u = units.entry(t.new.unit.clone()).or_insert_with(|| UnitRow {
-            unit: t.new.unit.clone(),
+    let row = |units: &mut BTreeMap<String, UnitRow>, unit: &str| {
+        units.entry(unit.to_string()).or_insert_with(|| UnitRow {
+            unit: unit.to_string(),
             ..UnitRow::default()
         });
+    };
+    for f in &data.tickets {
+        let t = &f.ticket;
+        // The ticket as it stood at the period's end: a report of a past
+        // month reads the same whenever it is made.
+        let history: Vec<&Event> = f.history.iter().filter(|e| e.at <= data.as_of).collect();
+        let has = |action: &str| history.iter().any(|e| e.action == action);
+        // A return is the returning unit's (its `by`), whoever holds the
+        // ticket now.
+        for e in history.iter().filter(|e| e.action == "return") {
+            let by = if table.units.contains(&e.by) {
+                e.by.as_str()
+            } else {
+                t.new.unit.as_str()
+            };
+            row(&mut units, by);
+            if let Some(u) = units.get_mut(by) {
+                u.returned += 1;
+            }
+        }
+        row(&mut units, &t.new.unit);
+        let Some(u) = units.get_mut(&t.new.unit) else {
+            continue;
+        };
         u.created += 1;
-        let done_at = f.history.iter().find(|e| e.action == "done").map(|e| e.at);
-        let has = |action: &str| f.history.iter().any(|e| e.action == action);
+        let done_at = history.iter().find(|e| e.action == "done").map(|e| e.at);
+        let returned_now = history
+            .last()
+            .is_some_and(|e| e.status == crate::tickets::Status::Returned);
         match done_at {
             Some(at) if at <= t.new.due => u.on_time += 1,
             Some(_) => u.overdue += 1,
-            // A ticket the unit returned as not its own is not its delay.
-            None if data.as_of >= t.new.due && !has("return") => u.overdue += 1,
+            // Returned and not yet given to another unit: nobody's delay.
+            None if data.as_of >= t.new.due && !returned_now => u.overdue += 1,
             None => {}
         }
         u.extended += u64::from(has("extend"));
-        u.returned += u64::from(has("return"));
-        for e in f.history.iter().filter(|e| e.action == "visit") {
+        for e in history.iter().filter(|e| e.action == "visit") {
             match e.status {
                 crate::tickets::Status::Visited => u.satisfied += 1,
                 crate::tickets::Status::Reopened => u.unsatisfied += 1,

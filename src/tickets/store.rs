@@ -409,17 +409,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 Value::from(r.result.as_str()),
                 Value::from(json.as_str()),
             ];
-            let seen = tx.query(
-                "SELECT 1 FROM call_records WHERE call_id = $1 AND started = $2",
-                &params[..2],
+            tx.exec(
+                "INSERT INTO call_records (call_id, started, ended, line, kind, result, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &params,
             )?;
-            if seen.is_empty() {
-                tx.exec(
-                    "INSERT INTO call_records (call_id, started, ended, line, kind, result, record) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &params,
-                )?;
-            }
             Ok(())
         })
     }
