@@ -873,3 +873,36 @@ fn a_supervisor_consults_the_sub_centre_for_a_seat_and_completes_the_transfer() 
     assert_eq!(line["handoffs"][0]["target"], "city_sub_centre");
     assert_eq!(line["call"], id);
 }
+
+/// The security line fail2ban reads for an INVITE from no trunk: over TCP
+/// (a source that answered a handshake) it is written; over UDP (a source
+/// anyone can forge for one packet) it is not. Both are refused `403`.
+#[test]
+fn an_untrusted_invite_is_a_security_line_over_tcp_only() {
+    let gw = Gateway::start("ops-untrusted");
+    let refused = |transport: &[&str]| {
+        gw.sipp(
+            "trunk_refused.xml",
+            &[("DIALED", "12345"), ("CODE", "403"), ("MATCH", ".*")],
+            "127.0.0.2",
+            free_port(),
+            transport,
+        )
+        .expect_success(&gw);
+    };
+    refused(&[]);
+    refused(&["-t", "t1"]);
+    let line = "WARN security: untrusted_invite from 127.0.0.2";
+    let seen = wait_for(Duration::from_secs(5), || {
+        gw.daemon.log_text().contains(line).then_some(())
+    });
+    assert!(seen.is_some(), "{}", gw.daemon.log_text());
+    let log = gw.daemon.log_text();
+    assert_eq!(log.matches(line).count(), 1, "the UDP one is not: {log}");
+    assert_eq!(
+        log.matches("INVITE from an address that is no configured trunk")
+            .count(),
+        1,
+        "the second within 10 s is held back from the ordinary log, not from fail2ban's: {log}"
+    );
+}

@@ -448,18 +448,18 @@ impl Engine {
             self.metrics.untrusted_invites.inc();
             if let Some(suppressed) = self.quiet("untrusted_invite", peer) {
                 tracing::info!(from = %peer.addr, suppressed, "INVITE from an address that is no configured trunk");
-                // For fail2ban only over TCP: a UDP source is forged for
-                // the price of one packet, and a ban on it (a trunk, the
-                // monitoring host) would be the attacker's. Never a
-                // trunk's address (one that came on the wrong transport
-                // or port).
-                let a_trunks = table
-                    .trunks
-                    .iter()
-                    .any(|t| t.sources.contains(&peer.addr.ip()));
-                if peer.is_reliable() && !a_trunks {
-                    crate::log_limit::security("untrusted_invite", peer.addr.ip());
-                }
+            }
+            // For fail2ban only over TCP: a UDP source is forged for the
+            // price of one packet, and a ban on it (a trunk, the
+            // monitoring host) would be the attacker's. Never a trunk's
+            // address (one that came on the wrong transport or port). Its
+            // own limit, apart from the ordinary line's.
+            let a_trunks = table
+                .trunks
+                .iter()
+                .any(|t| t.sources.contains(&peer.addr.ip()));
+            if peer.is_reliable() && !a_trunks && self.quiet("security_invite", peer).is_some() {
+                crate::log_limit::security("untrusted_invite", peer.addr.ip());
             }
             self.reply(&msg, peer, 403, "Forbidden (not a configured trunk)");
             return;
