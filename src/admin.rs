@@ -247,6 +247,21 @@ async fn api_request(
     whole(r)
 }
 
+/// A request's body, at most [`MAX_BODY`]; `413` otherwise.
+async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(json(
+            413,
+            &serde_json::json!({"error": "body too large or cut short"}),
+        )),
+    }
+}
+
 async fn control_response(
     req: Request<hyper::body::Incoming>,
     who: crate::ops::auth::Principal,
@@ -255,17 +270,9 @@ async fn control_response(
     use http_body_util::BodyExt;
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return json(
-                413,
-                &serde_json::json!({"error": "body too large or cut short"}),
-            );
-        }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let ctx = crate::ops::control::Context {
         hub: api.hub.clone(),
@@ -408,17 +415,9 @@ async fn api_response(req: Request<hyper::body::Incoming>, api: Api) -> Response
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return json(
-                413,
-                &serde_json::json!({"error": "body too large or cut short"}),
-            );
-        }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let (units, tokens) = {
         let t = api.table.guard();

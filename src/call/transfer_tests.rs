@@ -1041,6 +1041,12 @@ fn a_replaces_before_the_consultation_rings_is_refused_and_changes_nothing() {
 
 // ── A supervisor's commands (the control API) ───────────────────────────
 
+/// One BYE among `sent`, and it went to the seat.
+fn assert_bye_to_seat(sent: &[Sent]) {
+    let bye = one(requests(sent, Method::Bye), "our BYE");
+    assert_eq!(bye.peer, seat_peer(1), "the BYE goes to the seat");
+}
+
 impl Run {
     fn command(
         &mut self,
@@ -1078,16 +1084,7 @@ fn a_supervisor_consults_for_the_seat_and_completes_the_transfer() {
     let again = run.command(Command::Transfer("12366".into())).unwrap_err();
     assert!(again.contains("under way"), "{again}");
     let sent = run.command(Command::Complete).unwrap();
-    one(
-        requests(
-            &to_peer(&sent, seat_peer(1))
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>(),
-            Method::Bye,
-        ),
-        "our BYE to the seat",
-    );
+    assert_bye_to_seat(&sent);
     assert!(to_peer(&sent, trunk_peer()).is_empty(), "the target stays");
     assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
     let a = run.audits.last().unwrap();
@@ -1122,16 +1119,7 @@ fn a_supervisor_joins_the_consultation_to_a_three_way_call_and_the_seat_leaves_i
     let consult = run.command(Command::Consult("8002".into())).unwrap_err();
     assert!(consult.contains("under way"), "{consult}");
     let sent = run.command(Command::Leave).unwrap();
-    one(
-        requests(
-            &to_peer(&sent, seat_peer(1))
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>(),
-            Method::Bye,
-        ),
-        "our BYE to the seat",
-    );
+    assert_bye_to_seat(&sent);
     assert_eq!(run.media.last().unwrap(), "Bridge { legs: [0, 2] }");
     assert_eq!(
         run.call.state_view(run.now, chrono::Utc::now()).state,
