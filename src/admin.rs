@@ -267,7 +267,6 @@ async fn control_response(
     who: crate::ops::auth::Principal,
     api: Api,
 ) -> Response<Full<Bytes>> {
-    use http_body_util::BodyExt;
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let body = match read_body(req).await {
@@ -406,7 +405,6 @@ const MAX_BODY: usize = 64 * 1024;
 /// An API request: its body read (bounded), the answer computed on a
 /// blocking thread (the store may fsync), as JSON.
 async fn api_response(req: Request<hyper::body::Incoming>, api: Api) -> Response<Full<Bytes>> {
-    use http_body_util::BodyExt;
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
