@@ -63,6 +63,8 @@ pub struct Engine {
     stopping: std::sync::atomic::AtomicBool,
     /// The live picture for the control API: calls and the event stream.
     pub ops: Arc<crate::ops::Hub>,
+    /// Call records, written in batches on a thread of their own.
+    records: crate::records::Writer,
     this: Weak<Engine>,
 }
 
@@ -105,6 +107,14 @@ impl Engine {
         }
         let registrar = Arc::new(Registrar::new());
         let ops = Arc::new(crate::ops::Hub::default());
+        let records = {
+            let table = table.clone();
+            crate::records::Writer::spawn(
+                tickets.clone(),
+                move || table.guard().records_jsonl.clone(),
+                metrics.records_failed.clone(),
+            )
+        };
         let dispatch = super::dispatch::spawn(
             table.clone(),
             registrar.clone(),
@@ -130,6 +140,7 @@ impl Engine {
             local,
             tickets,
             stopping: std::sync::atomic::AtomicBool::new(false),
+            records,
             ops,
             this: this.clone(),
         })
@@ -1188,9 +1199,10 @@ impl Engine {
         }
     }
 
-    /// The call's record, to the store and the JSON-lines file (on a
-    /// blocking thread: the store may fsync). A record that cannot be
-    /// stored is logged; the call is over either way.
+    /// The call's record, to the records' writer (the store and the
+    /// JSON-lines file, in batches, on its own thread). A record that
+    /// cannot be stored is logged and counted; the call is over either
+    /// way.
     fn keep_record(
         &self,
         builder: crate::records::builder::Builder,
@@ -1210,30 +1222,11 @@ impl Engine {
             reason,
             call.ticket().map(str::to_string),
         );
-        let store = self.tickets.clone();
-        let jsonl = self.table.guard().records_jsonl.clone();
-        let metrics = self.metrics.clone();
         self.ops.publish(
             "record",
             serde_json::json!({"call": record.call, "result": record.result, "line": record.line}),
         );
-        tokio::task::spawn_blocking(move || {
-            if let Some(path) = &jsonl {
-                let line = serde_json::to_string(&record).unwrap_or_default() + "\n";
-                let written = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-                if let Err(e) = written {
-                    tracing::warn!(path = %path.display(), error = %e, "call record not written to the JSON-lines file");
-                }
-            }
-            if let Err(e) = store.record_call(&record) {
-                metrics.records_failed.inc();
-                tracing::error!(error = %e, call = record.call, "call record not stored");
-            }
-        });
+        self.records.keep(record);
     }
 
     /// Stores a caller's ticket on a blocking thread (SQLite's fsync, a

@@ -92,9 +92,13 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A ticket's callbacks and every attempt made, in order.
     fn callbacks(&self, id: &TicketId) -> Result<(Vec<Job>, Vec<Attempt>), StoreError>;
-    /// Keeps a finished call's record (once: the same call again is
-    /// ignored).
-    fn record_call(&self, record: &crate::records::CallRecord) -> Result<(), StoreError>;
+    /// Keeps finished calls' records, all in one transaction (each once:
+    /// the same call again is ignored).
+    fn record_calls(&self, records: &[crate::records::CallRecord]) -> Result<(), StoreError>;
+    /// [`Store::record_calls`] of one.
+    fn record_call(&self, record: &crate::records::CallRecord) -> Result<(), StoreError> {
+        self.record_calls(std::slice::from_ref(record))
+    }
     /// Records of calls started in `[since, until)`, oldest first.
     fn call_records(
         &self,
@@ -396,11 +400,12 @@ const COLUMNS: &str = "id, callback_number, caller_number, dialed, line, unit, t
      due_date, due_approximate, status, request_recording, call_id, recordings, reply, reason";
 
 impl<B: Backend> Store for SqlStore<B> {
-    fn record_call(&self, r: &crate::records::CallRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_string(r)
-            .map_err(|e| StoreError::Corrupt(format!("call record: {e}")))?;
-        self.db.transaction(&mut |tx| {
-            let params = [
+    fn record_calls(&self, rs: &[crate::records::CallRecord]) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(rs.len());
+        for r in rs {
+            let json = serde_json::to_string(r)
+                .map_err(|e| StoreError::Corrupt(format!("call record: {e}")))?;
+            rows.push([
                 Value::from(r.call_id.as_str()),
                 Value::from(time(r.started)),
                 Value::from(time(r.ended)),
@@ -408,12 +413,17 @@ impl<B: Backend> Store for SqlStore<B> {
                 Value::from(r.kind.as_str()),
                 Value::from(r.result.as_str()),
                 Value::from(json.as_str()),
-            ];
-            tx.exec(
-                "INSERT INTO call_records (call_id, started, ended, line, kind, result, record) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &params,
-            )?;
+            ]);
+        }
+        // One transaction (one fsync) for the whole batch.
+        self.db.transaction(&mut |tx| {
+            for params in &rows {
+                tx.exec(
+                    "INSERT INTO call_records (call_id, started, ended, line, kind, result, record) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    params,
+                )?;
+            }
             Ok(())
         })
     }
