@@ -906,3 +906,43 @@ fn an_untrusted_invite_is_a_security_line_over_tcp_only() {
         "the second within 10 s is held back from the ordinary log, not from fail2ban's: {log}"
     );
 }
+
+/// A call ended by the daemon stopping (SIGTERM) still has its record: the
+/// writer is drained before the process exits.
+#[test]
+fn a_call_ended_by_shutdown_keeps_its_record() {
+    let mut gw = Gateway::start("ops-shutdown-record");
+    let port = free_port();
+    gw.register("8001", port);
+    let (s, _, _) = http(
+        gw.metrics,
+        "POST",
+        "/api/seats/8001/pause",
+        Some(SUPERVISOR),
+        r#"{"reason":"x"}"#,
+    );
+    assert_eq!(s, 200);
+    let caller = gw.call("12345", "wait_bye");
+    let waiting = wait_for(Duration::from_secs(10), || {
+        let (_, _, text) = http(gw.metrics, "GET", "/api/calls", Some(VIEWER), "");
+        text.contains("\"queued\"").then_some(())
+    });
+    assert!(waiting.is_some(), "{}", gw.daemon.log_text());
+    gw.daemon.signal("TERM");
+    let exited = wait_for(Duration::from_secs(15), || {
+        gw.daemon.child.try_wait().ok().flatten()
+    });
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "{}",
+        gw.daemon.log_text()
+    );
+    caller.expect_success(&gw);
+    let records: Vec<Value> = cdr_export(&gw, false)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["end_reason"], "shutdown");
+    assert_eq!(records[0]["queue"], "general");
+}

@@ -315,6 +315,10 @@ impl Engine {
             tracing::info!(calls = asked, "ending calls in progress");
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
+        // The records of the calls just ended, written before exit.
+        if !self.records.drain(Duration::from_secs(5)).await {
+            tracing::warn!("call records still unwritten at exit");
+        }
     }
 
     /// Hands a message to its call's task; a UDP message beyond the

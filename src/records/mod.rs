@@ -119,7 +119,6 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    taken.fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
                     if let Some(path) = jsonl() {
                         append_jsonl(&path, &batch);
                     }
@@ -127,6 +126,9 @@ impl Writer {
                         counter.inc_by(batch.len() as u64);
                         tracing::error!(error = %e, records = batch.len(), "call records not stored");
                     }
+                    // Counted down once written: [`Writer::drain`] waits
+                    // for this.
+                    taken.fetch_sub(batch.len(), std::sync::atomic::Ordering::Relaxed);
                 }
             });
         if let Err(e) = spawned {
@@ -137,6 +139,20 @@ impl Writer {
             waiting,
             failed,
         }
+    }
+
+    /// Waits (at most `limit`) until every record handed over is written:
+    /// at shutdown, so the process does not exit under the last batch.
+    /// Whether all were.
+    pub async fn drain(&self, limit: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while self.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Hands `record` to the writer; never waits.
@@ -237,6 +253,11 @@ mod tests {
         assert_eq!(kept.len(), 2000);
         assert_eq!(kept[1999], record(1999));
         assert_eq!(failed.get(), 0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(writer.drain(std::time::Duration::from_secs(5))));
         let lines = std::fs::read_to_string(&jsonl).unwrap();
         assert_eq!(lines.lines().count(), 2000);
         let _ = std::fs::remove_dir_all(&dir);
