@@ -15,6 +15,9 @@
 //! | [`metrics`] | Prometheus metrics, one registry per daemon |
 //! | [`admin`] | the HTTP endpoint serving `/metrics` (loopback by default) |
 //! | [`log_limit`] | log lines an attacker can cause: rate-limited per kind and source; accept loops that back off |
+//! | [`simulate`] | `hotline simulate`: a day of traffic through the real routing and ACD in simulated time (discrete events, seeded draws); figures per half hour, Erlang C/A, the seat plan, the HTML report |
+//! | [`ops`] | the operator's surface: API tokens and roles, the live event hub, recent service-level windows, the control API's handlers, the wallboard page |
+//! | [`records`] | call records (one per call), their writer thread, CSV export, the monthly report |
 //! | [`daemon`] | `hotline serve`: wiring, reload triggers (SIGHUP, file change), shutdown |
 //!
 
@@ -29,5 +32,6 @@ pub mod metrics;
 pub mod ops;
 pub mod records;
 pub mod routing;
+pub mod simulate;
 pub mod sip;
 pub mod tickets;

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod simulate_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "hotline",
@@ -85,6 +87,12 @@ enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// A day of traffic through the table's real routing and ACD in
+    /// simulated time: waits, service level, occupancy per half hour; an
+    /// HTML report; the fewest seats per half hour for a target (--plan).
+    /// With --calls-per-hour and --seats: one synthetic queue, to check
+    /// against Erlang C.
+    Simulate(Box<simulate_cmd::Args>),
     /// The callback tickets in the store the table names (`[tickets] store`):
     /// read them, and take an operator's steps.
     Tickets {
@@ -199,6 +207,13 @@ fn main() -> ExitCode {
             out,
             csv,
         } => match report(&config, &month, &out, csv.as_deref()) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Simulate(args) => match simulate_cmd::simulate(*args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");

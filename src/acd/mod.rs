@@ -325,6 +325,23 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The event as one line of the queue log (JSON, with its wall-clock
+    /// `time` in milliseconds, and a newline): what `serve` writes and
+    /// `simulate --log` writes, so one reader takes both.
+    pub fn log_line(&self, time: chrono::DateTime<chrono::Utc>) -> String {
+        let mut obj = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(obj)) => obj,
+            _ => serde_json::Map::new(),
+        };
+        let time = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        obj.insert("time".into(), serde_json::Value::String(time));
+        let mut line = serde_json::Value::Object(obj).to_string();
+        line.push('\n');
+        line
+    }
+}
+
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_millis() as f64 / 1000.0)
 }
@@ -426,6 +443,8 @@ pub struct Acd {
     free: FreeSeats,
     /// Per skill: its seats by state.
     counts: Vec<SeatCounts>,
+    /// Every seat by state (a seat of many skills counted once).
+    totals: SeatCounts,
     /// Calls on seats, with their seats (sorted).
     on_call: FxHashMap<CallId, Vec<usize>>,
     timers: BTreeSet<(Instant, Timer)>,
@@ -486,6 +505,7 @@ impl Acd {
             waiting: Waiting::default(),
             free: FreeSeats::default(),
             counts: Vec::new(),
+            totals: SeatCounts::default(),
             on_call: FxHashMap::default(),
             timers: BTreeSet::new(),
             seq: 0,
@@ -879,6 +899,12 @@ impl Acd {
         })
     }
 
+    /// Every seat by state, each counted once whatever its skills (the
+    /// simulator's occupancy).
+    pub fn seat_totals(&self) -> SeatCounts {
+        self.totals
+    }
+
     /// A configured seat's state (or a removed one's while it finishes).
     pub fn seat_state(&self, seat: &str) -> Option<SeatState> {
         let seat = &self.seats[*self.seat_ix.get(seat)?];
@@ -1088,6 +1114,7 @@ impl Acd {
         self.waiting = Waiting::new(self.queues.len(), skills, self.seats.len());
         self.free = FreeSeats::new(skills);
         self.counts = vec![SeatCounts::default(); skills];
+        self.totals = SeatCounts::default();
         self.on_call.clear();
         self.timers.clear();
         for s in 0..self.seats.len() {
@@ -1096,6 +1123,7 @@ impl Acd {
             for &k in &seat.skills {
                 self.counts[k].add(seat.kind(), 1);
             }
+            self.totals.add(seat.kind(), 1);
             if seat.is_available() {
                 self.free.insert(s, seat);
             }

@@ -341,6 +341,8 @@ impl Acd {
                 self.counts[k].add(old, -1);
                 self.counts[k].add(new, 1);
             }
+            self.totals.add(old, -1);
+            self.totals.add(new, 1);
         }
         if new == Kind::Available {
             self.free.insert(s, seat);

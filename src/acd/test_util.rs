@@ -239,6 +239,7 @@ impl Acd {
         assert_eq!(fresh.waiting, self.waiting, "caller indexes drifted");
         assert_eq!(fresh.free, self.free, "free-seat index drifted");
         assert_eq!(fresh.counts, self.counts, "seat counts drifted");
+        assert_eq!(fresh.totals, self.totals, "seat totals drifted");
         assert_eq!(fresh.on_call, self.on_call, "calls on seats drifted");
         assert_eq!(fresh.timers, self.timers, "timers drifted");
         for (s, seat) in self.seats.iter().enumerate() {

@@ -901,14 +901,7 @@ impl QueueLog {
 
     fn write(&mut self, e: &acd::Event, at: SystemTime) {
         let Some(f) = &mut self.file else { return };
-        let Ok(serde_json::Value::Object(mut obj)) = serde_json::to_value(e) else {
-            return;
-        };
-        let time = chrono::DateTime::<chrono::Utc>::from(at)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        obj.insert("time".into(), serde_json::Value::String(time));
-        let mut line = serde_json::Value::Object(obj).to_string();
-        line.push('\n');
+        let line = e.log_line(chrono::DateTime::<chrono::Utc>::from(at));
         if let Err(e) = f.write_all(line.as_bytes())
             && !self.failed
         {

@@ -599,7 +599,11 @@ impl Engine {
         } else {
             let trunks = self.trunks.lock().unwrap_or_else(|e| e.into_inner());
             let (targets, no_target) = targets_for(&table, &decision, &line, |id| trunks.is_up(id));
-            (targets, no_target, queue_plan(&table, &decision, &line))
+            (
+                targets,
+                no_target,
+                QueuePlan::for_decision(&table, &decision, &line),
+            )
         };
         // Say what is true: busy seats are not the same as none logged in.
         let now = Instant::now();
@@ -2088,7 +2092,7 @@ fn leader_plan(
             Some(Instant::now() + left)
         }),
         end_ticket: table.leader.end_ticket,
-        end_queue: main_queue_plan(table, line),
+        end_queue: QueuePlan::main_queue(table, line),
         requests_dir: table.tickets.requests_dir.clone(),
         request_file: std::path::PathBuf::from(format!(
             "{}/{}-{id}.wav",
@@ -2096,19 +2100,6 @@ fn leader_plan(
             local.format("%H%M%S")
         )),
     }
-}
-
-/// The main line's queue, for a leader session's caller moved there when
-/// the session ends.
-fn main_queue_plan(table: &Table, line: &str) -> Option<QueuePlan> {
-    let q = table.main_line().queue?;
-    Some(QueuePlan {
-        queue: table.queues[q as usize].id.clone(),
-        line: line.to_string(),
-        skill: None,
-        expert_seats: Vec::new(),
-        intro: Vec::new(),
-    })
 }
 
 /// The caller's number as its network asserts it (RFC 3325
@@ -2125,57 +2116,6 @@ fn caller_identity(invite: &Message) -> Option<String> {
             uri_number(uri)
         });
     asserted.or_else(|| invite.from().and_then(|f| uri_number(f.uri)))
-}
-
-fn queue_plan(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<QueuePlan> {
-    let main_queue = || {
-        table
-            .main_line()
-            .queue
-            .map(|q| table.queues[q as usize].id.clone())
-    };
-    let plan = |queue: String, intro: Vec<Item>| QueuePlan {
-        queue,
-        line: line.to_string(),
-        skill: None,
-        expert_seats: Vec::new(),
-        intro,
-    };
-    let welcome = || {
-        let mut intro: Vec<Item> = d.announcement.map(Item::prompt).into_iter().collect();
-        intro.push(Item::prompt("welcome"));
-        intro
-    };
-    match (d.kind, &d.target) {
-        (Kind::Queue | Kind::LeaderSession, routing::Target::Queue(q)) => {
-            Some(plan(q.id.clone(), welcome()))
-        }
-        (
-            Kind::Direct,
-            routing::Target::Seats {
-                expert_seats,
-                skill,
-            },
-        ) => {
-            let resolved = d.dialed_line.map(|l| match l.resolved {
-                routing::Resolved::Line(i) => &table.lines[i as usize],
-                routing::Resolved::Emergency(_) => l,
-            });
-            let queue = resolved
-                .and_then(|l| l.queue)
-                .map(|q| table.queues[q as usize].id.clone())
-                .or_else(main_queue)?;
-            let mut p = plan(
-                queue,
-                d.announcement.map(Item::prompt).into_iter().collect(),
-            );
-            p.skill = (!skill.is_empty()).then(|| skill.to_string());
-            p.expert_seats = expert_seats.to_vec();
-            Some(p)
-        }
-        (Kind::SubCentre, _) => Some(plan(main_queue()?, vec![Item::prompt("transfer_notice")])),
-        _ => None,
-    }
 }
 
 /// The trunk, then its alternates, each with `number` in its URI: those
@@ -2240,7 +2180,7 @@ fn targets_for(
                 ),
             )
         }
-        // Seats come from the ACD (see `queue_plan`).
+        // Seats come from the ACD (see `QueuePlan::for_decision`).
         (_, routing::Target::Seats { .. } | routing::Target::Queue(_)) => (
             Vec::new(),
             Rejection::new(

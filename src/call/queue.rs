@@ -8,6 +8,7 @@
 //! (`call::dispatch`), so both stay pure and each is tested alone.
 
 use crate::media::prompt::Item;
+use crate::routing::{self, Kind, Table};
 use std::time::{Duration, Instant};
 
 /// Where a call's seats come from: the ACD queue it joins, and what the
@@ -23,6 +24,80 @@ pub struct QueuePlan {
     /// Played once before the first announcement of the caller's place
     /// (a merged number's notice, the welcome).
     pub intro: Vec<Item>,
+}
+
+impl QueuePlan {
+    /// The queue a routed call waits in, if it waits in one: a queue
+    /// line's (or a live leader session's) queue; a dual-number line's
+    /// queue with its skill and expert seats; for a sub-centre line, the
+    /// main queue should its trunk fail. `serve` and `simulate` both ask
+    /// here, so a simulated caller joins exactly the queue a real one
+    /// would.
+    pub fn for_decision(table: &Table, d: &routing::Decision<'_>, line: &str) -> Option<QueuePlan> {
+        let main_queue = || {
+            table
+                .main_line()
+                .queue
+                .map(|q| table.queues[q as usize].id.clone())
+        };
+        let plan = |queue: String, intro: Vec<Item>| QueuePlan {
+            queue,
+            line: line.to_string(),
+            skill: None,
+            expert_seats: Vec::new(),
+            intro,
+        };
+        let welcome = || {
+            let mut intro: Vec<Item> = d.announcement.map(Item::prompt).into_iter().collect();
+            intro.push(Item::prompt("welcome"));
+            intro
+        };
+        match (d.kind, &d.target) {
+            (Kind::Queue | Kind::LeaderSession, routing::Target::Queue(q)) => {
+                Some(plan(q.id.clone(), welcome()))
+            }
+            (
+                Kind::Direct,
+                routing::Target::Seats {
+                    expert_seats,
+                    skill,
+                },
+            ) => {
+                let resolved = d.dialed_line.map(|l| match l.resolved {
+                    routing::Resolved::Line(i) => &table.lines[i as usize],
+                    routing::Resolved::Emergency(_) => l,
+                });
+                let queue = resolved
+                    .and_then(|l| l.queue)
+                    .map(|q| table.queues[q as usize].id.clone())
+                    .or_else(main_queue)?;
+                let mut p = plan(
+                    queue,
+                    d.announcement.map(Item::prompt).into_iter().collect(),
+                );
+                p.skill = (!skill.is_empty()).then(|| skill.to_string());
+                p.expert_seats = expert_seats.to_vec();
+                Some(p)
+            }
+            (Kind::SubCentre, _) => {
+                Some(plan(main_queue()?, vec![Item::prompt("transfer_notice")]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The main line's queue, for a leader session's caller moved there
+    /// when the session ends.
+    pub fn main_queue(table: &Table, line: &str) -> Option<QueuePlan> {
+        let q = table.main_line().queue?;
+        Some(QueuePlan {
+            queue: table.queues[q as usize].id.clone(),
+            line: line.to_string(),
+            skill: None,
+            expert_seats: Vec::new(),
+            intro: Vec::new(),
+        })
+    }
 }
 
 /// What a call tells the ACD.

@@ -385,11 +385,31 @@ pub fn build(data: &Data, table: &Table, month: Month) -> Report {
 
 // ── Presentation ──────────────────────────────────────────────────────
 
-fn pct(x: Option<f64>) -> String {
+/// The start of a printable report page (A4, CJK fonts, tables and
+/// figures kept whole), up to the open `<body>`.
+pub(crate) fn page_start(title: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{}</title><style>\
+         body{{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\",\"Microsoft YaHei\",serif;max-width:960px;margin:2em auto;color:#111;line-height:1.5}}\
+         h1{{font-size:1.6em;text-align:center}} h2{{font-size:1.2em;border-bottom:2px solid #2f6fdb;margin-top:1.6em}}\
+         table{{border-collapse:collapse;width:100%;margin:.6em 0}} th,td{{border:1px solid #999;padding:.25em .5em;text-align:right}}\
+         th{{background:#eef2fa}} td:nth-child(2),td:first-child{{text-align:left}}\
+         .kpi{{display:grid;grid-template-columns:repeat(4,1fr);gap:.6em}} .kpi div{{border:1px solid #ccc;padding:.5em;text-align:center}}\
+         .kpi b{{display:block;font-size:1.5em}} figure{{margin:.6em 0}} figcaption{{font-weight:bold}}\
+         @page{{size:A4;margin:15mm}} @media print{{h2{{break-after:avoid}} table,figure{{break-inside:avoid}}}}\
+         </style></head><body>",
+        esc(title)
+    );
+    s
+}
+
+pub(crate) fn pct(x: Option<f64>) -> String {
     x.map_or("—".into(), |x| format!("{:.1}%", x * 100.0))
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -419,7 +439,7 @@ fn handoff_zh(kind: &str) -> &str {
 }
 
 /// A bar chart as inline SVG: `bars` are (label, value).
-fn bars(title: &str, bars: &[(String, u64)], id: &str) -> String {
+pub(crate) fn bars(title: &str, bars: &[(String, u64)], id: &str) -> String {
     let (w, h, pad) = (720.0_f64, 220.0_f64, 28.0_f64);
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
     let n = bars.len().max(1) as f64;
@@ -463,7 +483,7 @@ fn bars(title: &str, bars: &[(String, u64)], id: &str) -> String {
     s + "</svg></figure>"
 }
 
-fn table(head: &[&str], rows: &[Vec<String>], id: &str) -> String {
+pub(crate) fn table(head: &[&str], rows: &[Vec<String>], id: &str) -> String {
     let mut s = format!("<table id=\"{id}\"><thead><tr>");
     for h in head {
         let _ = write!(s, "<th>{}</th>", esc(h));
@@ -539,20 +559,7 @@ impl Report {
             "{} {}年{}月运行情况月报",
             self.centre, self.month.year, self.month.month
         );
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{}</title><style>\
-             body{{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\",\"Microsoft YaHei\",serif;max-width:960px;margin:2em auto;color:#111;line-height:1.5}}\
-             h1{{font-size:1.6em;text-align:center}} h2{{font-size:1.2em;border-bottom:2px solid #2f6fdb;margin-top:1.6em}}\
-             table{{border-collapse:collapse;width:100%;margin:.6em 0}} th,td{{border:1px solid #999;padding:.25em .5em;text-align:right}}\
-             th{{background:#eef2fa}} td:nth-child(2),td:first-child{{text-align:left}}\
-             .kpi{{display:grid;grid-template-columns:repeat(4,1fr);gap:.6em}} .kpi div{{border:1px solid #ccc;padding:.5em;text-align:center}}\
-             .kpi b{{display:block;font-size:1.5em}} figure{{margin:.6em 0}} figcaption{{font-weight:bold}}\
-             @page{{size:A4;margin:15mm}} @media print{{h2{{break-after:avoid}} table,figure{{break-inside:avoid}}}}\
-             </style></head><body>",
-            esc(&title)
-        );
+        let mut s = page_start(&title);
         let _ = write!(s, "<h1>{}</h1>", esc(&title));
         let asa = self
             .average_speed_of_answer
