@@ -60,6 +60,10 @@ pub struct Args {
     /// How much longer a seat stays on a call it hands over (three-way).
     #[arg(long, default_value_t = 60.0)]
     transfer_seconds: f64,
+    /// Of answered calls, the share the seat ends (`COMPLETEAGENT` in the
+    /// queue log) rather than the caller.
+    #[arg(long, default_value_t = 0.5)]
+    seat_hangup_share: f64,
     /// How long a seat rings before it answers.
     #[arg(long, default_value_t = 0.0)]
     answer_seconds: f64,
@@ -104,9 +108,14 @@ enum Dist {
     Fixed,
 }
 
+/// A week: the longest any time given in seconds may be.
+const MAX_SECONDS: f64 = 7.0 * 86_400.0;
+
 fn secs(name: &str, x: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(x)
-        .map_err(|_| anyhow::anyhow!("--{name} must be a number of seconds ≥ 0"))
+    if !(0.0..=MAX_SECONDS).contains(&x) {
+        bail!("--{name} must be a number of seconds from 0 to {MAX_SECONDS} (a week)");
+    }
+    Ok(Duration::from_secs_f64(x))
 }
 
 fn share(name: &str, x: f64) -> anyhow::Result<f64> {
@@ -194,7 +203,15 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
         patience_mean,
         ticket_share: share("ticket-share", a.ticket_share)?,
         transfer_share: share("transfer-share", a.transfer_share)?,
+        seat_hangup_share: share("seat-hangup-share", a.seat_hangup_share)?,
     };
+    let target_level = share("target-service-level", a.target_service_level)?;
+    if a.scale > 1000.0 {
+        bail!("--scale must be at most 1000");
+    }
+    if a.arrivals.is_some() && a.scale != 1.0 {
+        eprintln!("warning: --scale applies to a profile, not to replayed arrivals: ignored");
+    }
     let date = a
         .date
         .as_deref()
@@ -205,15 +222,20 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let loaded;
     let (model, times, source, sl_default, wrap_up, day) = if let Some(rate) = a.calls_per_hour {
-        if !(rate.is_finite() && rate > 0.0) {
-            bail!("--calls-per-hour must be more than 0");
+        if !(rate > 0.0 && rate <= 1e7) {
+            bail!("--calls-per-hour must be more than 0 (at most 10,000,000)");
         }
-        if !(a.hours.is_finite() && a.hours > 0.0 && a.hours <= 24.0 * 366.0) {
-            bail!("--hours must be more than 0 (at most a year)");
+        if !(a.hours >= 1.0 / 3600.0 && a.hours <= 24.0 * 366.0) {
+            bail!("--hours must be from a second (1/3600) to a year (8784)");
         }
         let seats = a.seats.unwrap_or(0);
-        if seats == 0 {
-            bail!("--seats must be at least 1");
+        if !(1..=100_000).contains(&seats) {
+            bail!("--seats must be from 1 to 100,000");
+        }
+        if date.is_some() {
+            eprintln!(
+                "warning: --date is for a table's day; the synthetic queue's starts at 0:00: ignored"
+            );
         }
         let length = Duration::from_secs_f64(a.hours * 3600.0);
         let times = traffic::poisson(rate, length, "pool", a.seed);
@@ -272,28 +294,32 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
         (Model::Table { .. }, Some(d)) => d.length,
         _ => Duration::from_secs_f64(a.hours * 3600.0),
     };
-    let roster = match (&a.roster, day) {
-        (Some(path), Some(d)) => Some(
-            traffic::read_roster(&read(path)?, &d)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        ),
-        (Some(_), None) => {
-            bail!("--roster is for a table's seats; the synthetic queue has --seats")
+    let roster = match (&a.roster, day, &model) {
+        (Some(path), Some(d), Model::Table { table, .. }) => {
+            let known = |s: &str| table.seats.iter().any(|t| t.id == s);
+            Some(
+                traffic::read_roster(&read(path)?, &d, &known)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
         }
+        (Some(_), ..) => bail!("--roster is for a table's seats; the synthetic queue has --seats"),
         _ => None,
     };
-    if let (Some(r), Model::Table { table, .. }) = (&roster, &model) {
-        let unknown: BTreeSet<&str> = r
+    // A seat that answers after its queue's ring time never answers: every
+    // offer rings out and autopause takes the seats away.
+    if let Model::Table { table, .. } = &model
+        && let Some(q) = table
+            .queues
             .iter()
-            .map(|s| s.0.as_str())
-            .filter(|s| !table.seats.iter().any(|t| t.id == *s))
-            .collect();
-        if !unknown.is_empty() {
-            bail!(
-                "the roster names seats the table does not have: {}",
-                unknown.into_iter().collect::<Vec<_>>().join(", ")
-            );
-        }
+            .filter(|q| !q.ring.is_zero())
+            .min_by_key(|q| q.ring)
+        && a.answer_seconds >= q.ring.as_secs_f64()
+    {
+        bail!(
+            "--answer-seconds must be shorter than queue `{}`'s ring_seconds ({} s): seats would never answer",
+            q.id,
+            q.ring.as_secs_f64()
+        );
     }
     let service_level = match a.service_level_seconds {
         Some(s) => secs("service-level-seconds", s)?,
@@ -320,6 +346,9 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
         &settings,
         log_file.as_mut().map(|f| f as &mut dyn std::io::Write),
     );
+    if let Some(e) = &run.log_error {
+        bail!("cannot write the queue log: {e}");
+    }
     if let Some(mut f) = log_file {
         std::io::Write::flush(&mut f).context("cannot write the queue log")?;
     }
@@ -339,7 +368,7 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
     }
 
     let plan_rows = if a.plan {
-        let target = share("target-service-level", a.target_service_level)?;
+        let target = target_level;
         let days = replications(&model, &arrivals, &settings, &source, &a, &draws, &run);
         Some(plan::plan(
             &days,
@@ -386,9 +415,15 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
             .queues
             .iter()
             .zip(&run.per_queue)
-            .map(|(q, t)| QueueFigures {
-                queue: q.clone(),
-                figures: figures(t, None),
+            .map(|(q, t)| {
+                // Seat time is not split between queues (a seat serves
+                // several): no occupancy per queue.
+                let mut figures = figures(t, None);
+                figures.occupancy = None;
+                QueueFigures {
+                    queue: q.clone(),
+                    figures,
+                }
             })
             .collect(),
         intervals: run
@@ -447,7 +482,7 @@ pub fn simulate(a: Args) -> anyhow::Result<ExitCode> {
                 title: &title,
                 settings: &settings_lines,
                 clock: &clock,
-                target: Some(a.target_service_level),
+                target: Some(target_level),
             },
             plan_rows.as_deref(),
         );

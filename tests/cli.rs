@@ -6,19 +6,6 @@ use serde_json::Value;
 use std::process::Command;
 use support::*;
 
-fn hotline(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(args)
-        .current_dir(REPO)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn check_accepts_the_shipped_table() {
     let (code, out, _) = hotline(&["check"]);

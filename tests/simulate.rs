@@ -9,21 +9,7 @@
 mod support;
 
 use serde_json::Value;
-use std::process::Command;
 use support::*;
-
-fn hotline(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(args)
-        .current_dir(REPO)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn json(args: &[&str]) -> Value {
     let (code, out, err) = hotline(args);
@@ -251,49 +237,17 @@ fn the_report_is_one_page_that_opens_offline_in_a_browser() {
         assert!(page.contains(&format!("id=\"{id}\"")), "no #{id}");
     }
     let png = dir.dir.join("report.png");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1000,2400",
-        ])
-        .arg(format!("--user-data-dir={}", dir.dir.join("chromium").display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .expect("chromium is not installed: run tests/run.sh, which installs it (Debian package chromium)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let profile = format!("--user-data-dir={}", dir.dir.join("chromium").display());
+    let url = format!("file://{}", html.display());
+    let shot_arg = format!("--screenshot={}", png.display());
+    chromium(&["--window-size=1000,2400", &profile, &shot_arg], &url);
     let shot = std::fs::read(&png).unwrap();
     assert!(
         shot.starts_with(b"\x89PNG") && shot.len() > 20_000,
         "{} bytes",
         shot.len()
     );
-    let dom = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.dir.join("chromium").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
+    let dom = chromium(&[&profile, "--dump-dom"], &url);
     let dom = String::from_utf8_lossy(&dom.stdout);
     // The browser parsed the charts: bars of the service level, one per
     // half hour with calls.
@@ -353,6 +307,30 @@ fn a_plan_prints_seats_per_half_hour_beside_erlang_c() {
 }
 
 #[test]
+fn every_flag_of_simulate_is_in_the_readme() {
+    let (code, help, _) = hotline(&["simulate", "--help"]);
+    assert_eq!(code, 0);
+    let readme = std::fs::read_to_string(format!("{REPO}/README.md")).unwrap();
+    let commands = &readme[readme.find("## Commands").unwrap()..];
+    let commands = &commands[..commands.find("**`check`**").unwrap()];
+    let section = &readme[readme.find("## Simulation").unwrap()..];
+    let section = &section[..section.find("## Layout").unwrap()];
+    // The options as help lists them, one a line: `  --flag <VALUE>`.
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '<']).next())
+        .filter(|f| *f != "help")
+        .collect();
+    assert!(flags.len() > 25, "{flags:?}");
+    for flag in flags {
+        let flag = format!("--{flag}");
+        assert!(commands.contains(&flag), "README Commands lacks {flag}");
+        assert!(section.contains(&flag), "README Simulation lacks {flag}");
+    }
+}
+
+#[test]
 fn bad_input_is_refused_with_its_file_and_line() {
     let dir = TempTable::new("simulate-bad");
     let csv = dir.dir.join("bad.csv");
@@ -381,7 +359,10 @@ fn bad_input_is_refused_with_its_file_and_line() {
     std::fs::write(&roster, "seat,from,until\n9999,08:00,10:00\n").unwrap();
     let (code, _, err) = hotline(&["simulate", "--roster", roster.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("9999"), "{err}");
+    assert!(
+        err.contains("roster.csv: line 2") && err.contains("9999"),
+        "{err}"
+    );
 
     let (code, _, err) = hotline(&["simulate", "--calls-per-hour", "100"]);
     assert_eq!(code, 2, "{err}");
@@ -389,6 +370,12 @@ fn bad_input_is_refused_with_its_file_and_line() {
     let (code, _, err) = hotline(&["simulate", "--date", "2026-13-01"]);
     assert_eq!(code, 2);
     assert!(err.contains("2026-13-01"), "{err}");
+    let (code, _, err) = hotline(&["simulate", "--answer-seconds", "25"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ring_seconds"), "{err}");
+    let (code, _, err) = hotline(&["simulate", "--handle-seconds", "1e19"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--handle-seconds"), "{err}");
     let (code, _, err) = hotline(&["simulate", "--ticket-share", "1.5"]);
     assert_eq!(code, 2);
     assert!(err.contains("--ticket-share"), "{err}");

@@ -9,17 +9,18 @@
 //! serve 12345, 8001 and 8002 (8201 and 8202 are taken out: the simulator
 //! logs in every seat of its table). The seats register in table order,
 //! answer at once and hang up after 3 s, the simulator's fixed handle time.
-//! Six callers dial 12345 at 0, 1, 2, 3, 6 and 13 s and stay on the line
-//! until their seat hangs up:
+//! Six callers dial 12345 half a second apart and stay on the line until
+//! their seat hangs up:
 //!
-//! - 8001: caller 0 at 0 s, free again at 4 s (3 s talk, 1 s wrap-up);
-//!   caller 2 at 4 s, free at 8 s; caller 4 at 8 s, free at 12 s;
-//! - 8002: caller 1 at 1 s, free at 5 s; caller 3 at 5 s, free at 9 s;
-//!   caller 5 at 13 s, with both seats free, 8002 idle the longer.
+//! - 8001: caller 0 at 0 s, its call over at 3 s, free again at 4 s (1 s
+//!   wrap-up); caller 2 (waiting since 1 s) at 4 s, over at 7 s; caller 4
+//!   at 8 s, over at 11 s;
+//! - 8002: caller 1 at 0.5 s, over at 3.5 s; caller 3 at 4.5 s, over at
+//!   7.5 s; caller 5 at 8.5 s, over at 11.5 s.
 //!
-//! Every decisive instant (an arrival, a seat free again) is at least 1 s
-//! from any other, so the jitter of a loopback run cannot change the
-//! order. SIPp must be installed (`tests/run.sh` installs it): this test
+//! Every instant that puts a line in the queue log (an arrival, a connect,
+//! a call's end) is at least half a second from any other, so the jitter of
+//! a loopback run (milliseconds) cannot change the order of the lines. SIPp must be installed (`tests/run.sh` installs it): this test
 //! fails, never skips, without it.
 
 mod support;
@@ -37,7 +38,7 @@ use support::{free_port, wait_for};
 const HOLD_MS: u32 = 3000;
 
 /// When each caller dials 12345, after the first.
-const ARRIVALS_MS: [u64; 6] = [0, 1000, 2000, 3000, 6000, 13_000];
+const ARRIVALS_MS: [u64; 6] = [0, 500, 1000, 1500, 2000, 2500];
 
 /// The order the script gives: (caller, seat) of each CONNECT in turn.
 const SCRIPTED: [(usize, &str); 6] = [
@@ -245,7 +246,7 @@ fn simulate_answers_the_arrivals_serve_answered_with_the_same_seats_in_the_same_
     }
 
     // The arrivals, as the daemon logged them, in order: ENTERQUEUE i is
-    // caller i (they came a second apart).
+    // caller i (they came half a second apart).
     let enters = of_kind(&served, "ENTERQUEUE");
     assert_eq!(enters.len(), numbers.len(), "{served_text}");
     let mut csv = String::from("time,dialed,caller\n");
@@ -267,6 +268,8 @@ fn simulate_answers_the_arrivals_serve_answered_with_the_same_seats_in_the_same_
         .args(["--arrivals", arrivals.to_str().unwrap()])
         .args(["--handle-dist", "fixed"])
         .args(["--handle-seconds", &(HOLD_MS / 1000).to_string()])
+        // The seats hang up (COMPLETEAGENT), as the SIPp seats do.
+        .args(["--seat-hangup-share", "1"])
         .args(["--log", sim_log.to_str().unwrap()])
         .output()
         .unwrap();
@@ -305,6 +308,17 @@ fn simulate_answers_the_arrivals_serve_answered_with_the_same_seats_in_the_same_
         );
     }
     assert_eq!(serve_order.len(), ARRIVALS_MS.len(), "{logs}");
+    // Line for line the same events, in the same order.
+    let kinds = |log: &[Value]| -> Vec<String> {
+        log.iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&simulated),
+        kinds(&served),
+        "the queue logs' events differ\n{logs}"
+    );
     assert!(someone_waited(&served), "nobody waited in serve\n{logs}");
     assert!(
         someone_waited(&simulated),

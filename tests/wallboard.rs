@@ -11,7 +11,6 @@ mod support;
 
 use chrono::{Duration as Days, TimeZone, Utc};
 use hotline::tickets::model::{Kind, NewTicket};
-use std::process::Command;
 use std::time::Duration;
 use support::gateway::Gateway;
 use support::{free_port, wait_for};
@@ -72,30 +71,13 @@ fn post(port: u16, path: &str, body: &str) {
     assert!(out.split(' ').nth(1) == Some("200"), "{path}: {out}");
 }
 
-/// Chromium, headless, on `url`: `args` say what it writes.
+/// Chromium on the wallboard: a desktop's window, and scripts, fetches
+/// and timers run until the page is idle (the event stream stays open and
+/// does not hold it up).
 fn chromium(args: &[&str], url: &str) -> std::process::Output {
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--window-size=1920,1080",
-            // Scripts, fetches and timers run until the page is idle
-            // (the event stream stays open and does not hold it up).
-            "--virtual-time-budget=5000",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-        .expect("chromium is not installed: run tests/run.sh, which installs it (Debian package chromium)");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let mut all = vec!["--window-size=1920,1080", "--virtual-time-budget=5000"];
+    all.extend_from_slice(args);
+    support::chromium(&all, url)
 }
 
 /// The text of the element carrying `attrs` (in this order) in `dom`.

@@ -20,10 +20,12 @@
 //! to events in the order they were scheduled, then to arrivals.
 //!
 //! # Choices
-//! - Seats answer an offer after `answer_delay` (default at once) and are
+//! - Seats answer an offer after `answer_delay` (default at once; the
+//!   command refuses one not shorter than every queue's ring time) and are
 //!   always there: nobody rejects, so autopause never happens.
 //! - The seat talks the call's drawn handle time, then wraps up for its
-//!   queue's `wrap_up` (the ACD times that, as in `serve`).
+//!   queue's `wrap_up` (the ACD times that, as in `serve`); the drawn party
+//!   ends it (`COMPLETEAGENT` or `COMPLETECALLER`).
 //! - A leader session's caller (media anchored, as the shipped table)
 //!   takes a ticket with the drawn share, else waits for the leader; at the
 //!   session's end a caller still waiting takes a ticket (`at_session_end =
@@ -141,14 +143,19 @@ pub struct Run {
     pub samples: Vec<Sample>,
     pub length: Duration,
     pub service_level: Duration,
+    /// Writing the queue log failed: the first error.
+    pub log_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     Login(u32),
     Logout(u32),
-    Answer(u64, u32),
-    HangUp(u64),
+    /// The seat answers the offer numbered so (a later offer of the same
+    /// seat to the same caller is another).
+    Answer(u64, u32, u64),
+    /// The call's talk is over; `true`: the seat ends it.
+    HangUp(u64, bool),
     Abandon(u64),
     SessionEnd,
 }
@@ -177,8 +184,13 @@ struct Sim<'a, 't, 'l> {
     queue_ix: FxHashMap<String, u16>,
     seat_ix: FxHashMap<String, u32>,
     seat_names: Vec<String>,
-    offers: FxHashSet<(u64, u32)>,
+    /// Offers standing, each with its number.
+    offers: FxHashMap<(u64, u32), u64>,
     sessions_seen: FxHashSet<Duration>,
+    /// A leader session's callers: the line they were routed as (the
+    /// main queue takes them with it at the session's end).
+    session_line: FxHashMap<u64, String>,
+    log_error: Option<String>,
     waiting: u32,
     // Integration of seat time, per half hour.
     busy: Vec<f64>,
@@ -243,8 +255,10 @@ pub fn run<'a>(
         queue_ix,
         seat_ix,
         seat_names,
-        offers: FxHashSet::default(),
+        offers: FxHashMap::default(),
         sessions_seen: FxHashSet::default(),
+        session_line: FxHashMap::default(),
+        log_error: None,
         waiting: 0,
         busy: vec![0.0; n],
         staffed: vec![0.0; n],
@@ -410,17 +424,19 @@ impl Sim<'_, '_, '_> {
         match ev {
             Ev::Login(s) => self.acd.seat_login(&self.seat_names[s as usize], now),
             Ev::Logout(s) => self.acd.seat_logout(&self.seat_names[s as usize], now),
-            Ev::Answer(call, s) => {
-                if self.offers.remove(&(call, s)) {
+            Ev::Answer(call, s, offer) => {
+                if self.offers.get(&(call, s)) == Some(&offer) {
+                    self.offers.remove(&(call, s));
                     self.acd
                         .offer_answered(CallId(call), &self.seat_names[s as usize], now)
                 } else {
                     Vec::new()
                 }
             }
-            Ev::HangUp(call) => {
+            Ev::HangUp(call, by_seat) => {
                 self.status[call as usize] = Status::Done;
-                self.acd.call_ended(CallId(call), Party::Caller, now)
+                let by = if by_seat { Party::Seat } else { Party::Caller };
+                self.acd.call_ended(CallId(call), by, now)
             }
             Ev::Abandon(call) => {
                 if self.status[call as usize] != Status::Waiting {
@@ -477,6 +493,7 @@ impl Sim<'_, '_, '_> {
                 if let Some(s) = d.session {
                     let end = (s.ends_at - day.start).to_std().unwrap_or_default();
                     self.session_end[i] = Some(end);
+                    self.session_line.insert(i as u64, line.clone());
                     if self.sessions_seen.insert(end) {
                         self.push(end, Ev::SessionEnd);
                     }
@@ -527,7 +544,11 @@ impl Sim<'_, '_, '_> {
         for i in ending {
             self.session_end[i] = None;
             let ticket = table.leader.end_ticket && table.media.anchor;
-            let line = self.arrivals[i].dialed.clone();
+            let line = self
+                .session_line
+                .get(&(i as u64))
+                .cloned()
+                .unwrap_or_else(|| self.arrivals[i].dialed.clone());
             let main = QueuePlan::main_queue(table, &line);
             if !ticket && main.is_none() {
                 continue;
@@ -545,7 +566,7 @@ impl Sim<'_, '_, '_> {
     }
 
     fn drop_offers(&mut self, call: u64) {
-        self.offers.retain(|&(c, _)| c != call);
+        self.offers.retain(|&(c, _), _| c != call);
     }
 
     fn carry_out(&mut self, actions: Vec<Action>, t: Duration) {
@@ -559,10 +580,12 @@ impl Sim<'_, '_, '_> {
                     if self.joined[c] == Some(t) && !self.facts[c].at_once {
                         self.facts[c].at_once = true;
                     }
-                    self.offers.insert((call.0, s));
+                    self.seq += 1;
+                    let offer = self.seq;
+                    self.offers.insert((call.0, s), offer);
                     let delay = self.settings.answer_delay;
                     if ring.is_zero() || delay < ring {
-                        self.push(t + delay, Ev::Answer(call.0, s));
+                        self.push(t + delay, Ev::Answer(call.0, s, offer));
                     }
                 }
                 Action::Retract { call, seat } => {
@@ -584,7 +607,8 @@ impl Sim<'_, '_, '_> {
                         self.facts[c].transferred = true;
                     }
                     self.facts[c].seat = s;
-                    self.push(t + talk, Ev::HangUp(call.0));
+                    let by_seat = a.seat_hangs_up;
+                    self.push(t + talk, Ev::HangUp(call.0, by_seat));
                 }
                 Action::Overflowed { call, to, .. } => match to {
                     Overflow::Queue(_) => {}
@@ -595,13 +619,19 @@ impl Sim<'_, '_, '_> {
                     }
                 },
                 Action::Log(e) => {
-                    if let (Some(log), Model::Table { day, .. }) = (&mut self.log, self.model) {
-                        let at = day.start + chrono::Duration::milliseconds(t.as_millis() as i64);
-                        let _ = log.write_all(e.log_line(at).as_bytes());
-                    } else if let Some(log) = &mut self.log {
-                        let at = chrono::DateTime::UNIX_EPOCH
-                            + chrono::Duration::milliseconds(t.as_millis() as i64);
-                        let _ = log.write_all(e.log_line(at).as_bytes());
+                    let Some(log) = &mut self.log else {
+                        continue;
+                    };
+                    // The synthetic queue's day starts at the Unix epoch.
+                    let start = match self.model {
+                        Model::Table { day, .. } => day.start,
+                        Model::Pool { .. } => chrono::DateTime::UNIX_EPOCH,
+                    };
+                    let at = start + chrono::Duration::milliseconds(t.as_millis() as i64);
+                    if let Err(e) = log.write_all(e.log_line(at).as_bytes())
+                        && self.log_error.is_none()
+                    {
+                        self.log_error = Some(e.to_string());
                     }
                 }
                 Action::Queued { .. } | Action::Announce { .. } | Action::Moved { .. } => {}
@@ -681,6 +711,7 @@ impl Sim<'_, '_, '_> {
             samples: self.samples,
             length: self.settings.length,
             service_level: target,
+            log_error: self.log_error,
         }
     }
 }

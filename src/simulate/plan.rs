@@ -8,11 +8,12 @@
 //! next. A half hour is judged on the callers who arrived in it, followed
 //! for `service_level` past its end; it meets the target when, summed
 //! over the replications, answered within `service_level` over offered
-//! reaches it. The search starts at Erlang C's figure and walks down while
-//! the target holds, or up until it does. A last run with the whole plan
-//! gives each half hour's service level as planned (a later half hour with
-//! fewer seats can leave an earlier one's last callers a little worse off
-//! than when it was settled: the figure says so).
+//! reaches it. Its seats must also keep the half hour before it meeting
+//! its target (that one's last callers are answered in this one), so a
+//! quiet half hour after a busy one keeps the seats to clear the backlog.
+//! The search starts at Erlang C's figure (at none for a half hour without
+//! calls) and walks down while the target holds, or up until it does. A
+//! last run with the whole plan gives each half hour's service level.
 
 use super::erlang::ErlangC;
 use super::{Arrival, INTERVAL, Model, Settings, run};
@@ -84,29 +85,42 @@ pub fn plan(days: &[Vec<Arrival>], settings: &Settings, target: Target) -> Vec<R
         offered == 0 || within as f64 >= target.service_level * offered as f64
     };
     let mut seats: Vec<usize> = Vec::with_capacity(n);
+    // Whether each half hour met its target when it was settled.
+    let mut met: Vec<bool> = Vec::with_capacity(n);
     for i in 0..n {
-        if calls[i] == 0 {
+        let before = i.checked_sub(1);
+        if calls[i] == 0 && before.is_none_or(|b| seats[b] == 0) {
             seats.push(0);
+            met.push(true);
             continue;
         }
         let try_with = |k: usize, seats: &[usize]| {
             let mut trial = seats.to_vec();
             trial.push(k);
-            meets(level(&trial, i + 1)[i])
+            let l = level(&trial, i + 1);
+            meets(l[i]) && before.is_none_or(|b| !met[b] || meets(l[b]))
         };
-        let mut k = erlang[i].max(1);
-        if try_with(k, &seats) {
-            while k > 1 && try_with(k - 1, &seats) {
+        let floor = usize::from(calls[i] > 0);
+        let cap = erlang[i].max(before.map_or(0, |b| seats[b])) * 4 + 20;
+        let mut k = erlang[i].max(floor);
+        let ok = if try_with(k, &seats) {
+            while k > floor && try_with(k - 1, &seats) {
                 k -= 1;
             }
+            true
         } else {
-            let cap = erlang[i] * 4 + 20;
-            while k < cap && !try_with(k + 1, &seats) {
+            loop {
                 k += 1;
+                if try_with(k, &seats) {
+                    break true;
+                }
+                if k >= cap {
+                    break false;
+                }
             }
-            k += 1;
-        }
+        };
         seats.push(k);
+        met.push(ok);
     }
     let whole = level(&seats, n);
     (0..n)

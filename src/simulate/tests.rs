@@ -35,7 +35,28 @@ fn draws(handle: u64, patience: Option<u64>) -> Draws {
         patience_mean: patience.map(secs),
         ticket_share: 0.0,
         transfer_share: 0.0,
+        seat_hangup_share: 0.5,
     }
+}
+
+#[test]
+fn one_setting_leaves_every_other_draw_as_it_was() {
+    let times = traffic::poisson(200.0, secs(3600), "pool", 1);
+    let plain = traffic::draw(times.clone(), &draws(180, None), 1);
+    let mut d = draws(180, Some(60));
+    d.ticket_share = 0.5;
+    let other = traffic::draw(times.clone(), &d, 1);
+    d.handle = HandleDist::LogNormal { cv: 0.5 };
+    let lognormal = traffic::draw(times, &d, 1);
+    for ((a, b), c) in plain.iter().zip(&other).zip(&lognormal) {
+        assert_eq!(
+            (a.handle, a.transfer, a.seat_hangs_up),
+            (b.handle, b.transfer, b.seat_hangs_up)
+        );
+        assert_eq!((b.patience, b.wants_ticket), (c.patience, c.wants_ticket));
+    }
+    assert!(other.iter().any(|a| a.wants_ticket) && other.iter().all(|a| a.patience.is_some()));
+    assert_ne!(plain[0].handle, lognormal[0].handle);
 }
 
 /// The synthetic single queue: `per_hour` Poisson calls, exponential
@@ -170,33 +191,50 @@ fn a_long_run_with_patience_matches_erlang_a() {
     );
 }
 
-fn mean_wait(r: &Run) -> f64 {
-    let waits: Vec<f64> = r
-        .calls
+/// Each call's wait: to its answer, abandon or overflow, or to the run's
+/// end for one still waiting.
+fn waits(r: &Run) -> Vec<f64> {
+    r.calls
         .iter()
-        .filter_map(|c| c.wait.map(|w| w.as_secs_f64()))
-        .collect();
-    waits.iter().sum::<f64>() / waits.len().max(1) as f64
+        .map(|c| match (c.wait, c.outcome) {
+            (Some(w), _) => w.as_secs_f64(),
+            (None, Outcome::Open) => (r.length - c.arrival).as_secs_f64(),
+            (None, _) => 0.0,
+        })
+        .collect()
 }
 
 #[test]
-fn more_seats_never_lengthen_the_average_wait() {
+fn more_seats_never_lengthen_a_wait() {
+    // 11 erlangs on 12 to 18 seats, the same calls each time. Without
+    // patience, first come first served with the handle time the call's
+    // own: no caller waits longer for one seat more. With patience, the
+    // average wait over every caller (those who left counted to their
+    // leaving) never grows either.
     for seed in 1..=4 {
-        for patience in [None, Some(90)] {
-            let mut last = f64::INFINITY;
-            let mut seen = Vec::new();
-            for seats in 9..=16 {
-                let w = mean_wait(&pool(220.0, 180, patience, seats, 12, seed));
-                seen.push((seats, w));
-                assert!(
-                    w <= last + 1e-9,
-                    "seed {seed}, patience {patience:?}: waits by seats {seen:?}"
-                );
-                last = w;
+        let mut last: Option<Vec<f64>> = None;
+        for seats in 12..=18 {
+            let w = waits(&pool(220.0, 180, None, seats, 12, seed));
+            if let Some(before) = &last {
+                for (i, (now, then)) in w.iter().zip(before).enumerate() {
+                    assert!(
+                        *now <= then + 1e-6,
+                        "seed {seed}: call {i} waits {now} s with {seats} seats, {then} s with one fewer"
+                    );
+                }
             }
-            // Not a flat line: the seats matter.
-            assert!(seen[0].1 > 2.0 * seen[seen.len() - 1].1 + 1.0, "{seen:?}");
+            last = Some(w);
         }
+        let mut seen = Vec::new();
+        for seats in 9..=16 {
+            let w = waits(&pool(220.0, 180, Some(90), seats, 12, seed));
+            seen.push((seats, w.iter().sum::<f64>() / w.len() as f64));
+        }
+        for pair in seen.windows(2) {
+            assert!(pair[1].1 <= pair[0].1 + 1e-9, "seed {seed}: {seen:?}");
+        }
+        // Not a flat line: the seats matter.
+        assert!(seen[0].1 > 2.0 * seen[seen.len() - 1].1 + 1.0, "{seen:?}");
     }
 }
 
@@ -283,7 +321,7 @@ fn table_run(
 }
 
 #[test]
-fn the_shipped_day_routes_each_call_as_serve_would() {
+fn on_the_shipped_day_each_call_follows_its_routing_decision() {
     let loaded = shipped();
     let table = &loaded.table;
     let mut d = draws(180, Some(240));
@@ -299,7 +337,8 @@ fn the_shipped_day_routes_each_call_as_serve_would() {
         "{} calls for a profile of {expected}",
         r.total.calls
     );
-    // Each call's fate agrees with the routing decision at its instant.
+    // Each call's fate agrees with the routing decision at its instant
+    // (that serve's ACD then does the same is tests/simulate_vs_serve.rs).
     let day = day_of(table, "2023-03-08");
     for (c, a) in r.calls.iter().zip(&arrivals) {
         let at = day.start + chrono::Duration::milliseconds(a.at.as_millis() as i64);
@@ -348,11 +387,23 @@ fn a_roster_keeps_seats_out_of_their_off_hours() {
     let loaded = shipped();
     let table = &loaded.table;
     let day = day_of(table, "2026-12-02");
+    let known = |s: &str| table.seats.iter().any(|t| t.id == s);
     let roster = traffic::read_roster(
-        "seat,from,until\n8001,08:00,12:00\n8002,22:00,06:00\n8201,00:00,24:00\n",
+        "seat,from,until\n8001,08:00,10:00\n8001,09:00,12:00\n8002,22:00,06:00\n8201,00:00,24:00\n",
         &day,
+        &known,
     )
     .unwrap();
+    // 8001's two rows are one shift.
+    assert_eq!(roster.iter().filter(|r| r.0 == "8001").count(), 1);
+    let e = traffic::read_roster(
+        "seat,from,until\n8001,08:00,10:00\n9999,08:00,10:00\n",
+        &day,
+        &known,
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.reason.contains("9999"), "{e}");
     let profile = Profile::parse(traffic::DEFAULT_PROFILE).unwrap();
     let arrivals = traffic::draw(profile.arrivals(&day, 1.0, 2), &draws(120, Some(300)), 2);
     let mut s = settings(24, 20);
@@ -417,13 +468,11 @@ fn a_plan_lands_near_erlang_c_and_meets_its_target() {
             .all(|r| r.seats.abs_diff(r.erlang_c_seats) <= 1),
         "{rows:?}"
     );
-    let mut within = 0.0;
-    let mut offered = 0.0;
-    for r in &rows {
-        within += r.service_level.unwrap() * r.calls;
-        offered += r.calls;
-    }
-    assert!(within / offered >= 0.79, "{rows:?}");
+    // Every half hour meets the target with the plan in place.
+    assert!(
+        rows.iter().all(|r| r.service_level.unwrap() >= 0.8),
+        "{rows:?}"
+    );
     // One seat fewer everywhere misses the target.
     let fewer: Vec<usize> = rows.iter().map(|r| r.seats - 1).collect();
     let model = Model::Pool {
@@ -440,11 +489,14 @@ fn a_plan_lands_near_erlang_c_and_meets_its_target() {
 #[test]
 fn arrivals_read_as_cdr_export_writes_them_or_as_clock_times() {
     let tz = chrono_tz::Asia::Shanghai;
-    let csv = "call_id,started,ended,caller,dialed\n\
-               a,2026-12-02T01:00:05Z,x,13900000001,12345\n\
-               b,2026-12-01T16:00:00Z,x,,12348\n";
+    // A whole `cdr export`: the calls seats placed are not arrivals.
+    let csv = "call_id,started,ended,caller,dialed,origin\n\
+               a,2026-12-02T01:00:05Z,x,13900000001,12345,trunk\n\
+               s,2026-12-02T01:00:06Z,x,8001,8002,seat\n\
+               b,2026-12-01T16:00:00Z,x,,12348,trunk\n";
     let (day, rows) = traffic::read_arrivals(csv, None, tz).unwrap();
     assert_eq!(day.date.to_string(), "2026-12-02");
+    assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], (Duration::ZERO, "12348".into(), None));
     assert_eq!(
         rows[1],

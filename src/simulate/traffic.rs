@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp, LogNormal, Poisson};
+use rand_distr::{Distribution, Exp, Exp1, Poisson, StandardNormal};
 use std::time::Duration;
 
 /// The profile shipped in the binary (also `sim/profile.csv`): a city
@@ -48,8 +48,11 @@ pub struct Arrival {
     /// In a leader session: takes a callback ticket rather than waiting.
     pub wants_ticket: bool,
     /// Its seat hands it to a sub-centre (three-way), staying on the
-    /// call `Draws::transfer_extra` longer.
+    /// call `Settings::transfer_extra` longer.
     pub transfer: bool,
+    /// The seat ends the call (`COMPLETEAGENT`), not the caller; always
+    /// for a call handed on.
+    pub seat_hangs_up: bool,
 }
 
 /// An arrival before its draws: when, the number dialled, the caller.
@@ -78,6 +81,8 @@ pub struct Draws {
     pub ticket_share: f64,
     /// Of answered calls, the share handed to a sub-centre.
     pub transfer_share: f64,
+    /// Of answered calls, the share the seat ends.
+    pub seat_hangup_share: f64,
 }
 
 /// A bad arrivals or profile file: its line (1-based) and why.
@@ -109,9 +114,14 @@ impl Day {
     pub fn local(date: NaiveDate, tz: Tz) -> Day {
         let at = |d: NaiveDate| {
             use chrono::TimeZone;
+            // Where a clock change skips midnight, the day starts at the
+            // first local time that exists.
             let midnight = d.and_time(NaiveTime::MIN);
-            tz.from_local_datetime(&midnight)
-                .earliest()
+            (0..=3)
+                .find_map(|h| {
+                    tz.from_local_datetime(&(midnight + chrono::Duration::hours(h)))
+                        .earliest()
+                })
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_else(|| midnight.and_utc())
         };
@@ -175,7 +185,10 @@ fn split_csv(line: &str) -> Vec<String> {
 
 /// Lines with their numbers, blank lines and `#` comments left out.
 fn rows(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
+    // A spreadsheet's byte-order mark is not part of the first column.
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -200,6 +213,9 @@ pub fn read_arrivals(
     let (hl, header) = lines.next().ok_or_else(|| err(1, "the file is empty"))?;
     let head = split_csv(header);
     let col = |names: &[&str]| head.iter().position(|h| names.contains(&h.as_str()));
+    // A call record's `origin`: calls seats placed (seat to seat, feature
+    // codes, their own outside calls) are not arrivals from the trunk.
+    let origin_col = col(&["origin"]);
     let time_col = col(&["time", "started"])
         .ok_or_else(|| err(hl, "no `time` column (nor `started`, as cdr export writes)"))?;
     let dialed_col = col(&["dialed"]).ok_or_else(|| err(hl, "no `dialed` column"))?;
@@ -209,6 +225,9 @@ pub fn read_arrivals(
     for (n, line) in lines {
         let f = split_csv(line);
         let get = |c: usize| f.get(c).map(String::as_str).unwrap_or("");
+        if origin_col.is_some_and(|c| !matches!(get(c), "" | "trunk")) {
+            continue;
+        }
         let time = get(time_col);
         let dialed = get(dialed_col);
         if dialed.is_empty() {
@@ -357,44 +376,48 @@ pub fn poisson(per_hour: f64, length: Duration, dialed: &str, seed: u64) -> Vec<
 }
 
 /// Gives each arrival its draws, in arrival order, from the seed's second
-/// stream.
+/// stream. Every call takes the same five draws whatever the settings (a
+/// unit exponential and a standard normal for its handle time, a unit
+/// exponential for its patience, two uniforms for its choices), scaled
+/// afterwards: so turning patience on, or changing the handle
+/// distribution, leaves every other draw of every call as it was.
 pub fn draw(times: Vec<Timed>, d: &Draws, seed: u64) -> Vec<Arrival> {
     let mut rng = stream(seed, 1);
     let mean = d.handle_mean.as_secs_f64();
-    let exp = Exp::new(1.0 / mean.max(1e-9)).ok();
-    let lognormal = match d.handle {
+    // Log-normal with mean `mean` and coefficient of variation `cv`.
+    let (mu, sigma) = match d.handle {
         HandleDist::LogNormal { cv } => {
             let s2 = (1.0 + cv * cv).ln();
-            LogNormal::new(mean.max(1e-9).ln() - s2 / 2.0, s2.sqrt()).ok()
+            (mean.max(1e-9).ln() - s2 / 2.0, s2.sqrt())
         }
-        _ => None,
+        _ => (0.0, 0.0),
     };
-    let patience = d
-        .patience_mean
-        .and_then(|p| Exp::new(1.0 / p.as_secs_f64().max(1e-9)).ok());
     times
         .into_iter()
         .map(|(at, dialed, caller)| {
-            // Every draw is made whether it is used or not, so one
-            // setting never shifts the others' luck.
-            let e: f64 = exp.map_or(mean, |e| e.sample(&mut rng));
-            let l: f64 = lognormal.map_or(mean, |l| l.sample(&mut rng));
-            let p: Option<f64> = patience.map(|p| p.sample(&mut rng));
+            let e: f64 = Exp1.sample(&mut rng);
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let p: f64 = Exp1.sample(&mut rng);
             let ticket = rng.random::<f64>() < d.ticket_share;
-            let transfer = rng.random::<f64>() < d.transfer_share;
+            let transfer_draw = rng.random::<f64>();
+            let hangup_draw = rng.random::<f64>();
             let handle = match d.handle {
-                HandleDist::Exponential => e,
-                HandleDist::LogNormal { .. } => l,
+                HandleDist::Exponential => e * mean,
+                HandleDist::LogNormal { .. } => (mu + sigma * z).exp(),
                 HandleDist::Fixed => mean,
             };
+            let transfer = transfer_draw < d.transfer_share;
             Arrival {
                 at,
                 dialed,
                 caller,
-                handle: Duration::from_secs_f64(handle.max(0.0)),
-                patience: p.map(Duration::from_secs_f64),
+                handle: Duration::from_secs_f64(handle.clamp(0.0, 30.0 * 86_400.0)),
+                patience: d
+                    .patience_mean
+                    .map(|m| Duration::from_secs_f64((p * m.as_secs_f64()).min(30.0 * 86_400.0))),
                 wants_ticket: ticket,
                 transfer,
+                seat_hangs_up: transfer || hangup_draw < d.seat_hangup_share,
             }
         })
         .collect()
@@ -408,10 +431,13 @@ fn stream(seed: u64, n: u64) -> ChaCha8Rng {
 
 /// Shifts on duty: seat, from, until (local `HH:MM`; `24:00` is midnight
 /// at the end of the day; an `until` before `from` runs past midnight, and
-/// the day's part before it counts too). Several rows may name one seat.
+/// the day's part before it counts too). Several rows may name one seat;
+/// its shifts that overlap or touch are one. `known` says which seats the
+/// table has.
 pub fn read_roster(
     text: &str,
     day: &Day,
+    known: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<(String, Duration, Duration)>, TrafficError> {
     let mut lines = rows(text);
     let (hl, header) = lines.next().ok_or_else(|| err(1, "the file is empty"))?;
@@ -427,21 +453,29 @@ pub fn read_roster(
         day.offset_of(t)
             .ok_or_else(|| err(n, format!("`{s}` does not exist on {}", day.date)))
     };
-    let mut out = Vec::new();
+    let mut spans: Vec<(String, Duration, Duration)> = Vec::new();
     for (n, line) in lines {
         let f = split_csv(line);
         let [seat, from, until] = f.as_slice() else {
             return Err(err(n, "three fields: seat, from, until"));
         };
-        if seat.is_empty() {
-            return Err(err(n, "`seat` is empty"));
+        if !known(seat) {
+            return Err(err(n, format!("seat `{seat}` is not in the table")));
         }
         let (from, until) = (at(n, from)?, at(n, until)?);
         if from < until {
-            out.push((seat.clone(), from, until));
+            spans.push((seat.clone(), from, until));
         } else if from > until {
-            out.push((seat.clone(), Duration::ZERO, until));
-            out.push((seat.clone(), from, day.length));
+            spans.push((seat.clone(), Duration::ZERO, until));
+            spans.push((seat.clone(), from, day.length));
+        }
+    }
+    spans.sort();
+    let mut out: Vec<(String, Duration, Duration)> = Vec::new();
+    for (seat, from, until) in spans {
+        match out.last_mut() {
+            Some(last) if last.0 == seat && from <= last.2 => last.2 = last.2.max(until),
+            _ => out.push((seat, from, until)),
         }
     }
     Ok(out)

@@ -15,6 +15,48 @@ use std::time::{Duration, Instant};
 
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// The `hotline` command run from the repository: (exit code, stdout,
+/// stderr).
+pub fn hotline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(args)
+        .current_dir(REPO)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Chromium, headless and offline (no background connections), on `url`:
+/// `args` say what it writes (`--dump-dom`, `--screenshot=…`) and how
+/// (window size, a virtual time budget). Fails when it fails.
+pub fn chromium(args: &[&str], url: &str) -> std::process::Output {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium is not installed: run tests/run.sh, which installs it (Debian package chromium)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A private directory holding a copy of routing.toml whose prompts point
 /// back at the repository's prompts/.
 pub struct TempTable {
