@@ -333,50 +333,39 @@ fn every_flag_of_simulate_is_in_the_readme() {
 #[test]
 fn bad_input_is_refused_with_its_file_and_line() {
     let dir = TempTable::new("simulate-bad");
-    let csv = dir.dir.join("bad.csv");
-    std::fs::write(
-        &csv,
+    let file = |name: &str, text: &str| {
+        let path = dir.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let arrivals = file(
+        "bad.csv",
         "time,dialed\n2026-12-02T01:00:00Z,12345\nlater,12345\n",
-    )
-    .unwrap();
-    let (code, _, err) = hotline(&["simulate", "--arrivals", csv.to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("bad.csv: line 3") && err.contains("later"),
-        "{err}"
     );
-
-    let profile = dir.dir.join("profile.csv");
-    std::fs::write(&profile, "start,12345\n09:00,ten\n").unwrap();
-    let (code, _, err) = hotline(&["simulate", "--profile", profile.to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("profile.csv: line 2") && err.contains("ten"),
-        "{err}"
-    );
-
-    let roster = dir.dir.join("roster.csv");
-    std::fs::write(&roster, "seat,from,until\n9999,08:00,10:00\n").unwrap();
-    let (code, _, err) = hotline(&["simulate", "--roster", roster.to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("roster.csv: line 2") && err.contains("9999"),
-        "{err}"
-    );
-
-    let (code, _, err) = hotline(&["simulate", "--calls-per-hour", "100"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--seats"), "{err}");
-    let (code, _, err) = hotline(&["simulate", "--date", "2026-13-01"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("2026-13-01"), "{err}");
-    let (code, _, err) = hotline(&["simulate", "--answer-seconds", "25"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("ring_seconds"), "{err}");
-    let (code, _, err) = hotline(&["simulate", "--handle-seconds", "1e19"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--handle-seconds"), "{err}");
-    let (code, _, err) = hotline(&["simulate", "--ticket-share", "1.5"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("--ticket-share"), "{err}");
+    let profile = file("profile.csv", "start,12345\n09:00,ten\n");
+    let roster = file("roster.csv", "seat,from,until\n9999,08:00,10:00\n");
+    // (arguments, what the error must say)
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&["--arrivals", &arrivals], &["bad.csv: line 3", "later"]),
+        (&["--profile", &profile], &["profile.csv: line 2", "ten"]),
+        (&["--roster", &roster], &["roster.csv: line 2", "9999"]),
+        (&["--calls-per-hour", "100"], &["--seats"]),
+        (&["--date", "2026-13-01"], &["2026-13-01"]),
+        (&["--answer-seconds", "25"], &["ring_seconds"]),
+        (&["--handle-seconds", "1e19"], &["--handle-seconds"]),
+        (&["--ticket-share", "1.5"], &["--ticket-share"]),
+        (
+            &["--target-service-level", "80"],
+            &["--target-service-level"],
+        ),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["simulate"];
+        all.extend_from_slice(args);
+        let (code, _, err) = hotline(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{args:?}: {err}");
+        }
+    }
 }
