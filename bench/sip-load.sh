@@ -13,15 +13,18 @@
 #        log lines, as in production), QUIET_WAIT_S, GATEWAY_ONLY=1 to skip
 #        the generator and Kamailio runs, PROFILE=FILE to record the gateway
 #        with `perf record` into FILE (flat profile; figures then include
-#        perf's own overhead, so do not quote them as throughput).
+#        perf's own overhead, so do not quote them as throughput), BIN=PATH
+#        to measure that binary (an earlier build, for a before/after).
 # Builds the release binary first (a build beside a run ruins the figure).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PERF_DIR="${PERF_DIR:-$ROOT/../shared/perf}"
 RATE="${1:-1000}"; DUR="${2:-20}"; HOLD="${3:-0}"
 
-(cd "$ROOT" && cargo build --release --locked -q)
-BIN="$ROOT/target/release/hotline"
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --locked -q)
+  BIN="$ROOT/target/release/hotline"
+fi
 
 # The shipped table, with the SIP side on loopback ports the perf scripts use.
 CONF_DIR="$(mktemp -d -t hotline-bench.XXXXXX)"

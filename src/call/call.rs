@@ -543,6 +543,11 @@ impl Call {
             || matches!(self.phase, Phase::Connected | Phase::Conference)
     }
 
+    /// Legs placed (seats offered, trunks tried), besides the caller's.
+    pub fn legs_placed(&self) -> usize {
+        self.legs.len().saturating_sub(1)
+    }
+
     /// Seconds from the INVITE to the answer, once answered.
     pub fn setup_time(&self) -> Option<Duration> {
         self.answered_at.map(|t| t - self.started)
@@ -1168,7 +1173,7 @@ impl Call {
         self.answered_at = Some(now);
         self.connect_media(leg, msg);
         self.respond_caller(200, &super::leg::reason_of(msg), Some(msg), now);
-        tracing::info!(call = self.id, "answered");
+        tracing::debug!(call = self.id, "answered");
     }
 
     /// The current target failed with `code`: try the next while the call
@@ -1337,7 +1342,7 @@ impl Call {
         let Some(plan) = self.settings.queue.take() else {
             return false;
         };
-        tracing::info!(call = self.id, queue = %plan.queue, "waiting in the queue");
+        tracing::debug!(call = self.id, queue = %plan.queue, "waiting in the queue");
         self.phase = Phase::Queued;
         self.via_acd = true;
         self.current = None;
@@ -1620,7 +1625,7 @@ impl Call {
                     }));
                     return None;
                 }
-                tracing::info!(call = self.id, %seat, "seat answered");
+                tracing::debug!(call = self.id, %seat, "seat answered");
                 // The first seat to answer takes the call (ring_all).
                 self.cancel_offers(now);
                 self.phase = Phase::Connected;
@@ -1742,7 +1747,7 @@ impl Call {
             invite.set(Name::Other("Referred-By".into()), by.clone());
         }
         let call_id = dialog.call_id.clone();
-        tracing::info!(call = self.id, target = %next.target, to = %next.peer.addr, b_call_id = %call_id, "placing second leg");
+        tracing::debug!(call = self.id, target = %next.target, to = %next.peer.addr, b_call_id = %call_id, "placing second leg");
         // What the legs queued goes first (the caller's 100, a CANCEL).
         for leg in &mut self.legs {
             while let Some((peer, bytes)) = leg.poll_transmit() {

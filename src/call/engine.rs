@@ -630,7 +630,9 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("call", id, kind = kind.as_str(), line = %line);
         let _enter = span.enter();
-        tracing::info!(from = %peer.addr, dialed = %dialed, caller = caller.as_deref().unwrap_or("-"), "new call");
+        // One line at info per call, when it ends ("call ended", with what
+        // this one would say); the steps between are debug.
+        tracing::debug!(from = %peer.addr, dialed = %dialed, caller = caller.as_deref().unwrap_or("-"), "new call");
         let settings = Settings {
             timers: Timers {
                 t1: table.sip.t1,
@@ -734,6 +736,7 @@ impl Engine {
         self.metrics.active_calls.inc();
         drop(_enter);
         let labels = CallLabels {
+            from: peer.addr,
             kind,
             line: metric_line(&engine.table.guard(), &line),
             view: crate::ops::CallView {
@@ -1230,10 +1233,12 @@ impl Engine {
             reason,
             call.ticket().map(str::to_string),
         );
-        self.ops.publish(
-            "record",
-            serde_json::json!({"call": record.call, "result": record.result, "line": record.line}),
-        );
+        if self.ops.watched() {
+            self.ops.publish(
+                "record",
+                serde_json::json!({"call": record.call, "result": record.result, "line": record.line}),
+            );
+        }
         self.records.keep(record);
     }
 
@@ -1384,9 +1389,21 @@ impl Engine {
             .calls
             .with_label_values(&[labels.kind.as_str(), &labels.line, outcome.as_str()])
             .inc();
+        // The call's one line at info: what it was, where it went, how it
+        // ended (the steps are debug lines).
+        let view = &labels.view;
         tracing::info!(
+            from = %labels.from,
+            dialed = %view.dialed,
+            caller = view.caller.as_deref().unwrap_or("-"),
+            origin = view.origin,
             outcome = outcome.as_str(),
             status = call.final_status,
+            legs = call.legs_placed(),
+            seat = call.seat().unwrap_or("-"),
+            b_call_id = call.b_call_id().unwrap_or("-"),
+            answer_ms = call.setup_time().map(|d| d.as_millis() as u64),
+            seconds = (chrono::Utc::now() - view.started).num_milliseconds() as f64 / 1000.0,
             "call ended"
         );
     }
@@ -1970,6 +1987,8 @@ async fn media_event(session: &mut Option<SessionHandle>) -> Option<MediaEvent> 
 }
 
 struct CallLabels {
+    /// Where the INVITE came from.
+    from: std::net::SocketAddr,
     kind: Kind,
     line: String,
     /// The call as the control API first lists it.

@@ -925,7 +925,7 @@ impl Leg {
 
     /// A BYE, answered `200` already.
     fn on_bye(&mut self, now: Instant) {
-        tracing::info!(call = self.call, leg = self.id.0, "hang-up");
+        tracing::debug!(call = self.call, leg = self.id.0, "hang-up");
         match (&mut self.invite_tx, self.state) {
             (_, LegState::Answered) => {
                 self.state = LegState::Ended;

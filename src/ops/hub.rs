@@ -132,7 +132,10 @@ impl Hub {
 
     /// A call's task lists its call (and tells the streams).
     pub fn call_started(&self, view: CallView, handle: CallHandle) {
-        self.publish("call", call_event("started", &view));
+        // The event is built only for a stream to read.
+        if self.watched() {
+            self.publish("call", call_event("started", &view));
+        }
         self.calls.insert(view.id, LiveCall { view, handle });
     }
 
@@ -148,7 +151,10 @@ impl Hub {
 
     /// The call is over: off the list, with how it ended.
     pub fn call_ended(&self, id: u64, outcome: &str) {
-        if let Some((_, mut c)) = self.calls.remove(&id) {
+        // Off the list whether or not a stream reads the event.
+        if let Some((_, mut c)) = self.calls.remove(&id)
+            && self.watched()
+        {
             c.view.now.state = "ended";
             let mut ev = call_event("ended", &c.view);
             ev["outcome"] = Value::String(outcome.to_string());

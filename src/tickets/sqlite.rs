@@ -55,13 +55,16 @@ fn dialect(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
-fn bind(params: &[Value]) -> Vec<SqlValue> {
+/// The parameters as SQLite takes them, text borrowed (a call record's
+/// JSON is not copied to be bound).
+fn bind(params: &[Value]) -> Vec<rusqlite::types::ToSqlOutput<'_>> {
+    use rusqlite::types::{ToSqlOutput, ValueRef};
     params
         .iter()
         .map(|v| match v {
-            Value::Null => SqlValue::Null,
-            Value::Int(n) => SqlValue::Integer(*n),
-            Value::Text(s) => SqlValue::Text(s.clone()),
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(n) => ToSqlOutput::Borrowed(ValueRef::Integer(*n)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         })
         .collect()
 }
@@ -72,15 +75,17 @@ struct SqliteTx<'c> {
 
 impl Tx for SqliteTx<'_> {
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let n = self
-            .tx
-            .execute(&dialect(sql), rusqlite::params_from_iter(bind(params)))
+        // Prepared once per connection and kept (the store runs a few
+        // statements over and over: a call record per call).
+        let mut stmt = self.tx.prepare_cached(&dialect(sql)).map_err(backend)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(bind(params)))
             .map_err(backend)?;
         Ok(n as u64)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, StoreError> {
-        let mut stmt = self.tx.prepare(&dialect(sql)).map_err(backend)?;
+        let mut stmt = self.tx.prepare_cached(&dialect(sql)).map_err(backend)?;
         let columns = stmt.column_count();
         let rows = stmt
             .query_map(rusqlite::params_from_iter(bind(params)), |row| {
