@@ -350,8 +350,11 @@ fn a_caller_finding_the_queue_full_hears_queue_busy_and_is_hung_up_on() {
         assert_ne!(one, t);
         with_queue_log(one)
     });
-    let (seat, caller1) = the_only_seat_busy(&gw, 11_000);
-    let caller2 = gw.call_for("12345", "caller_bye", "[media_port]", 9_000);
+    // Caller 2 gives up after 12 s, before the seat is free (14 s), and
+    // is still waiting when caller 3 has heard its prompts (about 8 s),
+    // with seconds to spare on a loaded machine.
+    let (seat, caller1) = the_only_seat_busy(&gw, 14_000);
+    let caller2 = gw.call_for("12345", "caller_bye", "[media_port]", 12_000);
     gw.wait_metric(&of_queue("hotline_queue_callers", "general"), 1.0);
 
     let mut caller3 = Listened::call(&gw, "12345");
