@@ -287,7 +287,8 @@ fn a_plan_prints_seats_per_half_hour_beside_erlang_c() {
             (12..=15).contains(&sim) && (13..=15).contains(&erlang),
             "{row}"
         );
-        assert!(row["service_level"].as_f64().unwrap() > 0.7, "{row}");
+        // With the plan in place, every half hour meets the target.
+        assert!(row["service_level"].as_f64().unwrap() >= 0.8, "{row}");
     }
     // The plan in text.
     let (code, out, _) = hotline(&[
