@@ -20,6 +20,8 @@ pub struct Metrics {
     /// `hotline_calls_total{kind,line,result}`: finished calls.
     pub calls: IntCounterVec,
     pub active_calls: IntGauge,
+    /// Finished calls whose transactions still linger (their remains).
+    pub lingering_calls: IntGauge,
     /// `hotline_sip_requests_total{method}`: requests received.
     pub sip_requests: IntCounterVec,
     /// `hotline_sip_responses_total{code}`: responses received.
@@ -227,6 +229,11 @@ impl Metrics {
         );
         let active_calls =
             IntGauge::new("hotline_active_calls", "Calls in progress").expect("valid metric");
+        let lingering_calls = IntGauge::new(
+            "hotline_lingering_calls",
+            "Finished calls whose transactions still answer retransmissions (Call-IDs)",
+        )
+        .expect("valid metric");
         let sip_requests = counter_vec(
             "hotline_sip_requests_total",
             "SIP requests received, by method (unknown methods as \"other\")",
@@ -335,6 +342,7 @@ impl Metrics {
             Box::new(routing_loaded_timestamp.clone()),
             Box::new(calls.clone()),
             Box::new(active_calls.clone()),
+            Box::new(lingering_calls.clone()),
             Box::new(sip_requests.clone()),
             Box::new(sip_responses.clone()),
             Box::new(sip_parse_errors.clone()),
@@ -485,6 +493,7 @@ impl Metrics {
             routing_loaded_timestamp,
             calls,
             active_calls,
+            lingering_calls,
             sip_requests,
             sip_responses,
             sip_parse_errors,

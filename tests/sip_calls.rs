@@ -1264,3 +1264,128 @@ fn injected_rtp_is_ignored_and_the_call_audio_stays_intact() {
     phone.command("hangup");
     caller.expect_success(&gw);
 }
+
+// ── A finished call's remains ───────────────────────────────────────────
+
+/// The caller's request for the raw-UDP caller below.
+fn raw_caller_request(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    method: &str,
+    cseq: u32,
+    branch: &str,
+    to_tag: Option<&str>,
+) -> String {
+    let local = socket.local_addr().unwrap();
+    let to_tag = to_tag.map_or(String::new(), |t| format!(";tag={t}"));
+    let body = if method == "INVITE" {
+        format!(
+            "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            free_port() & !1
+        )
+    } else {
+        String::new()
+    };
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:12366@127.0.0.1:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:13907350000@127.0.0.1>;tag=remains-caller\r\nTo: <sip:12366@127.0.0.1>{to_tag}\r\nCall-ID: remains-test-1@127.0.0.1\r\nCSeq: {cseq} {method}\r\nContact: <sip:13907350000@{local}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len(),
+        sip = gw.sip
+    )
+}
+
+/// Every datagram `socket` receives within `for_ms`.
+fn received(socket: &UdpSocket, for_ms: u64) -> Vec<String> {
+    let until = Instant::now() + Duration::from_millis(for_ms);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match socket.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// Once a call is over and only its linger timers run, its compact remains
+/// answer for it: the caller's BYE sent again gets the same `200`, its
+/// INVITE sent again is absorbed (no second call), and a new request in
+/// the ended dialog gets `481`.
+#[test]
+fn a_finished_calls_remains_answer_its_callers_retransmissions() {
+    let gw = Gateway::start("remains");
+    let city = gw.trunk_uas("12366", gw.city);
+    // SIPp's port taken: it listens.
+    let listening = wait_for(Duration::from_secs(10), || {
+        UdpSocket::bind(("127.0.0.1", gw.city))
+            .is_err()
+            .then_some(())
+    });
+    assert!(listening.is_some(), "SIPp never bound its port");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let invite = raw_caller_request(&gw, &socket, "INVITE", 1, "z9hG4bKremains.inv", None);
+    let ok = exchange(&gw, &socket, &invite);
+    let ok = if ok.starts_with("SIP/2.0 180") || ok.starts_with("SIP/2.0 183") {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.recv(&mut buf).expect("the answer");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") {
+                break text;
+            }
+        }
+    } else {
+        ok
+    };
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("our To tag")
+        .trim()
+        .to_string();
+    let ack = raw_caller_request(&gw, &socket, "ACK", 1, "z9hG4bKremains.ack", Some(&tag));
+    socket
+        .send_to(ack.as_bytes(), ("127.0.0.1", gw.sip))
+        .unwrap();
+    let bye = raw_caller_request(&gw, &socket, "BYE", 2, "z9hG4bKremains.bye", Some(&tag));
+    let bye_ok = exchange(&gw, &socket, &bye);
+    assert!(bye_ok.starts_with("SIP/2.0 200"), "{bye_ok}");
+    // The city trunk answers our BYE: only linger timers are left.
+    city.expect_success(&gw);
+    gw.wait_metric("hotline_lingering_calls", 2.0);
+    assert_eq!(gw.metric("hotline_active_calls"), Some(0.0));
+
+    // The BYE again: the same 200, byte for byte.
+    socket
+        .send_to(bye.as_bytes(), ("127.0.0.1", gw.sip))
+        .unwrap();
+    assert_eq!(received(&socket, 1000), vec![bye_ok]);
+    // The INVITE again: absorbed, and no second call.
+    socket
+        .send_to(invite.as_bytes(), ("127.0.0.1", gw.sip))
+        .unwrap();
+    assert_eq!(received(&socket, 1000), Vec::<String>::new());
+    assert_eq!(gw.calls_total("sub_centre", "12366", "completed"), 1.0);
+    assert_eq!(
+        gw.metric("hotline_sip_requests_total{method=\"INVITE\"}"),
+        Some(2.0)
+    );
+    assert_eq!(gw.metric("hotline_active_calls"), Some(0.0));
+    // A new request in the ended dialog: 481.
+    let info = raw_caller_request(&gw, &socket, "INFO", 3, "z9hG4bKremains.info", Some(&tag));
+    let answer = exchange(&gw, &socket, &info);
+    assert!(answer.starts_with("SIP/2.0 481"), "{answer}");
+}

@@ -18,6 +18,7 @@ pub use super::leg::Target;
 use super::leg::{Leg, LegEvent, LegId, LegState, Parts};
 use super::queue::{FromAcd, QueuePlan, ToAcd};
 use super::registrar::Registrar;
+use super::remains::Remains;
 use super::timers::{Purpose, Timers as CallTimers};
 use crate::media::dtmf::{Digit, parse_dtmf_relay};
 use crate::media::g711::Codec;
@@ -599,6 +600,22 @@ impl Call {
     /// transaction has finished lingering.
     pub fn is_finished(&self) -> bool {
         self.forced || (self.phase == Phase::Ended && self.legs.iter().all(Leg::is_done))
+    }
+
+    /// Once the call is over and its transactions only wait out their
+    /// linger timers: the compact record that answers their
+    /// retransmissions in the call's place (see [`super::remains`]).
+    /// `None` while the call runs or any transaction still acts on its own.
+    pub fn remains(&self, sources: Arc<FarEnds>) -> Option<Remains> {
+        if self.phase != Phase::Ended || self.forced || !self.out.is_empty() {
+            return None;
+        }
+        let legs = self
+            .legs
+            .iter()
+            .map(Leg::remains)
+            .collect::<Option<Vec<_>>>()?;
+        Remains::new(self.id, sources, legs)
     }
 
     pub fn deadline(&self) -> Option<Instant> {

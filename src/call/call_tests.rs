@@ -6,6 +6,7 @@
 //! fake clock (`t0 + …`) by calling `on_timer` at each `deadline()`.
 use super::*;
 use crate::call::registrar::Update;
+use crate::call::remains::Answer;
 use crate::sip::message::StartLine;
 use std::net::SocketAddr;
 
@@ -1516,6 +1517,170 @@ fn a_completed_call_finishes_only_after_its_linger_timers_and_deadlines_always_m
     assert_eq!(at, secs(10) + secs(32));
     assert!(steps < 10, "{steps} steps");
     assert_eq!(run.call.deadline(), None);
+}
+
+// ── 15b. The remains of a finished call ─────────────────────────────────
+
+fn sources() -> Arc<FarEnds> {
+    Arc::new(FarEnds::default())
+}
+
+/// The raw bytes of what `sent` holds (a response, an ACK).
+fn raw_of(sent: &[Sent]) -> Vec<Bytes> {
+    sent.iter().map(|s| s.raw.clone()).collect()
+}
+
+#[test]
+fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_would() {
+    let (mut run, invite, ok) = answered();
+    let tag = to_tag(&ok).expect("our tag");
+    // The ACK the seat's 200 got.
+    let seat_ack = run
+        .log
+        .iter()
+        .find(|s| s.peer == seat_peer(1) && s.is(Method::Ack))
+        .expect("the seat's 200 ACKed")
+        .raw
+        .clone();
+    run.advance(secs(10));
+    let bye = parse(&no_body(caller_request(
+        "BYE",
+        2,
+        "z9hG4bKcaller.bye",
+        &tag,
+    )));
+    let sent = run.recv(&bye, caller());
+    let bye_ok = one(responses(&sent, 200), "200 to the BYE").raw.clone();
+    let b_bye = one(requests(&sent, Method::Bye), "BYE to the seat")
+        .msg
+        .clone();
+    assert!(
+        run.call.remains(sources()).is_none(),
+        "our BYE to the seat still waits for its answer"
+    );
+    run.advance(secs(10) + ms(30));
+    run.recv(&reply(&b_bye, 200, "OK", B_TAG), seat_peer(1));
+    let remains = run
+        .call
+        .remains(sources())
+        .expect("only linger timers left");
+    let now = run.now;
+
+    // Timer J of the caller's BYE is the last, as for the call itself.
+    assert_eq!(remains.until - run.t0, secs(10) + secs(32));
+    let ids: Vec<&str> = remains.call_ids().collect();
+    assert_eq!(ids.len(), 2, "the caller's Call-ID and the seat leg's");
+    assert!(ids.contains(&A_CALL_ID));
+
+    // The BYE again: the same 200, to the caller.
+    assert_eq!(
+        remains.answer(&wire(&bye), now),
+        Answer::Send(caller(), bye_ok.clone())
+    );
+    // The caller's INVITE again (no To tag): absorbed, not a new call.
+    assert_eq!(remains.answer(&caller_invite(), now), Answer::Absorbed);
+    // ACKs are absorbed.
+    assert_eq!(remains.answer(&caller_ack_2xx(&tag), now), Answer::Absorbed);
+    // A CANCEL of the answered INVITE: 200 with our tag (§9.2).
+    match remains.answer(&caller_cancel(A_BRANCH), now) {
+        Answer::Send(to, bytes) => {
+            assert_eq!(to, caller());
+            let m = Message::parse(bytes).unwrap();
+            assert_eq!(m.code(), Some(200));
+            assert_eq!(to_tag(&m).as_deref(), Some(tag.as_str()));
+        }
+        other => panic!("CANCEL got {other:?}"),
+    }
+    // The seat's 200 again (it missed our ACK): the same ACK again.
+    assert_eq!(
+        remains.answer(&wire(&seat_ok(&invite)), now),
+        Answer::Send(seat_peer(1), seat_ack.clone())
+    );
+    // A 2xx of another dialog (a fork) is not ACKed in our dialog's name.
+    let mut fork = seat_ok(&invite);
+    fork.set(Name::To, format!("{};tag=other", hv(&invite, Name::To)));
+    assert_eq!(remains.answer(&wire(&fork), now), Answer::Absorbed);
+    // The seat's 200 to our BYE again: absorbed (Timer K).
+    assert_eq!(
+        remains.answer(&wire(&reply(&b_bye, 200, "OK", B_TAG)), now),
+        Answer::Absorbed
+    );
+    // A new request in the dialog that is over: 481.
+    let info = parse(&no_body(caller_request(
+        "INFO",
+        3,
+        "z9hG4bKcaller.info",
+        &tag,
+    )));
+    assert_eq!(remains.answer(&info, now), Answer::NoDialog);
+    // A new INVITE reusing the Call-ID (another branch, no tag): not ours.
+    let text = text(&caller_invite()).replace(A_BRANCH, "z9hG4bKanother.call");
+    assert_eq!(remains.answer(&parse(&text), now), Answer::NotOurs);
+
+    // The live call answers the same retransmissions the same way.
+    assert_eq!(raw_of(&run.recv(&bye, caller())), vec![bye_ok.clone()]);
+    assert!(run.recv(&caller_invite(), caller()).is_empty());
+    let again = run.recv(&seat_ok(&invite), seat_peer(1));
+    assert_eq!(requests(&again, Method::Ack).len(), 1);
+
+    // Each rule runs out with its timer: Timer K (5 s) for our BYE, L and
+    // M (32 s after the answer at 3 s), J (32 s after the caller's BYE).
+    let at = |s: u64| run.t0 + secs(s);
+    assert_eq!(
+        remains.answer(&wire(&reply(&b_bye, 200, "OK", B_TAG)), at(16)),
+        Answer::Absorbed
+    );
+    assert_eq!(
+        remains.answer(&wire(&seat_ok(&invite)), at(36)),
+        Answer::Absorbed,
+        "Timer M over: nothing left to ACK"
+    );
+    assert_eq!(
+        remains.answer(&wire(&bye), at(41)),
+        Answer::Send(caller(), bye_ok)
+    );
+    // It is small: a few rules and two short messages.
+    assert!(
+        remains.held_bytes() < 2048,
+        "{} bytes",
+        remains.held_bytes()
+    );
+}
+
+#[test]
+fn a_refused_calls_remains_wait_for_the_callers_ack_and_re_ack_the_seats_refusal() {
+    let (mut run, _) = Run::seats(1, settings());
+    let invite = run.last_b_invite();
+    run.advance(ms(300));
+    let busy = seat_reply(&invite, 486, "Busy Here");
+    let sent = run.recv(&busy, seat_peer(1));
+    let refusal = one(to_peer(&sent, caller()), "486 to the caller")
+        .msg
+        .clone();
+    let seat_ack = one(requests(&sent, Method::Ack), "ACK of the 486")
+        .raw
+        .clone();
+    assert!(
+        run.call.remains(sources()).is_none(),
+        "the 486 to the caller is resent until its ACK (Timer G)"
+    );
+    run.advance(ms(400));
+    run.recv(
+        &caller_ack_failure(&to_tag(&refusal).expect("tag")),
+        caller(),
+    );
+    let remains = run
+        .call
+        .remains(sources())
+        .expect("only linger timers left");
+    assert_eq!(
+        remains.answer(&wire(&busy), run.now),
+        Answer::Send(seat_peer(1), seat_ack),
+        "Timer D: a retransmitted 486 is ACKed again"
+    );
+    assert_eq!(remains.answer(&caller_invite(), run.now), Answer::Absorbed);
+    // Timer D (32 s from the 486) outlasts Timer I (5 s from the ACK).
+    assert_eq!(remains.until - run.t0, ms(300) + secs(32));
 }
 
 #[test]

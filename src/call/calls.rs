@@ -13,13 +13,20 @@
 //!   events (an ICMP error, shutdown); only UDP messages beyond
 //!   [`UDP_BACKLOG`] waiting are dropped — their sender retransmits, and
 //!   a flood of them must not grow without bound.
+//!
+//! A call that is over but whose transactions still linger leaves its
+//! task and takes far less room as [`Remains`], listed here under the
+//! same Call-IDs until its last linger timer runs out.
 
 use super::call::FarEnds;
+use super::remains::Remains;
 use crate::sip::message::Message;
 use crate::sip::transport::Peer;
 use dashmap::DashMap;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// UDP messages one call may have waiting before more are dropped.
@@ -79,13 +86,24 @@ impl Inbox {
         }
         ev
     }
+
+    /// Closes the queue — a message sent from now on comes back as
+    /// [`Undelivered::Gone`] — and returns what was still in it.
+    pub fn close(&mut self) -> Vec<Event> {
+        self.rx.close();
+        let mut left = Vec::new();
+        while let Ok(ev) = self.rx.try_recv() {
+            left.push(ev);
+        }
+        left
+    }
 }
 
 /// Why a message did not reach its call.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Undelivered {
-    /// The call's task has ended.
-    Gone,
+    /// The call's task has ended (or left its remains): the message, back.
+    Gone(Box<(Message, Peer)>),
     /// Too many UDP messages are waiting for it already.
     Backlog,
 }
@@ -124,9 +142,12 @@ impl CallHandle {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         self.tx
             .send(Event::Message(Box::new((msg, peer))))
-            .map_err(|_| {
+            .map_err(|e| {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
-                Undelivered::Gone
+                let Event::Message(m) = e.0 else {
+                    unreachable!("a message was sent")
+                };
+                Undelivered::Gone(m)
             })
     }
 
@@ -139,6 +160,10 @@ impl CallHandle {
 #[derive(Default)]
 pub struct Calls {
     map: DashMap<String, CallHandle>,
+    /// Finished calls' remains, by each of their Call-IDs.
+    ended: DashMap<Box<str>, Arc<Remains>>,
+    /// The same, in the order they were listed, for [`Calls::sweep`].
+    expiry: Mutex<VecDeque<(Instant, u64, Box<str>)>>,
 }
 
 impl Calls {
@@ -167,6 +192,50 @@ impl Calls {
     /// Removes `call_id` if, and only if, call `call` holds it.
     pub fn release(&self, call_id: &str, call: u64) {
         self.map.remove_if(call_id, |_, h| h.call == call);
+    }
+
+    /// Lists a finished call's remains under its Call-IDs (a live call
+    /// listed under one of them keeps precedence in [`Calls::get`]).
+    pub fn leave(&self, remains: Remains) {
+        let remains = Arc::new(remains);
+        let mut expiry = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
+        for id in remains.call_ids() {
+            self.ended.insert(id.into(), remains.clone());
+            expiry.push_back((remains.until, remains.call, id.into()));
+        }
+    }
+
+    /// A finished call's remains listed under `call_id`, still lingering.
+    pub fn finished(&self, call_id: &str, now: Instant) -> Option<Arc<Remains>> {
+        self.ended
+            .get(call_id)
+            .map(|r| r.clone())
+            .filter(|r| now < r.until)
+    }
+
+    /// Drops the remains whose last rule ran out by `now`. They are
+    /// swept in the order they were listed: one that lingers longer than
+    /// those after it holds them back until it goes (by no more than the
+    /// longest linger, 64·T1).
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut expiry = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut swept = 0;
+        while let Some((until, _, _)) = expiry.front()
+            && *until <= now
+        {
+            let Some((_, call, id)) = expiry.pop_front() else {
+                break;
+            };
+            if self.ended.remove_if(&id, |_, r| r.call == call).is_some() {
+                swept += 1;
+            }
+        }
+        swept
+    }
+
+    /// Finished calls' remains listed (one per Call-ID).
+    pub fn lingering(&self) -> usize {
+        self.ended.len()
     }
 
     /// Each call once (a call is listed under each leg's Call-ID), or
@@ -202,6 +271,55 @@ mod tests {
             b"BYE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         ))
         .unwrap()
+    }
+
+    fn remains(call: u64, call_id: &str, until: std::time::Instant) -> Remains {
+        use super::super::remains::{LegRemains, Reply, Rule};
+        let rule = Rule {
+            branch: "z9hG4bKa".into(),
+            method: crate::sip::message::Method::Bye,
+            reply: Reply::AbsorbRequest,
+            peer: peer(),
+            until,
+        };
+        let legs = vec![LegRemains {
+            call_id: call_id.into(),
+            rules: vec![rule],
+        }];
+        Remains::new(call, Arc::new(FarEnds::default()), legs).expect("a rule")
+    }
+
+    #[test]
+    fn remains_are_found_until_they_run_out_and_swept_without_touching_a_newer_calls() {
+        let calls = Calls::default();
+        let t0 = std::time::Instant::now();
+        let s = std::time::Duration::from_secs;
+        calls.leave(remains(1, "x", t0 + s(32)));
+        calls.leave(remains(2, "y", t0 + s(5)));
+        assert_eq!(calls.lingering(), 2);
+        assert_eq!(calls.finished("x", t0).map(|r| r.call), Some(1));
+        assert!(calls.finished("x", t0 + s(32)).is_none(), "ran out");
+        // Swept in the order listed: "y" waits behind "x".
+        assert_eq!(calls.sweep(t0 + s(6)), 0);
+        assert!(calls.finished("y", t0 + s(6)).is_none());
+        // A new call under "x" leaves its own remains before the old run out.
+        calls.leave(remains(3, "x", t0 + s(60)));
+        assert_eq!(calls.sweep(t0 + s(33)), 1, "only y: x is call 3's now");
+        assert_eq!(calls.finished("x", t0 + s(33)).map(|r| r.call), Some(3));
+        assert_eq!(calls.sweep(t0 + s(60)), 1);
+        assert_eq!(calls.lingering(), 0);
+    }
+
+    #[test]
+    fn a_closed_inbox_gives_back_what_it_held_and_refuses_the_rest() {
+        let (handle, mut inbox) = CallHandle::new(1, peer());
+        handle.deliver(bye(), peer()).unwrap();
+        let left = inbox.close();
+        assert_eq!(left.len(), 1);
+        assert!(matches!(
+            handle.deliver(bye(), peer()),
+            Err(Undelivered::Gone(_))
+        ));
     }
 
     #[test]
@@ -246,7 +364,10 @@ mod tests {
         for _ in 0..UDP_BACKLOG {
             handle.deliver(bye(), peer()).unwrap();
         }
-        assert_eq!(handle.deliver(bye(), peer()), Err(Undelivered::Backlog));
+        assert!(matches!(
+            handle.deliver(bye(), peer()),
+            Err(Undelivered::Backlog)
+        ));
         for _ in 0..1000 {
             handle.deliver(bye(), tcp_peer()).unwrap();
         }

@@ -8,11 +8,13 @@
 //! owning a sans-I/O [`Call`], so one call's events are handled in order
 //! and a slow or broken call never holds up another.
 
+use super::call::FarEnds;
 use super::call::{ALLOW, Call, MediaPlan, Outcome, Output, Rejection, Settings, Target};
 use super::calls::{CallHandle, Calls, Event, Inbox, Undelivered};
 use super::dispatch::{Dispatch, Input as AcdInput};
 use super::queue::{QueuePlan, ToAcd};
 use super::registrar::{RegisterError, Registrar, Update};
+use super::remains::{Answer, Remains};
 use super::trunks::{PROBE_CALL_ID_PREFIX, ProbePolicy, TrunkMonitor};
 use crate::config::SharedTable;
 use crate::media::dtmf::Digit;
@@ -239,6 +241,7 @@ impl Engine {
                 }
                 engine.log_ended_blocks(now);
                 engine.log_held_back(now);
+                engine.sweep_finished(now);
                 let (probes, changes) = engine.lock_trunks().poll(now);
                 for change in &changes {
                     engine.trunk_changed(change);
@@ -325,12 +328,55 @@ impl Engine {
     /// call's backlog is dropped (its sender retransmits), logged and
     /// counted.
     fn deliver(&self, call: &CallHandle, msg: Message, peer: Peer) {
-        if call.deliver(msg, peer) == Err(Undelivered::Backlog) {
-            self.metrics.sip_call_backlog_drops.inc();
-            if let Some(suppressed) = self.quiet("queue_full", peer) {
-                tracing::warn!(call = call.call, from = %peer.addr, suppressed, "call queue full; UDP message dropped");
+        match call.deliver(msg, peer) {
+            Ok(()) => {}
+            Err(Undelivered::Backlog) => {
+                self.metrics.sip_call_backlog_drops.inc();
+                if let Some(suppressed) = self.quiet("queue_full", peer) {
+                    tracing::warn!(call = call.call, from = %peer.addr, suppressed, "call queue full; UDP message dropped");
+                }
+            }
+            // The call's task has just left its remains (or ended): they
+            // answer, if anything is left to answer.
+            Err(Undelivered::Gone(m)) => {
+                let msg = m.0;
+                let now = Instant::now();
+                if let Some(id) = msg.call_id()
+                    && let Some(remains) = self.calls.finished(id.as_str(), now)
+                {
+                    self.answer_finished(&remains, &msg, peer, now);
+                }
             }
         }
+    }
+
+    /// A message for a finished call, answered from its remains. `false`
+    /// when it is not the finished call's at all (a new INVITE under the
+    /// same Call-ID).
+    fn answer_finished(&self, remains: &Remains, msg: &Message, peer: Peer, now: Instant) -> bool {
+        if msg.is_request() && !self.is_far_end(&remains.sources, peer) {
+            self.metrics.sip_foreign_requests.inc();
+            if let Some(suppressed) = self.quiet("foreign_request", peer) {
+                tracing::info!(from = %peer.addr, suppressed, "request for a call from none of its far ends; dropped");
+            }
+            return true;
+        }
+        match remains.answer(msg, now) {
+            Answer::Send(to, bytes) => {
+                let _ = self.transport.send(to, bytes);
+            }
+            Answer::Absorbed => {}
+            Answer::NoDialog => self.reply(msg, peer, 481, "Call/Transaction Does Not Exist"),
+            Answer::NotOurs => return false,
+        }
+        true
+    }
+
+    /// Whether a request for a call comes from one of its far ends: over
+    /// TCP the host (the port is the connection's), a trunk from any of
+    /// its sources; a seat may send from where it registers now.
+    fn is_far_end(&self, sources: &FarEnds, peer: Peer) -> bool {
+        sources.admits(peer) || self.registrar.seat_at(peer.addr, Instant::now()).is_some()
     }
 
     fn send(&self, peer: Peer, msg: &Message) {
@@ -395,13 +441,7 @@ impl Engine {
         // one). Responses are matched by their unguessable branch.
         if let Some(call) = self.calls.get(call_id.as_str()) {
             let sources = call.sources.load();
-            let from_far_end = || {
-                // Over TCP the host (the port is the connection's), a
-                // trunk from any of its sources; a seat may send from where
-                // it registers now.
-                sources.admits(peer) || self.registrar.seat_at(peer.addr, Instant::now()).is_some()
-            };
-            if msg.is_request() && !from_far_end() {
+            if msg.is_request() && !self.is_far_end(&sources, peer) {
                 self.metrics.sip_foreign_requests.inc();
                 if let Some(suppressed) = self.quiet("foreign_request", peer) {
                     tracing::info!(from = %peer.addr, suppressed, "request for a call from none of its far ends; dropped");
@@ -409,6 +449,14 @@ impl Engine {
                 return;
             }
             self.deliver(&call, msg, peer);
+            return;
+        }
+        // A finished call whose transactions linger: its remains answer
+        // here, on the receiving thread.
+        let now = Instant::now();
+        if let Some(remains) = self.calls.finished(call_id.as_str(), now)
+            && self.answer_finished(&remains, &msg, peer, now)
+        {
             return;
         }
         let Some(method) = msg.method().cloned() else {
@@ -1129,6 +1177,14 @@ impl Engine {
             if call.is_finished() {
                 break;
             }
+            // Over, and only retransmissions left to answer: the call's
+            // remains take over and the task (with the call) goes.
+            if guard.counted
+                && let Some(remains) = call.remains(handle.sources.load_full())
+            {
+                self.leave_remains(remains, &mut rx);
+                break;
+            }
             if !guard.counted {
                 let wall = chrono::Utc::now();
                 let now = call.state_view(Instant::now(), wall);
@@ -1207,6 +1263,45 @@ impl Engine {
             if let Some(r) = record.take() {
                 self.keep_record(r, &call, outcome, ended_by, &recorded);
             }
+        }
+    }
+
+    /// Lists a finished call's remains, then closes its queue and answers
+    /// from them whatever was still in it: a message sent to the task from
+    /// here on finds the queue closed and is answered from the remains
+    /// too (see [`Engine::deliver`]), so nothing falls between the two.
+    fn leave_remains(&self, remains: Remains, rx: &mut Inbox) {
+        self.calls.leave(remains);
+        self.metrics
+            .lingering_calls
+            .set(self.calls.lingering() as i64);
+        for ev in rx.close() {
+            match ev {
+                Event::Message(m) => {
+                    let (msg, peer) = *m;
+                    let now = Instant::now();
+                    if let Some(id) = msg.call_id()
+                        && let Some(remains) = self.calls.finished(id.as_str(), now)
+                    {
+                        self.answer_finished(&remains, &msg, peer, now);
+                    }
+                }
+                Event::Command(_, reply) => {
+                    let _ = reply.send(Err("the call has ended".into()));
+                }
+                // Over already: nothing to end, offer or tell.
+                _ => {}
+            }
+        }
+    }
+
+    /// Drops the remains of finished calls whose linger timers have all
+    /// run out.
+    fn sweep_finished(&self, now: Instant) {
+        if self.calls.sweep(now) > 0 {
+            self.metrics
+                .lingering_calls
+                .set(self.calls.lingering() as i64);
         }
     }
 

@@ -16,10 +16,11 @@
 //! RFC 3261: §9 CANCEL, §12 dialogs (in [`Dialog`]), §13 INVITE, §14
 //! re-INVITE, §15 BYE, §17 transactions; RFC 6026 for 2xx handling.
 
+use super::remains::{LegRemains, Reply, Rule, compact};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method, Name, StartLine};
 use crate::sip::transaction::{
-    Action, ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, State, Timers,
+    Action, ClientInvite, ClientNonInvite, Linger, ServerInvite, ServerNonInvite, State, Timers,
     Transport as Reliability,
 };
 use crate::sip::transport::Peer;
@@ -188,6 +189,10 @@ struct Uac {
     /// Where its responses came from, when not the peer (a trunk
     /// answering from another port): its requests may come from there.
     latched: Option<SocketAddr>,
+    /// The last ACK we sent for this INVITE's final response (a failure's,
+    /// hop by hop; or the 2xx's): sent again for a retransmission of it
+    /// once the call is over and only its remains answer.
+    ack: Option<Bytes>,
 }
 
 enum ServerTx {
@@ -331,6 +336,7 @@ impl Leg {
                 given_up: false,
                 confirmed: false,
                 latched: None,
+                ack: None,
             })),
             servers: Vec::new(),
             clients: Vec::new(),
@@ -459,6 +465,82 @@ impl Leg {
         invite_done
             && self.servers.iter().all(|s| s.is_terminated())
             && self.clients.iter().all(|c| c.is_terminated())
+    }
+
+    /// What the leg leaves for a finished call's remains: a rule for each
+    /// transaction that only waits out a linger timer, or `None` while any
+    /// of them still acts on its own (retransmits, awaits an answer or an
+    /// ACK), or while a re-INVITE of ours lingers (its ACKs are not kept).
+    pub fn remains(&self) -> Option<LegRemains> {
+        let mut rules = Vec::new();
+        let rule = |branch: &str, method: Method, reply: Reply, peer: Peer, until: Instant| Rule {
+            branch: branch.into(),
+            method,
+            reply,
+            peer,
+            until,
+        };
+        match &self.invite_tx {
+            Invite::Uas { tx, .. } => match tx.linger() {
+                Linger::Active => return None,
+                Linger::Over => {}
+                Linger::Absorbing(until) => {
+                    let (b, p) = (self.branch.as_str(), self.peer);
+                    rules.push(rule(b, Method::Invite, Reply::AbsorbRequest, p, until));
+                    let tag = Reply::CancelOk(self.dialog.local_tag.as_str().into());
+                    rules.push(rule(b, Method::Cancel, tag, p, until));
+                }
+            },
+            Invite::Uac(u) if u.given_up => {}
+            Invite::Uac(u) => match u.tx.linger() {
+                Linger::Active => return None,
+                Linger::Over => {}
+                Linger::Absorbing(until) => {
+                    let reply = match &u.ack {
+                        Some(ack) => Reply::Ack {
+                            ack: compact(ack),
+                            success: u.tx.state() == State::Accepted,
+                            remote_tag: self.dialog.remote_tag.as_deref().map(Into::into),
+                        },
+                        None => Reply::AbsorbResponse,
+                    };
+                    rules.push(rule(&self.branch, Method::Invite, reply, self.peer, until));
+                }
+            },
+        }
+        for s in &self.servers {
+            let until = match s.linger() {
+                Linger::Active => return None,
+                Linger::Over => continue,
+                Linger::Absorbing(until) => until,
+            };
+            let reply = match &s.tx {
+                ServerTx::Invite(_) => Reply::AbsorbRequest,
+                ServerTx::NonInvite(tx) => Reply::Resend(compact(tx.final_response()?)),
+            };
+            rules.push(rule(&s.branch, s.method.clone(), reply, s.peer, until));
+        }
+        for c in &self.clients {
+            match &c.tx {
+                ClientTx::NonInvite(tx) => match tx.linger() {
+                    Linger::Active => return None,
+                    Linger::Over => {}
+                    Linger::Absorbing(until) => rules.push(rule(
+                        &c.branch,
+                        c.method.clone(),
+                        Reply::AbsorbResponse,
+                        c.peer,
+                        until,
+                    )),
+                },
+                ClientTx::Invite(tx) if tx.is_terminated() => {}
+                ClientTx::Invite(_) => return None,
+            }
+        }
+        Some(LegRemains {
+            call_id: self.dialog.call_id.as_str().into(),
+            rules,
+        })
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -1042,8 +1124,9 @@ impl Leg {
         };
         let action = u.tx.on_response(code, now);
         if matches!(action, Some(Action::SendAck) | Some(Action::DeliverAndAck)) {
-            let ack = ack_for_failure(&self.invite, &msg);
-            self.transmit.push_back((self.peer, ack.encode()));
+            let ack = ack_for_failure(&self.invite, &msg).encode();
+            u.ack = Some(ack.clone());
+            self.transmit.push_back((self.peer, ack));
         }
         u.response_deadline = None;
         let delivered = matches!(action, Some(Action::Deliver) | Some(Action::DeliverAndAck));
@@ -1092,20 +1175,24 @@ impl Leg {
             if !answered {
                 self.dialog.learn(&msg);
             }
-            let ack = self.dialog.request(
-                Method::Ack,
-                1,
-                &self.local,
-                self.peer.transport_name(),
-                &new_branch(self.call, self.id.0),
-            );
-            self.transmit.push_back((self.peer, ack.encode()));
-            if answered {
-                return;
-            }
+            let ack = self
+                .dialog
+                .request(
+                    Method::Ack,
+                    1,
+                    &self.local,
+                    self.peer.transport_name(),
+                    &new_branch(self.call, self.id.0),
+                )
+                .encode();
+            self.transmit.push_back((self.peer, ack.clone()));
             let Invite::Uac(u) = &mut self.invite_tx else {
                 return;
             };
+            u.ack = Some(ack);
+            if answered {
+                return;
+            }
             u.confirmed = true;
             if u.abandoned {
                 // Answered after we gave up on it (§9.1 race): hang up.
@@ -1222,6 +1309,13 @@ impl Leg {
 }
 
 impl Server {
+    fn linger(&self) -> Linger {
+        match &self.tx {
+            ServerTx::Invite(t) => t.linger(),
+            ServerTx::NonInvite(t) => t.linger(),
+        }
+    }
+
     fn on_transport_error(&mut self, now: Instant) {
         let _ = match &mut self.tx {
             ServerTx::Invite(t) => t.on_transport_error(now),

@@ -17,5 +17,6 @@ pub mod hunt;
 pub mod leg;
 pub mod queue;
 pub mod registrar;
+pub mod remains;
 pub mod timers;
 pub mod trunks;

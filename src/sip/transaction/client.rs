@@ -7,7 +7,7 @@
 //! machine only ever asks for retransmissions.
 
 use super::timers::{Retransmit, Timers, Transport, earliest};
-use super::{Action, Class, State};
+use super::{Action, Class, Linger, State};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -173,6 +173,18 @@ impl ClientInvite {
         matches!(self.state, ClientInviteState::Terminated)
     }
 
+    /// Whether it still acts on its own: Completed (Timer D) and Accepted
+    /// (Timer M) only wait, re-ACKing what is retransmitted.
+    pub fn linger(&self) -> Linger {
+        use ClientInviteState as S;
+        match &self.state {
+            S::Completed { d } => Linger::Absorbing(*d),
+            S::Accepted { m } => Linger::Absorbing(*m),
+            S::Terminated => Linger::Over,
+            S::Calling { .. } | S::Proceeding => Linger::Active,
+        }
+    }
+
     /// The encoded INVITE, for building the ACK (§17.1.1.3) or a CANCEL (§9.1).
     pub fn request(&self) -> &Bytes {
         &self.request
@@ -315,6 +327,17 @@ impl ClientNonInvite {
 
     pub fn is_terminated(&self) -> bool {
         matches!(self.state, ClientNonInviteState::Terminated)
+    }
+
+    /// Whether it still acts on its own: in Completed (Timer K) it only
+    /// absorbs retransmitted finals.
+    pub fn linger(&self) -> Linger {
+        use ClientNonInviteState as S;
+        match &self.state {
+            S::Completed { k } => Linger::Absorbing(*k),
+            S::Terminated => Linger::Over,
+            S::Trying { .. } | S::Proceeding { .. } => Linger::Active,
+        }
     }
 
     /// The encoded request.

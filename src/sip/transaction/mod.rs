@@ -52,6 +52,7 @@ pub use timers::{Timers, Transport};
 
 use bytes::Bytes;
 use std::fmt;
+use std::time::Instant;
 
 /// What the driver must do after feeding a machine an input. Inputs with
 /// nothing to do return `None` (for example an absorbed retransmission).
@@ -88,6 +89,22 @@ pub enum Action {
     /// A linger timer (D, I, J, K, L, M) ran out: the transaction ended with
     /// nothing more to do. Drop it.
     Terminated,
+}
+
+/// Where a transaction stands once its call is over: whether it may still
+/// send something of its own, or only waits out a linger timer answering
+/// (or absorbing) retransmissions, which a compact record of the call can
+/// do in its place (see `call::remains`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Linger {
+    /// Terminated: nothing left at all.
+    Over,
+    /// Only retransmissions to absorb or answer, until this instant
+    /// (Timers D, I, J, K, L, M; for a server INVITE after its ACK).
+    Absorbing(Instant),
+    /// A retransmission timer runs or an answer is awaited: the
+    /// transaction still acts on its own.
+    Active,
 }
 
 /// The state of a machine. Each machine uses the subset its RFC figure

@@ -7,7 +7,7 @@
 //! machine can answer retransmitted requests and retransmit on its timers.
 
 use super::timers::{Retransmit, Timers, Transport, earliest};
-use super::{Action, Class, State};
+use super::{Action, Class, Linger, State};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -240,6 +240,23 @@ impl ServerInvite {
     pub fn is_terminated(&self) -> bool {
         matches!(self.state, ServerInviteState::Terminated)
     }
+
+    /// Whether it still acts on its own: only once the final response has
+    /// been acknowledged (Confirmed; Accepted with its ACK in) does it
+    /// merely absorb retransmitted INVITEs and ACKs.
+    pub fn linger(&self) -> Linger {
+        use ServerInviteState as S;
+        match &self.state {
+            S::Confirmed { i } => Linger::Absorbing(*i),
+            S::Accepted {
+                retransmit: None,
+                l,
+                ..
+            } => Linger::Absorbing(*l),
+            S::Terminated => Linger::Over,
+            S::Proceeding { .. } | S::Completed { .. } | S::Accepted { .. } => Linger::Active,
+        }
+    }
 }
 
 /// The server side of a non-INVITE transaction (RFC 3261 §17.2.2, Figure 8).
@@ -366,6 +383,25 @@ impl ServerNonInvite {
 
     pub fn is_terminated(&self) -> bool {
         matches!(self.state, ServerNonInviteState::Terminated)
+    }
+
+    /// Whether it still acts on its own; in Completed it only answers
+    /// retransmissions with [`ServerNonInvite::final_response`].
+    pub fn linger(&self) -> Linger {
+        use ServerNonInviteState as S;
+        match &self.state {
+            S::Completed { j, .. } => Linger::Absorbing(*j),
+            S::Terminated => Linger::Over,
+            S::Trying | S::Proceeding { .. } => Linger::Active,
+        }
+    }
+
+    /// The final response sent, while retransmitted requests get it again.
+    pub fn final_response(&self) -> Option<&Bytes> {
+        match &self.state {
+            ServerNonInviteState::Completed { response, .. } => Some(response),
+            _ => None,
+        }
     }
 }
 
