@@ -1568,7 +1568,7 @@ fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_woul
 
     // Timer J of the caller's BYE is the last, as for the call itself.
     assert_eq!(remains.until - run.t0, secs(10) + secs(32));
-    let ids: Vec<&str> = remains.call_ids().collect();
+    let ids: Vec<&str> = remains.call_ids().map(|i| &**i).collect();
     assert_eq!(ids.len(), 2, "the caller's Call-ID and the seat leg's");
     assert!(ids.contains(&A_CALL_ID));
 

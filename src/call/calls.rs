@@ -161,9 +161,9 @@ impl CallHandle {
 pub struct Calls {
     map: DashMap<String, CallHandle>,
     /// Finished calls' remains, by each of their Call-IDs.
-    ended: DashMap<Box<str>, Arc<Remains>>,
+    ended: DashMap<Arc<str>, Arc<Remains>>,
     /// The same, in the order they were listed, for [`Calls::sweep`].
-    expiry: Mutex<VecDeque<(Instant, u64, Box<str>)>>,
+    expiry: Mutex<VecDeque<Arc<Remains>>>,
 }
 
 impl Calls {
@@ -200,9 +200,9 @@ impl Calls {
         let remains = Arc::new(remains);
         let mut expiry = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
         for id in remains.call_ids() {
-            self.ended.insert(id.into(), remains.clone());
-            expiry.push_back((remains.until, remains.call, id.into()));
+            self.ended.insert(id.clone(), remains.clone());
         }
+        expiry.push_back(remains);
     }
 
     /// A finished call's remains listed under `call_id`, still lingering.
@@ -220,14 +220,20 @@ impl Calls {
     pub fn sweep(&self, now: Instant) -> usize {
         let mut expiry = self.expiry.lock().unwrap_or_else(|e| e.into_inner());
         let mut swept = 0;
-        while let Some((until, _, _)) = expiry.front()
-            && *until <= now
+        while let Some(first) = expiry.front()
+            && first.until <= now
         {
-            let Some((_, call, id)) = expiry.pop_front() else {
+            let Some(gone) = expiry.pop_front() else {
                 break;
             };
-            if self.ended.remove_if(&id, |_, r| r.call == call).is_some() {
-                swept += 1;
+            for id in gone.call_ids() {
+                if self
+                    .ended
+                    .remove_if(&**id, |_, r| r.call == gone.call)
+                    .is_some()
+                {
+                    swept += 1;
+                }
             }
         }
         swept
@@ -277,14 +283,15 @@ mod tests {
         use super::super::remains::{LegRemains, Reply, Rule};
         let rule = Rule {
             branch: "z9hG4bKa".into(),
-            method: crate::sip::message::Method::Bye,
+            method: super::super::remains::TxMethod::Other,
             reply: Reply::AbsorbRequest,
-            peer: peer(),
+            peer: None,
             until,
         };
         let legs = vec![LegRemains {
             call_id: call_id.into(),
-            rules: vec![rule],
+            peer: peer(),
+            rules: vec![rule].into_boxed_slice(),
         }];
         Remains::new(call, Arc::new(FarEnds::default()), legs).expect("a rule")
     }

@@ -16,7 +16,7 @@
 //! RFC 3261: §9 CANCEL, §12 dialogs (in [`Dialog`]), §13 INVITE, §14
 //! re-INVITE, §15 BYE, §17 transactions; RFC 6026 for 2xx handling.
 
-use super::remains::{LegRemains, Reply, Rule, compact};
+use super::remains::{LegRemains, Reack, Reply, Rule, TxMethod, compact};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Message, Method, Name, StartLine};
 use crate::sip::transaction::{
@@ -473,11 +473,12 @@ impl Leg {
     /// ACK), or while a re-INVITE of ours lingers (its ACKs are not kept).
     pub fn remains(&self) -> Option<LegRemains> {
         let mut rules = Vec::new();
+        let leg_peer = self.peer;
         let rule = |branch: &str, method: Method, reply: Reply, peer: Peer, until: Instant| Rule {
             branch: branch.into(),
-            method,
+            method: TxMethod::of(&method),
             reply,
-            peer,
+            peer: (peer != leg_peer).then(|| Box::new(peer)),
             until,
         };
         match &self.invite_tx {
@@ -485,10 +486,8 @@ impl Leg {
                 Linger::Active => return None,
                 Linger::Over => {}
                 Linger::Absorbing(until) => {
-                    let (b, p) = (self.branch.as_str(), self.peer);
-                    rules.push(rule(b, Method::Invite, Reply::AbsorbRequest, p, until));
-                    let tag = Reply::CancelOk(self.dialog.local_tag.as_str().into());
-                    rules.push(rule(b, Method::Cancel, tag, p, until));
+                    let tag = Reply::CallerInvite(self.dialog.local_tag.as_str().into());
+                    rules.push(rule(&self.branch, Method::Invite, tag, self.peer, until));
                 }
             },
             Invite::Uac(u) if u.given_up => {}
@@ -497,11 +496,11 @@ impl Leg {
                 Linger::Over => {}
                 Linger::Absorbing(until) => {
                     let reply = match &u.ack {
-                        Some(ack) => Reply::Ack {
+                        Some(ack) => Reply::Ack(Box::new(Reack {
                             ack: compact(ack),
                             success: u.tx.state() == State::Accepted,
                             remote_tag: self.dialog.remote_tag.as_deref().map(Into::into),
-                        },
+                        })),
                         None => Reply::AbsorbResponse,
                     };
                     rules.push(rule(&self.branch, Method::Invite, reply, self.peer, until));
@@ -516,6 +515,8 @@ impl Leg {
             };
             let reply = match &s.tx {
                 ServerTx::Invite(_) => Reply::AbsorbRequest,
+                // Answered by the leg itself, always `200 OK` made from it.
+                ServerTx::NonInvite(_) if s.method == Method::Bye => Reply::ByeOk,
                 ServerTx::NonInvite(tx) => Reply::Resend(compact(tx.final_response()?)),
             };
             rules.push(rule(&s.branch, s.method.clone(), reply, s.peer, until));
@@ -539,7 +540,8 @@ impl Leg {
         }
         Some(LegRemains {
             call_id: self.dialog.call_id.as_str().into(),
-            rules,
+            peer: self.peer,
+            rules: rules.into_boxed_slice(),
         })
     }
 

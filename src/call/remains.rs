@@ -32,7 +32,7 @@ pub struct Remains {
     pub call: u64,
     /// Requests are taken only from the call's far ends, as while it ran.
     pub sources: Arc<FarEnds>,
-    pub legs: Vec<LegRemains>,
+    pub legs: Box<[LegRemains]>,
     /// When the last rule runs out.
     pub until: Instant,
 }
@@ -40,8 +40,11 @@ pub struct Remains {
 /// One leg's rules, under its Call-ID.
 #[derive(Debug)]
 pub struct LegRemains {
-    pub call_id: Box<str>,
-    pub rules: Vec<Rule>,
+    /// Shared with the call table's key for it.
+    pub call_id: Arc<str>,
+    /// The leg's far end, where answers go unless a rule names another.
+    pub peer: Peer,
+    pub rules: Box<[Rule]>,
 }
 
 /// One lingering transaction: what a retransmission in it gets.
@@ -50,12 +53,35 @@ pub struct Rule {
     /// The transaction's branch: the far end's for a request it sent, ours
     /// for a request we sent (its responses carry it back).
     pub branch: Box<str>,
-    /// The request's method (a response's CSeq method).
-    pub method: Method,
+    /// The request's method (a response's CSeq method), as far as it
+    /// tells transactions of one branch apart.
+    pub method: TxMethod,
     pub reply: Reply,
-    /// Where the answer goes (the peer the transaction was with).
-    pub peer: Peer,
+    /// Where the answer goes when not the leg's peer (a request that came
+    /// over another connection or from another of a trunk's ports).
+    pub peer: Option<Box<Peer>>,
     pub until: Instant,
+}
+
+/// A transaction's method as matching needs it (§17.1.3, §17.2.3): the
+/// branch identifies the transaction, except that a CANCEL shares its
+/// INVITE's branch (and an ACK is never a transaction's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMethod {
+    Invite,
+    Cancel,
+    /// Any other method.
+    Other,
+}
+
+impl TxMethod {
+    pub fn of(method: &Method) -> TxMethod {
+        match method {
+            Method::Invite => TxMethod::Invite,
+            Method::Cancel => TxMethod::Cancel,
+            _ => TxMethod::Other,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -67,25 +93,37 @@ pub enum Reply {
     /// A retransmitted request, answered again with the same final
     /// response (§17.2.2 Completed, Timer J).
     Resend(Bytes),
-    /// A CANCEL of the caller's INVITE: `200` with our To tag (§9.2).
-    CancelOk(Box<str>),
+    /// A retransmitted BYE: `200 OK` again, made from the retransmission
+    /// itself as the first was made from the BYE (the same bytes, and no
+    /// copy of them kept).
+    ByeOk,
+    /// The caller's INVITE: absorbed again once its final response was
+    /// acknowledged, and a CANCEL of it (same branch) answered `200` with
+    /// our To tag (§9.2).
+    CallerInvite(Box<str>),
     /// A retransmitted final response to our request, absorbed (Timer K).
     AbsorbResponse,
     /// A retransmitted final response to our INVITE, ACKed again: a
     /// failure (Timer D, §17.1.1.2), or the 2xx of our dialog (Timer M,
     /// RFC 6026 §7.2; `remote_tag` is the far end's tag in it).
-    Ack {
-        ack: Bytes,
-        success: bool,
-        remote_tag: Option<Box<str>>,
-    },
+    Ack(Box<Reack>),
+}
+
+/// The ACK of a final response to our INVITE, to send again.
+#[derive(Debug)]
+pub struct Reack {
+    pub ack: Bytes,
+    /// It acknowledged a 2xx (else a failure).
+    pub success: bool,
+    /// The far end's tag in the 2xx.
+    pub remote_tag: Option<Box<str>>,
 }
 
 impl Reply {
     fn for_request(&self) -> bool {
         matches!(
             self,
-            Reply::AbsorbRequest | Reply::Resend(_) | Reply::CancelOk(_)
+            Reply::AbsorbRequest | Reply::Resend(_) | Reply::ByeOk | Reply::CallerInvite(_)
         )
     }
 }
@@ -112,21 +150,18 @@ impl Remains {
         Some(Remains {
             call,
             sources,
-            legs,
+            legs: legs.into_boxed_slice(),
             until,
         })
     }
 
     /// The Call-IDs the remains answer under.
-    pub fn call_ids(&self) -> impl Iterator<Item = &str> {
-        let mut seen: Vec<&str> = Vec::new();
-        self.legs.iter().filter_map(move |l| {
-            let id = &*l.call_id;
-            (!seen.contains(&id)).then(|| {
-                seen.push(id);
-                id
-            })
-        })
+    pub fn call_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        let legs = &self.legs;
+        legs.iter()
+            .enumerate()
+            .filter(|(i, l)| !legs[..*i].iter().any(|p| p.call_id == l.call_id))
+            .map(|(_, l)| &l.call_id)
     }
 
     /// What `msg` (for one of the call's Call-IDs) gets at `now`.
@@ -140,18 +175,28 @@ impl Remains {
             .legs
             .iter()
             .filter(|l| *l.call_id == *call_id.as_str())
-            .flat_map(|l| &l.rules)
-            .filter(|r| now < r.until && *r.branch == *branch);
+            .flat_map(|l| {
+                l.rules
+                    .iter()
+                    .map(move |r| (r, r.peer.as_deref().unwrap_or(&l.peer)))
+            })
+            .filter(|(r, _)| now < r.until && *r.branch == *branch);
         if let Some(method) = msg.method() {
-            let rule = rules
-                .filter(|r| r.reply.for_request())
-                .find(|r| r.method == *method);
-            match rule.map(|r| (&r.reply, r.peer)) {
+            let tx = TxMethod::of(method);
+            let rule = rules.filter(|(r, _)| r.reply.for_request()).find(|(r, _)| {
+                r.method == tx
+                    || (tx == TxMethod::Cancel && matches!(r.reply, Reply::CallerInvite(_)))
+            });
+            match rule.map(|(r, peer)| (&r.reply, *peer)) {
                 Some((Reply::AbsorbRequest, _)) => Answer::Absorbed,
                 Some((Reply::Resend(bytes), peer)) => Answer::Send(peer, bytes.clone()),
-                Some((Reply::CancelOk(tag), peer)) => {
+                Some((Reply::ByeOk, peer)) => {
+                    Answer::Send(peer, msg.response(200, "OK", None).encode())
+                }
+                Some((Reply::CallerInvite(tag), peer)) if tx == TxMethod::Cancel => {
                     Answer::Send(peer, msg.response(200, "OK", Some(tag)).encode())
                 }
+                Some((Reply::CallerInvite(_), _)) => Answer::Absorbed,
                 Some(_) => Answer::Absorbed,
                 // §17.2.3: an ACK matching nothing is absorbed.
                 None if *method == Method::Ack => Answer::Absorbed,
@@ -165,17 +210,15 @@ impl Remains {
                 return Answer::Absorbed;
             };
             let rule = rules
-                .filter(|r| !r.reply.for_request())
-                .find(|r| r.method == method);
-            match rule.map(|r| (&r.reply, r.peer)) {
-                Some((
-                    Reply::Ack {
+                .filter(|(r, _)| !r.reply.for_request())
+                .find(|(r, _)| r.method == TxMethod::of(&method));
+            match rule.map(|(r, peer)| (&r.reply, *peer)) {
+                Some((Reply::Ack(reack), peer)) => {
+                    let Reack {
                         ack,
                         success,
                         remote_tag,
-                    },
-                    peer,
-                )) => {
+                    } = &**reack;
                     let is_2xx = (200..300).contains(&code);
                     let tag = msg.to().and_then(|t| t.tag().map(str::to_string));
                     let again = if *success {
@@ -210,13 +253,16 @@ impl Remains {
             .map(|r| {
                 std::mem::size_of::<Rule>()
                     + r.branch.len()
+                    + r.peer.as_ref().map_or(0, |_| std::mem::size_of::<Peer>())
                     + match &r.reply {
                         Reply::Resend(b) => b.len(),
-                        Reply::Ack {
-                            ack, remote_tag, ..
-                        } => ack.len() + remote_tag.as_ref().map_or(0, |t| t.len()),
-                        Reply::CancelOk(t) => t.len(),
-                        Reply::AbsorbRequest | Reply::AbsorbResponse => 0,
+                        Reply::Ack(r) => {
+                            std::mem::size_of::<Reack>()
+                                + r.ack.len()
+                                + r.remote_tag.as_ref().map_or(0, |t| t.len())
+                        }
+                        Reply::CallerInvite(t) => t.len(),
+                        Reply::AbsorbRequest | Reply::AbsorbResponse | Reply::ByeOk => 0,
                     }
             })
             .sum();
