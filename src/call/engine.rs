@@ -965,6 +965,7 @@ impl Engine {
         let mut guard = CallGuard {
             engine: &self,
             call: id,
+            in_acd: !busy_seats.is_empty(),
             busy_seats,
             bound: vec![a_call_id],
             counted: false,
@@ -1039,6 +1040,7 @@ impl Engine {
                     handle: &handle,
                     session: &session,
                 };
+                guard.in_acd |= matches!(o, Output::Acd(_) | Output::Seat { .. });
                 let Some(o) = self.carry_out(o, &common, &mut guard.bound, &mut unreachable) else {
                     continue;
                 };
@@ -1968,6 +1970,10 @@ struct CallGuard<'e> {
     engine: &'e Engine,
     call: u64,
     busy_seats: Vec<String>,
+    /// The ACD has heard of the call (a seat marked busy, a queue
+    /// joined): it is told when the call goes. A trunk call that never
+    /// touched it (a sub-centre's, an emergency) costs it nothing.
+    in_acd: bool,
     bound: Vec<String>,
     counted: bool,
     /// Taken off the control API's list of calls.
@@ -1991,9 +1997,11 @@ impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         self.engine.registrar.release_call(self.call);
         self.free_seats();
-        self.engine
-            .dispatch
-            .send(AcdInput::Released { call: self.call });
+        if self.in_acd {
+            self.engine
+                .dispatch
+                .send(AcdInput::Released { call: self.call });
+        }
         for id in &self.bound {
             self.engine.calls.release(id, self.call);
         }

@@ -344,6 +344,8 @@ impl Engine {
             engine: &self,
             call: id,
             busy_seats: Vec::new(),
+            // A callback waits in a queue for its seat.
+            in_acd: true,
             bound: Vec::new(),
             // Not one of `hotline_active_calls`: the callbacks count.
             counted: true,

@@ -118,11 +118,14 @@ impl Writer {
             .name("call-records".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    // Asleep while the batch gathers, then taken at once:
+                    // a writer waiting in the channel would be woken by
+                    // every call's record (a futex wake-up on the sending
+                    // worker each time).
+                    std::thread::sleep(GATHER);
                     let mut batch = vec![first];
-                    let until = std::time::Instant::now() + GATHER;
                     while batch.len() < BATCH {
-                        let left = until.saturating_duration_since(std::time::Instant::now());
-                        match rx.recv_timeout(left) {
+                        match rx.try_recv() {
                             Ok(r) => batch.push(r),
                             Err(_) => break,
                         }
