@@ -177,6 +177,14 @@ impl Transport {
         let udp = match udp {
             Some(a) => {
                 let socket = UdpSocket::bind(a).await?;
+                match enlarge_buffers(&socket, UDP_BUFFER) {
+                    Ok((rcv, snd)) => {
+                        tracing::debug!(receive = rcv, send = snd, "SIP UDP socket buffers")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SIP UDP socket buffers left at the system default")
+                    }
+                }
                 if let Err(e) = icmp::enable(&socket) {
                     tracing::warn!(error = %e, "ICMP errors will not be seen: unreachable peers are found only by time-outs");
                 }
@@ -536,6 +544,62 @@ fn deliver(sink: &dyn Sink, bytes: Bytes, peer: Peer) {
     if outcome.is_err() {
         tracing::error!(from = %peer.addr, "message handling panicked; message dropped");
     }
+}
+
+/// The receive and send buffers asked for the SIP UDP socket. The system
+/// default (about 208 KiB on Linux) holds a few milliseconds of datagrams
+/// at thousands of calls a second: any pause of the receiving tasks then
+/// drops datagrams, whose retransmissions add load until the gateway
+/// collapses. The kernel caps the size at `net.core.rmem_max` /
+/// `wmem_max`, which the operator may raise.
+const UDP_BUFFER: usize = 4 << 20;
+
+/// Asks for `bytes` of receive and send buffer on `socket`; the sizes the
+/// kernel granted (as it reports them: twice what it counts, see socket(7)).
+#[cfg(unix)]
+fn enlarge_buffers(socket: &UdpSocket, bytes: usize) -> std::io::Result<(usize, usize)> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let mut granted = [0usize; 2];
+    for (i, name) in [libc::SO_RCVBUF, libc::SO_SNDBUF].into_iter().enumerate() {
+        // SAFETY: a valid descriptor, and an int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&size as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut got: libc::c_int = 0;
+        let mut got_len = len;
+        // SAFETY: as above, with room for the int the kernel writes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut got as *mut libc::c_int).cast(),
+                &mut got_len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        granted[i] = usize::try_from(got).unwrap_or(0);
+    }
+    Ok((granted[0], granted[1]))
+}
+
+#[cfg(not(unix))]
+fn enlarge_buffers(_: &UdpSocket, _: usize) -> std::io::Result<(usize, usize)> {
+    Err(std::io::Error::other("not supported on this system"))
 }
 
 /// What `icmp::drain` took from the socket's error queue.
