@@ -29,17 +29,9 @@ fi
 # The shipped table, with the SIP side on loopback ports the perf scripts use.
 CONF_DIR="$(mktemp -d -t hotline-bench.XXXXXX)"
 trap 'rm -rf "$CONF_DIR"' EXIT
-# Trunk probes off: the SIPp uas answers INVITEs only, and an OPTIONS it
-# does not expect would mark its trunk down.
-sed -e 's|^listen_udp = .*|listen_udp = "127.0.0.1:5070"|' \
-    -e 's|^listen_tcp = .*|listen_tcp = "off"|' \
-    -e 's|^listen = "127.0.0.1:9090"|listen = "127.0.0.1:19190"|' \
-    -e 's|sip:127.0.0.1:5091|sip:127.0.0.1:5080|' \
-    -e 's|^max_register_expires = \(.*\)|max_register_expires = \1\ntrunk_probe_interval_seconds = 0|' \
-    -e 's|^prompts_dir = .*|prompts_dir = "'"$ROOT"'/prompts"|' \
-    -e 's|^recordings_dir = .*|recordings_dir = "'"$ROOT"'/recordings"|' \
-    -e 's|^anchor = .*|anchor = '"${ANCHOR:-true}"'|' \
-    "$ROOT/routing.toml" >"$CONF_DIR/bench.toml"
+# shellcheck source=bench/load-table.sh
+source "$ROOT/bench/load-table.sh"
+load_table "$ROOT" "$ROOT/recordings" "$CONF_DIR/bench.toml"
 "$BIN" check "$CONF_DIR/bench.toml" >/dev/null
 
 export RUST_LOG="${RUST_LOG:-info}"
