@@ -1574,15 +1574,21 @@ fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_woul
 
     // The BYE again: the same 200, to the caller.
     assert_eq!(
-        remains.answer(&wire(&bye), now),
+        remains.answer(&wire(&bye), caller(), now),
         Answer::Send(caller(), bye_ok.clone())
     );
     // The caller's INVITE again (no To tag): absorbed, not a new call.
-    assert_eq!(remains.answer(&caller_invite(), now), Answer::Absorbed);
+    assert_eq!(
+        remains.answer(&caller_invite(), caller(), now),
+        Answer::Absorbed
+    );
     // ACKs are absorbed.
-    assert_eq!(remains.answer(&caller_ack_2xx(&tag), now), Answer::Absorbed);
+    assert_eq!(
+        remains.answer(&caller_ack_2xx(&tag), caller(), now),
+        Answer::Absorbed
+    );
     // A CANCEL of the answered INVITE: 200 with our tag (§9.2).
-    match remains.answer(&caller_cancel(A_BRANCH), now) {
+    match remains.answer(&caller_cancel(A_BRANCH), caller(), now) {
         Answer::Send(to, bytes) => {
             assert_eq!(to, caller());
             let m = Message::parse(bytes).unwrap();
@@ -1593,16 +1599,19 @@ fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_woul
     }
     // The seat's 200 again (it missed our ACK): the same ACK again.
     assert_eq!(
-        remains.answer(&wire(&seat_ok(&invite)), now),
+        remains.answer(&wire(&seat_ok(&invite)), seat_peer(1), now),
         Answer::Send(seat_peer(1), seat_ack.clone())
     );
     // A 2xx of another dialog (a fork) is not ACKed in our dialog's name.
     let mut fork = seat_ok(&invite);
     fork.set(Name::To, format!("{};tag=other", hv(&invite, Name::To)));
-    assert_eq!(remains.answer(&wire(&fork), now), Answer::Absorbed);
+    assert_eq!(
+        remains.answer(&wire(&fork), seat_peer(1), now),
+        Answer::Absorbed
+    );
     // The seat's 200 to our BYE again: absorbed (Timer K).
     assert_eq!(
-        remains.answer(&wire(&reply(&b_bye, 200, "OK", B_TAG)), now),
+        remains.answer(&wire(&reply(&b_bye, 200, "OK", B_TAG)), seat_peer(1), now),
         Answer::Absorbed
     );
     // A new request in the dialog that is over: 481.
@@ -1612,10 +1621,13 @@ fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_woul
         "z9hG4bKcaller.info",
         &tag,
     )));
-    assert_eq!(remains.answer(&info, now), Answer::NoDialog);
+    assert_eq!(remains.answer(&info, caller(), now), Answer::NoDialog);
     // A new INVITE reusing the Call-ID (another branch, no tag): not ours.
     let text = text(&caller_invite()).replace(A_BRANCH, "z9hG4bKanother.call");
-    assert_eq!(remains.answer(&parse(&text), now), Answer::NotOurs);
+    assert_eq!(
+        remains.answer(&parse(&text), caller(), now),
+        Answer::NotOurs
+    );
 
     // The live call answers the same retransmissions the same way.
     assert_eq!(raw_of(&run.recv(&bye, caller())), vec![bye_ok.clone()]);
@@ -1627,16 +1639,20 @@ fn a_completed_calls_remains_answer_its_retransmissions_as_its_transactions_woul
     // M (32 s after the answer at 3 s), J (32 s after the caller's BYE).
     let at = |s: u64| run.t0 + secs(s);
     assert_eq!(
-        remains.answer(&wire(&reply(&b_bye, 200, "OK", B_TAG)), at(16)),
+        remains.answer(
+            &wire(&reply(&b_bye, 200, "OK", B_TAG)),
+            seat_peer(1),
+            at(16)
+        ),
         Answer::Absorbed
     );
     assert_eq!(
-        remains.answer(&wire(&seat_ok(&invite)), at(36)),
+        remains.answer(&wire(&seat_ok(&invite)), seat_peer(1), at(36)),
         Answer::Absorbed,
         "Timer M over: nothing left to ACK"
     );
     assert_eq!(
-        remains.answer(&wire(&bye), at(41)),
+        remains.answer(&wire(&bye), caller(), at(41)),
         Answer::Send(caller(), bye_ok)
     );
     // It is small: a few rules and two short messages.
@@ -1674,11 +1690,14 @@ fn a_refused_calls_remains_wait_for_the_callers_ack_and_re_ack_the_seats_refusal
         .remains(sources())
         .expect("only linger timers left");
     assert_eq!(
-        remains.answer(&wire(&busy), run.now),
+        remains.answer(&wire(&busy), seat_peer(1), run.now),
         Answer::Send(seat_peer(1), seat_ack),
         "Timer D: a retransmitted 486 is ACKed again"
     );
-    assert_eq!(remains.answer(&caller_invite(), run.now), Answer::Absorbed);
+    assert_eq!(
+        remains.answer(&caller_invite(), caller(), run.now),
+        Answer::Absorbed
+    );
     // Timer D (32 s from the 486) outlasts Timer I (5 s from the ACK).
     assert_eq!(remains.until - run.t0, ms(300) + secs(32));
 }

@@ -338,15 +338,29 @@ impl Engine {
             }
             // The call's task has just left its remains (or ended): they
             // answer, if anything is left to answer.
-            Err(Undelivered::Gone(m)) => {
-                let msg = m.0;
-                let now = Instant::now();
-                if let Some(id) = msg.call_id()
-                    && let Some(remains) = self.calls.finished(id.as_str(), now)
-                {
-                    self.answer_finished(&remains, &msg, peer, now);
-                }
-            }
+            Err(Undelivered::Gone(m)) => self.after_the_call(m.0, peer),
+        }
+    }
+
+    /// A message that reached a call's task too late: the call's remains
+    /// answer it, and a new call under the same Call-ID (an INVITE that is
+    /// none of the old call's) starts as any new call does (the old call's
+    /// entries are gone from the table before its queue closes).
+    fn after_the_call(&self, msg: Message, peer: Peer) {
+        let now = Instant::now();
+        let Some(id) = msg.call_id() else { return };
+        let handled = match self.calls.finished(id.as_str(), now) {
+            Some(remains) => self.answer_finished(&remains, &msg, peer, now),
+            None => false,
+        };
+        // Only while no call holds the Call-ID: a call that holds it now
+        // took this INVITE already (its sender retransmits otherwise).
+        if !handled
+            && msg.method() == Some(&Method::Invite)
+            && msg.to().is_none_or(|t| t.tag().is_none())
+            && self.calls.get(id.as_str()).is_none()
+        {
+            self.new_call(msg, peer);
         }
     }
 
@@ -361,7 +375,7 @@ impl Engine {
             }
             return true;
         }
-        match remains.answer(msg, now) {
+        match remains.answer(msg, peer, now) {
             Answer::Send(to, bytes) => {
                 let _ = self.transport.send(to, bytes);
             }
@@ -1184,7 +1198,7 @@ impl Engine {
             if guard.counted
                 && let Some(remains) = call.remains(handle.sources.load_full())
             {
-                self.leave_remains(remains, &mut rx);
+                self.leave_remains(remains, &mut rx, id, &guard.bound);
                 break;
             }
             if !guard.counted {
@@ -1272,21 +1286,27 @@ impl Engine {
     /// from them whatever was still in it: a message sent to the task from
     /// here on finds the queue closed and is answered from the remains
     /// too (see [`Engine::deliver`]), so nothing falls between the two.
-    fn leave_remains(&self, remains: Remains, rx: &mut Inbox) {
+    fn leave_remains(&self, remains: Remains, rx: &mut Inbox, call: u64, bound: &[String]) {
         self.calls.leave(remains);
         self.metrics
             .lingering_calls
             .set(self.calls.lingering() as i64);
+        // Off the table before the queue closes: from here a message finds
+        // the remains, and a new call under one of the Call-IDs can start.
+        for id in bound {
+            self.calls.release(id, call);
+        }
         for ev in rx.close() {
             match ev {
                 Event::Message(m) => {
                     let (msg, peer) = *m;
-                    let now = Instant::now();
-                    if let Some(id) = msg.call_id()
-                        && let Some(remains) = self.calls.finished(id.as_str(), now)
-                    {
-                        self.answer_finished(&remains, &msg, peer, now);
-                    }
+                    self.after_the_call(msg, peer);
+                }
+                // A seat's consultation for a call that is over: a call
+                // of its own, as any INVITE of the seat's.
+                Event::Consult(c) => {
+                    let (msg, peer, _) = *c;
+                    self.new_call(msg, peer);
                 }
                 Event::Command(_, reply) => {
                     let _ = reply.send(Err("the call has ended".into()));
@@ -1300,11 +1320,12 @@ impl Engine {
     /// Drops the remains of finished calls whose linger timers have all
     /// run out.
     fn sweep_finished(&self, now: Instant) {
-        if self.calls.sweep(now) > 0 {
-            self.metrics
-                .lingering_calls
-                .set(self.calls.lingering() as i64);
-        }
+        self.calls.sweep(now);
+        // Set each time: the sets made as calls leave their remains may
+        // land out of order.
+        self.metrics
+            .lingering_calls
+            .set(self.calls.lingering() as i64);
     }
 
     /// The call's record, to the records' writer (the store and the

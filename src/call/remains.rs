@@ -164,8 +164,11 @@ impl Remains {
             .map(|(_, l)| &l.call_id)
     }
 
-    /// What `msg` (for one of the call's Call-IDs) gets at `now`.
-    pub fn answer(&self, msg: &Message, now: Instant) -> Answer {
+    /// What `msg` (for one of the call's Call-IDs), from `from`, gets at
+    /// `now`. A request's answer goes back where it came from, as the
+    /// transaction answered it (§18.2.2); an ACK again to where the leg's
+    /// responses come from.
+    pub fn answer(&self, msg: &Message, from: Peer, now: Instant) -> Answer {
         let Some(call_id) = msg.call_id() else {
             return Answer::Absorbed;
         };
@@ -187,7 +190,7 @@ impl Remains {
                 r.method == tx
                     || (tx == TxMethod::Cancel && matches!(r.reply, Reply::CallerInvite(_)))
             });
-            match rule.map(|(r, peer)| (&r.reply, *peer)) {
+            match rule.map(|(r, _)| (&r.reply, from)) {
                 Some((Reply::AbsorbRequest, _)) => Answer::Absorbed,
                 Some((Reply::Resend(bytes), peer)) => Answer::Send(peer, bytes.clone()),
                 Some((Reply::ByeOk, peer)) => {

@@ -117,18 +117,24 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("call-records".into())
             .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    // Asleep while the batch gathers, then taken at once:
-                    // a writer waiting in the channel would be woken by
-                    // every call's record (a futex wake-up on the sending
-                    // worker each time).
-                    std::thread::sleep(GATHER);
-                    let mut batch = vec![first];
+                let take = |batch: &mut Vec<CallRecord>| {
                     while batch.len() < BATCH {
                         match rx.try_recv() {
                             Ok(r) => batch.push(r),
                             Err(_) => break,
                         }
+                    }
+                };
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    take(&mut batch);
+                    // Short of a full batch: asleep while more gather, then
+                    // taken at once. A writer waiting in the channel would
+                    // be woken by every call's record (a futex wake-up on
+                    // the sending worker each time).
+                    if batch.len() < BATCH {
+                        std::thread::sleep(GATHER);
+                        take(&mut batch);
                     }
                     if let Some(path) = jsonl() {
                         append_jsonl(&path, &batch);
