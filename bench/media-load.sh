@@ -11,8 +11,11 @@
 # usage: bench/media-load.sh [CONCURRENT] [HOLD_S]
 #   calls arrive at CONCURRENT/HOLD_S per second for 2*HOLD_S seconds, so
 #   about CONCURRENT calls are up at once for HOLD_S seconds.
-# prints key=value lines (gateway CPU, packets, drops); exit 0 when every
-# call succeeded.
+# prints key=value lines (gateway CPU, CPU per relayed packet, packets,
+# drops); exit 0 when every call succeeded.
+# env: BIN=PATH runs that gateway binary instead of building this checkout
+#      (before/after runs); PROFILE=FILE records the gateway with
+#      `perf record` into FILE (its figures then include perf's overhead).
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PERF_DIR_ARG="${PERF_DIR:-$ROOT/../shared/perf}"
@@ -25,7 +28,10 @@ BUFF=4194304; BEHAVIORS="all,-abortunexp"
 RATE=$(awk -v n="$N" -v h="$HOLD" 'BEGIN { r = n / h; printf "%.2f", (r < 0.1 ? 0.1 : r) }')
 CALLS=$(awk -v r="$RATE" -v h="$HOLD" 'BEGIN { printf "%d", r * 2 * h + 0.5 }')
 
-(cd "$ROOT" && cargo build --release --locked -q) || exit 2
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --locked -q) || exit 2
+  BIN="$ROOT/target/release/hotline"
+fi
 RUN="$(new_run_dir "hotline-media-c$N")"
 trap cleanup_started EXIT
 trap 'cleanup_started; exit 130' INT TERM
@@ -53,13 +59,24 @@ PRE_BUSY="$(wait_quiet)"
   -buff_size "$BUFF" -default_behaviors "$BEHAVIORS" -trace_stat -stf "$RUN/uas.csv" -fd 1 \
   -trace_err -error_file "$RUN/uas_err.log" >"$RUN/uas.out" 2>&1 &
 UAS_PID=$!; STARTED_PIDS+=("$UAS_PID")
-RUST_LOG="${RUST_LOG:-info}" "$ROOT/target/release/hotline" serve --config bench.toml >"$RUN/sut.log" 2>&1 &
+SUT_CMD=("$BIN" serve --config bench.toml)
+[ -n "${PROFILE:-}" ] && SUT_CMD=(perf record -F 999 -o "$PROFILE" -- "${SUT_CMD[@]}")
+RUST_LOG="${RUST_LOG:-info}" "${SUT_CMD[@]}" >"$RUN/sut.log" 2>&1 &
 SUT_PID=$!; STARTED_PIDS+=("$SUT_PID")
 for _ in $(seq 50); do port_free "$SUT_PORT" || break; sleep 0.1; done
 sleep 0.5
 kill -0 "$SUT_PID" 2>/dev/null || { echo "hotline failed: $(tail -3 "$RUN/sut.log")" >&2; exit 2; }
 
 snmp_udp() { awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp; }
+pss_kb() { awk '/^Pss:/ {print $2}' /proc/"$1"/smaps_rollup 2>/dev/null; }
+# The gateway's own PSS (perf's child when profiled), idle and at its peak
+# while the calls are up: the memory an established call holds.
+GW_PID="$SUT_PID"; [ -n "${PROFILE:-}" ] && GW_PID="$(pgrep -P "$SUT_PID" | head -1)"
+PSS_IDLE=$(pss_kb "$GW_PID")
+( peak=0; while kill -0 "$GW_PID" 2>/dev/null; do
+    p=$(pss_kb "$GW_PID"); [ "${p:-0}" -gt "$peak" ] && { peak=$p; echo "$peak" >"$RUN/pss_peak"; }
+    sleep 1; done ) &
+PSS_SAMPLER=$!; STARTED_PIDS+=("$PSS_SAMPLER")
 IN0=$(snmp_udp InDatagrams); DROP0=$(udp_rcvbuf_errors); T_S0=$(cpu_ticks "$SUT_PID"); W0=$(now_s); SYS0="$(sys_cpu_snap)"
 run_uac_timed "$RUN" uac $(( 3 * HOLD + 40 )) -- \
   -sf "$PERF_DIR/uac_stream.xml" -d "$((HOLD * 1000))" 127.0.0.1:"$SUT_PORT" -s 12366 \
@@ -87,7 +104,19 @@ echo "gateway_rtp_received=${RTP_IN:-NA}"
 echo "gateway_rtp_sent=${RTP_OUT:-NA}"
 awk -v n="$((CALLS))" -v h="$HOLD" -v r="${RTP_IN:-0}" 'BEGIN { e = n * h * 50 * 2; printf "gateway_rtp_expected=%d\ngateway_rtp_received_ratio=%.3f\n", e, r / e }'
 awk -v r="${RTP_IN:-0}" -v w0="$W0" -v w1="$W1" 'BEGIN { printf "gateway_packets_relayed_per_s_avg=%.0f\n", r / (w1 - w0) }'
+# The gateway's CPU over the run (its setups included) per packet it relayed.
+awk -v t="$((T_S1 - T_S0))" -v hz="$CLK_TCK" -v r="${RTP_IN:-0}" \
+  'BEGIN { if (r > 0) printf "sut_cpu_us_per_relayed_packet=%.2f\n", 1e6 * t / hz / r }'
 echo "sut_pss_kb=${SUT_PSS:-NA}"
+PSS_PEAK=$(cat "$RUN/pss_peak" 2>/dev/null)
+PEAK_CALLS=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "CurrentCall") c = i; next } { if ($c + 0 > m) m = $c + 0 } END { print m + 0 }' "$RUN/uac.csv")
+echo "sut_pss_idle_kb=${PSS_IDLE:-NA}"
+echo "sut_pss_peak_kb=${PSS_PEAK:-NA}"
+# An upper bound per established call: the calls that ended in the peak
+# second still linger in it (a few KiB each, bench/linger-memory.sh).
+awk -v p="${PSS_PEAK:-0}" -v i="${PSS_IDLE:-0}" -v n="$PEAK_CALLS" \
+  'BEGIN { if (n > 0 && p > i) printf "sut_kib_per_established_call=%.1f\n", (p - i) / n }'
+
 sys_cpu_report "$SYS0" "$SYS1"
 echo "machine_busy_before_run_pct=$PRE_BUSY"
 echo "results_dir=$RUN"

@@ -64,10 +64,12 @@ pub struct Settings {
     /// Answer, play these prompts and hang up (a seat's feature code).
     pub announce: Option<Vec<Item>>,
     /// A leader session's call: the caller chooses to wait or take a ticket.
-    pub leader: Option<leader::LeaderPlan>,
+    /// Boxed, as the next: few calls have one, and every call (and its
+    /// task) would carry its room.
+    pub leader: Option<Box<leader::LeaderPlan>>,
     /// A queued call whose queue offers callbacks in turn (virtual hold):
     /// the ticket it would store, with the number dialogue's settings.
-    pub queue_callback: Option<leader::LeaderPlan>,
+    pub queue_callback: Option<Box<leader::LeaderPlan>>,
 }
 
 /// Where the call's media is anchored, and what the caller hears while
@@ -444,7 +446,13 @@ impl Call {
         let mut call = Call {
             id,
             phase: Phase::Setup,
-            legs: vec![caller],
+            // The caller's and the leg placed: most calls have no more (a
+            // leg is big; the first push would make room for four).
+            legs: {
+                let mut legs = Vec::with_capacity(2);
+                legs.push(caller);
+                legs
+            },
             current: None,
             next_leg: 1,
             hunt: Hunt::new(

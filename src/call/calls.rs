@@ -37,7 +37,9 @@ pub enum Event {
     /// Boxed so a call's queue stays small.
     Message(Box<(Message, Peer)>),
     /// An ICMP error says nothing listens at this UDP address (§18.4).
-    Unreachable(std::net::SocketAddr),
+    /// This and the other rare events are boxed too: each slot of the
+    /// queue's blocks is as big as the biggest event.
+    Unreachable(Box<std::net::SocketAddr>),
     /// The daemon is stopping: end the call cleanly (503, CANCEL, BYE).
     Terminate,
     /// A supervisor ends the call (the control API).
@@ -45,13 +47,15 @@ pub enum Event {
     /// A supervisor's hand-off for the call (the control API), answered
     /// with whether it applied.
     Command(
-        super::call::command::Command,
-        tokio::sync::oneshot::Sender<Result<(), String>>,
+        Box<(
+            super::call::command::Command,
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        )>,
     ),
     /// The ACD's word for a waiting call.
-    Acd(super::queue::FromAcd),
+    Acd(Box<super::queue::FromAcd>),
     /// The ticket store's answer for the call's ticket.
-    Ticket(crate::tickets::dialogue::Stored),
+    Ticket(Box<crate::tickets::dialogue::Stored>),
     /// A new INVITE from the seat this call is joined to (authenticated):
     /// its consultation, and the seat's id.
     Consult(Box<(Message, Peer, String)>),

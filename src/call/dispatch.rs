@@ -703,7 +703,7 @@ impl Driver {
             };
             let leaving = matches!(msg, FromAcd::Leave { .. } | FromAcd::CallBackLater { .. });
             if let Some(h) = self.calls.get(&call.0) {
-                h.notify(CallEvent::Acd(msg));
+                h.notify(CallEvent::Acd(Box::new(msg)));
             }
             if leaving {
                 self.calls.remove(&call.0);

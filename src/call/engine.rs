@@ -299,7 +299,7 @@ impl Engine {
             .calls
             .primaries(|h| h.sources.load().addrs.contains(&addr))
         {
-            call.notify(Event::Unreachable(addr));
+            call.notify(Event::Unreachable(Box::new(addr)));
         }
     }
 
@@ -718,9 +718,9 @@ impl Engine {
         };
         let mut settings = settings;
         if decision.kind == Kind::LeaderSession {
-            settings.leader = Some(leader_plan(
+            settings.leader = Some(Box::new(leader_plan(
                 &table, &decision, &msg, &dialed, &line, &a_call_id, id,
-            ));
+            )));
         }
         // A queue that offers callbacks in turn: the ticket a caller taking
         // one would store (no spoken request; not a unit's item).
@@ -750,7 +750,7 @@ impl Engine {
             plan.session_ends = None;
             plan.end_ticket = false;
             plan.end_queue = None;
-            settings.queue_callback = Some(plan);
+            settings.queue_callback = Some(Box::new(plan));
         }
         drop(table);
         // Nothing is listed before the task can run: a daemon shutting
@@ -821,13 +821,13 @@ impl Engine {
                 },
             },
         };
+        // The call's future itself, not wrapped in another async block:
+        // a wrapper would keep its own copy of every argument for the
+        // call's whole life (a task's memory is its largest future).
         tokio::spawn(
-            async move {
-                engine
-                    .run_call(start, a_call_id, handle, inbox, labels)
-                    .await;
-            }
-            .instrument(span),
+            engine
+                .run_call(Box::new(start), a_call_id, handle, inbox, labels)
+                .instrument(span),
         );
     }
 
@@ -959,7 +959,9 @@ impl Engine {
 
     async fn run_call(
         self: Arc<Self>,
-        start: CallStart,
+        // Boxed: an argument's place in the future lasts as long as the
+        // future, and the start is taken apart at once.
+        start: Box<CallStart>,
         a_call_id: String,
         handle: CallHandle,
         mut rx: Inbox,
@@ -973,7 +975,7 @@ impl Engine {
             peer,
             targets,
             no_target,
-        } = start;
+        } = unbox(start);
         // Whatever ends this task — the call, the linger cap, a panic —
         // the guard frees its seats and its entries.
         let mut guard = CallGuard {
@@ -1223,7 +1225,8 @@ impl Engine {
                         ended_by = ended_by.or(Some("operator"));
                         out = call.end_by_operator(&self.registrar, Instant::now())
                     }
-                    Some(Event::Command(cmd, reply)) => {
+                    Some(Event::Command(c)) => {
+                        let (cmd, reply) = *c;
                         match call.on_command(cmd, &self.registrar, Instant::now()) {
                             Ok(o) => {
                                 out = o;
@@ -1235,15 +1238,15 @@ impl Engine {
                         }
                     }
                     Some(Event::Unreachable(addr)) => {
-                        out = call.on_unreachable(addr, &self.registrar, Instant::now())
+                        out = call.on_unreachable(*addr, &self.registrar, Instant::now())
                     }
                     Some(Event::Terminate) => {
                         ended_by = ended_by.or(Some("shutdown"));
                         out = call.terminate(&self.registrar, Instant::now())
                     }
-                    Some(Event::Acd(cmd)) => out = call.on_acd(cmd, &self.registrar, Instant::now()),
+                    Some(Event::Acd(cmd)) => out = call.on_acd(*cmd, &self.registrar, Instant::now()),
                     Some(Event::Ticket(stored)) => {
-                        out = call.on_ticket(stored, &self.registrar, Instant::now())
+                        out = call.on_ticket(*stored, &self.registrar, Instant::now())
                     }
                     Some(Event::Consult(c)) => {
                         let (msg, peer, seat) = *c;
@@ -1308,7 +1311,8 @@ impl Engine {
                     let (msg, peer, _) = *c;
                     self.new_call(msg, peer);
                 }
-                Event::Command(_, reply) => {
+                Event::Command(c) => {
+                    let (_, reply) = *c;
                     let _ = reply.send(Err("the call has ended".into()));
                 }
                 // Over already: nothing to end, offer or tell.
@@ -1405,7 +1409,7 @@ impl Engine {
                     Stored::Failed
                 }
             };
-            call.notify(Event::Ticket(stored));
+            call.notify(Event::Ticket(Box::new(stored)));
         });
     }
 
@@ -2100,6 +2104,13 @@ struct CallStart {
     peer: Peer,
     targets: Vec<Target>,
     no_target: Rejection,
+}
+
+/// Takes a value out of its box, freeing the box at once (moved out in
+/// place, a box stays allocated until the end of its variable's scope).
+#[allow(clippy::boxed_local)] // The point: the box is freed on return.
+fn unbox<T>(b: Box<T>) -> T {
+    *b
 }
 
 /// The next event of a call's media session, if it has one.

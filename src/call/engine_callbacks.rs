@@ -411,14 +411,15 @@ impl Engine {
                         out = cb.on_message(msg, peer, &self.registrar, now());
                     }
                     Some(Event::Unreachable(addr)) => {
-                        out = cb.on_unreachable(addr, &self.registrar, now());
+                        out = cb.on_unreachable(*addr, &self.registrar, now());
                     }
                     Some(Event::Terminate | Event::Hangup) => {
                         out = cb.terminate(&self.registrar, now())
                     }
-                    Some(Event::Acd(cmd)) => out = cb.on_acd(cmd, &self.registrar, now()),
+                    Some(Event::Acd(cmd)) => out = cb.on_acd(*cmd, &self.registrar, now()),
                     Some(Event::Ticket(_)) => {}
-                    Some(Event::Command(_, reply)) => {
+                    Some(Event::Command(c)) => {
+                        let (_, reply) = *c;
                         let _ = reply.send(Err("a callback takes no hand-off".into()));
                     }
                     Some(Event::Consult(c)) => {

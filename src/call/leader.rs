@@ -185,9 +185,9 @@ impl Call {
     /// the leader session's.
     fn ticket_plan(&self) -> Option<&LeaderPlan> {
         if self.calling_back {
-            self.settings.queue_callback.as_ref()
+            self.settings.queue_callback.as_deref()
         } else {
-            self.settings.leader.as_ref()
+            self.settings.leader.as_deref()
         }
     }
 

@@ -35,7 +35,7 @@ fn leader_settings(anchored_media: bool) -> Settings {
     };
     Settings {
         queue: Some(plan("leader", vec![Item::prompt("welcome")])),
-        leader: Some(LeaderPlan {
+        leader: Some(Box::new(LeaderPlan {
             dialogue: DialogueSettings {
                 timeout: secs(8),
                 default: Choice::Wait,
@@ -51,7 +51,7 @@ fn leader_settings(anchored_media: bool) -> Settings {
             session_ends: None,
             end_ticket: true,
             end_queue: Some(plan("general", vec![])),
-        }),
+        })),
         ..base
     }
 }
@@ -369,13 +369,13 @@ fn with_at_session_end_main_queue_the_caller_moves_keeping_its_arrival() {
 fn waiting_with_callback() -> Run {
     let t0 = Instant::now();
     let reg = registrar(&[("8001", seat_peer(1))], t0);
-    let mut plan_ = leader_settings(true).leader.unwrap();
+    let mut plan_ = *leader_settings(true).leader.unwrap();
     plan_.draft.kind = TicketKind::QueueCallback;
     plan_.dialogue.message = Duration::ZERO;
     plan_.dialogue.promise = Some(crate::tickets::dialogue::prompts::IN_TURN);
     let settings = Settings {
         queue: Some(plan("general", vec![])),
-        queue_callback: Some(plan_),
+        queue_callback: Some(Box::new(plan_)),
         ..anchored(false)
     };
     let (mut run, out) = Run::start(reg, t0, settings, vec![]);

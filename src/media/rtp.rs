@@ -411,10 +411,16 @@ pub fn inspect(packet: &[u8]) -> Option<RtpInfo> {
 /// place of the sender's (fixed header offsets, RFC 3550 §5.1).
 pub fn restamp(packet: &[u8], seq: u16, ts: u32, ssrc: u32) -> Bytes {
     let mut out = BytesMut::from(packet);
-    out[2..4].copy_from_slice(&seq.to_be_bytes());
-    out[4..8].copy_from_slice(&ts.to_be_bytes());
-    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    restamp_in_place(&mut out, seq, ts, ssrc);
     out.freeze()
+}
+
+/// [`restamp`] in the packet's own buffer (the relay's path: no copy).
+/// `packet` is at least a fixed RTP header ([`inspect`] said so).
+pub fn restamp_in_place(packet: &mut [u8], seq: u16, ts: u32, ssrc: u32) {
+    packet[2..4].copy_from_slice(&seq.to_be_bytes());
+    packet[4..8].copy_from_slice(&ts.to_be_bytes());
+    packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }
 
 /// Builds one RTP packet of our own (a prompt frame).

@@ -21,7 +21,7 @@ use super::quiet::QuietDetector;
 use super::recorder::Recorder;
 use super::rtp::{
     Latch, MediaSocket, RELEARN_AFTER, Rewriter, RtpInfo, Silence, Source, Verdict, inspect,
-    packet, restamp,
+    packet, restamp_in_place,
 };
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
@@ -229,8 +229,9 @@ struct Leg {
     silence: Silence,
     timed_out: bool,
     playing: Option<(Box<Playlist>, Pacer)>,
-    /// The latest decoded 20 ms from this leg, for the mixer.
-    heard: Option<Frame>,
+    /// The latest decoded 20 ms from this leg, for the mixer (boxed: only
+    /// a mixed call has one).
+    heard: Option<Box<Frame>>,
     /// What this leg says, when the call is recorded.
     recorder: Option<RecordingWriter>,
     /// Listening for the end of what this leg says.
@@ -380,13 +381,26 @@ async fn run(
     let media_timeout = made.media_timeout;
     let mut mode = Mode::Isolated;
     let mut pair: Pairs = [(0, 1), NO_PAIR];
-    let mut mixer = Mixer::with_capacity(legs.len().max(3));
+    // Empty until a three-way call mixes (most calls never do).
+    let mut mixer: Option<Box<Mixer>> = None;
     let mut next_mix: Option<Instant> = None;
-    let mut bufs = vec![vec![0u8; 2048]; legs.len()];
+    // One buffer for every leg: a packet is handled before the next is
+    // taken.
+    let mut buf = vec![0u8; 2048];
     let mut scratch_pcm: Vec<i16> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let mut scratch_out: Vec<u8> = Vec::with_capacity(SAMPLES_PER_FRAME);
-    let mut outbox: Outbox = Vec::new();
+    let mut outbox = Outbox::default();
     let mut turn = 0usize;
+    // The legs' sockets, for the receive; a leg added pushes its own.
+    let mut sockets: Vec<Arc<UdpSocket>> = legs.iter().map(|l| l.socket.socket.clone()).collect();
+    // One timer for the session's life, re-armed only when something is
+    // due sooner than it is set for, or once it has fired. A packet moves
+    // its leg's silence deadline later: that costs nothing, and the timer
+    // going off before the new deadline only makes one more turn.
+    let far = Instant::now() + Duration::from_secs(3600);
+    let sleep = tokio::time::sleep_until(far.into());
+    tokio::pin!(sleep);
+    let mut armed = far;
     loop {
         let mut wake = Instant::now() + Duration::from_secs(3600);
         for leg in &legs {
@@ -403,7 +417,10 @@ async fn run(
         if let Some(t) = next_mix {
             wake = wake.min(t);
         }
-        let sockets: Vec<Arc<UdpSocket>> = legs.iter().map(|l| l.socket.socket.clone()).collect();
+        if wake < armed || sleep.is_elapsed() {
+            sleep.as_mut().reset(wake.into());
+            armed = wake;
+        }
         let received = tokio::select! {
             cmd = commands.recv() => match cmd {
                 None => {
@@ -414,8 +431,8 @@ async fn run(
                 }
                 Some(cmd) => {
                     if let Command::AddLeg { socket } = cmd {
+                        sockets.push(socket.socket.clone());
                         legs.push(made.leg(socket, Instant::now()));
-                        bufs.push(vec![0u8; 2048]);
                     } else if let Command::Pair { a, b } = cmd {
                         pair = [(a, b), NO_PAIR];
                     } else if let Command::Pairs { first, second } = cmd {
@@ -423,9 +440,11 @@ async fn run(
                         pair = [first, second];
                         mode = Mode::Relay;
                         next_mix = None;
-                        let parties: Vec<PartyId> = mixer.parties().collect();
-                        for id in parties {
-                            let _ = mixer.leave(id);
+                        if let Some(m) = mixer.as_deref_mut() {
+                            let parties: Vec<PartyId> = m.parties().collect();
+                            for id in parties {
+                                let _ = m.leave(id);
+                            }
                         }
                     } else if let Command::Bridge { legs: members } = cmd {
                         bridge(&members, &mut legs, &mut mode, &mut pair, &mut mixer, &mut next_mix);
@@ -435,8 +454,8 @@ async fn run(
                     None
                 }
             },
-            r = recv_any(&sockets, &mut bufs, turn) => r,
-            _ = tokio::time::sleep_until(wake.into()) => None,
+            r = recv_any(&sockets, &mut buf, turn) => r,
+            _ = &mut sleep => None,
         };
         turn = turn.wrapping_add(1);
         let now = Instant::now();
@@ -446,7 +465,7 @@ async fn run(
                 n,
                 from,
                 &mut legs,
-                &bufs,
+                &mut buf,
                 (mode, pair),
                 &events,
                 &mut scratch_pcm,
@@ -486,12 +505,13 @@ async fn run(
                     leg.rewriter.ssrc,
                     &scratch_out,
                 );
-                // Fields, not `send_to(leg)`: the playlist is borrowed.
+                // Fields, not `outbox.send(leg, ..)`: the playlist is
+                // borrowed.
                 if leg.send
                     && leg.active
                     && let Some(target) = leg.latch.target()
                 {
-                    outbox.push((leg.socket.socket.clone(), p, target));
+                    outbox.send(&leg.socket.socket, target, p);
                 }
             }
             if done {
@@ -502,9 +522,10 @@ async fn run(
         // The conference tick.
         if mode == Mode::Mix && next_mix.is_some_and(|t| now >= t) {
             next_mix = next_mix.map(|t| t + MIX_TICK);
+            let mixer = mixer.get_or_insert_with(Default::default);
             for (i, leg) in legs.iter_mut().enumerate() {
                 if leg.active {
-                    let frame = leg.heard.take().unwrap_or([0; SAMPLES_PER_FRAME]);
+                    let frame = leg.heard.take().map_or([0; SAMPLES_PER_FRAME], |f| *f);
                     let _ = mixer.push(PartyId(i as u32), &frame);
                 }
             }
@@ -522,26 +543,27 @@ async fn run(
                 let (seq, ts) =
                     leg.rewriter
                         .rewrite(Source::Local, leg.local_seq, leg.local_ts, now);
-                send_to(
-                    leg,
-                    packet(
-                        leg.payload_type,
-                        false,
-                        seq,
-                        ts,
-                        leg.rewriter.ssrc,
-                        &scratch_out,
-                    ),
-                    &mut outbox,
+                let p = packet(
+                    leg.payload_type,
+                    false,
+                    seq,
+                    ts,
+                    leg.rewriter.ssrc,
+                    &scratch_out,
                 );
+                send_to(leg, &p, &mut outbox);
             }
         }
-        // Sends wait for the socket to be writable: a fresh socket's first
-        // non-blocking send would be refused until the reactor has seen it.
-        if let Some(c) = &counters.sent {
-            c.inc_by(outbox.len() as u64);
+        // What could not go at once waits for its socket to be writable: a
+        // fresh socket's first non-blocking send is refused until the
+        // reactor has seen it.
+        if let Some(c) = &counters.sent
+            && outbox.sent + outbox.queued.len() as u64 > 0
+        {
+            c.inc_by(outbox.sent + outbox.queued.len() as u64);
         }
-        for (socket, bytes, target) in outbox.drain(..) {
+        outbox.sent = 0;
+        for (socket, bytes, target) in outbox.queued.drain(..) {
             let _ = socket.send_to(&bytes, target).await;
         }
         // Silence.
@@ -577,7 +599,7 @@ fn apply(
     cmd: Command,
     legs: &mut [Leg],
     mode: &mut Mode,
-    mixer: &mut Mixer,
+    mixer: &mut Option<Box<Mixer>>,
     next_mix: &mut Option<Instant>,
 ) {
     match cmd {
@@ -636,6 +658,7 @@ fn apply(
         Command::Connect(m) => {
             *mode = m;
             if m == Mode::Mix {
+                let mixer = mixer.get_or_insert_with(Default::default);
                 for (i, l) in legs.iter().enumerate() {
                     if l.active && !mixer.contains(PartyId(i as u32)) {
                         let _ = mixer.join(PartyId(i as u32));
@@ -651,7 +674,9 @@ fn apply(
                 l.active = false;
                 l.playing = None;
                 l.quiet = None;
-                let _ = mixer.leave(PartyId(leg as u32));
+                if let Some(m) = mixer.as_deref_mut() {
+                    let _ = m.leave(PartyId(leg as u32));
+                }
                 finish_recording(leg, l);
             }
         }
@@ -695,7 +720,7 @@ fn bridge(
     legs: &mut [Leg],
     mode: &mut Mode,
     pair: &mut Pairs,
-    mixer: &mut Mixer,
+    mixer: &mut Option<Box<Mixer>>,
     next_mix: &mut Option<Instant>,
 ) {
     let mut live: Vec<usize> = Vec::with_capacity(members.len());
@@ -704,10 +729,12 @@ fn bridge(
             live.push(i);
         }
     }
-    let in_mixer: Vec<PartyId> = mixer.parties().collect();
-    for id in in_mixer {
-        if !live.contains(&(id.0 as usize)) {
-            let _ = mixer.leave(id);
+    if let Some(m) = mixer.as_deref_mut() {
+        let in_mixer: Vec<PartyId> = m.parties().collect();
+        for id in in_mixer {
+            if !live.contains(&(id.0 as usize)) {
+                let _ = m.leave(id);
+            }
         }
     }
     match live.as_slice() {
@@ -722,6 +749,7 @@ fn bridge(
             *next_mix = None;
         }
         _ => {
+            let mixer = mixer.get_or_insert_with(Default::default);
             for &i in &live {
                 if !mixer.contains(PartyId(i as u32)) {
                     let _ = mixer.join(PartyId(i as u32));
@@ -746,14 +774,14 @@ fn on_packet(
     n: usize,
     from: SocketAddr,
     legs: &mut [Leg],
-    bufs: &[Vec<u8>],
+    buf: &mut [u8],
     (mode, pair): (Mode, Pairs),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
     now: Instant,
 ) -> bool {
-    let bytes = &bufs[i][..n];
+    let bytes = &mut buf[..n];
     let Some(info) = inspect(bytes) else {
         return true;
     };
@@ -798,7 +826,7 @@ fn on_packet(
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     i: usize,
-    bytes: &[u8],
+    bytes: &mut [u8],
     info: RtpInfo,
     legs: &mut [Leg],
     (mode, pair): (Mode, Pairs),
@@ -829,11 +857,8 @@ fn deliver(
             let (seq, ts) = to
                 .rewriter
                 .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
-            send_to(
-                to,
-                packet(pt, info.marker, seq, ts, to.rewriter.ssrc, payload),
-                outbox,
-            );
+            let p = packet(pt, info.marker, seq, ts, to.rewriter.ssrc, payload);
+            send_to(to, &p, outbox);
         }
         return;
     }
@@ -869,8 +894,8 @@ fn deliver(
                 .rewriter
                 .rewrite(Source::Relayed(info.ssrc), info.seq, info.ts, now);
             if to.codec == codec && to.payload_type == info.payload_type {
-                let out = restamp(bytes, seq, ts, to.rewriter.ssrc);
-                send_to(to, out, outbox);
+                restamp_in_place(bytes, seq, ts, to.rewriter.ssrc);
+                send_to(to, bytes, outbox);
             } else if to.codec == codec {
                 // The same codec under another payload type number.
                 let out = packet(
@@ -881,25 +906,22 @@ fn deliver(
                     to.rewriter.ssrc,
                     payload,
                 );
-                send_to(to, out, outbox);
+                send_to(to, &out, outbox);
             } else {
                 // Transcode between A-law and μ-law.
                 pcm.clear();
                 codec.decode(payload, pcm);
                 let mut enc = Vec::with_capacity(pcm.len());
                 to.codec.encode(pcm, &mut enc);
-                send_to(
-                    to,
-                    packet(
-                        to.payload_type,
-                        info.marker,
-                        seq,
-                        ts,
-                        to.rewriter.ssrc,
-                        &enc,
-                    ),
-                    outbox,
+                let out = packet(
+                    to.payload_type,
+                    info.marker,
+                    seq,
+                    ts,
+                    to.rewriter.ssrc,
+                    &enc,
                 );
+                send_to(to, &out, outbox);
             }
         }
         Mode::Mix => {
@@ -908,13 +930,40 @@ fn deliver(
             let mut frame = [0i16; SAMPLES_PER_FRAME];
             let k = pcm.len().min(SAMPLES_PER_FRAME);
             frame[..k].copy_from_slice(&pcm[..k]);
-            legs[i].heard = Some(frame);
+            legs[i].heard = Some(Box::new(frame));
         }
     }
 }
 
-/// Packets to send at the end of a loop turn.
-type Outbox = Vec<(Arc<UdpSocket>, Bytes, SocketAddr)>;
+/// A loop turn's sends. A packet goes at once when its socket takes it;
+/// one it refuses (not yet writable) waits for the turn's end, and so does
+/// every packet after it, so none overtakes another.
+#[derive(Default)]
+struct Outbox {
+    /// Sent at once this turn, for the counter.
+    sent: u64,
+    /// To send, waiting for the socket, at the turn's end.
+    queued: Vec<(Arc<UdpSocket>, Bytes, SocketAddr)>,
+}
+
+impl Outbox {
+    fn send(&mut self, socket: &Arc<UdpSocket>, target: SocketAddr, bytes: impl AsRef<[u8]>) {
+        let bytes = bytes.as_ref();
+        if self.queued.is_empty() {
+            match socket.try_send_to(bytes, target) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // Sent, or refused for good (an unreachable target): a
+                // datagram is not retried, as the awaited send does not.
+                _ => {
+                    self.sent += 1;
+                    return;
+                }
+            }
+        }
+        self.queued
+            .push((socket.clone(), Bytes::copy_from_slice(bytes), target));
+    }
+}
 
 /// Closes a leg's recording: its writer finishes the WAV and logs where it
 /// is.
@@ -1048,19 +1097,20 @@ fn partner(legs: &mut [Leg], i: usize, pairs: Pairs) -> Option<&mut Leg> {
     legs.get_mut(other)
 }
 
-fn send_to(leg: &Leg, bytes: Bytes, outbox: &mut Outbox) {
+/// Sends to the leg's far end, if it may be sent to.
+fn send_to(leg: &Leg, bytes: &[u8], outbox: &mut Outbox) {
     if !leg.send || !leg.active {
         return;
     }
     if let Some(target) = leg.latch.target() {
-        outbox.push((leg.socket.socket.clone(), bytes, target));
+        outbox.send(&leg.socket.socket, target, bytes);
     }
 }
 
 /// Waits for a packet on any of the sockets.
 async fn recv_any(
     sockets: &[Arc<UdpSocket>],
-    bufs: &mut [Vec<u8>],
+    buf: &mut [u8],
     start: usize,
 ) -> Option<(usize, usize, SocketAddr)> {
     use std::future::poll_fn;
@@ -1073,7 +1123,7 @@ async fn recv_any(
         for k in 0..n {
             let i = (start + k) % n;
             for _ in 0..4 {
-                let mut rb = tokio::io::ReadBuf::new(&mut bufs[i]);
+                let mut rb = tokio::io::ReadBuf::new(&mut *buf);
                 match sockets[i].poll_recv_from(cx, &mut rb) {
                     Poll::Ready(Ok(from)) => {
                         return Poll::Ready(Some((i, rb.filled().len(), from)));

@@ -191,7 +191,7 @@ impl Hub {
         cmd: crate::call::call::command::Command,
     ) -> Option<Result<(), String>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if !self.tell(id, CallEvent::Command(cmd, reply)) {
+        if !self.tell(id, CallEvent::Command(Box::new((cmd, reply)))) {
             return None;
         }
         answer.await.ok()
