@@ -9,6 +9,7 @@
 //! sockets live in [`rtp`]: one UDP port per leg, relaying with rewritten
 //! SSRC/sequence/timestamp, symmetric RTP and media time-outs.
 
+pub mod batch;
 pub mod dtmf;
 pub mod g711;
 pub mod mixer;

@@ -13,6 +13,7 @@
 //! (latch, rewriter, silence), [`super::prompt`] (playlist, pacer),
 //! [`super::dtmf`], [`super::g711`], [`super::mixer`].
 
+use super::batch;
 use super::dtmf::{Digit, EventReceiver};
 use super::g711::{Codec, SAMPLES_PER_FRAME};
 use super::mixer::{Frame, Mixer, PartyId};
@@ -384,9 +385,6 @@ async fn run(
     // Empty until a three-way call mixes (most calls never do).
     let mut mixer: Option<Box<Mixer>> = None;
     let mut next_mix: Option<Instant> = None;
-    // One buffer for every leg: a packet is handled before the next is
-    // taken.
-    let mut buf = vec![0u8; 2048];
     let mut scratch_pcm: Vec<i16> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let mut scratch_out: Vec<u8> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let mut outbox = Outbox::default();
@@ -454,31 +452,44 @@ async fn run(
                     None
                 }
             },
-            r = recv_any(&sockets, &mut buf, turn) => r,
+            i = ready_any(&sockets, turn) => Some(i),
             _ = &mut sleep => None,
         };
         turn = turn.wrapping_add(1);
         let now = Instant::now();
-        if let Some((i, n, from)) = received {
-            let accepted = on_packet(
-                i,
-                n,
-                from,
-                &mut legs,
-                &mut buf,
-                (mode, pair),
-                &events,
-                &mut scratch_pcm,
-                &mut outbox,
-                now,
-            );
-            let counter = if accepted {
-                &counters.received
-            } else {
-                &counters.rejected
-            };
-            if let Some(c) = counter {
-                c.inc();
+        if let Some(i) = received {
+            // What the socket has queued, taken and handled without a
+            // yield (the batch's room is the thread's).
+            let (accepted, rejected) = batch::with_batch(|b| {
+                let n = b.recv(&sockets[i]).unwrap_or(0);
+                let mut accepted = 0;
+                for k in 0..n {
+                    let (bytes, from) = b.get(k);
+                    if on_packet(
+                        i,
+                        from,
+                        &mut legs,
+                        bytes,
+                        (mode, pair),
+                        &events,
+                        &mut scratch_pcm,
+                        &mut outbox,
+                        now,
+                    ) {
+                        accepted += 1;
+                    }
+                }
+                (accepted, n as u64 - accepted)
+            });
+            if let Some(c) = &counters.received
+                && accepted > 0
+            {
+                c.inc_by(accepted);
+            }
+            if let Some(c) = &counters.rejected
+                && rejected > 0
+            {
+                c.inc_by(rejected);
             }
         }
         // Prompts due now.
@@ -771,17 +782,15 @@ fn bridge(
 #[allow(clippy::too_many_arguments)]
 fn on_packet(
     i: usize,
-    n: usize,
     from: SocketAddr,
     legs: &mut [Leg],
-    buf: &mut [u8],
+    bytes: &mut [u8],
     (mode, pair): (Mode, Pairs),
     events: &mpsc::Sender<Event>,
     pcm: &mut Vec<i16>,
     outbox: &mut Outbox,
     now: Instant,
 ) -> bool {
-    let bytes = &mut buf[..n];
     let Some(info) = inspect(bytes) else {
         return true;
     };
@@ -1107,30 +1116,19 @@ fn send_to(leg: &Leg, bytes: &[u8], outbox: &mut Outbox) {
     }
 }
 
-/// Waits for a packet on any of the sockets.
-async fn recv_any(
-    sockets: &[Arc<UdpSocket>],
-    buf: &mut [u8],
-    start: usize,
-) -> Option<(usize, usize, SocketAddr)> {
+/// Waits until one of the sockets has something to read: its index.
+async fn ready_any(sockets: &[Arc<UdpSocket>], start: usize) -> usize {
     use std::future::poll_fn;
     use std::task::Poll;
     let n = sockets.len();
-    // A rotating start, so a flood on one leg cannot starve the others; an
-    // error (none are expected for UDP) is polled again, not left without
-    // a waker.
+    // A rotating start, so a flood on one leg cannot starve the others.
+    // Readiness is the runtime's cached state (no system call); an error
+    // (none is expected for UDP) counts as ready, and the read says.
     poll_fn(|cx| {
         for k in 0..n {
             let i = (start + k) % n;
-            for _ in 0..4 {
-                let mut rb = tokio::io::ReadBuf::new(&mut *buf);
-                match sockets[i].poll_recv_from(cx, &mut rb) {
-                    Poll::Ready(Ok(from)) => {
-                        return Poll::Ready(Some((i, rb.filled().len(), from)));
-                    }
-                    Poll::Ready(Err(_)) => continue,
-                    Poll::Pending => break,
-                }
+            if sockets[i].poll_recv_ready(cx).is_ready() {
+                return Poll::Ready(i);
             }
         }
         Poll::Pending
