@@ -34,4 +34,5 @@ pub mod records;
 pub mod routing;
 pub mod simulate;
 pub mod sip;
+pub mod sockaddr;
 pub mod tickets;

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -102,33 +102,9 @@ impl RecvBatch {
         let n = n as usize;
         for k in 0..n {
             self.lens[k] = (msgs[k].msg_len as usize).min(DATAGRAM);
-            self.from[k] = to_socket_addr(&names[k]).unwrap_or(self.from[k]);
+            self.from[k] = crate::sockaddr::from_storage(&names[k]).unwrap_or(self.from[k]);
         }
         Ok(n)
-    }
-}
-
-fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match s.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
     }
 }
 

@@ -617,7 +617,7 @@ struct Drained {
 /// socket's pending error, which the next receive or send returns.
 #[cfg(target_os = "linux")]
 mod icmp {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::net::SocketAddr;
     use std::os::fd::AsRawFd;
     use tokio::net::UdpSocket;
 
@@ -688,7 +688,7 @@ mod icmp {
             }
             out.count += 1;
             if unreachable_errno(&msg)
-                && let Some(addr) = sockaddr(&name)
+                && let Some(addr) = crate::sockaddr::from_storage(&name)
             {
                 out.unreachable.push(addr);
             }
@@ -724,32 +724,6 @@ mod icmp {
             }
         }
         false
-    }
-
-    fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-        match s.ss_family as i32 {
-            libc::AF_INET => {
-                // SAFETY: the family says it is a sockaddr_in.
-                let a: &libc::sockaddr_in =
-                    unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
-                Some(SocketAddr::V4(SocketAddrV4::new(
-                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                    u16::from_be(a.sin_port),
-                )))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the family says it is a sockaddr_in6.
-                let a: &libc::sockaddr_in6 =
-                    unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    Ipv6Addr::from(a.sin6_addr.s6_addr),
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                )))
-            }
-            _ => None,
-        }
     }
 
     #[cfg(test)]
