@@ -374,7 +374,7 @@ pub struct Call {
     far_ends_changed: bool,
     /// A third party being brought in, ringing or mixed (see
     /// [`conference`]).
-    party: Option<conference::Party>,
+    party: Option<Box<conference::Party>>,
     /// Feature codes the seat keys during the call.
     keys: conference::Keys,
     /// The ACD was told the seat's part is over (it left a three-way call
@@ -384,11 +384,11 @@ pub struct Call {
     /// ringing or talking to them: freed when that leg ends.
     marked: Vec<(LegId, String)>,
     /// The leader session's dialogue, while it runs.
-    dialogue: Option<crate::tickets::dialogue::Dialogue>,
+    dialogue: Option<Box<crate::tickets::dialogue::Dialogue>>,
     /// A seat's transfer under way (see [`transfer`]).
-    transfer: Option<transfer::Transfer>,
+    transfer: Option<Box<transfer::Transfer>>,
     /// The seat's consultation, its own second dialog (see [`consult`]).
-    consult: Option<consult::Consult>,
+    consult: Option<Box<consult::Consult>>,
     /// `Referred-By` for the leg being placed (a transfer's target).
     referred_by: Option<String>,
     /// The last third party's target that failed, for the audit.
@@ -401,7 +401,7 @@ pub struct Call {
     /// The queue offered a callback in turn (its announcement said so).
     callback_offered: bool,
     /// The queue the call joined.
-    joined: Option<QueuePlan>,
+    joined: Option<Box<QueuePlan>>,
     /// The dialogue running is the queue callback's (not a leader
     /// session's).
     calling_back: bool,
@@ -1387,7 +1387,7 @@ impl Call {
             self.respond_caller(180, "Ringing", None, now);
             self.timers.set(Purpose::Ringing, now + RINGING_REFRESH);
         }
-        self.joined = Some(plan.clone());
+        self.joined = Some(Box::new(plan.clone()));
         self.intro = Some(plan.intro);
         self.out.push(Output::Acd(ToAcd::Join {
             queue: plan.queue,
@@ -1976,7 +1976,9 @@ impl Call {
     /// where the caller is. An offer we cannot take is `488` (RFC 3264
     /// §6). A caller without SDP (a late offer) is not anchored.
     fn anchor_media(&mut self) -> Result<(), (u16, String)> {
-        let Some(plan) = self.settings.media.clone() else {
+        // Taken, not copied: the call's media keeps it from here (this
+        // runs once, on the caller's INVITE).
+        let Some(plan) = self.settings.media.take() else {
             return Ok(());
         };
         let Some(body) = sdp_body(self.legs[0].invite()) else {

@@ -325,14 +325,14 @@ impl Call {
         self.place_on(id, stream, next, now);
         self.referred_by = None;
         self.timers.set(Purpose::PartyTurn, now + ring);
-        self.party = Some(Party {
+        self.party = Some(Box::new(Party {
             leg: id,
             hunt,
             number,
             mode,
             started,
             target,
-        });
+        }));
     }
 
     /// No target of the party is left: a three-way's seat hears it, a

@@ -189,7 +189,7 @@ impl Call {
             &neg,
         )));
         tracing::info!(call = self.id, seat, %number, "the seat consults (its own INVITE)");
-        self.consult = Some(Consult {
+        self.consult = Some(Box::new(Consult {
             leg: id,
             stream,
             number: number.clone(),
@@ -200,7 +200,7 @@ impl Call {
             swapped: false,
             started: now,
             target: "none".into(),
-        });
+        }));
         self.out.push(Output::Consult { number });
         self.finish_input(registrar, now)
     }
@@ -230,7 +230,7 @@ impl Call {
         }
         tracing::info!(call = self.id, %seat, %number, "the seat consults (*2)");
         let stream = self.stream_of(leg);
-        self.consult = Some(Consult {
+        self.consult = Some(Box::new(Consult {
             leg,
             stream,
             number: number.clone(),
@@ -241,7 +241,7 @@ impl Call {
             swapped: false,
             started: now,
             target: "none".into(),
-        });
+        }));
         self.out
             .push(Output::Media(MediaCommand::Bridge { legs: Vec::new() }));
         self.caller_music();

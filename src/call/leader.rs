@@ -61,7 +61,7 @@ impl Call {
             .push(Output::Media(MediaCommand::StopPlay { leg: 0 }));
         self.out.push(Output::Media(MediaCommand::Watch { leg: 0 }));
         self.phase = Phase::Choosing;
-        self.dialogue = Some(dialogue);
+        self.dialogue = Some(Box::new(dialogue));
         self.follow_dialogue(now);
         true
     }
@@ -90,7 +90,7 @@ impl Call {
                     .as_ref()
                     .map(|p| p.dialogue.clone())
                     .expect("checked above");
-                self.dialogue = Some(Dialogue::ticket_instead(settings, now));
+                self.dialogue = Some(Box::new(Dialogue::ticket_instead(settings, now)));
                 self.follow_dialogue(now);
                 true
             }
@@ -150,7 +150,7 @@ impl Call {
         self.out.push(Output::Acd(ToAcd::Left));
         self.phase = Phase::Choosing;
         self.calling_back = true;
-        self.dialogue = Some(Dialogue::ticket_instead(settings, now));
+        self.dialogue = Some(Box::new(Dialogue::ticket_instead(settings, now)));
         self.follow_dialogue(now);
         true
     }
@@ -172,11 +172,11 @@ impl Call {
         self.phase = Phase::Choosing;
         self.calling_back = true;
         self.later = true;
-        self.dialogue = Some(Dialogue::number_after(
+        self.dialogue = Some(Box::new(Dialogue::number_after(
             settings,
             dialogue::prompts::LATER_LEAD,
             now,
-        ));
+        )));
         self.follow_dialogue(now);
         true
     }
@@ -212,7 +212,7 @@ impl Call {
                 "leader session over: a ticket for the waiting caller"
             );
             self.phase = Phase::Choosing;
-            self.dialogue = Some(Dialogue::session_over(plan.dialogue.clone(), now));
+            self.dialogue = Some(Box::new(Dialogue::session_over(plan.dialogue.clone(), now)));
             self.follow_dialogue(now);
             return;
         }
@@ -262,7 +262,7 @@ impl Call {
                     // callback keeps its place.
                     self.out.push(Output::CallBack {
                         ticket,
-                        queue,
+                        queue: *queue,
                         arrival: self.started,
                     });
                 }

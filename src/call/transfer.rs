@@ -362,7 +362,7 @@ impl Call {
         }
         let cseq = msg.cseq().map(|c| c.0).unwrap_or(0);
         tracing::info!(call = self.id, %seat, number = %refer.number, "the seat transfers the call (REFER)");
-        self.transfer = Some(Transfer {
+        self.transfer = Some(Box::new(Transfer {
             kind: if is_emergency(&refer.number) {
                 Kind::Emergency
             } else {
@@ -376,7 +376,7 @@ impl Call {
             notify: refer.subscribe.then_some(cseq),
             started: now,
             target: "none".into(),
-        });
+        }));
         self.out.push(Output::Transfer {
             number: refer.number,
         });
@@ -400,7 +400,7 @@ impl Call {
             return;
         }
         tracing::info!(call = self.id, %seat, %number, "the seat transfers the call (#1)");
-        self.transfer = Some(Transfer {
+        self.transfer = Some(Box::new(Transfer {
             kind: if is_emergency(&number) {
                 Kind::Emergency
             } else {
@@ -414,7 +414,7 @@ impl Call {
             notify: None,
             started: now,
             target: "none".into(),
-        });
+        }));
         self.out.push(Output::Transfer { number });
     }
 
@@ -561,7 +561,7 @@ impl Call {
             call = self.id,
             "the seat left while its third party rings; the caller waits for it"
         );
-        self.transfer = Some(Transfer {
+        self.transfer = Some(Box::new(Transfer {
             kind,
             number,
             seat,
@@ -571,7 +571,7 @@ impl Call {
             notify: None,
             started,
             target,
-        });
+        }));
         self.out
             .push(Output::Media(MediaCommand::Bridge { legs: Vec::new() }));
         self.out.push(Output::Prompt {
