@@ -1868,7 +1868,7 @@ struct RecentKey {
 
 impl RecentKey {
     fn of(msg: &Message, peer: Peer) -> Option<RecentKey> {
-        let branch = msg.top_via()?.branch?;
+        let branch = msg.branch()?;
         Some(RecentKey {
             peer,
             branch: branch.to_string(),

@@ -275,7 +275,7 @@ impl Leg {
         local: String,
         now: Instant,
     ) -> Leg {
-        let branch = invite.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let branch = invite.branch().unwrap_or_default().to_string();
         let dialog = Dialog::uas(&invite, tag(call, id.0), format!("sip:{}", peer.addr));
         let cseq = invite.cseq().map_or(0, |c| c.0);
         Leg {
@@ -445,7 +445,7 @@ impl Leg {
         let Some(method) = msg.method() else {
             return false;
         };
-        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let branch = msg.branch().unwrap_or_default().to_string();
         if matches!(self.invite_tx, Invite::Uas { .. })
             && branch == self.branch
             && matches!(method, Method::Invite | Method::Ack | Method::Cancel)
@@ -905,7 +905,7 @@ impl Leg {
         let Some(method) = msg.method().cloned() else {
             return;
         };
-        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let branch = msg.branch().unwrap_or_default().to_string();
         if let Invite::Uas { tx, cseq } = &mut self.invite_tx {
             let initial = branch == self.branch;
             match method {
@@ -1061,7 +1061,7 @@ impl Leg {
 
     fn on_response(&mut self, msg: Message, peer: Peer, now: Instant) {
         let Some(code) = msg.code() else { return };
-        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or_default();
+        let branch = msg.branch().unwrap_or_default().to_string();
         let method = msg.cseq().map(|c| c.1);
         if method == Some(Method::Invite) && branch == self.branch {
             if let Invite::Uac(u) = &mut self.invite_tx

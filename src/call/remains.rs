@@ -172,8 +172,7 @@ impl Remains {
         let Some(call_id) = msg.call_id() else {
             return Answer::Absorbed;
         };
-        let via = msg.top_via();
-        let branch = via.as_ref().and_then(|v| v.branch.as_deref()).unwrap_or("");
+        let branch = msg.branch().unwrap_or("");
         let rules = self
             .legs
             .iter()
