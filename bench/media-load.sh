@@ -48,7 +48,7 @@ sed -e 's|^listen_udp = .*|listen_udp = "127.0.0.1:5070"|' \
     -e 's|^max_register_expires = \(.*\)|max_register_expires = \1\ntrunk_probe_interval_seconds = 0|' \
     -e 's|^prompts_dir = .*|prompts_dir = "'"$ROOT"'/prompts"|' \
     -e 's|^recordings_dir = .*|recordings_dir = "'"$ROOT"'/recordings"|' \
-    -e 's|^rtp_ports = .*|rtp_ports = "40000-49999"|' \
+    -e 's|^rtp_ports = .*|rtp_ports = "30000-59999"|' \
     -e 's|^media_timeout_seconds = .*|media_timeout_seconds = 60|' \
     "$ROOT/routing.toml" >bench.toml
 sox -n -r 8000 -c 1 -e u-law -t wav tone.wav synth 30 sine 440 2>/dev/null ||
