@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 /// The most datagrams taken in one call.
 pub const BATCH: usize = 8;
 /// The largest datagram kept whole (RTP of 20 ms G.711 is 172 bytes; a
-/// longer one is cut and then refused as malformed, as before).
+/// longer one is cut to this, as the single read before cut it).
 pub const DATAGRAM: usize = 2048;
 
 /// Room for one batch: the datagrams, their lengths and senders.

@@ -1342,21 +1342,14 @@ mod tests {
             "SIP/2.0/UDP a:1;branch",
             "SIP/2.0/UDP a:1;maddr=239.1.1.1;ttl=1;branch=z9hG4bKm",
         ];
-        let mut parsed = 0;
         for via in vias {
             let raw = format!(
                 "OPTIONS sip:b@h SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             );
-            let Ok(m) = Message::parse(Bytes::from(raw)) else {
-                continue;
-            };
-            parsed += 1;
+            let m = Message::parse(Bytes::from(raw)).expect(via);
             let full = m.top_via().and_then(|v| v.branch);
             assert_eq!(m.branch(), full.as_deref(), "{via}");
         }
-        eprintln!("{parsed} of {} parsed", vias.len());
-        assert!(parsed >= vias.len() - 1, "{parsed} parsed");
-        // The cases that matter parse.
         let m = Message::parse(Bytes::from(request("OPTIONS sip:b@h SIP/2.0", ""))).unwrap();
         assert_eq!(m.branch(), Some("z9hG4bK1"));
     }
